@@ -1,0 +1,154 @@
+// Package fullstate turns what the scripts publish and return for large
+// sessions (a STATE_DELTA: the session head plus the participants that
+// changed) back into the full v1 state. One Assembler per instance keeps the
+// last full state of each large session it has seen, so the cost of a delta
+// is paid once per instance, not once per client.
+package fullstate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+
+	json "github.com/goccy/go-json"
+)
+
+// Fetch reads a session's current state as a head (the state without
+// "participants") and the participants in rotation order.
+type Fetch func(ctx context.Context, id string) (head []byte, parts [][]byte, err error)
+
+// Delta is the decoded STATE_DELTA message (lua/README.md).
+type Delta struct {
+	SessionID    string            `json:"sessionId"`
+	Timestamp    int64             `json:"timestamp"`
+	Version      int64             `json:"version"`
+	BaseVersion  int64             `json:"base_version"`
+	Count        int               `json:"participant_count"`
+	Session      json.RawMessage   `json:"session"`
+	Positions    []int             `json:"positions"`
+	Participants []json.RawMessage `json:"participants"`
+}
+
+// Assembler caches the last full state of up to max large sessions.
+type Assembler struct {
+	fetch Fetch
+	max   int
+
+	mu       sync.Mutex
+	sessions map[string]*entry
+}
+
+type entry struct {
+	mu      sync.Mutex
+	version int64
+	head    []byte
+	parts   [][]byte
+}
+
+// New returns an Assembler that remembers at most max sessions and reads
+// sessions it has not seen (or has fallen behind on) with fetch.
+func New(fetch Fetch, max int) *Assembler {
+	return &Assembler{fetch: fetch, max: max, sessions: make(map[string]*entry)}
+}
+
+var errBadDelta = errors.New("fullstate: malformed STATE_DELTA")
+
+// Decode parses a STATE_DELTA.
+func Decode(msg []byte) (*Delta, error) {
+	var d Delta
+	if err := json.Unmarshal(msg, &d); err != nil {
+		return nil, err
+	}
+	if d.SessionID == "" || len(d.Session) < 2 || len(d.Positions) != len(d.Participants) {
+		return nil, errBadDelta
+	}
+	for _, p := range d.Positions {
+		if p < 0 || p >= d.Count {
+			return nil, errBadDelta
+		}
+	}
+	return &d, nil
+}
+
+// Apply returns the full state that delta d describes.
+func (a *Assembler) Apply(ctx context.Context, d *Delta) ([]byte, error) {
+	e := a.entry(d.SessionID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case d.BaseVersion == 0 && len(d.Positions) == d.Count:
+		// a create carries every participant
+		e.version, e.head, e.parts = 0, nil, make([][]byte, d.Count)
+	case e.version == d.BaseVersion && len(e.parts) == d.Count:
+	case e.version >= d.Version && len(e.parts) == d.Count:
+		// already past this delta (it was applied, or a newer state was
+		// fetched): answer with the delta laid over a copy, keep the cache
+		return Build(d.Session, overlay(append([][]byte(nil), e.parts...), d)), nil
+	default:
+		head, parts, err := a.fetch(ctx, d.SessionID)
+		if err != nil {
+			return nil, err
+		}
+		if len(parts) != d.Count {
+			return Build(d.Session, overlay(parts, d)), nil
+		}
+		e.version, e.head, e.parts = d.BaseVersion, head, parts
+	}
+	overlay(e.parts, d)
+	e.version, e.head = d.Version, d.Session
+	return Build(e.head, e.parts), nil
+}
+
+// Forget drops a session from the cache (after it was deleted).
+func (a *Assembler) Forget(id string) {
+	a.mu.Lock()
+	delete(a.sessions, id)
+	a.mu.Unlock()
+}
+
+func (a *Assembler) entry(id string) *entry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := a.sessions[id]
+	if e == nil {
+		if len(a.sessions) >= a.max {
+			for k := range a.sessions { // evict an arbitrary session
+				delete(a.sessions, k)
+				break
+			}
+		}
+		e = &entry{version: -1}
+		a.sessions[id] = e
+	}
+	return e
+}
+
+func overlay(parts [][]byte, d *Delta) [][]byte {
+	for i, p := range d.Positions {
+		if p < len(parts) {
+			parts[p] = d.Participants[i]
+		}
+	}
+	return parts
+}
+
+// Build joins a head and its participants into the full state:
+// the head minus its closing brace, then ,"participants":[...]}.
+func Build(head []byte, parts [][]byte) []byte {
+	head = bytes.TrimRight(head, " \n")
+	n := len(head) + 20
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	out := make([]byte, 0, n)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"participants":[`...)
+	for i, p := range parts {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, p...)
+	}
+	return append(out, "]}"...)
+}

@@ -1,0 +1,72 @@
+// Package keyspace maps a session id to its Redis keys and channels.
+//
+// Every key and channel of a session shares one hash tag, {<shard>}, so
+// that each script touches one Redis Cluster slot: keys look like
+// sk:{a}:session:<id>. The shard (the "a") is the last hex
+// digit of the session id (lowercased), which gives 16 shards; shared
+// structures such as the audit stream exist once per shard. lua/README.md
+// states the same rule for clients in other languages.
+package keyspace
+
+import "strings"
+
+// Shards is the number of shards; the shard of a session is its id's last hex digit.
+const Shards = 16
+
+const hexDigits = "0123456789abcdef"
+
+// Session holds the keys and channels of one session.
+type Session struct {
+	Meta, Parts, Index string // keys
+	Stream             string // the shard's audit stream
+	StateChannel       string // STATE_UPDATE / SESSION_DELETED published by the scripts
+	MsgChannel         string // other session-wide messages (broadcastToSession)
+}
+
+// Tag returns the hash tag of a shard, such as "{a}".
+func Tag(shard int) string { return "{" + hexDigits[shard:shard+1] + "}" }
+
+// ShardOf returns the shard of a session id.
+func ShardOf(id string) int {
+	if id == "" {
+		return 0
+	}
+	i := strings.IndexByte(hexDigits, lower(id[len(id)-1]))
+	if i < 0 {
+		return 0
+	}
+	return i
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// For returns the keys and channels of session id.
+func For(id string) Session {
+	tag := Tag(ShardOf(id))
+	s := "sk:" + tag + ":session:" + id
+	return Session{
+		Meta:         s,
+		Parts:        s + ":parts",
+		Index:        s + ":index",
+		Stream:       Stream(ShardOf(id)),
+		StateChannel: s + ":state",
+		MsgChannel:   s + ":msg",
+	}
+}
+
+// Stream returns the audit stream key of a shard.
+func Stream(shard int) string { return "sk:" + Tag(shard) + ":events" }
+
+// Streams returns every shard's audit stream key.
+func Streams() []string {
+	out := make([]string, Shards)
+	for i := range out {
+		out[i] = Stream(i)
+	}
+	return out
+}

@@ -1,0 +1,231 @@
+--[[ deleteSession: remove every key of the session. Idempotent: deleting an
+absent session is not an error and announces nothing.
+
+KEYS[1] meta    sk:{<shard>}:session:<id>
+KEYS[2] parts   sk:{<shard>}:session:<id>:parts
+KEYS[3] index   sk:{<shard>}:session:<id>:index
+KEYS[4] stream  sk:{<shard>}:events
+
+ARGV[1] session_id        UUID
+ARGV[2] channel           sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap         integer (see createSession)
+ARGV[4] expected_version  integer or ""
+
+Returns: 1 if the session existed, 0 if not.
+Errors:  CONFLICT {expected_version, actual_version}; STREAM_FULL {stream_max}
+Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version"}
+Events:  session_deleted (version = the deleted state's version + 1)
+Time:    timestamp = Redis TIME in ms.
+]]
+-- Generated from lua/src by `make lua`: edit the source, not this file.
+-- Shared helpers, pasted into every script by the build (`make lua`).
+local rcall = redis.call
+local fmt = string.format
+local floor = math.floor
+
+-- FULL_MAX: sessions with at most this many participants publish and return
+-- the full state; larger ones publish a delta of the participants that changed,
+-- so a switch costs the same at 1000 participants as at 4.
+local FULL_MAX = 32
+
+-- TTLs (ms). Running and paused sessions never expire.
+local TTL_PENDING = 86400000
+local TTL_FINISHED = 3600000
+
+local function int(x)
+  return fmt('%d', x)
+end
+
+-- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
+local function now_ms()
+  local t = rcall('TIME')
+  return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+end
+
+-- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
+-- civil-from-days arithmetic (Lua in Redis has no os.date).
+local function iso(ms)
+  local days = floor(ms / 86400000)
+  local rem = ms - days * 86400000
+  local z = days + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local h = floor(rem / 3600000)
+  rem = rem - h * 3600000
+  local mi = floor(rem / 60000)
+  rem = rem - mi * 60000
+  local s = floor(rem / 1000)
+  return fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi, s, rem - s * 1000)
+end
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+
+-- load_meta returns the session's meta hash as a table, or nil.
+local function load_meta(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  m.version = tonumber(m.version)
+  m.n = tonumber(m.n)
+  return m
+end
+
+-- check_common validates what every mutating script checks first.
+local function check_common(m, sid, expected, stream, cap)
+  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+  if expected ~= '' and tonumber(expected) ~= m.version then
+    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+  end
+  if cap > 0 and rcall('XLEN', stream) >= cap then
+    return fail('STREAM_FULL', { stream_max = cap })
+  end
+  return nil
+end
+
+local function bad_transition(m, to)
+  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
+end
+
+local function enc_p(p)
+  local g = ''
+  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
+    .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
+    p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
+    p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
+end
+
+local function get_p(key, pos)
+  return cjson.decode(rcall('HGET', key, pos))
+end
+
+-- fold charges elapsed ms of the running turn to participant p.
+local function fold(p, elapsed)
+  p.time_used_ms = p.time_used_ms + elapsed
+  p.total_time_ms = p.total_time_ms - elapsed
+  if p.total_time_ms <= 0 then p.has_expired = true end
+end
+
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
+end
+
+local function num_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return v
+end
+
+-- head encodes every session-level field of the state; extra ('' or
+-- ',"k":v') is spliced in before the closing brace.
+local function head(m, now, extra)
+  local active = 'null'
+  if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
+  local opt = ''
+  if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
+  if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
+  if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
+  return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
+    .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
+    .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
+    .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
+    .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
+    .. ',"session_started_at":' .. iso_or_null(m.started_at)
+    .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
+    .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
+    .. '","server_time_ms":' .. int(now) .. extra .. '}'
+end
+
+-- save_meta writes the fields a transition may change and sets the TTL that
+-- matches the new status on every key of the session.
+local function save_meta(k_meta, k_parts, k_index, m)
+  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
+    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
+    'completed_at', m.completed_at, 'updated_at', m.updated_at)
+  local ttl = TTL_FINISHED
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = TTL_PENDING end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+
+-- emit publishes the change and appends its audit event, then returns the
+-- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
+-- the session head plus the participants at `changed` positions
+-- (changed = {{pos, fragment}, ...}).
+local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+  local h = head(m, now, extra)
+  local kind, payload, msg
+  if m.n <= FULL_MAX then
+    local idx = {}
+    for i = 1, m.n do idx[i] = i - 1 end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    kind = 'full'
+    payload = string.sub(h, 1, -2) .. ',"participants":[' .. table.concat(frags, ',') .. ']}'
+    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
+  else
+    local pos, frags = {}, {}
+    for i, c in ipairs(changed) do
+      pos[i] = int(c[1])
+      frags[i] = c[2]
+    end
+    kind = 'delta'
+    payload = '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+      .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(ev.base or (m.version - 1))
+      .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
+      .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
+    msg = payload
+  end
+  rcall('PUBLISH', channel, msg)
+  if cap > 0 then
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
+      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
+      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
+      'cycle_number', ev.cycle and int(ev.cycle) or '',
+      'timestamp', int(now), 'state_kind', kind, 'state', payload)
+  end
+  return { kind, payload }
+end
+
+-- event_for describes participant p for the audit event.
+local function event_for(typ, p, elapsed)
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
+    elapsed = elapsed, cycle = p.cycle_count }
+end
+
+local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+
+local version = tonumber(rcall('HGET', k_meta, 'version'))
+if not version then return 0 end
+local e = check_common({ version = version }, sid, expected, k_stream, cap)
+if e then return e end
+
+local now = now_ms()
+
+rcall('DEL', k_meta, k_parts, k_index)
+rcall('PUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
+  .. ',"version":' .. int(version + 1) .. '}')
+if cap > 0 then
+  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(version + 1),
+    'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
+    'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '')
+end
+return 1

@@ -1,0 +1,102 @@
+--[[ createSession: create a session in status `pending` at version 1.
+
+KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
+KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON
+KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
+KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
+
+ARGV[1]  session_id         UUID
+ARGV[2]  channel            state channel, sk:{<shard>}:session:<id>:state
+ARGV[3]  event_cap          integer; >0: refuse when the stream holds this many, 0: append no event
+ARGV[4]  sync_mode          per_participant|per_cycle|per_group|global|count_up
+ARGV[5]  total_time_ms      integer ms, "" = sum of the participants' banks
+ARGV[6]  time_per_cycle_ms  integer ms or ""
+ARGV[7]  increment_ms       integer ms or ""
+ARGV[8]  max_time_ms        integer ms or ""
+ARGV[9]  auto_advance       0|1
+ARGV[10] metadata           a JSON object, stored and returned verbatim, or ""
+ARGV[11..] participants, four slots each: participant_id (UUID), participant_index
+           (integer >= 0), total_time_ms (integer ms), group_id (UUID or "")
+
+Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
+  STATE_DELTA carrying every participant (see lua/README.md).
+Errors:  SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
+  STREAM_FULL {stream_max}
+Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
+Events:  session_created
+Time:    created_at = updated_at = Redis TIME in ms.
+]]
+-- @include common
+
+local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local auto, metadata = ARGV[9], ARGV[10]
+
+-- read and validate
+if rcall('EXISTS', k_meta) == 1 then return fail('SESSION_EXISTS', { session_id = sid }) end
+local uuid = '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$'
+if not string.match(sid, uuid) then
+  return fail('VALIDATION_ERROR', { field = 'session_id', message = 'must be a UUID' })
+end
+local modes = { per_participant = 1, per_cycle = 1, per_group = 1, global = 1, count_up = 1 }
+if not modes[mode] then
+  return fail('VALIDATION_ERROR', { field = 'sync_mode', message = 'unknown sync_mode' })
+end
+local nargs = #ARGV - 10
+if nargs < 4 or nargs % 4 ~= 0 then
+  return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
+end
+local ps, seen, sum = {}, {}, 0
+for i = 11, #ARGV, 4 do
+  local p = { participant_id = ARGV[i], participant_index = tonumber(ARGV[i + 1]),
+    total_time_ms = tonumber(ARGV[i + 2]), group_id = ARGV[i + 3], order = #ps,
+    time_used_ms = 0, cycle_count = 0, is_active = false, has_expired = false }
+  if not string.match(p.participant_id, uuid) or seen[p.participant_id] then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_id must be a unique UUID' })
+  end
+  if p.group_id ~= '' and not string.match(p.group_id, uuid) then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id must be a UUID' })
+  end
+  if not p.participant_index or not p.total_time_ms then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_index and total_time_ms must be integers' })
+  end
+  seen[p.participant_id] = true
+  sum = sum + p.total_time_ms
+  ps[#ps + 1] = p
+end
+local e = check_common({ version = 0 }, sid, '', k_stream, cap)
+if e then return e end
+-- rotation order: participant_index, ties in the order given
+table.sort(ps, function(a, b)
+  if a.participant_index ~= b.participant_index then return a.participant_index < b.participant_index end
+  return a.order < b.order
+end)
+
+local now = now_ms()
+
+-- write
+if total == '' then total = int(sum) end
+local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, active = '', active_id = '',
+  total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
+  cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now) }
+rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
+  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at)
+local changed, flat_parts, flat_index = {}, {}, {}
+for pos, p in ipairs(ps) do
+  local frag = enc_p(p)
+  changed[pos] = { pos - 1, frag }
+  flat_parts[#flat_parts + 1] = pos - 1
+  flat_parts[#flat_parts + 1] = frag
+  flat_index[#flat_index + 1] = p.participant_id
+  flat_index[#flat_index + 1] = pos - 1
+end
+-- HSET in chunks: Lua's unpack has a C-stack limit of a few thousand values
+for i = 1, #flat_parts, 200 do
+  rcall('HSET', k_parts, unpack(flat_parts, i, math.min(i + 199, #flat_parts)))
+  rcall('HSET', k_index, unpack(flat_index, i, math.min(i + 199, #flat_index)))
+end
+save_meta(k_meta, k_parts, k_index, m)
+
+-- publish and return
+return emit(k_parts, k_stream, channel, cap, m, now, '', changed, { type = 'session_created', base = 0 })

@@ -1,0 +1,46 @@
+// Package session holds the vocabulary shared by the script wrapper, the
+// HTTP handlers and the WebSocket relay: what a create or switch asks for,
+// and the errors a transition can end in.
+package session
+
+// Sync modes accepted at create.
+const (
+	ModePerParticipant = "per_participant"
+	ModePerCycle       = "per_cycle"
+	ModePerGroup       = "per_group"
+	ModeGlobal         = "global"
+	ModeCountUp        = "count_up"
+)
+
+// Modes lists every sync mode.
+var Modes = []string{ModePerParticipant, ModePerCycle, ModePerGroup, ModeGlobal, ModeCountUp}
+
+// Participant is one participant as given at create.
+type Participant struct {
+	ID          string
+	Index       int64
+	TotalTimeMS int64
+	GroupID     string // "" when none
+}
+
+// Config is a validated create request. Zero optional numbers mean unset
+// unless their Has flag is set.
+type Config struct {
+	ID             string
+	SyncMode       string
+	TotalTimeMS    *int64
+	TimePerCycleMS *int64
+	IncrementMS    *int64
+	MaxTimeMS      *int64
+	AutoAdvance    bool
+	Metadata       []byte // raw JSON object, nil when absent
+	Participants   []Participant
+}
+
+// SwitchArgs is a validated switch request; empty strings and a zero
+// ExpectedVersion mean unset.
+type SwitchArgs struct {
+	ExpectedVersion      int64
+	CurrentParticipantID string
+	NextParticipantID    string
+}
