@@ -1,10 +1,14 @@
 // Command synckairos serves shared clocks: every transition is one atomic
 // Redis script, and every client sees the same time.
+//
+// Usage: synckairos [migrate]. Configuration comes from the environment
+// (config.go, README.md "Configuration").
 package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -14,16 +18,41 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		slog.Error("synckairos stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string) error {
-	_ = ctx
-	_ = args
-	_ = getenv
-	fmt.Println("synckairos: HTTP server not built yet")
-	return nil
+func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, out)
+	if len(args) > 0 {
+		switch args[0] {
+		// persist adds: case "migrate": ...
+		default:
+			return errors.New("unknown command " + args[0] + " (want no argument, or migrate)")
+		}
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := listen(cfg.Port)
+	if err != nil {
+		a.close()
+		return err
+	}
+	return a.serve(ctx, ln)
+}
+
+func newLogger(cfg Config, out io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(out, opts))
+	}
+	return slog.New(slog.NewJSONHandler(out, opts))
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the service reads from the environment. README.md
+// ("Configuration") documents each variable; defaults suit `make run`.
+type Config struct {
+	Port        int    // PORT
+	RedisURL    string // REDIS_URL; "" starts an embedded dev-mode Redis
+	DatabaseURL string // DATABASE_URL; "" turns persistence off
+
+	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*" allows any
+	Production  bool     // NODE_ENV=production or PRODUCTION=true: 500s hide internals
+
+	LogLevel    slog.Level // LOG_LEVEL: debug|info|warn|error
+	LogFormat   string     // LOG_FORMAT: json|text
+	LogRequests bool       // LOG_REQUESTS: one line per request (5xx are always logged)
+
+	RateLimitEnabled  bool          // RATE_LIMIT_ENABLED
+	RateLimitIP       int64         // RATE_LIMIT_IP_MAX requests per RATE_LIMIT_IP_WINDOW per client IP
+	RateLimitIPWindow time.Duration // RATE_LIMIT_IP_WINDOW
+	RateLimitSwitch   int64         // RATE_LIMIT_SWITCH_MAX switches per RATE_LIMIT_SWITCH_WINDOW per session
+	RateLimitSwWindow time.Duration // RATE_LIMIT_SWITCH_WINDOW
+	TrustProxy        bool          // TRUST_PROXY: take the client IP from X-Forwarded-For
+
+	EventStreamMax int64         // EVENT_STREAM_MAX: per-shard audit stream cap (0 when DATABASE_URL is empty)
+	StateCacheMax  int           // STATE_CACHE_MAX: large-session states cached per instance
+	BodyLimit      int           // BODY_LIMIT_BYTES
+	ClockSync      time.Duration // CLOCK_SYNC_INTERVAL: how often /v1/time re-reads Redis TIME
+	ShutdownWait   time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// loadConfig reads the environment through getenv, so tests pass their own.
+func loadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	str := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	integer := func(name string, def int64) int64 {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, errors.New(name+": want a non-negative integer, got "+strconv.Quote(v)))
+			return def
+		}
+		return n
+	}
+	boolean := func(name string, def bool) bool {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, errors.New(name+": want true or false, got "+strconv.Quote(v)))
+			return def
+		}
+		return b
+	}
+	duration := func(name string, def time.Duration) time.Duration {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, errors.New(name+": want a positive duration such as 1m or 500ms, got "+strconv.Quote(v)))
+			return def
+		}
+		return d
+	}
+
+	c := Config{
+		Port:              int(integer("PORT", 3000)),
+		RedisURL:          str("REDIS_URL", ""),
+		DatabaseURL:       str("DATABASE_URL", ""),
+		Production:        str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false),
+		LogFormat:         str("LOG_FORMAT", "json"),
+		LogRequests:       boolean("LOG_REQUESTS", true),
+		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED", true),
+		RateLimitIP:       integer("RATE_LIMIT_IP_MAX", 100),
+		RateLimitIPWindow: duration("RATE_LIMIT_IP_WINDOW", time.Minute),
+		RateLimitSwitch:   integer("RATE_LIMIT_SWITCH_MAX", 10),
+		RateLimitSwWindow: duration("RATE_LIMIT_SWITCH_WINDOW", time.Second),
+		TrustProxy:        boolean("TRUST_PROXY", false),
+		EventStreamMax:    integer("EVENT_STREAM_MAX", 1_000_000),
+		StateCacheMax:     int(integer("STATE_CACHE_MAX", 10_000)),
+		BodyLimit:         int(integer("BODY_LIMIT_BYTES", 1<<20)),
+		ClockSync:         duration("CLOCK_SYNC_INTERVAL", time.Second),
+		ShutdownWait:      duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+	}
+	for _, o := range strings.Split(str("CORS_ORIGINS", "*"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(str("LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, errors.New("LOG_LEVEL: "+err.Error()))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, errors.New("LOG_FORMAT: want json or text, got "+strconv.Quote(c.LogFormat)))
+	}
+	if c.Port > 65535 {
+		errs = append(errs, errors.New("PORT: out of range"))
+	}
+	if c.RateLimitIP == 0 || c.RateLimitSwitch == 0 {
+		errs = append(errs, errors.New("RATE_LIMIT_*_MAX must be > 0; use RATE_LIMIT_ENABLED=false to switch limits off"))
+	}
+	if c.DatabaseURL == "" {
+		// Nothing drains the audit streams without PostgreSQL.
+		c.EventStreamMax = 0
+	}
+	return c, errors.Join(errs...)
+}

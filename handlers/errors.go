@@ -1,0 +1,163 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+
+	json "github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/session"
+)
+
+// Codes this package adds to the scripts' codes (session.Err*).
+const (
+	CodeValidation       = "VALIDATION_ERROR"
+	CodeInternal         = "INTERNAL_ERROR"
+	CodeRateLimited      = "RATE_LIMITED"
+	CodeNotFound         = "NOT_FOUND"
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+)
+
+// kind is how one error code is answered.
+type kind struct {
+	status  int
+	message string
+}
+
+// table is the one map from error code to HTTP status and message.
+// STREAM_FULL keeps its own code with 503: the audit stream is at its cap
+// because PostgreSQL is behind, and clients should retry later.
+var table = map[string]kind{
+	session.ErrSessionNotFound.Code:     {fasthttp.StatusNotFound, "Session not found"},
+	session.ErrSessionExists.Code:       {fasthttp.StatusConflict, "Session already exists"},
+	session.ErrInvalidTransition.Code:   {fasthttp.StatusBadRequest, "Invalid state transition"},
+	session.ErrParticipantNotFound.Code: {fasthttp.StatusBadRequest, "Participant not found"},
+	session.ErrConflict.Code:            {fasthttp.StatusConflict, "Version or turn conflict: reload the state and retry"},
+	session.ErrValidation.Code:          {fasthttp.StatusBadRequest, "Request validation failed"},
+	session.ErrStreamFull.Code:          {fasthttp.StatusServiceUnavailable, "Audit stream full: retry later"},
+	CodeRateLimited:                     {fasthttp.StatusTooManyRequests, "Too many requests"},
+	CodeNotFound:                        {fasthttp.StatusNotFound, "Route not found"},
+	CodeMethodNotAllowed:                {fasthttp.StatusMethodNotAllowed, "Method not allowed"},
+	CodeInternal:                        {fasthttp.StatusInternalServerError, "Internal server error"},
+}
+
+// FieldError names one rejected field, Zod style: field is the dotted path.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every rejected field of a request.
+type ValidationError struct{ Fields []FieldError }
+
+func (e *ValidationError) Error() string {
+	if len(e.Fields) == 0 {
+		return CodeValidation
+	}
+	return CodeValidation + ": " + e.Fields[0].Field + ": " + e.Fields[0].Message
+}
+
+func invalid(field, message string) *ValidationError {
+	return &ValidationError{Fields: []FieldError{{field, message}}}
+}
+
+// codeError is an error that only needs a code, such as a missing route.
+type codeError string
+
+func (e codeError) Error() string { return string(e) }
+
+// Errors writes every error response; the router's panic, not-found and
+// method-not-allowed handlers come here too.
+type Errors struct {
+	Production bool // hide internal error text in 500s
+	Log        *slog.Logger
+}
+
+// userValue key under which Write leaves the cause for the request log.
+const causeKey = "sk.cause"
+
+// Write answers ctx with err's status and {"error":{code,message,details}}.
+func (e *Errors) Write(ctx *fasthttp.RequestCtx, err error) {
+	code, details := CodeInternal, []byte(nil)
+	var se *session.Error
+	var ve *ValidationError
+	var ce codeError
+	switch {
+	case errors.As(err, &ve):
+		code = CodeValidation
+		details, _ = json.Marshal(ve.Fields)
+	case errors.As(err, &se):
+		code, details = se.Code, se.Details
+		if code == CodeValidation && len(details) > 0 && details[0] == '{' {
+			// The scripts name one field as an object; the API always lists.
+			details = append(append([]byte{'['}, details...), ']')
+		}
+	case errors.As(err, &ce):
+		code = string(ce)
+	}
+	k, ok := table[code]
+	if !ok {
+		code, k = CodeInternal, table[CodeInternal]
+	}
+	msg := k.message
+	if code == CodeInternal && !e.Production && err != nil {
+		msg = err.Error()
+	}
+	if code == session.ErrStreamFull.Code {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	ctx.SetUserValue(causeKey, err)
+	writeError(ctx, k.status, code, msg, details)
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string, details []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(contentJSON)
+	m, _ := json.Marshal(msg)
+	b := append(ctx.Response.Body()[:0], `{"error":{"code":"`...)
+	b = append(b, code...)
+	b = append(b, `","message":`...)
+	b = append(b, m...)
+	if len(details) > 0 {
+		b = append(b, `,"details":`...)
+		b = append(b, details...)
+	}
+	ctx.Response.SetBodyRaw(append(b, "}}"...))
+}
+
+// Panic answers a handler panic with a 500 (the router's PanicHandler).
+func (e *Errors) Panic(ctx *fasthttp.RequestCtx, v any) {
+	err, ok := v.(error)
+	if !ok {
+		err = panicError{v}
+	}
+	e.Log.Error("handler panic", "request_id", string(ctx.Response.Header.Peek(HeaderRequestID)), "panic", v)
+	ctx.Response.ResetBody()
+	e.Write(ctx, err)
+}
+
+type panicError struct{ v any }
+
+func (p panicError) Error() string {
+	b, _ := json.Marshal(p.v)
+	return "panic: " + string(b)
+}
+
+// NotFound answers an unknown route.
+func (e *Errors) NotFound(ctx *fasthttp.RequestCtx) { e.Write(ctx, codeError(CodeNotFound)) }
+
+// MethodNotAllowed answers a known route called with the wrong method.
+func (e *Errors) MethodNotAllowed(ctx *fasthttp.RequestCtx) {
+	e.Write(ctx, codeError(CodeMethodNotAllowed))
+}
+
+// BadRequest answers a request fasthttp could not read (the server's
+// ErrorHandler): a body over the limit or a malformed request is a 400.
+func (e *Errors) BadRequest(ctx *fasthttp.RequestCtx, err error) {
+	msg := "malformed request"
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		msg = "request body exceeds the size limit"
+	}
+	e.Write(ctx, invalid("body", msg))
+}

@@ -1,0 +1,58 @@
+package handlers
+
+import (
+	"context"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/valyala/fasthttp"
+)
+
+var healthBody = []byte(`{"status":"ok"}`)
+
+// Health serves GET /health: the process is up.
+func Health(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.SetBody(healthBody)
+}
+
+// Check is one dependency /ready probes, such as Redis or PostgreSQL.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+type readyBody struct {
+	Status string            `json:"status"`
+	Failed []string          `json:"failed,omitempty"`
+	Checks map[string]string `json:"checks"`
+}
+
+// Ready serves GET /ready: 200 when every check passes, else 503 naming the
+// failed ones. checks is read at each call, so components can add theirs
+// during wiring. Error text is hidden when production is set.
+func Ready(checks *[]Check, timeout time.Duration, production bool) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		out := readyBody{Status: "ready", Checks: map[string]string{}}
+		c, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for _, ch := range *checks {
+			if err := ch.Fn(c); err != nil {
+				out.Failed = append(out.Failed, ch.Name)
+				out.Checks[ch.Name] = "failed"
+				if !production {
+					out.Checks[ch.Name] = "failed: " + err.Error()
+				}
+				continue
+			}
+			out.Checks[ch.Name] = "ok"
+		}
+		if len(out.Failed) > 0 {
+			out.Status = "unavailable"
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		}
+		b, _ := json.Marshal(out)
+		ctx.SetContentTypeBytes(contentJSON)
+		ctx.SetBody(b)
+	}
+}

@@ -1,0 +1,254 @@
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/ratelimit"
+)
+
+// HeaderRequestID carries the request id in and out.
+const HeaderRequestID = "X-Request-Id"
+
+// RouteOpts says which cross-cutting steps a route skips or adds.
+type RouteOpts struct {
+	Quiet       bool // not logged: /health, /ready, /metrics
+	NoLimit     bool // exempt from the per-IP limit: those and /v1/time
+	SwitchLimit bool // also limited per session ({id})
+}
+
+// Middleware wraps each route with request id, CORS, rate limits, metrics
+// and the request log, in that order. Everything per route (labels,
+// histogram) is built once by Wrap, not per request.
+type Middleware struct {
+	Log         *slog.Logger
+	LogRequests bool // log every request; errors (5xx) are logged regardless
+	Errors      *Errors
+	Set         *metrics.Set
+	CORS        *CORS // nil: no CORS headers
+
+	Limiter     *ratelimit.Limiter // nil: rate limits off
+	IPLimit     ratelimit.Limit
+	SwitchLimit ratelimit.Limit
+	TrustProxy  bool            // client IP from the first X-Forwarded-For entry
+	Ctx         context.Context // bounds limiter calls
+
+	idPrefix string
+	idSeq    atomic.Uint64
+	limitErr *metrics.Counter
+}
+
+var durationBuckets = []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000}
+
+// route is one route's precomputed metrics.
+type route struct {
+	method, path string
+	dur          *metrics.PrometheusHistogram
+	byStatus     [600]atomic.Pointer[metrics.Counter]
+}
+
+func (m *Middleware) init() {
+	if m.idPrefix != "" {
+		return
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	m.idPrefix = hex.EncodeToString(b[:]) + "-"
+	m.limitErr = m.Set.NewCounter("synckairos_rate_limit_errors_total")
+	if m.Ctx == nil {
+		m.Ctx = context.Background()
+	}
+}
+
+func (r *route) counter(set *metrics.Set, status int) *metrics.Counter {
+	if status < 0 || status >= len(r.byStatus) {
+		status = 0
+	}
+	if c := r.byStatus[status].Load(); c != nil {
+		return c
+	}
+	c := set.GetOrCreateCounter(`synckairos_http_requests_total{method="` + r.method +
+		`",route="` + r.path + `",status_code="` + strconv.Itoa(status) + `"}`)
+	r.byStatus[status].Store(c)
+	return c
+}
+
+// Wrap returns h with the cross-cutting steps for method and path (the
+// route template, as registered with the router).
+func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	m.init()
+	r := &route{method: method, path: path}
+	r.dur = m.Set.GetOrCreatePrometheusHistogramExt(`synckairos_http_request_duration_ms{method="`+method+
+		`",route="`+path+`"}`, durationBuckets)
+	limited := m.Limiter != nil && (!o.NoLimit || o.SwitchLimit)
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		var idBuf [48]byte
+		id := m.requestID(ctx, idBuf[:0])
+		ctx.Response.Header.SetBytesV(HeaderRequestID, id)
+		if m.CORS != nil {
+			m.CORS.apply(ctx)
+		}
+		if !limited || m.allow(ctx, o) {
+			h(ctx)
+		}
+		status := ctx.Response.StatusCode()
+		d := time.Since(start)
+		r.dur.Update(float64(d.Microseconds()) / 1000)
+		r.counter(m.Set, status).Inc()
+		if (m.LogRequests && !o.Quiet) || status >= 500 {
+			m.logRequest(ctx, r, id, status, d)
+		}
+	}
+}
+
+func (m *Middleware) logRequest(ctx *fasthttp.RequestCtx, r *route, id []byte, status int, d time.Duration) {
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	attrs := [6]slog.Attr{
+		slog.String("request_id", string(id)),
+		slog.String("method", r.method),
+		slog.String("route", r.path),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+	}
+	n := 5
+	if cause, ok := ctx.UserValue(causeKey).(error); ok && cause != nil {
+		attrs[5] = slog.String("error", cause.Error())
+		n = 6
+	}
+	m.Log.LogAttrs(context.Background(), level, "request", attrs[:n]...)
+}
+
+// requestID honours a sane X-Request-Id and otherwise makes one from a
+// per-process prefix and a counter (unique without a random read per call).
+func (m *Middleware) requestID(ctx *fasthttp.RequestCtx, buf []byte) []byte {
+	if in := ctx.Request.Header.Peek(HeaderRequestID); len(in) > 0 && len(in) <= 128 && printable(in) {
+		return append(buf, in...)
+	}
+	buf = append(buf, m.idPrefix...)
+	return strconv.AppendUint(buf, m.idSeq.Add(1), 10)
+}
+
+func printable(b []byte) bool {
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// clientIP is the peer address, or with TrustProxy the first
+// X-Forwarded-For entry.
+func (m *Middleware) clientIP(ctx *fasthttp.RequestCtx) string {
+	if m.TrustProxy {
+		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+			first, _, _ := strings.Cut(string(xff), ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	return ctx.RemoteIP().String()
+}
+
+// allow charges the route's budgets in one round trip and answers 429 when
+// one is spent. RateLimit-* headers describe the tightest budget. When
+// Redis fails the request goes through: the limiter protects, it must not
+// take the service down with it.
+func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts) bool {
+	var reqs [2]ratelimit.Request
+	var res [2]ratelimit.Result
+	n := 0
+	if !o.NoLimit {
+		reqs[n] = ratelimit.Request{Key: "sk:rl:ip:" + m.clientIP(ctx), Limit: m.IPLimit}
+		n++
+	}
+	if o.SwitchLimit {
+		if id, _ := ctx.UserValue("id").(string); isUUID(id) {
+			reqs[n] = ratelimit.Request{Key: "sk:rl:switch:" + strings.ToLower(id), Limit: m.SwitchLimit}
+			n++
+		}
+	}
+	if n == 0 {
+		return true
+	}
+	if err := m.Limiter.AllowAll(m.Ctx, reqs[:n], res[:n]); err != nil {
+		m.limitErr.Inc()
+		return true
+	}
+	tight := res[0]
+	for _, r := range res[1:n] {
+		if !r.Allowed && (tight.Allowed || r.RetryAfter > tight.RetryAfter) ||
+			r.Allowed && tight.Allowed && r.Remaining < tight.Remaining {
+			tight = r
+		}
+	}
+	var b [20]byte
+	h := &ctx.Response.Header
+	h.SetBytesV("RateLimit-Limit", strconv.AppendInt(b[:0], tight.Limit.Max, 10))
+	h.SetBytesV("RateLimit-Remaining", strconv.AppendInt(b[:0], tight.Remaining, 10))
+	h.SetBytesV("RateLimit-Reset", ratelimit.AppendSeconds(b[:0], tight.ResetAfter))
+	if tight.Allowed {
+		return true
+	}
+	h.SetBytesV("Retry-After", ratelimit.AppendSeconds(b[:0], tight.RetryAfter))
+	m.Errors.Write(ctx, codeError(CodeRateLimited))
+	return false
+}
+
+// CORS allows browsers on the configured origins, with credentials.
+type CORS struct {
+	any     bool
+	origins map[string]bool
+}
+
+// NewCORS allows origins; "*" allows any (the Origin is echoed back,
+// since credentials forbid a literal "*").
+func NewCORS(origins []string) *CORS {
+	c := &CORS{origins: map[string]bool{}}
+	for _, o := range origins {
+		if o == "*" {
+			c.any = true
+		}
+		c.origins[o] = true
+	}
+	return c
+}
+
+func (c *CORS) apply(ctx *fasthttp.RequestCtx) bool {
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) == 0 || !(c.any || c.origins[string(origin)]) {
+		return false
+	}
+	h := &ctx.Response.Header
+	h.SetBytesV("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset")
+	h.Add("Vary", "Origin")
+	return true
+}
+
+// Preflight answers OPTIONS (the router's GlobalOPTIONS).
+func (c *CORS) Preflight(ctx *fasthttp.RequestCtx) {
+	if c.apply(ctx) {
+		h := &ctx.Response.Header
+		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Content-Type, If-Match, X-Request-Id, Authorization")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}

@@ -1,0 +1,161 @@
+// Package handlers is the HTTP surface of SyncKairos on fasthttp: each
+// handler parses, validates, makes one Engine call and writes the bytes the
+// script returned. Errors go through Errors.Write, the one mapping from
+// error to status and body.
+package handlers
+
+import (
+	"context"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/session"
+)
+
+// Engine runs session transitions; main wires *Scripts into it. Each
+// []byte is the v1 state JSON, written to the client unchanged.
+type Engine interface {
+	Create(ctx context.Context, c *session.Config) ([]byte, error)
+	Start(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
+	Pause(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
+	Resume(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
+	Complete(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
+	Switch(ctx context.Context, id string, a session.SwitchArgs) ([]byte, error)
+	Get(ctx context.Context, id string) ([]byte, error)
+	Delete(ctx context.Context, id string, expectedVersion int64) (bool, error)
+}
+
+var (
+	contentJSON = []byte("application/json")
+	ifMatch     = []byte("If-Match")
+)
+
+// Sessions serves /v1/sessions.
+type Sessions struct {
+	eng        Engine
+	ctx        context.Context // not the RequestCtx: that one is cancelled at shutdown, and in-flight calls must finish
+	errs       *Errors
+	switchHist *metrics.PrometheusHistogram
+}
+
+// NewSessions serves eng. ctx bounds every Engine call (main cancels it only
+// after in-flight requests finished). set receives
+// synckairos_switch_cycle_duration_ms.
+func NewSessions(ctx context.Context, eng Engine, errs *Errors, set *metrics.Set) *Sessions {
+	return &Sessions{eng: eng, ctx: ctx, errs: errs,
+		switchHist: set.NewPrometheusHistogramExt("synckairos_switch_cycle_duration_ms", []float64{1, 2, 3, 5, 10, 25, 50})}
+}
+
+// writeData answers {"data": state} by appending the script's bytes.
+func writeData(ctx *fasthttp.RequestCtx, status int, state []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(contentJSON)
+	ctx.Response.AppendBodyString(`{"data":`)
+	ctx.Response.AppendBody(state)
+	ctx.Response.AppendBodyString("}")
+}
+
+func (s *Sessions) reply(ctx *fasthttp.RequestCtx, status int, state []byte, err error) {
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return
+	}
+	writeData(ctx, status, state)
+}
+
+// pathID returns the {id} path parameter, or writes a 400 when it is not a UUID.
+func (s *Sessions) pathID(ctx *fasthttp.RequestCtx) (string, bool) {
+	id, _ := ctx.UserValue("id").(string)
+	if !isUUID(id) {
+		s.errs.Write(ctx, invalid("id", "Invalid uuid"))
+		return "", false
+	}
+	return id, true
+}
+
+// Create serves POST /v1/sessions.
+func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
+	c, err := ParseCreate(ctx.PostBody())
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return
+	}
+	state, err := s.eng.Create(s.ctx, c)
+	s.reply(ctx, fasthttp.StatusCreated, state, err)
+}
+
+// Get serves GET /v1/sessions/{id}.
+func (s *Sessions) Get(ctx *fasthttp.RequestCtx) {
+	id, ok := s.pathID(ctx)
+	if !ok {
+		return
+	}
+	state, err := s.eng.Get(s.ctx, id)
+	s.reply(ctx, fasthttp.StatusOK, state, err)
+}
+
+// Switch serves POST /v1/sessions/{id}/switch, the hot path.
+func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
+	id, ok := s.pathID(ctx)
+	if !ok {
+		return
+	}
+	a, err := ParseSwitch(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return
+	}
+	start := time.Now()
+	state, err := s.eng.Switch(s.ctx, id, a)
+	s.switchHist.Update(float64(time.Since(start).Microseconds()) / 1000)
+	s.reply(ctx, fasthttp.StatusOK, state, err)
+}
+
+// transition serves start, pause, resume and complete: one call taking the
+// optional expected version (body or If-Match).
+func (s *Sessions) transition(call func(context.Context, string, int64) ([]byte, error)) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		id, ok := s.pathID(ctx)
+		if !ok {
+			return
+		}
+		v, err := ParseVersion(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
+		if err != nil {
+			s.errs.Write(ctx, err)
+			return
+		}
+		state, err := call(s.ctx, id, v)
+		s.reply(ctx, fasthttp.StatusOK, state, err)
+	}
+}
+
+// Start serves POST /v1/sessions/{id}/start.
+func (s *Sessions) Start() fasthttp.RequestHandler { return s.transition(s.eng.Start) }
+
+// Pause serves POST /v1/sessions/{id}/pause.
+func (s *Sessions) Pause() fasthttp.RequestHandler { return s.transition(s.eng.Pause) }
+
+// Resume serves POST /v1/sessions/{id}/resume.
+func (s *Sessions) Resume() fasthttp.RequestHandler { return s.transition(s.eng.Resume) }
+
+// Complete serves POST /v1/sessions/{id}/complete.
+func (s *Sessions) Complete() fasthttp.RequestHandler { return s.transition(s.eng.Complete) }
+
+// Delete serves DELETE /v1/sessions/{id}: 204 whether or not it existed.
+func (s *Sessions) Delete(ctx *fasthttp.RequestCtx) {
+	id, ok := s.pathID(ctx)
+	if !ok {
+		return
+	}
+	v, err := ParseVersion(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
+	if err == nil {
+		_, err = s.eng.Delete(s.ctx, id, v)
+	}
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/alicebob/miniredis/v2"
+	"github.com/fasthttp/router"
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/handlers"
+	"github.com/synckairos/synckairos/ratelimit"
+	"github.com/synckairos/synckairos/redisclock"
+)
+
+// app is one running instance: the shared clients and the HTTP server.
+//
+// Extension points for the other components (wire them in wire()):
+//   - a.handle(method, path, opts, h): a route behind the middleware
+//     (request id, CORS, rate limits, metrics, log);
+//   - a.router.GET("/ws", h): a raw route, e.g. one that upgrades the
+//     connection itself;
+//   - a.addReady(name, fn): a /ready check;
+//   - a.onShutdown(name, fn): a step run after HTTP stopped accepting and
+//     in-flight requests finished, in registration order (close
+//     WebSockets, then drain persist); Redis closes after all of them;
+//   - a.addMetrics(set): a metrics set exposed at /metrics;
+//   - a.bg: a context cancelled once the shutdown steps ran.
+type app struct {
+	cfg     Config
+	log     *slog.Logger
+	rdb     redis.UniversalClient
+	scripts *Scripts
+	clock   *redisclock.Clock
+	router  *router.Router
+	mw      *handlers.Middleware
+	errs    *handlers.Errors
+	httpSet *metrics.Set
+
+	metricSets []*metrics.Set
+	ready      []handlers.Check
+	shutdown   []hook
+
+	bg       context.Context
+	stopBg   context.CancelFunc
+	embedded *miniredis.Miniredis
+	server   *fasthttp.Server
+}
+
+type hook struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+func (a *app) addReady(name string, fn func(context.Context) error) {
+	a.ready = append(a.ready, handlers.Check{Name: name, Fn: fn})
+}
+
+func (a *app) onShutdown(name string, fn func(context.Context) error) {
+	a.shutdown = append(a.shutdown, hook{name, fn})
+}
+
+func (a *app) addMetrics(s *metrics.Set) { a.metricSets = append(a.metricSets, s) }
+
+func (a *app) handle(method, path string, o handlers.RouteOpts, h fasthttp.RequestHandler) {
+	a.router.Handle(method, path, a.mw.Wrap(method, path, o, h))
+}
+
+// newApp connects to Redis (or starts the embedded one), loads the scripts
+// and builds the routes. close releases what it opened.
+func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	a.bg, a.stopBg = context.WithCancel(context.Background())
+	if err := a.connect(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	a.scripts = NewScripts(a.rdb, cfg.EventStreamMax, cfg.StateCacheMax)
+	if err := a.scripts.Load(ctx); err != nil {
+		a.close()
+		return nil, errors.New("loading scripts into Redis: " + err.Error())
+	}
+	a.clock = redisclock.New(a.rdb)
+	if err := a.clock.Sync(ctx); err != nil {
+		a.close()
+		return nil, errors.New("reading Redis TIME: " + err.Error())
+	}
+	go a.clock.Run(a.bg, cfg.ClockSync, log)
+
+	a.errs = &handlers.Errors{Production: cfg.Production, Log: log}
+	a.httpSet = metrics.NewSet()
+	a.addMetrics(a.httpSet)
+	a.mw = &handlers.Middleware{
+		Log: log, LogRequests: cfg.LogRequests, Errors: a.errs, Set: a.httpSet,
+		IPLimit:     ratelimit.Limit{Max: cfg.RateLimitIP, Window: cfg.RateLimitIPWindow},
+		SwitchLimit: ratelimit.Limit{Max: cfg.RateLimitSwitch, Window: cfg.RateLimitSwWindow},
+		TrustProxy:  cfg.TrustProxy, Ctx: a.bg,
+	}
+	if len(cfg.CORSOrigins) > 0 {
+		a.mw.CORS = handlers.NewCORS(cfg.CORSOrigins)
+	}
+	if cfg.RateLimitEnabled {
+		a.mw.Limiter = ratelimit.New(a.rdb, scriptSources["rateLimit-1.lua"])
+		if err := a.mw.Limiter.Load(ctx); err != nil {
+			a.close()
+			return nil, errors.New("loading the rate limit script: " + err.Error())
+		}
+	}
+	a.addReady("redis", func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() })
+	a.routes()
+	if err := a.wire(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	a.onShutdown("stop background work", func(context.Context) error { a.stopBg(); return nil })
+	return a, nil
+}
+
+// connect opens REDIS_URL, or with none starts an in-process miniredis.
+func (a *app) connect(ctx context.Context) error {
+	url := a.cfg.RedisURL
+	if url == "" {
+		m, err := miniredis.Run()
+		if err != nil {
+			return err
+		}
+		a.embedded = m
+		url = "redis://" + m.Addr()
+		a.log.Warn("REDIS_URL is not set: running on an EMBEDDED in-process Redis. " +
+			"This is single-instance DEV MODE: state is lost on exit and other instances cannot share it.")
+	}
+	if !strings.Contains(url, "://") {
+		url = "redis://" + url
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return errors.New("REDIS_URL: " + err.Error())
+	}
+	a.rdb = redis.NewClient(opt)
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return errors.New("connecting to Redis at " + opt.Addr + ": " + err.Error())
+	}
+	return nil
+}
+
+func (a *app) routes() {
+	r := router.New()
+	r.PanicHandler = a.errs.Panic
+	any := handlers.RouteOpts{}
+	r.NotFound = a.mw.Wrap("ANY", "unmatched", any, a.errs.NotFound)
+	r.MethodNotAllowed = a.mw.Wrap("ANY", "unmatched", any, a.errs.MethodNotAllowed)
+	if a.mw.CORS != nil {
+		r.GlobalOPTIONS = a.mw.CORS.Preflight
+	}
+	a.router = r
+
+	s := handlers.NewSessions(a.bg, a.scripts, a.errs, a.httpSet)
+	a.handle("POST", "/v1/sessions", any, s.Create)
+	a.handle("GET", "/v1/sessions/{id}", any, s.Get)
+	a.handle("DELETE", "/v1/sessions/{id}", any, s.Delete)
+	a.handle("POST", "/v1/sessions/{id}/start", any, s.Start())
+	a.handle("POST", "/v1/sessions/{id}/switch", handlers.RouteOpts{SwitchLimit: true}, s.Switch)
+	a.handle("POST", "/v1/sessions/{id}/pause", any, s.Pause())
+	a.handle("POST", "/v1/sessions/{id}/resume", any, s.Resume())
+	a.handle("POST", "/v1/sessions/{id}/complete", any, s.Complete())
+
+	exempt := handlers.RouteOpts{NoLimit: true}
+	quiet := handlers.RouteOpts{NoLimit: true, Quiet: true}
+	a.handle("GET", "/v1/time", exempt, handlers.Time(a.clock))
+	a.handle("GET", "/health", quiet, handlers.Health)
+	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, 2*time.Second, a.cfg.Production))
+	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
+}
+
+// wire plugs in the WebSocket relay and persistence. Each adds its routes,
+// /ready check, metrics and shutdown step through the extension points
+// listed on app.
+func (a *app) wire(ctx context.Context) error {
+	_ = ctx
+	return nil
+}
+
+// serve answers HTTP until ctx is done, then shuts down gracefully: stop
+// accepting, finish in-flight requests, run the shutdown steps in order,
+// close Redis. All of it within cfg.ShutdownWait.
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	a.server = &fasthttp.Server{
+		Handler:               a.router.Handler,
+		Name:                  "synckairos",
+		MaxRequestBodySize:    a.cfg.BodyLimit,
+		ErrorHandler:          a.errs.BadRequest,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		CloseOnShutdown:       true,
+		NoDefaultServerHeader: true,
+		Logger:                fasthttpLogger{a.log},
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.server.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String(), "redis_embedded", a.embedded != nil,
+		"persistence", a.cfg.DatabaseURL != "", "rate_limits", a.cfg.RateLimitEnabled)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: no new connections, finishing in-flight requests")
+	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownWait)
+	defer cancel()
+	var errs []error
+	if err := a.server.ShutdownWithContext(dctx); err != nil {
+		errs = append(errs, errors.New("http: "+err.Error()))
+	}
+	for _, h := range a.shutdown {
+		a.log.Info("shutdown step", "step", h.name)
+		if err := h.fn(dctx); err != nil {
+			errs = append(errs, errors.New(h.name+": "+err.Error()))
+		}
+	}
+	a.close()
+	err := errors.Join(errs...)
+	if err != nil {
+		a.log.Error("shutdown finished with errors", "err", err)
+	} else {
+		a.log.Info("shutdown complete")
+	}
+	return err
+}
+
+// close releases Redis (and the embedded server); safe on a partial app.
+func (a *app) close() {
+	a.stopBg()
+	if a.rdb != nil {
+		_ = a.rdb.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
+}
+
+func listen(port int) (net.Listener, error) {
+	return net.Listen("tcp", ":"+strconv.Itoa(port))
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("fasthttp", "format", format, "args", args)
+}
