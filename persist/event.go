@@ -1,0 +1,109 @@
+package persist
+
+import (
+	"errors"
+	"strconv"
+
+	json "github.com/goccy/go-json"
+	"github.com/redis/go-redis/v9"
+)
+
+// event is one decoded stream entry (lua/README.md, "Audit events").
+type event struct {
+	stream, id string // where it came from, for XACK and the row's metadata
+
+	sessionID                 string
+	version                   int64
+	typ                       string
+	participantID, groupID    *string
+	remaining, elapsed, cycle *int64
+	timestampMS               int64
+	stateKind                 string
+	state                     *string
+}
+
+var eventTypes = map[string]bool{
+	"session_created": true, "session_started": true, "cycle_switched": true,
+	"participant_expired": true, "session_paused": true, "session_resumed": true,
+	"session_completed": true, "session_deleted": true,
+}
+
+// decode checks everything PostgreSQL would otherwise reject, so one bad
+// entry goes to the dead-letter stream instead of failing (and forever
+// retrying) the whole batch.
+func decode(stream string, m redis.XMessage) (event, error) {
+	e := event{stream: stream, id: m.ID}
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	e.typ = str("type")
+	if !eventTypes[e.typ] {
+		return e, errors.New("unknown type")
+	}
+	e.sessionID = str("session_id")
+	if !isUUID(e.sessionID) {
+		return e, errors.New("session_id is not a UUID")
+	}
+	var err error
+	if e.version, err = strconv.ParseInt(str("version"), 10, 64); err != nil || e.version < 1 {
+		return e, errors.New("bad version")
+	}
+	if e.timestampMS, err = strconv.ParseInt(str("timestamp"), 10, 64); err != nil || e.timestampMS < 0 {
+		return e, errors.New("bad timestamp")
+	}
+	for _, f := range []struct {
+		k   string
+		dst **string
+	}{{"participant_id", &e.participantID}, {"group_id", &e.groupID}} {
+		if s := str(f.k); s != "" {
+			if !isUUID(s) {
+				return e, errors.New(f.k + " is not a UUID")
+			}
+			*f.dst = &s
+		}
+	}
+	for _, f := range []struct {
+		k   string
+		dst **int64
+	}{{"time_remaining_ms", &e.remaining}, {"time_elapsed_ms", &e.elapsed}, {"cycle_number", &e.cycle}} {
+		if s := str(f.k); s != "" {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return e, errors.New("bad " + f.k)
+			}
+			*f.dst = &n
+		}
+	}
+	e.stateKind = str("state_kind")
+	switch e.stateKind {
+	case "":
+	case "full", "delta":
+		s := str("state")
+		if !json.Valid([]byte(s)) {
+			return e, errors.New("state is not JSON")
+		}
+		e.state = &s
+	default:
+		return e, errors.New("unknown state_kind")
+	}
+	return e, nil
+}
+
+// isUUID accepts the 8-4-4-4-12 hex form the scripts validate.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

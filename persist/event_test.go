@@ -1,0 +1,74 @@
+package persist
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestDecode(t *testing.T) {
+	t.Parallel()
+	sid, pid := "6f1c0e4e-8a4b-4c1d-9e2f-0123456789ab", "11111111-2222-4333-8444-555555555555"
+	good := func() map[string]any {
+		return map[string]any{"type": "cycle_switched", "session_id": sid, "version": "3",
+			"participant_id": pid, "group_id": "", "time_remaining_ms": "59000", "time_elapsed_ms": "1000",
+			"cycle_number": "1", "timestamp": "1764100000123", "state_kind": "full", "state": `{"a":1}`}
+	}
+	tests := []struct {
+		name    string
+		edit    func(map[string]any)
+		wantErr string
+	}{
+		{"full event", func(map[string]any) {}, ""},
+		{"deleted, no state", func(m map[string]any) {
+			m["type"], m["state_kind"], m["state"], m["participant_id"] = "session_deleted", "", "", ""
+		}, ""},
+		{"unknown type", func(m map[string]any) { m["type"] = "nope" }, "unknown type"},
+		{"missing session id", func(m map[string]any) { delete(m, "session_id") }, "session_id is not a UUID"},
+		{"version zero", func(m map[string]any) { m["version"] = "0" }, "bad version"},
+		{"version not a number", func(m map[string]any) { m["version"] = "x" }, "bad version"},
+		{"bad timestamp", func(m map[string]any) { m["timestamp"] = "" }, "bad timestamp"},
+		{"participant not a UUID", func(m map[string]any) { m["participant_id"] = "bob" }, "participant_id is not a UUID"},
+		{"bad number", func(m map[string]any) { m["cycle_number"] = "1.5" }, "bad cycle_number"},
+		{"state not JSON", func(m map[string]any) { m["state"] = `{"a":` }, "state is not JSON"},
+		{"unknown state kind", func(m map[string]any) { m["state_kind"] = "partial" }, "unknown state_kind"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := good()
+			tc.edit(v)
+			e, err := decode("s", redis.XMessage{ID: "1-0", Values: v})
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.sessionID != sid || e.version < 3 || e.timestampMS != 1764100000123 {
+				t.Fatalf("decoded %+v", e)
+			}
+			if e.typ == "cycle_switched" && (e.participantID == nil || *e.participantID != pid || e.groupID != nil ||
+				e.remaining == nil || *e.remaining != 59000 || e.state == nil) {
+				t.Fatalf("optional fields wrong: %+v", e)
+			}
+			if e.typ == "session_deleted" && (e.state != nil || e.participantID != nil) {
+				t.Fatalf("deleted event should carry no state or participant: %+v", e)
+			}
+		})
+	}
+}
+
+func TestNextID(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"0-0": "0-1", "1700000000000-5": "1700000000000-6",
+		"5-18446744073709551615": "6-0", "garbage": "",
+	} {
+		if got := nextID(in); got != want {
+			t.Errorf("nextID(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

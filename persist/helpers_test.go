@@ -1,0 +1,279 @@
+package persist
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// pgAddr is the machine's PostgreSQL; every test works in a schema of its own.
+const pgAddr = "127.0.0.1:5432"
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newUUID() string {
+	h := randHex(16)
+	return h[0:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:32]
+}
+
+func quietLog() *slog.Logger {
+	if os.Getenv("PERSIST_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// testDB creates a fresh schema, applies the migrations in it and returns
+// a pool whose connections go to addr (the real server or a proxy in front
+// of it) with that schema as search_path.
+type testDB struct {
+	schema string
+	admin  *pgxpool.Pool // direct, never proxied: for assertions
+}
+
+func newTestDB(t testing.TB) *testDB {
+	t.Helper()
+	ctx := context.Background()
+	schema := "persist_t_" + randHex(6)
+	admin, err := pgxpool.New(ctx, dbURL(pgAddr, schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+	})
+	if _, err := Migrate(ctx, admin); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return &testDB{schema: schema, admin: admin}
+}
+
+func dbURL(addr, schema string) string {
+	return "postgres://postgres@" + addr + "/test?sslmode=disable&search_path=" + schema
+}
+
+func (d *testDB) pool(t testing.TB, addr string) *pgxpool.Pool {
+	t.Helper()
+	p, err := Open(context.Background(), dbURL(addr, d.schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (d *testDB) count(t testing.TB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := d.admin.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// startRedis runs a redis-server of the test's own on a free port, so the
+// test controls its streams exactly and never touches the shared 6379.
+func startRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command("redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	t.Cleanup(func() { rdb.Close() })
+	eventually(t, 5*time.Second, "redis-server up", func() bool {
+		return rdb.Ping(context.Background()).Err() == nil
+	})
+	return rdb
+}
+
+// eventually polls cond; the timeout only guards against a hang.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// proxy is a TCP relay in front of PostgreSQL that a test can cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]struct{}
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+// cut drops every connection and refuses new ones until restore.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// driver runs the real scripts from ../lua with literal KEYS and ARGV, as
+// lua/README.md documents for any client (package main cannot be imported).
+type driver struct {
+	rdb     *redis.Client
+	cap     string
+	scripts map[string]*redis.Script
+}
+
+func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
+	t.Helper()
+	d := &driver{rdb: rdb, cap: fmt.Sprint(eventCap), scripts: map[string]*redis.Script{}}
+	for _, op := range []string{"createSession-4", "startSession-4", "switchCycle-4", "pauseSession-4",
+		"resumeSession-4", "completeSession-4", "deleteSession-4"} {
+		src, err := os.ReadFile("../lua/" + op + ".lua")
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.scripts[strings.TrimSuffix(op, "-4")] = redis.NewScript(string(src))
+	}
+	return d
+}
+
+func keysOf(id string) []string {
+	k := keyspace.For(id)
+	return []string{k.Meta, k.Parts, k.Index, k.Stream}
+}
+
+// createArgs: n participants of 10 minutes each, per_participant.
+func (d *driver) createArgs(id string, n int) []any {
+	args := []any{id, keyspace.For(id).StateChannel, d.cap, "per_participant", "", "", "", "", "0", `{"game":"chess"}`}
+	for i := 0; i < n; i++ {
+		args = append(args, newUUID(), i, 600000, "")
+	}
+	return args
+}
+
+func (d *driver) create(ctx context.Context, id string, n int) error {
+	return d.scripts["createSession"].Run(ctx, d.rdb, keysOf(id), d.createArgs(id, n)...).Err()
+}
+
+// op runs a transition with no expected version; switch takes "" for both
+// participant arguments (next by index).
+func (d *driver) op(ctx context.Context, name, id string) error {
+	return d.scripts[name].Run(ctx, d.rdb, keysOf(id), d.opArgs(name, id)...).Err()
+}
+
+func (d *driver) opArgs(name, id string) []any {
+	args := []any{id, keyspace.For(id).StateChannel, d.cap, ""}
+	if name == "switchCycle" {
+		args = append(args, "", "")
+	}
+	return args
+}
+
+// run starts w in the background and returns a stop that cancels it and
+// waits, reporting what Run returned.
+func run(w *Worker) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	return func() error { cancel(); return <-done }
+}
+
+func testConfig() Config {
+	return Config{Block: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond,
+		ClaimEvery: 50 * time.Millisecond, LagEvery: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		WriteTimeout: 5 * time.Second}
+}
+
+func streamLen(t testing.TB, rdb *redis.Client) int64 {
+	t.Helper()
+	var n int64
+	for _, s := range keyspace.Streams() {
+		l, err := rdb.XLen(context.Background(), s).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += l
+	}
+	return n
+}

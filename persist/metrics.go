@@ -1,0 +1,35 @@
+package persist
+
+import (
+	"io"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// Metrics are the worker's own metric set; main registers Set().
+type Metrics struct {
+	set                                           *metrics.Set
+	written, duplicates, deadLetters, writeErrors *metrics.Counter
+	batchSize, batchSeconds                       *metrics.Histogram
+}
+
+func newMetrics(w *Worker) *Metrics {
+	s := metrics.NewSet()
+	m := &Metrics{
+		set:          s,
+		written:      s.NewCounter("synckairos_persist_events_written_total"),
+		duplicates:   s.NewCounter("synckairos_persist_events_duplicate_total"),
+		deadLetters:  s.NewCounter("synckairos_persist_dead_letters_total"),
+		writeErrors:  s.NewCounter("synckairos_persist_write_errors_total"),
+		batchSize:    s.NewHistogram("synckairos_persist_batch_size"),
+		batchSeconds: s.NewHistogram("synckairos_persist_batch_duration_seconds"),
+	}
+	s.NewGauge("synckairos_persist_consumer_lag_seconds", func() float64 { return w.Lag().Seconds() })
+	return m
+}
+
+// Set returns the metric set, for metrics.RegisterSet.
+func (m *Metrics) Set() *metrics.Set { return m.set }
+
+// WritePrometheus writes the worker's metrics.
+func (m *Metrics) WritePrometheus(out io.Writer) { m.set.WritePrometheus(out) }

@@ -1,0 +1,343 @@
+package persist
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// Config tunes a Worker; zero values take the defaults in brackets.
+type Config struct {
+	Group        string        // consumer group ["persist"]
+	Consumer     string        // this instance's consumer name [host-pid-random]
+	Streams      []string      // [keyspace.Streams()]
+	Count        int64         // entries per stream per read [1000]
+	Block        time.Duration // XREADGROUP BLOCK; also the shutdown latency when idle [500ms]
+	ClaimIdle    time.Duration // entries pending this long belong to a dead worker [30s]
+	ClaimEvery   time.Duration // how often to look for them [5s]
+	LagEvery     time.Duration // how often to measure consumer lag [1s]
+	RetryMax     time.Duration // cap of the backoff while PostgreSQL fails [5s]
+	WriteTimeout time.Duration // one batch's transaction [10s]
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Group == "" {
+		c.Group = "persist"
+	}
+	if c.Consumer == "" {
+		c.Consumer = ConsumerName()
+	}
+	if len(c.Streams) == 0 {
+		c.Streams = keyspace.Streams()
+	}
+	if c.Count <= 0 {
+		c.Count = 1000
+	}
+	def(&c.Block, 500*time.Millisecond)
+	def(&c.ClaimIdle, 30*time.Second)
+	def(&c.ClaimEvery, 5*time.Second)
+	def(&c.LagEvery, time.Second)
+	def(&c.RetryMax, 5*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+}
+
+// ConsumerName is unique per process: host, pid and a random suffix, so two
+// instances (or a restart) never share a pending list.
+func ConsumerName() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+}
+
+// DeadLetterStream is where undecodable entries of stream go; it shares
+// the stream's hash tag, so it lives in the same Cluster slot.
+func DeadLetterStream(stream string) string { return stream + ":dead" }
+
+var errCrashed = errors.New("persist: simulated crash")
+
+// Worker moves events from the shard streams into PostgreSQL.
+type Worker struct {
+	rdb  redis.Cmdable
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	cfg  Config
+	m    *Metrics
+
+	lastErr atomic.Pointer[error] // the last write's error; nil after a success
+	lagMS   atomic.Int64
+
+	hook hook // tests only
+}
+
+// NewWorker builds a worker; Run starts it.
+func NewWorker(rdb redis.Cmdable, pool *pgxpool.Pool, log *slog.Logger, cfg Config) *Worker {
+	cfg.defaults()
+	w := &Worker{rdb: rdb, pool: pool, log: log.With("consumer", cfg.Consumer), cfg: cfg}
+	w.m = newMetrics(w)
+	return w
+}
+
+// Metrics returns the worker's metric set, for main to register.
+func (w *Worker) Metrics() *Metrics { return w.m }
+
+// Err reports why persistence is degraded: the error of the last batch
+// write if it failed, nil once a write succeeds again.
+func (w *Worker) Err() error {
+	if p := w.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Lag is the age of the oldest entry not yet acknowledged, over all
+// streams, as last measured.
+func (w *Worker) Lag() time.Duration { return time.Duration(w.lagMS.Load()) * time.Millisecond }
+
+// Run consumes until ctx is done. A batch in flight when ctx ends is still
+// written and acknowledged (the drain); only a PostgreSQL that keeps failing
+// past then leaves its entries pending, for the next worker to claim.
+func (w *Worker) Run(ctx context.Context) error {
+	for {
+		err := w.ensureGroups(ctx)
+		if err == nil {
+			break
+		}
+		w.log.Warn("persist: cannot create consumer groups", "err", err)
+		if !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+	var wg sync.WaitGroup
+	lagCtx, stopLag := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); w.measureLoop(lagCtx) }()
+	defer func() { stopLag(); wg.Wait() }()
+
+	nextClaim := time.Now()
+	for ctx.Err() == nil {
+		var batch []redis.XStream
+		var err error
+		if !time.Now().Before(nextClaim) {
+			batch, err = w.claim(ctx)
+			nextClaim = time.Now().Add(w.cfg.ClaimEvery)
+		}
+		if err == nil && len(batch) == 0 {
+			batch, err = w.read(ctx)
+		}
+		if err != nil {
+			w.log.Warn("persist: reading the streams failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if err := w.process(ctx, batch); errors.Is(err, errCrashed) {
+			return err
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (w *Worker) ensureGroups(ctx context.Context) error {
+	for _, s := range w.cfg.Streams {
+		// "0": a new group starts with what the stream already holds.
+		err := w.rdb.XGroupCreateMkStream(ctx, s, w.cfg.Group, "0").Err()
+		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return err
+		}
+	}
+	return nil
+}
+
+// read blocks for new entries of every stream. It is not cancelled with
+// ctx: entries Redis hands out are pending on this consumer from then on,
+// so the reply must not be dropped half-way; Block bounds the wait.
+func (w *Worker) read(ctx context.Context) ([]redis.XStream, error) {
+	args := make([]string, 0, 2*len(w.cfg.Streams))
+	args = append(args, w.cfg.Streams...)
+	for range w.cfg.Streams {
+		args = append(args, ">")
+	}
+	res, err := w.rdb.XReadGroup(context.WithoutCancel(ctx), &redis.XReadGroupArgs{
+		Group: w.cfg.Group, Consumer: w.cfg.Consumer, Streams: args, Count: w.cfg.Count, Block: w.cfg.Block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		// Someone deleted a stream (and its group with it); start over.
+		return nil, w.ensureGroups(ctx)
+	}
+	return res, err
+}
+
+// claim takes over entries other consumers left pending longer than
+// ClaimIdle: their worker died between read and ack.
+func (w *Worker) claim(ctx context.Context) ([]redis.XStream, error) {
+	var out []redis.XStream
+	for _, s := range w.cfg.Streams {
+		msgs, _, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: s, Group: w.cfg.Group, Consumer: w.cfg.Consumer,
+			MinIdle: w.cfg.ClaimIdle, Start: "0-0", Count: w.cfg.Count,
+		}).Result()
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				continue
+			}
+			return nil, err
+		}
+		if len(msgs) > 0 {
+			w.log.Info("persist: claimed entries of a dead consumer", "stream", s, "entries", len(msgs))
+			out = append(out, redis.XStream{Stream: s, Messages: msgs})
+		}
+	}
+	return out, nil
+}
+
+// process writes one batch, then dead-letters what could not be decoded,
+// then acknowledges everything and trims. The write is retried while
+// PostgreSQL fails; entries stay pending meanwhile, so nothing is lost.
+func (w *Worker) process(ctx context.Context, batch []redis.XStream) error {
+	n := 0
+	for _, s := range batch {
+		n += len(s.Messages)
+	}
+	if n == 0 {
+		return nil
+	}
+	evs := make([]event, 0, n)
+	var dead []deadLetter
+	for _, s := range batch {
+		for _, m := range s.Messages {
+			e, err := decode(s.Stream, m)
+			if err != nil {
+				dead = append(dead, deadLetter{stream: s.Stream, msg: m, reason: err.Error()})
+				continue
+			}
+			evs = append(evs, e)
+		}
+	}
+	if len(evs) > 0 {
+		if err := w.write(ctx, evs); err != nil {
+			return err
+		}
+	}
+	if w.hook != nil && w.hook("after_commit") {
+		return errCrashed
+	}
+	// From here on ctx may be done: the drain finishes what was committed.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
+	defer cancel()
+	if err := w.deadLetter(actx, dead); err != nil {
+		w.log.Error("persist: dead-lettering failed; the entries stay pending", "err", err)
+		return err
+	}
+	if err := w.ack(actx, batch); err != nil {
+		// Not fatal: the rows are in, and a redelivery is skipped by the unique key.
+		w.log.Warn("persist: XACK failed; entries will be redelivered", "err", err)
+		return err
+	}
+	for _, s := range batch {
+		if err := w.trim(actx, s.Stream); err != nil {
+			w.log.Warn("persist: trimming failed", "stream", s.Stream, "err", err)
+		}
+	}
+	return nil
+}
+
+// write retries with backoff until the batch commits, or until ctx is done
+// and a try has failed (shutdown while PostgreSQL is down).
+func (w *Worker) write(ctx context.Context, evs []event) error {
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
+		inserted, err := writeBatch(wctx, w.pool, evs, w.hook)
+		cancel()
+		if errors.Is(err, errCrashed) {
+			return err
+		}
+		if err == nil {
+			w.lastErr.Store(nil)
+			w.m.batchSize.Update(float64(len(evs)))
+			w.m.batchSeconds.UpdateDuration(start)
+			w.m.written.Add(int(inserted))
+			w.m.duplicates.Add(len(evs) - int(inserted))
+			return nil
+		}
+		w.lastErr.Store(&err)
+		w.m.writeErrors.Inc()
+		w.log.Warn("persist: writing a batch failed; will retry", "events", len(evs), "err", err)
+		if !sleep(ctx, backoff) {
+			return err
+		}
+		backoff = min(2*backoff, w.cfg.RetryMax)
+	}
+}
+
+func (w *Worker) ack(ctx context.Context, batch []redis.XStream) error {
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, s := range batch {
+			ids := make([]string, len(s.Messages))
+			for i, m := range s.Messages {
+				ids[i] = m.ID
+			}
+			if len(ids) > 0 {
+				p.XAck(ctx, s.Stream, w.cfg.Group, ids...)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+type deadLetter struct {
+	stream string
+	msg    redis.XMessage
+	reason string
+}
+
+func (w *Worker) deadLetter(ctx context.Context, dead []deadLetter) error {
+	for _, d := range dead {
+		vals := make([]any, 0, 2*len(d.msg.Values)+4)
+		vals = append(vals, "source_id", d.msg.ID, "reason", d.reason)
+		for k, v := range d.msg.Values {
+			vals = append(vals, "f:"+k, v)
+		}
+		if err := w.rdb.XAdd(ctx, &redis.XAddArgs{Stream: DeadLetterStream(d.stream), Values: vals}).Err(); err != nil {
+			return err
+		}
+		w.m.deadLetters.Inc()
+		w.log.Error("persist: undecodable event sent to the dead-letter stream",
+			"stream", d.stream, "id", d.msg.ID, "reason", d.reason, "dead_letter_stream", DeadLetterStream(d.stream))
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// TestWorkerRecordsEveryTransition drives every kind of transition through
+// the real scripts and checks the rows, the session summary, the read side
+// and that the streams end up trimmed.
+func TestWorkerRecordsEveryTransition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	d := newDriver(t, rdb, 1000)
+
+	small, large, gone := newUUID(), newUUID(), newUUID()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(d.create(ctx, small, 3))
+	must(d.create(ctx, large, 40)) // above FULL_MAX: its states are deltas
+	must(d.create(ctx, gone, 2))
+	for _, op := range []string{"startSession", "switchCycle", "switchCycle", "pauseSession", "resumeSession",
+		"switchCycle", "completeSession"} {
+		must(d.op(ctx, op, small))
+		must(d.op(ctx, op, large))
+	}
+	must(d.op(ctx, "deleteSession", gone))
+	const total = 2*8 + 2
+
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	stop := run(w)
+	eventually(t, 10*time.Second, "all events written", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events`) == total
+	})
+	eventually(t, 5*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	type summary struct {
+		status             string
+		cycles, version    int64
+		participants       *int32
+		started, completed bool
+		mode               *string
+	}
+	for _, tc := range []struct {
+		id   string
+		want summary
+	}{
+		{small, summary{"completed", 3, 8, ptr(int32(3)), true, true, ptr("per_participant")}},
+		{large, summary{"completed", 3, 8, ptr(int32(40)), true, true, ptr("per_participant")}},
+		{gone, summary{"deleted", 0, 2, ptr(int32(2)), false, false, ptr("per_participant")}},
+	} {
+		var got summary
+		err := db.admin.QueryRow(ctx, `SELECT final_status, total_cycles, last_version, total_participants,
+			started_at IS NOT NULL, completed_at IS NOT NULL, sync_mode FROM sync_sessions WHERE session_id = $1`, tc.id).
+			Scan(&got.status, &got.cycles, &got.version, &got.participants, &got.started, &got.completed, &got.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.status != tc.want.status || got.cycles != tc.want.cycles || got.version != tc.want.version ||
+			deref(got.participants) != deref(tc.want.participants) || got.started != tc.want.started ||
+			got.completed != tc.want.completed || deref(got.mode) != deref(tc.want.mode) {
+			t.Errorf("session %s summary = %+v (participants %d, mode %q), want %+v", tc.id, got,
+				deref(got.participants), deref(got.mode), tc.want)
+		}
+	}
+	if n := db.count(t, `SELECT count(*) FROM sync_sessions WHERE metadata->>'game' = 'chess'`); n != 3 {
+		t.Errorf("sessions with metadata = %d, want 3", n)
+	}
+
+	// Read side: pages of 3 in version order, then the end.
+	store := NewStore(db.pool(t, pgAddr))
+	var versions []int64
+	after := int64(0)
+	for pages := 0; ; pages++ {
+		body, found, err := store.Events(ctx, large, after, 3)
+		if err != nil || !found {
+			t.Fatalf("events: found=%v err=%v", found, err)
+		}
+		var page struct {
+			Data []struct {
+				Version   int64           `json:"version"`
+				EventType string          `json:"event_type"`
+				Timestamp string          `json:"timestamp"`
+				StateKind string          `json:"state_kind"`
+				State     json.RawMessage `json:"state"`
+			} `json:"data"`
+			Next *int64 `json:"next_after_version"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		for _, e := range page.Data {
+			versions = append(versions, e.Version)
+			if e.StateKind != "delta" || !strings.HasSuffix(e.Timestamp, "Z") || len(e.State) == 0 {
+				t.Errorf("event %+v", e)
+			}
+		}
+		if page.Next == nil {
+			break
+		}
+		after = *page.Next
+		if pages > 10 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(versions) != 8 {
+		t.Fatalf("versions = %v, want 1..8", versions)
+	}
+	for i, v := range versions {
+		if v != int64(i+1) {
+			t.Fatalf("versions = %v, want 1..8", versions)
+		}
+	}
+	if _, found, err := store.Events(ctx, newUUID(), 0, 10); found || err != nil {
+		t.Errorf("unknown session: found=%v err=%v", found, err)
+	}
+	if _, found, err := store.Events(ctx, "not-a-uuid", 0, 10); found || err != nil {
+		t.Errorf("bad id: found=%v err=%v", found, err)
+	}
+	if err := store.Health(ctx, w); err != nil {
+		t.Errorf("health: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// TestDeadLetter: an entry that cannot be decoded goes to the shard's
+// dead-letter stream, is counted, and does not hold back its neighbours.
+func TestDeadLetter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	d := newDriver(t, rdb, 1000)
+	id := newUUID()
+	stream := keyspace.For(id).Stream
+	if err := d.create(ctx, id, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"type", "session_started", "session_id", id,
+		"version", "two", "timestamp", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.op(ctx, "startSession", id); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	stop := run(w)
+	defer stop()
+	eventually(t, 10*time.Second, "good events written", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1`, id) == 2
+	})
+	eventually(t, 5*time.Second, "stream trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	dead, err := rdb.XRange(ctx, DeadLetterStream(stream), "-", "+").Result()
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters = %v, %v", dead, err)
+	}
+	if dead[0].Values["reason"] != "bad version" || dead[0].Values["f:version"] != "two" {
+		t.Errorf("dead letter = %v", dead[0].Values)
+	}
+	if got := w.m.deadLetters.Get(); got != 1 {
+		t.Errorf("dead letter metric = %d", got)
+	}
+}
+
+// TestTrimKeepsEveryUnacked checks the trimming rule against a stream whose
+// pending and undelivered entries the test sets up exactly.
+func TestTrimKeepsEveryUnacked(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		delivered int   // entries a (dead) consumer read
+		acked     []int // which of them it acknowledged (0-based)
+		wantFirst int   // index of the first entry left after trim; 10 = none
+	}{
+		{"nothing delivered", 0, nil, 0},
+		{"delivered, none acked", 5, nil, 0},
+		{"gap: 0,1,3 acked", 5, []int{0, 1, 3}, 2},
+		{"all delivered acked, rest undelivered", 5, []int{0, 1, 2, 3, 4}, 5},
+		{"everything acked", 10, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 10},
+		{"only the last pending", 10, []int{0, 1, 2, 3, 4, 5, 6, 7, 8}, 9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			rdb := startRedis(t)
+			const stream = "sk:{0}:events"
+			w := NewWorker(rdb, nil, quietLog(), Config{Streams: []string{stream}})
+			if err := w.ensureGroups(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for i := range 10 {
+				id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"i", i}}).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			if tc.delivered > 0 {
+				if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "ghost",
+					Streams: []string{stream, ">"}, Count: int64(tc.delivered)}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, i := range tc.acked {
+				rdb.XAck(ctx, stream, "persist", ids[i])
+			}
+			if err := w.trim(ctx, stream); err != nil {
+				t.Fatal(err)
+			}
+			left, err := rdb.XRange(ctx, stream, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) != 10-tc.wantFirst || (len(left) > 0 && left[0].ID != ids[tc.wantFirst]) {
+				t.Fatalf("left %d entries, want entries %d..9", len(left), tc.wantFirst)
+			}
+			// The invariant, whatever the case: no unacknowledged entry is gone.
+			acked := map[int]bool{}
+			for _, i := range tc.acked {
+				acked[i] = true
+			}
+			kept := map[string]bool{}
+			for _, m := range left {
+				kept[m.ID] = true
+			}
+			for i, id := range ids {
+				if !acked[i] && !kept[id] {
+					t.Errorf("unacknowledged entry %d was trimmed", i)
+				}
+			}
+		})
+	}
+}
+
+// TestDrainOnShutdown: shutdown arriving between commit and ack still
+// acknowledges the committed batch.
+func TestDrainOnShutdown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	d := newDriver(t, rdb, 1000)
+	id := newUUID()
+	if err := d.create(ctx, id, 2); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	runCtx, cancel := context.WithCancel(ctx)
+	w.hook = func(stage string) bool {
+		if stage == "after_commit" {
+			cancel() // the signal arrives now
+		}
+		return false
+	}
+	if err := w.Run(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	pend, err := rdb.XPending(ctx, keyspace.For(id).Stream, "persist").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pend.Count != 0 || db.count(t, `SELECT count(*) FROM sync_events`) != 1 || streamLen(t, rdb) != 0 {
+		t.Fatalf("after drain: pending=%d rows=%d stream=%d", pend.Count,
+			db.count(t, `SELECT count(*) FROM sync_events`), streamLen(t, rdb))
+	}
+}
+
+var _ = errors.Is
