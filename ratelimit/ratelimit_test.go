@@ -1,0 +1,130 @@
+package ratelimit
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// The script is the file scripts.go embeds; tests read the same file.
+func newLimiter(t testing.TB) (*Limiter, *redis.Client) {
+	t.Helper()
+	src, err := os.ReadFile("../lua/rateLimit-1.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	l := New(rdb, string(src))
+	if err := l.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return l, rdb
+}
+
+func key(t testing.TB) string {
+	k := "sk:rl:test:" + uuid.NewString()
+	return k
+}
+
+func TestAllowBurstThenRefuse(t *testing.T) {
+	t.Parallel()
+	l, rdb := newLimiter(t)
+	ctx := context.Background()
+	k := key(t)
+	t.Cleanup(func() { rdb.Del(ctx, k) })
+	lim := Limit{Max: 5, Window: time.Minute} // one request back every 12 s
+	for i := int64(0); i < 5; i++ {
+		r, err := l.Allow(ctx, k, lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Allowed || r.Remaining != 4-i {
+			t.Fatalf("request %d: %+v, want allowed with %d remaining", i, r, 4-i)
+		}
+		if r.RetryAfter != 0 {
+			t.Fatalf("allowed request has RetryAfter %v", r.RetryAfter)
+		}
+	}
+	r, err := l.Allow(ctx, k, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Allowed || r.Remaining != 0 {
+		t.Fatalf("6th request: %+v, want refused", r)
+	}
+	// Refused about 12 s before the next token; allow for the time the test took.
+	if r.RetryAfter <= 11*time.Second || r.RetryAfter > 12*time.Second {
+		t.Fatalf("RetryAfter %v, want within (11s, 12s]", r.RetryAfter)
+	}
+	if r.ResetAfter <= 59*time.Second || r.ResetAfter > time.Minute {
+		t.Fatalf("ResetAfter %v, want about 60s", r.ResetAfter)
+	}
+	if Seconds(r.RetryAfter) != 12 {
+		t.Fatalf("Seconds(%v) = %d, want 12", r.RetryAfter, Seconds(r.RetryAfter))
+	}
+	// The key expires when the budget is full again.
+	ttl := rdb.PTTL(ctx, k).Val()
+	if ttl <= 59*time.Second || ttl > time.Minute {
+		t.Fatalf("key TTL %v, want about 60s", ttl)
+	}
+}
+
+func TestRefillAfterWindow(t *testing.T) {
+	t.Parallel()
+	l, rdb := newLimiter(t)
+	ctx := context.Background()
+	k := key(t)
+	t.Cleanup(func() { rdb.Del(ctx, k) })
+	lim := Limit{Max: 2, Window: 200 * time.Millisecond}
+	for i := 0; i < 2; i++ {
+		if r, _ := l.Allow(ctx, k, lim); !r.Allowed {
+			t.Fatalf("request %d refused", i)
+		}
+	}
+	r, _ := l.Allow(ctx, k, lim)
+	if r.Allowed {
+		t.Fatal("third request allowed")
+	}
+	time.Sleep(r.RetryAfter + 5*time.Millisecond)
+	if r, _ := l.Allow(ctx, k, lim); !r.Allowed {
+		t.Fatalf("after RetryAfter: %+v, want allowed", r)
+	}
+}
+
+func TestAllowAllPipelines(t *testing.T) {
+	t.Parallel()
+	l, rdb := newLimiter(t)
+	ctx := context.Background()
+	a, b := key(t), key(t)
+	t.Cleanup(func() { rdb.Del(ctx, a, b) })
+	reqs := []Request{{a, Limit{Max: 3, Window: time.Minute}}, {b, Limit{Max: 1, Window: time.Minute}}}
+	out := make([]Result, 2)
+	if err := l.AllowAll(ctx, reqs, out); err != nil {
+		t.Fatal(err)
+	}
+	if !out[0].Allowed || out[0].Remaining != 2 || !out[1].Allowed || out[1].Remaining != 0 {
+		t.Fatalf("first: %+v", out)
+	}
+	if err := l.AllowAll(ctx, reqs, out); err != nil {
+		t.Fatal(err)
+	}
+	if !out[0].Allowed || out[0].Remaining != 1 || out[1].Allowed {
+		t.Fatalf("second: %+v, want a allowed, b refused", out)
+	}
+	// After SCRIPT FLUSH-like loss (a fresh script object never loaded), the pipeline falls back to loading.
+	src, _ := os.ReadFile("../lua/rateLimit-1.lua")
+	fresh := New(rdb, string(src)+"\n-- variant "+uuid.NewString()+"\n")
+	c := key(t)
+	t.Cleanup(func() { rdb.Del(ctx, c) })
+	if err := fresh.AllowAll(ctx, []Request{{c, reqs[0].Limit}, {a, reqs[0].Limit}}, out); err != nil {
+		t.Fatalf("NOSCRIPT fallback: %v", err)
+	}
+	if !out[0].Allowed || out[0].Remaining != 2 {
+		t.Fatalf("after fallback: %+v", out)
+	}
+}
