@@ -1,0 +1,285 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// exactlyOnce checks n rows, versions 1..k contiguous for every session,
+// and a total_cycles that matches the rows (a counted duplicate would show).
+func exactlyOnce(t *testing.T, db *testDB, rows int64) {
+	t.Helper()
+	if n := db.count(t, `SELECT count(*) FROM sync_events`); n != rows {
+		t.Fatalf("rows = %d, want %d", n, rows)
+	}
+	if n := db.count(t, `SELECT count(*) FROM (SELECT session_id FROM sync_events GROUP BY session_id
+		HAVING min(version) <> 1 OR max(version) <> count(*)) g`); n != 0 {
+		t.Fatalf("%d sessions with gaps or duplicates in their versions", n)
+	}
+	if n := db.count(t, `SELECT count(*) FROM sync_sessions s WHERE total_cycles <> (SELECT count(*) FROM sync_events e
+		WHERE e.session_id = s.session_id AND event_type IN ('cycle_switched', 'participant_expired'))
+		OR last_version <> (SELECT max(version) FROM sync_events e WHERE e.session_id = s.session_id)`); n != 0 {
+		t.Fatalf("%d sessions whose summary disagrees with their events", n)
+	}
+}
+
+// TestPostgresUnreachable: while PostgreSQL is cut off, transitions still
+// succeed, their events wait in the streams, the lag grows and Health
+// reports degraded; once it is back every event lands exactly once.
+func TestPostgresUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	px := newProxy(t, pgAddr)
+	pool := db.pool(t, px.addr())
+	d := newDriver(t, rdb, 10000)
+	w := NewWorker(rdb, pool, quietLog(), testConfig())
+	store := NewStore(pool)
+	stop := run(w)
+	defer stop()
+
+	ids := make([]string, 8)
+	for i := range ids {
+		ids[i] = newUUID()
+		if err := d.create(ctx, ids[i], 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.op(ctx, "startSession", ids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "first events written", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events`) == 16
+	})
+	if err := store.Health(ctx, w); err != nil {
+		t.Fatalf("healthy before the cut: %v", err)
+	}
+
+	px.cut()
+	const switches = 25
+	for r := 0; r < switches; r++ {
+		for _, id := range ids {
+			if err := d.op(ctx, "switchCycle", id); err != nil {
+				t.Fatalf("a transition failed while PostgreSQL was down: %v", err)
+			}
+		}
+	}
+	eventually(t, 10*time.Second, "degraded", func() bool { return store.Health(ctx, w) != nil && w.Err() != nil })
+	eventually(t, 10*time.Second, "lag visible", func() bool { return w.Lag() > 0 })
+	if n := streamLen(t, rdb); n != switches*int64(len(ids)) {
+		t.Fatalf("stream holds %d entries, want all %d events waiting", n, switches*len(ids))
+	}
+	if n := db.count(t, `SELECT count(*) FROM sync_events`); n != 16 {
+		t.Fatalf("rows while down = %d", n)
+	}
+
+	px.restore()
+	total := int64(16 + switches*len(ids))
+	eventually(t, 20*time.Second, "every event written", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events`) >= total
+	})
+	eventually(t, 10*time.Second, "healthy again", func() bool { return store.Health(ctx, w) == nil })
+	eventually(t, 10*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	eventually(t, 10*time.Second, "lag back to zero", func() bool { return w.Lag() == 0 })
+	exactlyOnce(t, db, total)
+}
+
+// TestWorkerKilledMidBatch: a worker dies before or after its commit; a
+// new worker (another consumer name) claims the abandoned entries, and every
+// event lands exactly once.
+func TestWorkerKilledMidBatch(t *testing.T) {
+	t.Parallel()
+	for _, stage := range []string{"before_commit", "after_commit"} {
+		t.Run(stage, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			rdb := startRedis(t)
+			db := newTestDB(t)
+			d := newDriver(t, rdb, 10000)
+			var ids []string
+			for range 5 {
+				id := newUUID()
+				ids = append(ids, id)
+				if err := d.create(ctx, id, 3); err != nil {
+					t.Fatal(err)
+				}
+				if err := d.op(ctx, "startSession", id); err != nil {
+					t.Fatal(err)
+				}
+				for range 10 {
+					if err := d.op(ctx, "switchCycle", id); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			const total = 5 * 12
+
+			first := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+			first.hook = func(s string) bool { return s == stage }
+			if err := first.Run(ctx); !errors.Is(err, errCrashed) {
+				t.Fatalf("first worker: %v", err)
+			}
+			rows := db.count(t, `SELECT count(*) FROM sync_events`)
+			if (stage == "after_commit") != (rows == total) || (stage == "before_commit" && rows != 0) {
+				t.Fatalf("rows after the crash at %s = %d", stage, rows)
+			}
+			pending := int64(0)
+			for _, s := range keyspace.Streams() {
+				p, err := rdb.XPending(ctx, s, "persist").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				pending += p.Count
+			}
+			if pending != total {
+				t.Fatalf("pending after the crash = %d, want %d", pending, total)
+			}
+
+			second := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+			stop := run(second)
+			eventually(t, 10*time.Second, "claimed and acknowledged", func() bool {
+				for _, s := range keyspace.Streams() {
+					if p, err := rdb.XPending(ctx, s, "persist").Result(); err != nil || p.Count != 0 {
+						return false
+					}
+				}
+				return streamLen(t, rdb) == 0
+			})
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			exactlyOnce(t, db, total)
+			if stage == "after_commit" && second.m.duplicates.Get() != total {
+				t.Errorf("the redelivered batch should be skipped whole: duplicates = %d", second.m.duplicates.Get())
+			}
+		})
+	}
+}
+
+// TestTenThousandTransitions: 100 sessions x 100 versions through the real
+// scripts while the worker runs; exactly 10,000 rows, versions contiguous.
+func TestTenThousandTransitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	d := newDriver(t, rdb, 100000)
+	for _, s := range d.scripts {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	stop := run(w)
+	defer stop()
+
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = newUUID()
+	}
+	// One pipeline per round: each session moves one version per round.
+	for round := 0; round < 100; round++ {
+		cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, id := range ids {
+				switch round {
+				case 0:
+					d.scripts["createSession"].EvalSha(ctx, p, keysOf(id), d.createArgs(id, 4)...)
+				case 1:
+					d.scripts["startSession"].EvalSha(ctx, p, keysOf(id), d.opArgs("startSession", id)...)
+				default:
+					d.scripts["switchCycle"].EvalSha(ctx, p, keysOf(id), d.opArgs("switchCycle", id)...)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if len(cmds) != len(ids) {
+			t.Fatalf("round %d ran %d commands", round, len(cmds))
+		}
+	}
+	eventually(t, 60*time.Second, "10,000 rows", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events`) >= 10000
+	})
+	eventually(t, 10*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	exactlyOnce(t, db, 10000)
+	if n := db.count(t, `SELECT count(*) FROM sync_sessions WHERE total_cycles = 98 AND last_version = 100
+		AND total_participants = 4 AND final_status = 'running'`); n != 100 {
+		t.Fatalf("sessions with the expected summary = %d, want 100", n)
+	}
+}
+
+// TestStreamFullRejectsNothingLost is the answer to "PostgreSQL down long
+// enough to fill the stream": the scripts refuse with STREAM_FULL (the API
+// answers 503) and change nothing; once the worker drains, every accepted
+// event is in PostgreSQL and transitions are accepted again.
+func TestStreamFullRejectsNothingLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	const streamCap = 20
+	d := newDriver(t, rdb, streamCap)
+	// Every session in one shard, so one stream fills.
+	var ids []string
+	for len(ids) < 3 {
+		id := newUUID()
+		if keyspace.ShardOf(id) == 7 {
+			ids = append(ids, id)
+		}
+	}
+	accepted := 0
+	for _, id := range ids {
+		if err := d.create(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.op(ctx, "startSession", id); err != nil {
+			t.Fatal(err)
+		}
+		accepted += 2
+	}
+	var refused error
+	for refused == nil {
+		if refused = d.op(ctx, "switchCycle", ids[0]); refused == nil {
+			accepted++
+		}
+		if accepted > streamCap {
+			t.Fatal("the stream went past its cap")
+		}
+	}
+	if accepted != streamCap || refused.Error() != `STREAM_FULL {"stream_max":20}` {
+		t.Fatalf("accepted %d, refused with %v", accepted, refused)
+	}
+	version := func(id string) string { return rdb.HGet(ctx, keyspace.For(id).Meta, "version").Val() }
+	before := version(ids[1])
+	for _, op := range []string{"switchCycle", "pauseSession", "completeSession", "deleteSession"} {
+		if err := d.op(ctx, op, ids[1]); err == nil || err.Error() != `STREAM_FULL {"stream_max":20}` {
+			t.Fatalf("%s on a full stream: %v", op, err)
+		}
+	}
+	if err := d.create(ctx, ids[0][:35]+"0", 2); err != nil { // other shards are unaffected
+		t.Fatalf("create in shard 0: %v", err)
+	}
+	if version(ids[1]) != before {
+		t.Fatal("a refused transition changed the session")
+	}
+
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	stop := run(w)
+	defer stop()
+	eventually(t, 10*time.Second, "drained", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events`) == int64(accepted+1) && streamLen(t, rdb) == 0
+	})
+	exactlyOnce(t, db, int64(accepted+1))
+	if err := d.op(ctx, "switchCycle", ids[1]); err != nil {
+		t.Fatalf("after the drain: %v", err)
+	}
+}
