@@ -14,6 +14,8 @@ type Config struct {
 	Port        int    // PORT
 	RedisURL    string // REDIS_URL; "" starts an embedded dev-mode Redis
 	DatabaseURL string // DATABASE_URL; "" turns persistence off
+	// PERSIST_WORKER=false: this instance serves but does not copy events to PostgreSQL
+	PersistWorker bool
 
 	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*" allows any
 	Production  bool     // NODE_ENV=production or PRODUCTION=true: 500s hide internals
@@ -86,6 +88,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Port:              int(integer("PORT", 3000)),
 		RedisURL:          str("REDIS_URL", ""),
 		DatabaseURL:       str("DATABASE_URL", ""),
+		PersistWorker:     boolean("PERSIST_WORKER", true),
 		Production:        str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false),
 		LogFormat:         str("LOG_FORMAT", "json"),
 		LogRequests:       boolean("LOG_REQUESTS", true),

@@ -32,7 +32,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	log := newLogger(cfg, out)
 	if len(args) > 0 {
 		switch args[0] {
-		// persist adds: case "migrate": ...
+		case "migrate":
+			return migrate(ctx, cfg, log)
 		default:
 			return errors.New("unknown command " + args[0] + " (want no argument, or migrate)")
 		}

@@ -183,8 +183,7 @@ func (a *app) routes() {
 // /ready check, metrics and shutdown step through the extension points
 // listed on app.
 func (a *app) wire(ctx context.Context) error {
-	_ = ctx
-	return nil
+	return a.wirePersist(ctx)
 }
 
 // serve answers HTTP until ctx is done, then shuts down gracefully: stop

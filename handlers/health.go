@@ -17,18 +17,24 @@ func Health(ctx *fasthttp.RequestCtx) {
 }
 
 // Check is one dependency /ready probes, such as Redis or PostgreSQL.
+// A Soft check's failure degrades readiness (200, status "degraded")
+// instead of failing it: persistence uses it, since the API keeps serving
+// while PostgreSQL is down.
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	Soft bool
 }
 
 type readyBody struct {
-	Status string            `json:"status"`
-	Failed []string          `json:"failed,omitempty"`
-	Checks map[string]string `json:"checks"`
+	Status   string            `json:"status"`
+	Failed   []string          `json:"failed,omitempty"`
+	Degraded []string          `json:"degraded,omitempty"`
+	Checks   map[string]string `json:"checks"`
 }
 
-// Ready serves GET /ready: 200 when every check passes, else 503 naming the
+// Ready serves GET /ready: 200 when every check passes, 200 with status
+// "degraded" naming the soft checks that failed, else 503 naming the
 // failed ones. checks is read at each call, so components can add theirs
 // during wiring. Error text is hidden when production is set.
 func Ready(checks *[]Check, timeout time.Duration, production bool) fasthttp.RequestHandler {
@@ -38,14 +44,23 @@ func Ready(checks *[]Check, timeout time.Duration, production bool) fasthttp.Req
 		defer cancel()
 		for _, ch := range *checks {
 			if err := ch.Fn(c); err != nil {
-				out.Failed = append(out.Failed, ch.Name)
-				out.Checks[ch.Name] = "failed"
+				word := "failed"
+				if ch.Soft {
+					word = "degraded"
+					out.Degraded = append(out.Degraded, ch.Name)
+				} else {
+					out.Failed = append(out.Failed, ch.Name)
+				}
+				out.Checks[ch.Name] = word
 				if !production {
-					out.Checks[ch.Name] = "failed: " + err.Error()
+					out.Checks[ch.Name] = word + ": " + err.Error()
 				}
 				continue
 			}
 			out.Checks[ch.Name] = "ok"
+		}
+		if len(out.Degraded) > 0 {
+			out.Status = "degraded"
 		}
 		if len(out.Failed) > 0 {
 			out.Status = "unavailable"

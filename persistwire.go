@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"github.com/synckairos/synckairos/handlers"
+	"github.com/synckairos/synckairos/persist"
+)
+
+// migrate serves `synckairos migrate`: apply the embedded SQL migrations to
+// DATABASE_URL and exit. Start-up applies them too; both are idempotent.
+func migrate(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.DatabaseURL == "" {
+		return errors.New("migrate: DATABASE_URL is not set")
+	}
+	pool, err := persist.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return errors.New("migrate: " + err.Error())
+	}
+	defer pool.Close()
+	applied, err := persist.Migrate(ctx, pool)
+	if err != nil {
+		return errors.New("migrate: " + err.Error())
+	}
+	log.Info("migrations applied", "applied", strings.Join(applied, ","), "count", len(applied))
+	return nil
+}
+
+// wirePersist connects PostgreSQL when DATABASE_URL is set: migrations,
+// the events route, the /ready check, and (unless PERSIST_WORKER=false) the
+// worker that copies the audit streams into PostgreSQL, drained at shutdown.
+//
+// /ready stays 200 when persistence is degraded (status "degraded", the
+// persistence check says why): PostgreSQL being down does not stop the API,
+// whose transitions keep queueing in Redis until EVENT_STREAM_MAX, and a
+// 503 would make a load balancer drop every instance at once.
+func (a *app) wirePersist(ctx context.Context) error {
+	if a.cfg.DatabaseURL == "" {
+		return nil
+	}
+	pool, err := persist.Open(ctx, a.cfg.DatabaseURL)
+	if err != nil {
+		return errors.New("DATABASE_URL: " + err.Error())
+	}
+	if applied, err := persist.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return errors.New("applying migrations: " + err.Error())
+	} else if len(applied) > 0 {
+		a.log.Info("migrations applied", "applied", strings.Join(applied, ","))
+	}
+	store := persist.NewStore(pool)
+	ev := handlers.NewEvents(a.bg, store, a.errs)
+	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{}, ev.List)
+
+	var w *persist.Worker
+	done := make(chan struct{})
+	stopWorker := func() {}
+	if a.cfg.PersistWorker {
+		w = persist.NewWorker(a.rdb, pool, a.log.With("component", "persist"), persist.Config{})
+		a.addMetrics(w.Metrics().Set())
+		wctx, cancel := context.WithCancel(context.Background())
+		stopWorker = cancel
+		go func() {
+			defer close(done)
+			if err := w.Run(wctx); err != nil {
+				a.log.Error("persist worker stopped", "err", err)
+			}
+		}()
+	} else {
+		close(done)
+	}
+	a.ready = append(a.ready, handlers.Check{Name: "persistence", Soft: true,
+		Fn: func(ctx context.Context) error { return store.Health(ctx, w) }})
+	a.onShutdown("drain persist", func(ctx context.Context) error {
+		stopWorker() // the worker finishes and acknowledges the batch in flight
+		defer pool.Close()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return errors.New("persist worker did not drain in time; its entries stay pending for the next worker")
+		}
+	})
+	return nil
+}
