@@ -1,0 +1,138 @@
+package wsrelay
+
+import (
+	"bytes"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+)
+
+// Handler serves GET /ws?sessionId=<uuid>. Everything it needs from ctx is
+// copied before the upgrade: the connection outlives the RequestCtx.
+func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
+	id := string(ctx.QueryArgs().Peek("sessionId"))
+	ip := clientIP(ctx, r.cfg.TrustProxy)
+	_ = r.up.Upgrade(ctx, func(conn *websocket.Conn) {
+		switch {
+		case !validID(id):
+			r.m.rejectID.Inc()
+			reject(conn, websocket.ClosePolicyViolation, "sessionId must be a UUID")
+			return
+		case !r.adm.acquire(ip):
+			r.m.rejectLimit.Inc()
+			reject(conn, websocket.CloseTryAgainLater, "too many connections")
+			return
+		}
+		defer r.adm.release(ip)
+		r.serve(conn, id)
+	})
+}
+
+// upgradeError answers a request that cannot be upgraded (wrong Origin, not
+// a WebSocket handshake) with a plain HTTP error.
+func (r *Relay) upgradeError(ctx *fasthttp.RequestCtx, status int, reason error) {
+	if status == fasthttp.StatusForbidden {
+		r.m.rejectOrigin.Inc()
+	}
+	ctx.Response.Header.Set("Sec-Websocket-Version", "13")
+	ctx.Error(reason.Error(), status)
+}
+
+// reject closes a just-upgraded connection with code and reason.
+func reject(conn *websocket.Conn, code int, reason string) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+		time.Now().Add(time.Second))
+	// Give the client a moment to answer the close before the TCP close,
+	// so it sees the code rather than a reset.
+	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			break
+		}
+	}
+	_ = conn.Close()
+}
+
+// originChecker allows requests without Origin (non-browser clients), any
+// Origin when the list holds "*", and otherwise exact (case-insensitive)
+// matches.
+func originChecker(origins []string) func(*fasthttp.RequestCtx) bool {
+	any := false
+	allowed := make([][]byte, 0, len(origins))
+	for _, o := range origins {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "*" {
+			any = true
+		}
+		allowed = append(allowed, []byte(o))
+	}
+	return func(ctx *fasthttp.RequestCtx) bool {
+		origin := ctx.Request.Header.Peek("Origin")
+		if len(origin) == 0 || any {
+			return true
+		}
+		for _, a := range allowed {
+			if bytes.EqualFold(origin, a) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// clientIP is the peer address, or the first X-Forwarded-For hop when the
+// relay sits behind a trusted proxy.
+func clientIP(ctx *fasthttp.RequestCtx, trustProxy bool) string {
+	if trustProxy {
+		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+			if i := bytes.IndexByte(xff, ','); i >= 0 {
+				xff = xff[:i]
+			}
+			if ip := net.ParseIP(string(bytes.TrimSpace(xff))); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	return ctx.RemoteIP().String()
+}
+
+// admission enforces the total and per-IP connection caps.
+type admission struct {
+	max, maxPerIP int
+
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+func (a *admission) acquire(ip string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.max > 0 && a.total >= a.max || a.maxPerIP > 0 && a.perIP[ip] >= a.maxPerIP {
+		return false
+	}
+	a.total++
+	a.perIP[ip]++
+	return true
+}
+
+func (a *admission) admitted() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.total
+}
+
+func (a *admission) release(ip string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.total--
+	if n := a.perIP[ip] - 1; n > 0 {
+		a.perIP[ip] = n
+	} else {
+		delete(a.perIP, ip)
+	}
+}

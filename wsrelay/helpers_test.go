@@ -1,0 +1,432 @@
+package wsrelay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fasthttp/websocket"
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/fullstate"
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/session"
+)
+
+// The tests drive the real scripts (lua/*.lua, loaded as any other
+// language would) against a real Redis, so the relay sees exactly the bytes
+// the service publishes.
+
+func testRedisAddr() string {
+	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+func newRedis(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("redis at %s: %v", addr, err)
+	}
+	return rdb
+}
+
+func loadScript(t testing.TB, name string) *redis.Script {
+	t.Helper()
+	b, err := os.ReadFile("../lua/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return redis.NewScript(string(b))
+}
+
+// engine runs the scripts and reads state, like *Scripts in package main.
+type engine struct {
+	rdb                                  *redis.Client
+	create, start, switchCycle, get, del *redis.Script
+}
+
+func newEngine(t testing.TB, rdb *redis.Client) *engine {
+	return &engine{rdb: rdb, create: loadScript(t, "createSession-4.lua"), start: loadScript(t, "startSession-4.lua"),
+		switchCycle: loadScript(t, "switchCycle-4.lua"), get: loadScript(t, "getSession-2.lua"),
+		del: loadScript(t, "deleteSession-4.lua")}
+}
+
+func keys(id string) []string {
+	k := keyspace.For(id)
+	return []string{k.Meta, k.Parts, k.Index, k.Stream}
+}
+
+func scriptErr(err error) error {
+	var re redis.Error
+	if errors.As(err, &re) {
+		if e := session.ParseScriptError(re.Error()); e != nil {
+			return e
+		}
+	}
+	return err
+}
+
+// Get satisfies StateReader.
+func (e *engine) Get(ctx context.Context, id string) ([]byte, error) {
+	k := keyspace.For(id)
+	vals, err := e.get.Run(ctx, e.rdb, []string{k.Meta, k.Parts}, id).StringSlice()
+	if err != nil {
+		return nil, scriptErr(err)
+	}
+	parts := make([][]byte, len(vals)-1)
+	for i, v := range vals[1:] {
+		parts[i] = []byte(v)
+	}
+	return fullstate.Build([]byte(vals[0]), parts), nil
+}
+
+func (e *engine) fetch(ctx context.Context, id string) ([]byte, [][]byte, error) {
+	k := keyspace.For(id)
+	vals, err := e.get.Run(ctx, e.rdb, []string{k.Meta, k.Parts}, id).StringSlice()
+	if err != nil {
+		return nil, nil, scriptErr(err)
+	}
+	parts := make([][]byte, len(vals)-1)
+	for i, v := range vals[1:] {
+		parts[i] = []byte(v)
+	}
+	return []byte(vals[0]), parts, nil
+}
+
+// newSession creates a session of n participants and returns its id.
+func (e *engine) newSession(t testing.TB, n int) string {
+	t.Helper()
+	id := uuid.NewString()
+	e.createID(t, id, n)
+	return id
+}
+
+func (e *engine) createID(t testing.TB, id string, n int) {
+	t.Helper()
+	args := []any{id, keyspace.For(id).StateChannel, "0", "per_participant", "", "", "", "", "0", ""}
+	for i := 0; i < n; i++ {
+		args = append(args, uuid.NewString(), i, 600000, "")
+	}
+	if err := e.create.Run(context.Background(), e.rdb, keys(id), args...).Err(); err != nil {
+		t.Fatal(scriptErr(err))
+	}
+	t.Cleanup(func() { e.del.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "") })
+}
+
+func (e *engine) startSession(t testing.TB, id string) {
+	t.Helper()
+	if err := e.start.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "").Err(); err != nil {
+		t.Fatal(scriptErr(err))
+	}
+}
+
+func (e *engine) doSwitch(t testing.TB, id string) {
+	t.Helper()
+	if err := e.switchCycle.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "", "", "").Err(); err != nil {
+		t.Fatal(scriptErr(err))
+	}
+}
+
+func (e *engine) deleteSession(t testing.TB, id string) {
+	t.Helper()
+	if err := e.del.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "").Err(); err != nil {
+		t.Fatal(scriptErr(err))
+	}
+}
+
+// redisClock is the Redis clock: TIME once, then the local monotonic clock.
+type redisClock struct{ offset time.Duration }
+
+func newRedisClock(t testing.TB, rdb *redis.Client) *redisClock {
+	t.Helper()
+	now, err := rdb.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &redisClock{offset: time.Until(now)}
+}
+
+func (c *redisClock) NowMS() int64 { return time.Now().Add(c.offset).UnixMilli() }
+
+// fixture is one relay served on a loopback port.
+type fixture struct {
+	relay *Relay
+	eng   *engine
+	set   *metrics.Set
+	addr  string
+	clock *redisClock
+}
+
+// newFixture starts a relay whose Pub/Sub talks to pubsubAddr (the
+// machine's Redis when ""), with state read through eng.
+func newFixture(t testing.TB, cfg Config, eng *engine, pubsubAddr string) *fixture {
+	t.Helper()
+	if pubsubAddr == "" {
+		pubsubAddr = testRedisAddr()
+	}
+	ps := redis.NewClient(&redis.Options{Addr: pubsubAddr, MaxRetries: -1})
+	t.Cleanup(func() { ps.Close() })
+	f := &fixture{eng: eng, set: metrics.NewSet(), clock: newRedisClock(t, eng.rdb)}
+	asm := fullstate.New(eng.fetch, 100)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	f.relay = New(cfg, ps, eng, asm, f.clock, log, f.set)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/ws" {
+			f.relay.Handler(ctx)
+			return
+		}
+		ctx.SetStatusCode(404)
+	}}
+	go srv.Serve(ln)
+	f.addr = ln.Addr().String()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = f.relay.Shutdown(ctx)
+		_ = srv.Shutdown()
+	})
+	return f
+}
+
+func (f *fixture) url(id string) string {
+	return "ws://" + f.addr + "/ws?sessionId=" + url.QueryEscape(id)
+}
+
+// dial connects to the relay; it does not read.
+func dial(t testing.TB, u string, hdr map[string]string) *websocket.Conn {
+	t.Helper()
+	h := make(map[string][]string)
+	for k, v := range hdr {
+		h[k] = []string{v}
+	}
+	c, resp, err := websocket.DefaultDialer.Dial(u, h)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", u, err, status)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// msg is any server message, decoded for assertions.
+type msg struct {
+	Type            string          `json:"type"`
+	SessionID       string          `json:"sessionId"`
+	Timestamp       int64           `json:"timestamp"`
+	Version         int64           `json:"version"`
+	State           json.RawMessage `json:"state"`
+	Code            string          `json:"code"`
+	Message         string          `json:"message"`
+	ClientTimestamp json.RawMessage `json:"client_timestamp"`
+	raw             []byte
+}
+
+// read reads the next message (failing after 10 s).
+func read(t testing.TB, c *websocket.Conn) msg {
+	t.Helper()
+	m, err := tryRead(c, 10*time.Second)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func tryRead(c *websocket.Conn, timeout time.Duration) (msg, error) {
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		return msg{}, err
+	}
+	var m msg
+	if err := json.Unmarshal(b, &m); err != nil {
+		return msg{}, errors.New("bad JSON " + strconv.Quote(string(b)))
+	}
+	m.raw = b
+	return m, nil
+}
+
+// connect dials and consumes CONNECTED.
+func (f *fixture) connect(t testing.TB, id string) *websocket.Conn {
+	t.Helper()
+	c := dial(t, f.url(id), nil)
+	if m := read(t, c); m.Type != "CONNECTED" || m.SessionID != id {
+		t.Fatalf("first message: %s", m.raw)
+	}
+	return c
+}
+
+// readUntil reads until a message of type typ with at least version v.
+func readUntil(t testing.TB, c *websocket.Conn, v int64, types ...string) msg {
+	t.Helper()
+	for {
+		m := read(t, c)
+		for _, typ := range types {
+			if m.Type == typ && m.Version >= v {
+				return m
+			}
+		}
+	}
+}
+
+func send(t testing.TB, c *websocket.Conn, s string) {
+	t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeCode reads until the connection ends and returns its close code
+// (-1 when it ended without a close frame).
+func closeCode(t testing.TB, c *websocket.Conn) (int, string) {
+	t.Helper()
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code, ce.Text
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("connection still open after 10 s")
+			}
+			return -1, err.Error()
+		}
+	}
+}
+
+// sameState compares two v1 states, ignoring server_time_ms (the time each
+// was read).
+func sameState(t testing.TB, got, want []byte) {
+	t.Helper()
+	var g, w map[string]any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	delete(g, "server_time_ms")
+	delete(w, "server_time_ms")
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("state differs:\n got %s\nwant %s", got, want)
+	}
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// ownRedis starts a redis-server that the test may kill, on a free port.
+func ownRedis(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	startRedis(t, port)
+	return addr
+}
+
+// tcpProxy forwards to a Redis and can cut every connection and refuse new
+// ones, to simulate the relay losing Redis while others still publish.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func newProxy(t testing.TB, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go p.serve()
+	return p
+}
+
+func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *tcpProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns = append(p.conns, c, up)
+		p.mu.Unlock()
+		go func() { io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+// cut closes every proxied connection and refuses new ones until restore.
+func (p *tcpProxy) cut() {
+	p.mu.Lock()
+	p.down = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+}
+
+func (p *tcpProxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}

@@ -1,0 +1,475 @@
+package wsrelay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/fullstate"
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/session"
+)
+
+// hub owns the instance's Pub/Sub connection and the sessions watched here.
+type hub struct {
+	r    *Relay
+	ps   *redis.PubSub
+	seed maphash.Seed
+
+	mu       sync.RWMutex
+	sessions map[string]*sess // by session id
+	channels map[string]*sess // by channel name (state and message)
+	dirty    map[*sess]struct{}
+	resync   map[*sess]struct{}
+
+	subWake    chan struct{} // the subscriber has dirty sessions to reconcile
+	resyncWake chan struct{}
+	workers    []chan job
+	done       chan struct{}
+	closeOnce  sync.Once
+	wg         sync.WaitGroup
+}
+
+// sess is one session watched by local clients. refs and subscribed are
+// guarded by hub.mu; lastVersion belongs to the session's worker.
+type sess struct {
+	id, stateCh, msgCh string
+	worker             chan job
+
+	refs       int
+	subscribed bool
+	stateOK    bool
+	msgOK      bool
+	ready      chan struct{} // closed once Redis confirmed both channels
+	clients    atomic.Pointer[[]*client]
+
+	lastVersion int64
+}
+
+type jobKind uint8
+
+const (
+	jobState jobKind = iota
+	jobMsg
+	jobResync
+	jobSyncClient
+)
+
+type job struct {
+	s       *sess
+	kind    jobKind
+	payload []byte
+	c       *client
+}
+
+func newHub(r *Relay) *hub {
+	h := &hub{
+		r:          r,
+		seed:       maphash.MakeSeed(),
+		sessions:   make(map[string]*sess),
+		channels:   make(map[string]*sess),
+		dirty:      make(map[*sess]struct{}),
+		resync:     make(map[*sess]struct{}),
+		subWake:    make(chan struct{}, 1),
+		resyncWake: make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	h.ps = r.rdb.Subscribe(context.Background())
+	h.workers = make([]chan job, r.cfg.Workers)
+	for i := range h.workers {
+		h.workers[i] = make(chan job, r.cfg.WorkerQueue)
+		h.start(func() { h.work(h.workers[i]) })
+	}
+	// The channel also yields subscription confirmations: they tell when a
+	// session is live and when go-redis has resubscribed after a reconnect.
+	msgs := h.ps.ChannelWithSubscriptions(redis.WithChannelSize(r.cfg.WorkerQueue))
+	h.start(func() { h.read(msgs) })
+	h.start(h.subscriber)
+	h.start(h.resyncer)
+	return h
+}
+
+func (h *hub) start(f func()) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+}
+
+func (h *hub) close() {
+	h.closeOnce.Do(func() {
+		close(h.done)
+		_ = h.ps.Close()
+		h.wg.Wait()
+	})
+}
+
+func (h *hub) sessionCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.sessions)
+}
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// join adds c to session id, creating (and scheduling the subscription of)
+// the session on its first local client.
+func (h *hub) join(id string, c *client) *sess {
+	h.mu.Lock()
+	s := h.sessions[id]
+	if s == nil {
+		k := keyspace.For(id)
+		s = &sess{id: id, stateCh: k.StateChannel, msgCh: k.MsgChannel, ready: make(chan struct{}),
+			worker: h.workers[maphash.String(h.seed, id)%uint64(len(h.workers))]}
+		s.clients.Store(&[]*client{})
+		h.sessions[id] = s
+		h.channels[s.stateCh] = s
+		h.channels[s.msgCh] = s
+	}
+	s.refs++
+	old := *s.clients.Load()
+	cs := make([]*client, len(old), len(old)+1)
+	copy(cs, old)
+	cs = append(cs, c)
+	s.clients.Store(&cs)
+	if s.refs == 1 {
+		h.dirty[s] = struct{}{}
+		wake(h.subWake)
+	}
+	h.mu.Unlock()
+	return s
+}
+
+// leave removes c; the subscriber drops the session once no client is left.
+func (h *hub) leave(s *sess, c *client) {
+	h.mu.Lock()
+	s.refs--
+	old := *s.clients.Load()
+	cs := make([]*client, 0, len(old))
+	for _, o := range old {
+		if o != c {
+			cs = append(cs, o)
+		}
+	}
+	s.clients.Store(&cs)
+	if s.refs == 0 {
+		h.dirty[s] = struct{}{}
+		wake(h.subWake)
+	}
+	h.mu.Unlock()
+}
+
+// subscriber reconciles Redis subscriptions with the sessions that have
+// clients. It is the only goroutine that subscribes or unsubscribes, so
+// commands reach Redis in the order the decisions were made, and it
+// batches whatever accumulated while it was busy. A session whose last
+// client leaves and another joins before this runs keeps its subscription.
+func (h *hub) subscriber() {
+	ctx := context.Background()
+	for {
+		select {
+		case <-h.subWake:
+		case <-h.done:
+			return
+		}
+		var sub, unsub []string
+		h.mu.Lock()
+		for s := range h.dirty {
+			switch {
+			case s.refs == 0:
+				if h.sessions[s.id] == s {
+					delete(h.sessions, s.id)
+					delete(h.channels, s.stateCh)
+					delete(h.channels, s.msgCh)
+				}
+				if s.subscribed {
+					s.subscribed = false
+					unsub = append(unsub, s.stateCh, s.msgCh)
+				}
+			case !s.subscribed:
+				s.subscribed = true
+				sub = append(sub, s.stateCh, s.msgCh)
+			}
+		}
+		clear(h.dirty)
+		h.mu.Unlock()
+		// On a write error go-redis keeps the channels and subscribes them
+		// again when it reconnects; the confirmation then arrives as usual.
+		if len(unsub) > 0 {
+			if err := h.ps.Unsubscribe(ctx, unsub...); err != nil {
+				h.r.log.Warn("wsrelay: unsubscribe", "err", err)
+			}
+		}
+		if len(sub) > 0 {
+			if err := h.ps.Subscribe(ctx, sub...); err != nil {
+				h.r.log.Warn("wsrelay: subscribe", "err", err)
+			}
+		}
+	}
+}
+
+// read is the Pub/Sub reader. It never blocks: payloads go to the
+// session's worker if its buffer has room, and otherwise the session is
+// marked for a resync from current state.
+func (h *hub) read(msgs <-chan any) {
+	for {
+		var v any
+		var ok bool
+		select {
+		case v, ok = <-msgs:
+			if !ok {
+				return
+			}
+		case <-h.done:
+			return
+		}
+		switch m := v.(type) {
+		case *redis.Message:
+			h.mu.RLock()
+			s := h.channels[m.Channel]
+			h.mu.RUnlock()
+			if s == nil {
+				continue
+			}
+			kind := jobMsg
+			if m.Channel == s.stateCh {
+				kind = jobState
+			}
+			select {
+			case s.worker <- job{s: s, kind: kind, payload: []byte(m.Payload)}:
+			default:
+				h.r.m.overflow.Inc()
+				h.requestResync(s)
+			}
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				h.confirmed(m.Channel)
+			}
+		}
+	}
+}
+
+// confirmed handles a subscribe confirmation. The first one for a session
+// channel makes the session ready; any later one means go-redis has
+// resubscribed after a lost connection, during which publishes were
+// dropped, so the session's clients are resynced.
+func (h *hub) confirmed(channel string) {
+	h.mu.Lock()
+	s := h.channels[channel]
+	if s == nil {
+		h.mu.Unlock()
+		return
+	}
+	isState := channel == s.stateCh
+	again := isState && s.stateOK
+	if isState {
+		s.stateOK = true
+	} else {
+		s.msgOK = true
+	}
+	if s.stateOK && s.msgOK {
+		select {
+		case <-s.ready:
+		default:
+			close(s.ready)
+		}
+	}
+	h.mu.Unlock()
+	if again {
+		h.requestResync(s)
+	}
+}
+
+func (h *hub) requestResync(s *sess) {
+	h.mu.Lock()
+	h.resync[s] = struct{}{}
+	h.mu.Unlock()
+	wake(h.resyncWake)
+}
+
+// resyncer hands resync jobs to the workers; unlike the reader it may wait
+// for room in a worker's buffer.
+func (h *hub) resyncer() {
+	for {
+		select {
+		case <-h.resyncWake:
+		case <-h.done:
+			return
+		}
+		h.mu.Lock()
+		batch := make([]*sess, 0, len(h.resync))
+		for s := range h.resync {
+			batch = append(batch, s)
+		}
+		clear(h.resync)
+		h.mu.Unlock()
+		for _, s := range batch {
+			select {
+			case s.worker <- job{s: s, kind: jobResync}:
+			case <-h.done:
+				return
+			}
+		}
+	}
+}
+
+// syncClient asks the session's worker to send c a STATE_SYNC; false when
+// the worker stays busy.
+func (h *hub) syncClient(c *client) bool {
+	t := time.NewTimer(h.r.cfg.RedisTimeout)
+	defer t.Stop()
+	select {
+	case c.sess.worker <- job{s: c.sess, kind: jobSyncClient, c: c}:
+		return true
+	case <-t.C:
+		return false
+	case <-h.done:
+		return false
+	}
+}
+
+// work runs the jobs of the sessions hashed to one worker, in order, so a
+// session's versions only move forward: anything older than what was last
+// sent (for example an update overtaken by a resync) is skipped.
+func (h *hub) work(jobs chan job) {
+	for {
+		select {
+		case j := <-jobs:
+			switch j.kind {
+			case jobState:
+				h.onState(j.s, j.payload)
+			case jobMsg:
+				h.fanout(j.s, j.payload, scanInt(j.payload, keyTimestamp))
+			case jobResync:
+				h.resyncSession(j.s)
+			case jobSyncClient:
+				h.syncOne(j.c)
+			}
+		case <-h.done:
+			return
+		}
+	}
+}
+
+func (h *hub) onState(s *sess, p []byte) {
+	switch {
+	case bytes.HasPrefix(p, prefixUpdate):
+		v := scanInt(p, keyVersion)
+		// Version 1 is a create: the id may be reused after a delete or TTL.
+		if v <= s.lastVersion && v != 1 {
+			return
+		}
+		s.lastVersion = v
+		h.fanout(s, p, scanInt(p, keyTimestamp))
+	case bytes.HasPrefix(p, prefixDelta):
+		d, err := fullstate.Decode(p)
+		if err != nil {
+			h.r.log.Warn("wsrelay: bad STATE_DELTA", "session", s.id, "err", err)
+			return
+		}
+		if d.Version <= s.lastVersion && d.Version != 1 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), h.r.cfg.RedisTimeout)
+		state, err := h.r.asm.Apply(ctx, d)
+		cancel()
+		if err != nil {
+			h.r.log.Warn("wsrelay: assemble state", "session", s.id, "err", err)
+			h.requestResync(s)
+			return
+		}
+		s.lastVersion = d.Version
+		h.fanout(s, stateMessage("STATE_UPDATE", s.id, d.Timestamp, d.Version, state), d.Timestamp)
+	case bytes.HasPrefix(p, prefixDeleted):
+		h.r.asm.Forget(s.id)
+		s.lastVersion = 0
+		h.fanout(s, p, scanInt(p, keyTimestamp))
+		for _, c := range *s.clients.Load() {
+			c.closeAfter(websocket.CloseNormalClosure, "session deleted")
+		}
+	default:
+		h.fanout(s, p, scanInt(p, keyTimestamp))
+	}
+}
+
+// fanout queues the same bytes for every client of s; ts is the publish
+// time (Redis clock ms) when the payload carries one.
+func (h *hub) fanout(s *sess, msg []byte, ts int64) {
+	for _, c := range *s.clients.Load() {
+		c.send(msg)
+	}
+	if ts > 0 {
+		if d := h.r.clock.NowMS() - ts; d >= 0 {
+			h.r.m.publishToSend.Update(float64(d) / 1000)
+		}
+	}
+}
+
+// readState reads the session's current state and its version.
+func (h *hub) readState(id string) ([]byte, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.r.cfg.RedisTimeout)
+	defer cancel()
+	state, err := h.r.states.Get(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return state, scanInt(state, keyVersion), nil
+}
+
+// resyncSession sends every client of s STATE_SYNC with the current state,
+// unless they already have it. A failed read is retried a second later.
+func (h *hub) resyncSession(s *sess) {
+	if len(*s.clients.Load()) == 0 {
+		return
+	}
+	h.r.m.resyncs.Inc()
+	state, v, err := h.readState(s.id)
+	switch {
+	case errors.Is(err, session.ErrSessionNotFound):
+		return // nothing to sync: not created yet, or deleted
+	case err != nil:
+		h.r.m.resyncErrors.Inc()
+		h.r.log.Warn("wsrelay: resync", "session", s.id, "err", err)
+		time.AfterFunc(time.Second, func() {
+			select {
+			case <-h.done:
+			default:
+				h.requestResync(s)
+			}
+		})
+		return
+	case v <= s.lastVersion:
+		return
+	}
+	s.lastVersion = v
+	h.fanout(s, stateMessage("STATE_SYNC", s.id, h.r.clock.NowMS(), v, state), 0)
+}
+
+// syncOne answers a client's RECONNECT.
+func (h *hub) syncOne(c *client) {
+	state, v, err := h.readState(c.sess.id)
+	switch {
+	case errors.Is(err, session.ErrSessionNotFound):
+		c.send(errSessionNotFound)
+	case err != nil:
+		h.r.log.Warn("wsrelay: RECONNECT", "session", c.sess.id, "err", err)
+		c.send(errStateUnavail)
+	default:
+		// lastVersion stays: the others have not seen v yet if its update
+		// is still queued behind this job.
+		c.send(stateMessage("STATE_SYNC", c.sess.id, h.r.clock.NowMS(), v, state))
+	}
+}

@@ -1,0 +1,111 @@
+package wsrelay
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// Message prefixes as the scripts write them (lua/README.md): the type is
+// always the first field, so a prefix test classifies a payload without
+// parsing it.
+var (
+	prefixUpdate  = []byte(`{"type":"STATE_UPDATE"`)
+	prefixDelta   = []byte(`{"type":"STATE_DELTA"`)
+	prefixDeleted = []byte(`{"type":"SESSION_DELETED"`)
+
+	keyVersion   = []byte(`"version":`)
+	keyTimestamp = []byte(`"timestamp":`)
+)
+
+// Fixed ERROR replies.
+var (
+	errMalformed       = errorMessage("INVALID_MESSAGE", "message is not a JSON object with a type")
+	errUnknownType     = errorMessage("UNKNOWN_MESSAGE_TYPE", "supported types: PING, RECONNECT")
+	errSessionNotFound = errorMessage("SESSION_NOT_FOUND", "session not found")
+	errStateUnavail    = errorMessage("INTERNAL_ERROR", "state unavailable, retry RECONNECT")
+	errBusy            = errorMessage("BUSY", "server busy, retry RECONNECT")
+)
+
+func errorMessage(code, msg string) []byte {
+	return []byte(`{"type":"ERROR","code":"` + code + `","message":"` + msg + `"}`)
+}
+
+// connectedMessage is CONNECTED{sessionId,timestamp}.
+func connectedMessage(id string, ts int64) []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, `{"type":"CONNECTED","sessionId":"`...)
+	b = append(b, id...)
+	b = append(b, `","timestamp":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	return append(b, '}')
+}
+
+// stateMessage is STATE_UPDATE or STATE_SYNC in the shape the scripts
+// publish: {"type","sessionId","timestamp","version","state"}.
+func stateMessage(typ, id string, ts, version int64, state []byte) []byte {
+	b := make([]byte, 0, len(state)+128)
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","sessionId":"`...)
+	b = append(b, id...)
+	b = append(b, `","timestamp":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, version, 10)
+	b = append(b, `,"state":`...)
+	b = append(b, state...)
+	return append(b, '}')
+}
+
+// pongMessage is PONG{timestamp} with the client's client_timestamp echoed
+// when it sent one (raw JSON, already validated by the decoder).
+func pongMessage(ts int64, clientTS []byte) []byte {
+	b := make([]byte, 0, 80+len(clientTS))
+	b = append(b, `{"type":"PONG","timestamp":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	if len(clientTS) > 0 {
+		b = append(b, `,"client_timestamp":`...)
+		b = append(b, clientTS...)
+	}
+	return append(b, '}')
+}
+
+// scanInt returns the integer after the first occurrence of key, or 0. The
+// scripts put "timestamp" and "version" before any nested object, and in a
+// full state "version" precedes metadata, so the first occurrence is the
+// top-level field.
+func scanInt(b, key []byte) int64 {
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return 0
+	}
+	var n int64
+	for _, c := range b[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// validID reports whether id is a UUID in 8-4-4-4-12 hex form.
+func validID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,231 @@
+// Package wsrelay serves /ws?sessionId=<uuid>: it relays what the scripts
+// publish on a session's channels to every WebSocket client of that session
+// connected to this instance.
+//
+// One Redis Pub/Sub connection serves the instance. A session's two
+// channels (state and message) are subscribed while at least one local
+// client watches it. The Pub/Sub reader never blocks: it hands each payload
+// to the worker that owns the session (by hash), and a worker sends the same
+// bytes to every client's bounded queue. A client whose queue is full is
+// disconnected rather than waited for.
+//
+// Choices the issue leaves open:
+//   - A client may connect to a session that does not exist yet (clients
+//     connect before create); it receives updates once the session appears.
+//   - SESSION_DELETED is forwarded, then the session's clients are closed
+//     with 1000 "session deleted".
+//   - Bad or missing sessionId: close 1008; connection caps and a relay
+//     that could not subscribe: close 1013 (try again later); a client too
+//     slow to drain its queue: close 1013 "slow client"; shutdown: 1001.
+//   - A missed heartbeat (no pong, nor any frame, within one ping interval)
+//     drops the TCP connection without a close frame.
+package wsrelay
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fasthttp/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/fullstate"
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// StateReader reads a session's current full v1 state (*Scripts in package
+// main satisfies it). A missing session is an error matching
+// session.ErrSessionNotFound.
+type StateReader interface {
+	Get(ctx context.Context, id string) ([]byte, error)
+}
+
+// Clock is the Redis clock in epoch milliseconds. It must be cheap: the
+// relay reads it for every message it stamps or measures.
+type Clock interface {
+	NowMS() int64
+}
+
+// Config tunes the relay; zero values take the defaults below.
+type Config struct {
+	Origins       []string // allowed Origin values; "*" allows any; requests without Origin are allowed
+	MaxConns      int      // connections per instance; 0 = no cap
+	MaxConnsPerIP int      // connections per client IP; 0 = no cap
+	TrustProxy    bool     // take the client IP from X-Forwarded-For
+
+	QueueSize        int           // messages queued per client before it counts as slow (256)
+	Workers          int           // fan-out workers (2 x GOMAXPROCS)
+	WorkerQueue      int           // payloads buffered per worker before a session is resynced instead (4096)
+	PingInterval     time.Duration // protocol ping period; a client silent for one period is dropped (5s)
+	WriteTimeout     time.Duration // deadline of each frame write (10s)
+	MaxMessageBytes  int64         // largest client frame (4096)
+	SubscribeTimeout time.Duration // wait for Redis to confirm a new session's subscription (10s)
+	RedisTimeout     time.Duration // state reads for STATE_SYNC (5s)
+}
+
+func (c *Config) defaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.QueueSize, 256)
+	def(&c.Workers, 2*runtime.GOMAXPROCS(0))
+	def(&c.WorkerQueue, 4096)
+	defd(&c.PingInterval, 5*time.Second)
+	defd(&c.WriteTimeout, 10*time.Second)
+	defd(&c.SubscribeTimeout, 10*time.Second)
+	defd(&c.RedisTimeout, 5*time.Second)
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 4096
+	}
+}
+
+// Relay is the WebSocket relay of one instance.
+type Relay struct {
+	cfg    Config
+	rdb    redis.UniversalClient
+	states StateReader
+	asm    *fullstate.Assembler
+	clock  Clock
+	log    *slog.Logger
+	m      *relayMetrics
+	up     websocket.FastHTTPUpgrader
+	hub    *hub
+	adm    admission
+
+	mu      sync.Mutex
+	closing bool
+	clients map[*client]struct{}
+	drained chan struct{} // closed when closing and no client is left
+}
+
+// New starts a relay: its Pub/Sub reader, workers and subscriber run until
+// Shutdown. asm is the instance's large-session cache (Scripts.Assembler).
+func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullstate.Assembler,
+	clock Clock, logger *slog.Logger, set *metrics.Set) *Relay {
+	cfg.defaults()
+	r := &Relay{
+		cfg: cfg, rdb: rdb, states: states, asm: asm, clock: clock, log: logger,
+		clients: make(map[*client]struct{}),
+		drained: make(chan struct{}),
+		adm:     admission{max: cfg.MaxConns, maxPerIP: cfg.MaxConnsPerIP, perIP: make(map[string]int)},
+	}
+	r.up = websocket.FastHTTPUpgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		CheckOrigin:     originChecker(cfg.Origins),
+		Error:           r.upgradeError,
+	}
+	r.hub = newHub(r)
+	r.m = newRelayMetrics(set, r)
+	return r
+}
+
+// BroadcastToSession publishes message (one JSON object, forwarded as is)
+// on the session's message channel, so the clients of every instance get it.
+func (r *Relay) BroadcastToSession(ctx context.Context, sessionID string, message []byte) error {
+	return r.rdb.Publish(ctx, keyspace.For(sessionID).MsgChannel, message).Err()
+}
+
+// Shutdown refuses new connections, sends every client close 1001 and waits
+// until they are gone (or ctx ends), then stops the Pub/Sub reader.
+func (r *Relay) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	if !r.closing {
+		r.closing = true
+		if len(r.clients) == 0 {
+			close(r.drained)
+		}
+	}
+	cs := make([]*client, 0, len(r.clients))
+	for c := range r.clients {
+		cs = append(cs, c)
+	}
+	r.mu.Unlock()
+	for _, c := range cs {
+		c.stop(websocket.CloseGoingAway, "server shutting down")
+	}
+	var err error
+	select {
+	case <-r.drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	r.hub.close()
+	return err
+}
+
+// register adds c to the clients Shutdown closes; false once shutting down.
+func (r *Relay) register(c *client) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.clients[c] = struct{}{}
+	return true
+}
+
+func (r *Relay) unregister(c *client) {
+	r.mu.Lock()
+	delete(r.clients, c)
+	if r.closing && len(r.clients) == 0 {
+		select {
+		case <-r.drained:
+		default:
+			close(r.drained)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// clientCount is the number of open connections (for the gauge).
+func (r *Relay) clientCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.clients)
+}
+
+// relayMetrics are the relay's series, registered in the caller's set.
+type relayMetrics struct {
+	delivered     *metrics.Counter
+	slow          *metrics.Counter
+	heartbeat     *metrics.Counter
+	writeErrors   *metrics.Counter
+	rejectID      *metrics.Counter
+	rejectLimit   *metrics.Counter
+	rejectOrigin  *metrics.Counter
+	rejectSub     *metrics.Counter
+	overflow      *metrics.Counter
+	resyncs       *metrics.Counter
+	resyncErrors  *metrics.Counter
+	publishToSend *metrics.Histogram
+}
+
+func newRelayMetrics(set *metrics.Set, r *Relay) *relayMetrics {
+	set.NewGauge(`synckairos_ws_clients`, func() float64 { return float64(r.clientCount()) })
+	set.NewGauge(`synckairos_ws_sessions_subscribed`, func() float64 { return float64(r.hub.sessionCount()) })
+	return &relayMetrics{
+		delivered:     set.NewCounter(`synckairos_ws_messages_delivered_total`),
+		slow:          set.NewCounter(`synckairos_ws_clients_dropped_total{reason="slow"}`),
+		heartbeat:     set.NewCounter(`synckairos_ws_clients_dropped_total{reason="heartbeat"}`),
+		writeErrors:   set.NewCounter(`synckairos_ws_clients_dropped_total{reason="write_error"}`),
+		rejectID:      set.NewCounter(`synckairos_ws_rejected_total{reason="session_id"}`),
+		rejectLimit:   set.NewCounter(`synckairos_ws_rejected_total{reason="limit"}`),
+		rejectOrigin:  set.NewCounter(`synckairos_ws_rejected_total{reason="origin"}`),
+		rejectSub:     set.NewCounter(`synckairos_ws_rejected_total{reason="subscribe"}`),
+		overflow:      set.NewCounter(`synckairos_ws_dispatch_overflow_total`),
+		resyncs:       set.NewCounter(`synckairos_ws_resyncs_total`),
+		resyncErrors:  set.NewCounter(`synckairos_ws_resync_errors_total`),
+		publishToSend: set.NewHistogram(`synckairos_ws_publish_to_send_seconds`),
+	}
+}

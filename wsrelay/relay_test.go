@@ -1,0 +1,422 @@
+package wsrelay
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+func TestConnectAckDisconnect(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := eng.newSession(t, 2)
+
+	c := dial(t, f.url(id), nil)
+	m := read(t, c)
+	if m.Type != "CONNECTED" || m.SessionID != id {
+		t.Fatalf("got %s", m.raw)
+	}
+	if d := m.Timestamp - f.clock.NowMS(); d > 5000 || d < -5000 {
+		t.Fatalf("CONNECTED timestamp %d is %d ms off the Redis clock", m.Timestamp, d)
+	}
+	if f.relay.clientCount() != 1 || f.relay.hub.sessionCount() != 1 {
+		t.Fatalf("clients %d sessions %d, want 1 and 1", f.relay.clientCount(), f.relay.hub.sessionCount())
+	}
+	c.Close()
+	eventually(t, "cleanup after disconnect", func() bool {
+		return f.relay.clientCount() == 0 && f.relay.hub.sessionCount() == 0 && f.relay.adm.admitted() == 0
+	})
+	// The subscription is gone from Redis too.
+	eventually(t, "unsubscribe", func() bool {
+		n, _ := eng.rdb.PubSubNumSub(context.Background(), keyspace.For(id).StateChannel).Result()
+		return n[keyspace.For(id).StateChannel] == 0
+	})
+}
+
+func TestBadSessionIDClosed1008(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	for _, tc := range []struct{ name, query string }{
+		{"missing", ""},
+		{"empty", "?sessionId="},
+		{"not a uuid", "?sessionId=abc"},
+		{"uuid with junk", "?sessionId=" + uuid.NewString() + "x"},
+		{"braces", "?sessionId={a}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, "ws://"+f.addr+"/ws"+tc.query, nil)
+			code, text := closeCode(t, c)
+			if code != websocket.ClosePolicyViolation || !strings.Contains(text, "sessionId") {
+				t.Fatalf("close %d %q, want 1008 with a reason", code, text)
+			}
+		})
+	}
+}
+
+// Both clients of a session get each change as STATE_UPDATE, and it is the
+// state Redis holds; large sessions (STATE_DELTA) are assembled back.
+func TestTwoClientsGetStateUpdate(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{3, 40} {
+		t.Run(strconv.Itoa(n)+" participants", func(t *testing.T) {
+			t.Parallel()
+			eng := newEngine(t, newRedis(t, testRedisAddr()))
+			f := newFixture(t, Config{}, eng, "")
+			id := eng.newSession(t, n)
+			a, b := f.connect(t, id), f.connect(t, id)
+			eng.startSession(t, id)
+			eng.doSwitch(t, id)
+			want, err := eng.Get(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []*websocket.Conn{a, b} {
+				m2 := read(t, c)
+				m3 := read(t, c)
+				if m2.Type != "STATE_UPDATE" || m2.Version != 2 || m3.Type != "STATE_UPDATE" || m3.Version != 3 {
+					t.Fatalf("got %s / %s", m2.raw, m3.raw)
+				}
+				if m3.SessionID != id || m3.Timestamp == 0 {
+					t.Fatalf("header: %s", m3.raw[:120])
+				}
+				sameState(t, m3.State, want)
+			}
+		})
+	}
+}
+
+// A client may connect before the session exists; it then sees the create.
+func TestConnectBeforeCreate(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := uuid.NewString()
+	c := f.connect(t, id)
+	send(t, c, `{"type":"RECONNECT"}`)
+	if m := read(t, c); m.Type != "ERROR" || m.Code != "SESSION_NOT_FOUND" {
+		t.Fatalf("RECONNECT before create: %s", m.raw)
+	}
+	eng.createID(t, id, 2)
+	if m := read(t, c); m.Type != "STATE_UPDATE" || m.Version != 1 {
+		t.Fatalf("got %s", m.raw)
+	}
+}
+
+func TestReconnectGetsStateSync(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := eng.newSession(t, 3)
+	eng.startSession(t, id)
+	c := f.connect(t, id)
+	c.Close()
+	eng.doSwitch(t, id) // missed while away
+	c = f.connect(t, id)
+	send(t, c, `{"type":"RECONNECT"}`)
+	m := read(t, c)
+	if m.Type != "STATE_SYNC" || m.SessionID != id || m.Version != 3 {
+		t.Fatalf("got %s", m.raw)
+	}
+	want, _ := eng.Get(context.Background(), id)
+	sameState(t, m.State, want)
+}
+
+func TestClientMessages(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{MaxMessageBytes: 256}, eng, "")
+	id := eng.newSession(t, 2)
+	c := f.connect(t, id)
+	for _, tc := range []struct {
+		name, in, typ, code, clientTS string
+	}{
+		{"ping with client_timestamp", `{"type":"PING","client_timestamp":1764100000123}`, "PONG", "", "1764100000123"},
+		{"ping without", `{"type":"PING"}`, "PONG", "", ""},
+		{"unknown type", `{"type":"HELLO"}`, "ERROR", "UNKNOWN_MESSAGE_TYPE", ""},
+		{"not JSON", `ping`, "ERROR", "INVALID_MESSAGE", ""},
+		{"no type", `{"client_timestamp":1}`, "ERROR", "INVALID_MESSAGE", ""},
+		{"array", `[1,2]`, "ERROR", "INVALID_MESSAGE", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			send(t, c, tc.in)
+			m := read(t, c)
+			if m.Type != tc.typ || m.Code != tc.code || string(m.ClientTimestamp) != tc.clientTS {
+				t.Fatalf("got %s", m.raw)
+			}
+			if tc.typ == "PONG" {
+				if d := m.Timestamp - f.clock.NowMS(); d > 5000 || d < -5000 {
+					t.Fatalf("PONG timestamp %d ms off the Redis clock", d)
+				}
+			}
+			if tc.typ == "ERROR" && m.Message == "" {
+				t.Fatalf("ERROR without message: %s", m.raw)
+			}
+		})
+	}
+	// The connection stayed open through the errors; a frame over the limit
+	// closes it with 1009.
+	send(t, c, `{"type":"PING","pad":"`+strings.Repeat("x", 300)+`"}`)
+	if code, _ := closeCode(t, c); code != websocket.CloseMessageTooBig {
+		t.Fatalf("oversized frame: close %d, want 1009", code)
+	}
+}
+
+// A client that stops answering pings is terminated; one that answers stays.
+func TestHeartbeatTerminatesSilentClient(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{PingInterval: 100 * time.Millisecond}, eng, "")
+	id := eng.newSession(t, 2)
+	silent := f.connect(t, id) // never reads again, so never answers a ping
+	alive := f.connect(t, id)
+	pongs := make(chan msg, 16)
+	go func() {
+		for {
+			m, err := tryRead(alive, 30*time.Second)
+			if err != nil {
+				close(pongs)
+				return
+			}
+			pongs <- m
+		}
+	}()
+	eventually(t, "silent client dropped", func() bool {
+		return f.relay.m.heartbeat.Get() == 1 && f.relay.clientCount() == 1
+	})
+	if _, err := tryRead(silent, 5*time.Second); err == nil {
+		t.Fatal("silent client still receives")
+	}
+	// Several ping periods later the answering client is still served.
+	time.Sleep(500 * time.Millisecond)
+	send(t, alive, `{"type":"PING"}`)
+	if m, ok := <-pongs; !ok || m.Type != "PONG" {
+		t.Fatalf("answering client: %v %s", ok, m.raw)
+	}
+	if got := f.relay.m.heartbeat.Get(); got != 1 {
+		t.Fatalf("heartbeat drops %d, want 1", got)
+	}
+}
+
+func TestSessionDeletedThenClosed(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := eng.newSession(t, 2)
+	a, b := f.connect(t, id), f.connect(t, id)
+	eng.deleteSession(t, id)
+	for _, c := range []*websocket.Conn{a, b} {
+		if m := read(t, c); m.Type != "SESSION_DELETED" || m.SessionID != id {
+			t.Fatalf("got %s", m.raw)
+		}
+		if code, text := closeCode(t, c); code != websocket.CloseNormalClosure || text != "session deleted" {
+			t.Fatalf("close %d %q", code, text)
+		}
+	}
+}
+
+// BroadcastToSession goes through Redis: every client of the session gets
+// the bytes unchanged, clients of other sessions get nothing.
+func TestBroadcastToSession(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id, other := eng.newSession(t, 2), eng.newSession(t, 2)
+	a, b, o := f.connect(t, id), f.connect(t, id), f.connect(t, other)
+	payload := `{"type":"PARTICIPANT_EXPIRING","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(f.clock.NowMS(), 10) + `}`
+	if err := f.relay.BroadcastToSession(context.Background(), id, []byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*websocket.Conn{a, b} {
+		if m := read(t, c); string(m.raw) != payload {
+			t.Fatalf("got %s", m.raw)
+		}
+	}
+	// other's next message is its own update, not the broadcast
+	eng.startSession(t, other)
+	if m := read(t, o); m.Type != "STATE_UPDATE" || m.SessionID != other {
+		t.Fatalf("other session got %s", m.raw)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{MaxConnsPerIP: 2, Origins: []string{"https://app.example.com"}}, eng, "")
+	id := eng.newSession(t, 2)
+
+	t.Run("origin", func(t *testing.T) {
+		_, resp, err := websocket.DefaultDialer.Dial(f.url(id), map[string][]string{"Origin": {"https://evil.example.com"}})
+		if err == nil || resp == nil || resp.StatusCode != 403 {
+			t.Fatalf("foreign origin: err %v resp %v", err, resp)
+		}
+		c := dial(t, f.url(id), map[string]string{"Origin": "https://app.example.com"})
+		if m := read(t, c); m.Type != "CONNECTED" {
+			t.Fatalf("allowed origin: %s", m.raw)
+		}
+		c.Close()
+		eventually(t, "release", func() bool { return f.relay.clientCount() == 0 })
+	})
+	t.Run("per IP", func(t *testing.T) {
+		f.connect(t, id)
+		f.connect(t, id)
+		c := dial(t, f.url(id), nil)
+		if code, _ := closeCode(t, c); code != websocket.CloseTryAgainLater {
+			t.Fatalf("third connection: close %d, want 1013", code)
+		}
+	})
+}
+
+func TestShutdownSends1001(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := eng.newSession(t, 2)
+	a, b := f.connect(t, id), f.connect(t, id)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		done <- f.relay.Shutdown(ctx)
+	}()
+	for _, c := range []*websocket.Conn{a, b} {
+		if code, _ := closeCode(t, c); code != websocket.CloseGoingAway {
+			t.Fatalf("close %d, want 1001", code)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A client that never reads is dropped once its queue fills; the other
+// client of the session receives every message meanwhile.
+func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{QueueSize: 8, PingInterval: time.Minute}, eng, "")
+	id := eng.newSession(t, 2)
+	stuck := f.connect(t, id)
+	_ = stuck
+	good := f.connect(t, id)
+
+	const n = 300
+	pad := strings.Repeat("x", 64<<10) // 300 x 64 KiB overflows any socket buffer
+	got := make(chan int64, n)
+	go func() {
+		for {
+			m, err := tryRead(good, 30*time.Second)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- m.Version
+		}
+	}()
+	// The publisher stays at most 4 messages ahead of the good client, so
+	// only a client that does not read at all can fill its queue.
+	ch := keyspace.For(id).StateChannel
+	want := int64(2)
+	for v := 2; v < 2+n; v++ {
+		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(f.clock.NowMS(), 10) +
+			`,"version":` + strconv.Itoa(v) + `,"state":{"version":` + strconv.Itoa(v) + `,"pad":"` + pad + `"}}`
+		if err := eng.rdb.Publish(context.Background(), ch, p).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for ; want <= int64(v)-4 || v == 1+n && want < 2+n; want++ {
+			if g, ok := <-got; !ok || g != want {
+				t.Fatalf("good client: got version %d (open %v), want %d", g, ok, want)
+			}
+		}
+	}
+	if f.relay.m.slow.Get() != 1 {
+		t.Fatalf("slow drops %d, want 1", f.relay.m.slow.Get())
+	}
+	eventually(t, "stuck client gone", func() bool { return f.relay.clientCount() == 1 })
+}
+
+// After the relay loses Redis, publishes made meanwhile are lost by Pub/Sub;
+// once it is back every client is resynced to the latest version.
+func TestRedisFaultResyncsClients(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []string{"client kill", "connection cut"} {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			addr := ownRedis(t)
+			eng := newEngine(t, newRedis(t, addr))
+			proxy := newProxy(t, addr)
+			f := newFixture(t, Config{}, eng, proxy.addr())
+			ids := []string{eng.newSession(t, 3), eng.newSession(t, 40)}
+			var conns [][]*websocket.Conn
+			for _, id := range ids {
+				eng.startSession(t, id)
+				conns = append(conns, []*websocket.Conn{f.connect(t, id), f.connect(t, id)})
+			}
+			ctx := context.Background()
+			switch tc {
+			case "client kill":
+				if err := eng.rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range ids {
+					eng.doSwitch(t, id)
+				}
+			case "connection cut":
+				proxy.cut()
+				for _, id := range ids {
+					eng.doSwitch(t, id) // lost: the relay is not subscribed
+					eng.doSwitch(t, id)
+				}
+				proxy.restore()
+			}
+			for i, id := range ids {
+				want, err := eng.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v := scanInt(want, keyVersion)
+				for _, c := range conns[i] {
+					m := readUntil(t, c, v, "STATE_UPDATE", "STATE_SYNC")
+					if m.Version != v {
+						t.Fatalf("%s: version %d, want %d", id, m.Version, v)
+					}
+					sameState(t, m.State, want)
+				}
+			}
+			if tc == "connection cut" && f.relay.m.resyncs.Get() == 0 {
+				t.Fatal("no resync counted")
+			}
+		})
+	}
+}
+
+// The publish-to-send histogram and delivery counter move.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := eng.newSession(t, 2)
+	c := f.connect(t, id)
+	eng.startSession(t, id)
+	read(t, c)
+	eventually(t, "delivered", func() bool { return f.relay.m.delivered.Get() == 1 })
+	var sb strings.Builder
+	f.set.WritePrometheus(&sb)
+	out := sb.String()
+	for _, want := range []string{"synckairos_ws_clients 1", "synckairos_ws_sessions_subscribed 1",
+		"synckairos_ws_messages_delivered_total 1", "synckairos_ws_publish_to_send_seconds_count 1"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, out)
+		}
+	}
+	_ = json.Valid
+}
