@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -94,6 +95,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	}
 	go a.clock.Run(a.bg, cfg.ClockSync, log)
 
+	// TYPE lines make the histograms real Prometheus histograms to parsers.
+	metrics.ExposeMetadata(true)
 	a.errs = &handlers.Errors{Production: cfg.Production, Log: log}
 	a.httpSet = metrics.NewSet()
 	a.addMetrics(a.httpSet)
@@ -183,6 +186,9 @@ func (a *app) routes() {
 // /ready check, metrics and shutdown step through the extension points
 // listed on app.
 func (a *app) wire(ctx context.Context) error {
+	if err := a.wireRelay(ctx); err != nil {
+		return err
+	}
 	return a.wirePersist(ctx)
 }
 
@@ -254,5 +260,5 @@ func listen(port int) (net.Listener, error) {
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn("fasthttp", "format", format, "args", args)
+	l.log.Warn("fasthttp: " + fmt.Sprintf(format, args...))
 }

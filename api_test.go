@@ -1,0 +1,476 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/handlers"
+)
+
+// backends: the embedded dev-mode Redis and the machine's real one.
+var apiBackends = []struct {
+	name string
+	env  map[string]string
+}{
+	{"embedded", nil},
+	{"redis", map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}},
+}
+
+func TestAPILifecycle(t *testing.T) {
+	for _, be := range apiBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			s := startAPI(t, be.env, nil)
+			id, parts, body := newSessionBody(3, `,"total_time_ms":200000`)
+			u := s.base + "/v1/sessions/" + id
+
+			r := doReq(t, "POST", s.base+"/v1/sessions", body)
+			if r.status != 201 {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			st := r.state(t)
+			if st["status"] != "pending" || num(st["version"]) != 1 || num(st["total_time_ms"]) != 200000 || st["session_id"] != id {
+				t.Fatalf("created state: %v", st)
+			}
+			if r.header.Get("Content-Type") != "application/json" || r.header.Get("X-Request-Id") == "" {
+				t.Fatalf("headers: %v", r.header)
+			}
+
+			r = doReq(t, "GET", u, "")
+			if r.status != 200 || num(r.state(t)["version"]) != 1 {
+				t.Fatalf("get: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "POST", u+"/start", "")
+			if st = r.state(t); r.status != 200 || st["status"] != "running" || st["active_participant_id"] != parts[0] {
+				t.Fatalf("start: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "POST", u+"/switch", `{"expected_version":2}`)
+			if st = r.state(t); r.status != 200 || st["active_participant_id"] != parts[1] || num(st["version"]) != 3 ||
+				st["cycle_started_at"] == nil || len(st["participants"].([]any)) != 3 {
+				t.Fatalf("switch: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "POST", u+"/switch", `{"next_participant_id":"`+parts[0]+`","current_participant_id":"`+parts[1]+`"}`)
+			if st = r.state(t); r.status != 200 || st["active_participant_id"] != parts[0] {
+				t.Fatalf("switch to chosen: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "POST", u+"/pause", "", "If-Match", `"4"`)
+			if st = r.state(t); r.status != 200 || st["status"] != "paused" {
+				t.Fatalf("pause: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "POST", u+"/resume", `{"expected_version":5}`)
+			if st = r.state(t); r.status != 200 || st["status"] != "running" {
+				t.Fatalf("resume: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "POST", u+"/complete", "")
+			if st = r.state(t); r.status != 200 || st["status"] != "completed" || st["session_completed_at"] == nil {
+				t.Fatalf("complete: %d %s", r.status, r.body)
+			}
+			r = doReq(t, "DELETE", u, "")
+			if r.status != 204 || len(r.body) != 0 {
+				t.Fatalf("delete: %d %q", r.status, r.body)
+			}
+			if r = doReq(t, "GET", u, ""); r.status != 404 {
+				t.Fatalf("get after delete: %d %s", r.status, r.body)
+			}
+			if r = doReq(t, "DELETE", u, ""); r.status != 204 {
+				t.Fatalf("delete again: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+// apiSession creates (and with start, starts) a 2-participant session.
+func apiSession(t *testing.T, s *apiServer, start bool) (string, []string) {
+	t.Helper()
+	id, parts, body := newSessionBody(2, "")
+	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if start {
+		if r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
+			t.Fatalf("start: %d %s", r.status, r.body)
+		}
+	}
+	return id, parts
+}
+
+func TestAPIErrors(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, map[string]string{"BODY_LIMIT_BYTES": "4096"}, nil)
+	sess := func(start bool) string { id, _ := apiSession(t, s, start); return s.base + "/v1/sessions/" + id }
+	_, _, validBody := newSessionBody(2, "")
+	if r := doReq(t, "POST", s.base+"/v1/sessions", validBody); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	cases := []struct {
+		name           string
+		method, url    string
+		body           string
+		hdr            []string
+		status         int
+		code           string
+		detailContains []string
+	}{
+		{"unknown session", "GET", s.base + "/v1/sessions/" + uuid.NewString(), "", nil, 404, "SESSION_NOT_FOUND", []string{"session_id"}},
+		{"unknown session start", "POST", s.base + "/v1/sessions/" + uuid.NewString() + "/start", "", nil, 404, "SESSION_NOT_FOUND", nil},
+		{"bad uuid in path", "GET", s.base + "/v1/sessions/abc", "", nil, 400, "VALIDATION_ERROR", []string{`"field":"id"`}},
+		{"bad uuid in path switch", "POST", s.base + "/v1/sessions/abc/switch", "", nil, 400, "VALIDATION_ERROR", []string{`"field":"id"`}},
+		{"invalid create lists every field", "POST", s.base + "/v1/sessions", `{"session_id":"x","sync_mode":"y","participants":[],"bogus":1}`, nil, 400, "VALIDATION_ERROR",
+			[]string{`"field":"session_id"`, `"field":"sync_mode"`, `"field":"participants"`, `"field":"body"`}},
+		{"malformed JSON", "POST", s.base + "/v1/sessions", `{"session_id":`, nil, 400, "VALIDATION_ERROR", []string{"Malformed JSON"}},
+		{"ill-typed switch", "POST", sess(true) + "/switch", `{"expected_version":"2"}`, nil, 400, "VALIDATION_ERROR", []string{"expected_version"}},
+		{"unknown switch field", "POST", sess(true) + "/switch", `{"next":"x"}`, nil, 400, "VALIDATION_ERROR", []string{"Unrecognized"}},
+		{"oversize body", "POST", s.base + "/v1/sessions", `{"metadata":"` + strings.Repeat("x", 5000) + `"}`, nil, 400, "VALIDATION_ERROR", []string{"size limit"}},
+		{"existing session", "POST", s.base + "/v1/sessions", validBody, nil, 409, "SESSION_EXISTS", []string{"session_id"}},
+		{"start twice", "POST", sess(true) + "/start", "", nil, 400, "INVALID_STATE_TRANSITION", []string{"from"}},
+		{"pause pending", "POST", sess(false) + "/pause", "", nil, 400, "INVALID_STATE_TRANSITION", nil},
+		{"switch pending", "POST", sess(false) + "/switch", "", nil, 400, "INVALID_STATE_TRANSITION", nil},
+		{"resume running", "POST", sess(true) + "/resume", "", nil, 400, "INVALID_STATE_TRANSITION", nil},
+		{"unknown participant", "POST", sess(true) + "/switch", `{"next_participant_id":"` + uuid.NewString() + `"}`, nil, 400, "PARTICIPANT_NOT_FOUND", []string{"participant_id"}},
+		{"stale version", "POST", sess(true) + "/switch", `{"expected_version":1}`, nil, 409, "CONFLICT", []string{`"expected_version":1`, `"actual_version":2`}},
+		{"stale If-Match", "POST", sess(true) + "/pause", "", []string{"If-Match", `"7"`}, 409, "CONFLICT", []string{`"expected_version":7`, `"actual_version":2`}},
+		{"not your turn", "POST", sess(true) + "/switch", `{"current_participant_id":"` + uuid.NewString() + `"}`, nil, 409, "CONFLICT", []string{"active_participant_id", "actual_version"}},
+		{"If-Match disagrees with body", "POST", sess(true) + "/pause", `{"expected_version":2}`, []string{"If-Match", "3"}, 400, "VALIDATION_ERROR", []string{"If-Match"}},
+		{"unknown route", "GET", s.base + "/v2/nothing", "", nil, 404, "NOT_FOUND", nil},
+		{"wrong method", "PUT", s.base + "/v1/sessions", "", nil, 405, "METHOD_NOT_ALLOWED", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := doReq(t, tc.method, tc.url, tc.body, tc.hdr...)
+			e := r.errCode(t)
+			if r.status != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
+				t.Fatalf("got %d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+			for _, want := range tc.detailContains {
+				if !bytes.Contains(e.Error.Details, []byte(want)) {
+					t.Errorf("details %s lack %q", e.Error.Details, want)
+				}
+			}
+			if tc.code == "VALIDATION_ERROR" {
+				var list []handlers.FieldError
+				if err := json.Unmarshal(e.Error.Details, &list); err != nil || len(list) == 0 {
+					t.Errorf("validation details %s are not [{field,message}]: %v", e.Error.Details, err)
+				}
+			}
+		})
+	}
+	t.Run("complete from pending", func(t *testing.T) {
+		r := doReq(t, "POST", sess(false)+"/complete", "")
+		if r.status != 200 || r.state(t)["status"] != "completed" {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("errors are logged with request id and cause", func(t *testing.T) {
+		doReq(t, "GET", s.base+"/v1/sessions/"+uuid.NewString(), "", "X-Request-Id", "trace-me-42")
+		waitFor(t, 2*time.Second, "log line", func() bool {
+			for _, l := range strings.Split(s.logs.String(), "\n") {
+				if strings.Contains(l, `"request_id":"trace-me-42"`) && strings.Contains(l, `"error":"SESSION_NOT_FOUND`) &&
+					strings.Contains(l, `"route":"/v1/sessions/{id}"`) && strings.Contains(l, `"status":404`) {
+					return true
+				}
+			}
+			return false
+		})
+	})
+}
+
+// TestAPIStreamFull: a full audit stream refuses transitions with 503.
+func TestAPIStreamFull(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, func(c *Config) { c.EventStreamMax = 1 })
+	id, _ := apiSession(t, s, false) // the create fills the shard's stream (embedded Redis: ours alone)
+	r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/start", "")
+	if e := r.errCode(t); r.status != 503 || e.Error.Code != "STREAM_FULL" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("got %d %s %v", r.status, r.body, r.header)
+	}
+}
+
+// TestAPIInternalErrors: panics become 500 INTERNAL_ERROR, with the cause
+// shown only outside production.
+func TestAPIInternalErrors(t *testing.T) {
+	for _, prod := range []bool{false, true} {
+		t.Run("production="+strconv.FormatBool(prod), func(t *testing.T) {
+			t.Parallel()
+			s := startAPI(t, map[string]string{"PRODUCTION": strconv.FormatBool(prod)}, func(*Config) {})
+			s.app.handle("GET", "/test/panic", handlers.RouteOpts{}, func(*fasthttp.RequestCtx) { panic(errors.New("secret detail")) })
+			s.app.handle("GET", "/test/fail", handlers.RouteOpts{}, func(ctx *fasthttp.RequestCtx) {
+				s.app.errs.Write(ctx, errors.New("dial tcp: secret detail"))
+			})
+			for _, path := range []string{"/test/panic", "/test/fail"} {
+				r := doReq(t, "GET", s.base+path, "")
+				e := r.errCode(t)
+				if r.status != 500 || e.Error.Code != "INTERNAL_ERROR" {
+					t.Fatalf("%s: %d %s", path, r.status, r.body)
+				}
+				if leaked := strings.Contains(e.Error.Message, "secret"); leaked == prod {
+					t.Fatalf("%s: production=%v message %q", path, prod, e.Error.Message)
+				}
+			}
+		})
+	}
+}
+
+// TestAPIConcurrentSwitches: 50 switches carrying the same expected_version
+// at once: exactly one wins, 49 get 409.
+func TestAPIConcurrentSwitches(t *testing.T) {
+	for _, be := range apiBackends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			s := startAPI(t, be.env, nil)
+			id, _ := apiSession(t, s, true)
+			var wg sync.WaitGroup
+			codes := make([]int, 50)
+			start := make(chan struct{})
+			for i := range codes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					r, err := tryReq("POST", s.base+"/v1/sessions/"+id+"/switch", `{"expected_version":2}`)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					codes[i] = r.status
+				}()
+			}
+			close(start)
+			wg.Wait()
+			count := map[int]int{}
+			for _, c := range codes {
+				count[c]++
+			}
+			if count[200] != 1 || count[409] != 49 {
+				t.Fatalf("statuses %v, want one 200 and 49 409", count)
+			}
+			if r := doReq(t, "GET", s.base+"/v1/sessions/"+id, ""); num(r.state(t)["version"]) != 3 {
+				t.Fatalf("version after the race: %s", r.body)
+			}
+		})
+	}
+}
+
+func TestAPIRateLimits(t *testing.T) {
+	t.Run("per IP", func(t *testing.T) {
+		t.Parallel()
+		s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_IP_MAX": "3", "RATE_LIMIT_IP_WINDOW": "1500ms"}, nil)
+		u := s.base + "/v1/sessions/" + uuid.NewString()
+		for i := 0; i < 3; i++ {
+			r := doReq(t, "GET", u, "")
+			if r.status != 404 || r.header.Get("RateLimit-Limit") != "3" || r.header.Get("RateLimit-Remaining") != strconv.Itoa(2-i) {
+				t.Fatalf("request %d: %d %v", i, r.status, r.header)
+			}
+		}
+		r := doReq(t, "GET", u, "")
+		ra, _ := strconv.Atoi(r.header.Get("Retry-After"))
+		if r.status != 429 || r.errCode(t).Error.Code != "RATE_LIMITED" || ra < 1 || r.header.Get("RateLimit-Remaining") != "0" {
+			t.Fatalf("4th: %d %s %v", r.status, r.body, r.header)
+		}
+		for _, p := range []string{"/v1/time", "/health", "/ready", "/metrics"} {
+			if r := doReq(t, "GET", s.base+p, ""); r.status != 200 {
+				t.Fatalf("exempt %s: %d", p, r.status)
+			}
+		}
+		time.Sleep(time.Duration(ra) * time.Second)
+		if r := doReq(t, "GET", u, ""); r.status != 404 {
+			t.Fatalf("after Retry-After: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("per session switch", func(t *testing.T) {
+		t.Parallel()
+		s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_SWITCH_MAX": "2", "RATE_LIMIT_SWITCH_WINDOW": "1s"}, nil)
+		a, _ := apiSession(t, s, true)
+		b, _ := apiSession(t, s, true)
+		for i := 0; i < 2; i++ {
+			if r := doReq(t, "POST", s.base+"/v1/sessions/"+a+"/switch", ""); r.status != 200 {
+				t.Fatalf("switch %d: %d %s", i, r.status, r.body)
+			}
+		}
+		r := doReq(t, "POST", s.base+"/v1/sessions/"+a+"/switch", "")
+		if r.status != 429 || r.header.Get("Retry-After") != "1" {
+			t.Fatalf("3rd switch: %d %v", r.status, r.header)
+		}
+		if r := doReq(t, "POST", s.base+"/v1/sessions/"+b+"/switch", ""); r.status != 200 {
+			t.Fatalf("other session: %d %s", r.status, r.body)
+		}
+		if r := doReq(t, "GET", s.base+"/v1/sessions/"+a, ""); r.status != 200 || num(r.state(t)["version"]) != 4 {
+			t.Fatalf("the refused switch ran: %s", r.body)
+		}
+	})
+}
+
+func TestAPITimeAndHealth(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, nil)
+	if r := doReq(t, "GET", s.base+"/health", ""); r.status != 200 || string(r.body) != `{"status":"ok"}` {
+		t.Fatalf("health: %d %s", r.status, r.body)
+	}
+	if r := doReq(t, "GET", s.base+"/ready", ""); r.status != 200 || !bytes.Contains(r.body, []byte(`"redis":"ok"`)) {
+		t.Fatalf("ready: %d %s", r.status, r.body)
+	}
+	prev := 0.0
+	for i := 0; i < 200; i++ {
+		r := doReq(t, "GET", s.base+"/v1/time", "")
+		var tm struct {
+			TS      float64 `json:"timestamp_ms"`
+			Version string  `json:"server_version"`
+			Drift   int     `json:"drift_tolerance_ms"`
+			Recv    float64 `json:"server_received_ms"`
+			Sent    float64 `json:"server_sent_ms"`
+		}
+		if err := json.Unmarshal(r.body, &tm); err != nil {
+			t.Fatalf("%s: %v", r.body, err)
+		}
+		if tm.Version != "2.0.0" || tm.Drift != 50 || !(tm.Recv < tm.TS && tm.TS < tm.Sent) || tm.TS <= prev {
+			t.Fatalf("time %d: %s (previous %f)", i, r.body, prev)
+		}
+		prev = tm.TS
+	}
+	// Same clock as the state: a session created now carries server_time_ms
+	// between two /v1/time readings (ms resolution, both from Redis TIME).
+	before := timeMS(t, s)
+	id, _ := apiSession(t, s, false)
+	after := timeMS(t, s)
+	st := doReq(t, "GET", s.base+"/v1/sessions/"+id, "").state(t)
+	if c := float64(num(st["server_time_ms"])); c < before-1 || c > after+1 {
+		t.Fatalf("state time %v not within /v1/time readings [%v, %v]", c, before, after)
+	}
+}
+
+func timeMS(t *testing.T, s *apiServer) float64 {
+	var tm struct {
+		TS float64 `json:"timestamp_ms"`
+	}
+	if err := json.Unmarshal(doReq(t, "GET", s.base+"/v1/time", "").body, &tm); err != nil {
+		t.Fatal(err)
+	}
+	return tm.TS
+}
+
+func TestAPICORS(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, map[string]string{"CORS_ORIGINS": "https://a.example, https://b.example"}, nil)
+	r := doReq(t, "GET", s.base+"/health", "", "Origin", "https://b.example")
+	if r.header.Get("Access-Control-Allow-Origin") != "https://b.example" || r.header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("allowed origin: %v", r.header)
+	}
+	if r := doReq(t, "GET", s.base+"/health", "", "Origin", "https://evil.example"); r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("other origin allowed: %v", r.header)
+	}
+	r = doReq(t, "OPTIONS", s.base+"/v1/sessions/x/switch", "", "Origin", "https://a.example", "Access-Control-Request-Method", "POST")
+	if r.status != 204 || !strings.Contains(r.header.Get("Access-Control-Allow-Methods"), "POST") ||
+		!strings.Contains(r.header.Get("Access-Control-Allow-Headers"), "If-Match") {
+		t.Fatalf("preflight: %d %v", r.status, r.header)
+	}
+}
+
+func TestAPIMetrics(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, nil)
+	id, _ := apiSession(t, s, true)
+	for i := 0; i < 3; i++ {
+		doReq(t, "POST", s.base+"/v1/sessions/"+id+"/switch", "")
+	}
+	doReq(t, "GET", s.base+"/v1/sessions/"+uuid.NewString(), "")
+	r := doReq(t, "GET", s.base+"/metrics", "")
+	text := string(r.body)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("metrics: %d %v", r.status, r.header)
+	}
+	for _, want := range []string{
+		`synckairos_http_requests_total{method="POST",route="/v1/sessions/{id}/switch",status_code="200"} 3`,
+		`synckairos_http_requests_total{method="GET",route="/v1/sessions/{id}",status_code="404"} 1`,
+		`synckairos_http_requests_total{method="POST",route="/v1/sessions",status_code="201"} 1`,
+		`# TYPE synckairos_http_request_duration_ms histogram`,
+		`synckairos_http_request_duration_ms_bucket{method="POST",route="/v1/sessions/{id}/switch",le="1000"} 3`,
+		`synckairos_http_request_duration_ms_bucket{method="POST",route="/v1/sessions/{id}/switch",le="+Inf"} 3`,
+		`synckairos_http_request_duration_ms_count{method="POST",route="/v1/sessions/{id}/switch"} 3`,
+		`synckairos_http_request_duration_ms_sum{method="POST",route="/v1/sessions/{id}/switch"}`,
+		`# TYPE synckairos_switch_cycle_duration_ms histogram`,
+		`synckairos_switch_cycle_duration_ms_bucket{le="50"} 3`,
+		`synckairos_switch_cycle_duration_ms_count 3`,
+		"go_goroutines ", "go_memstats_alloc_bytes ", "process_resident_memory_bytes ", "process_cpu_seconds_total ",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	for _, le := range []string{"1", "5", "10", "25", "50", "100", "250", "500", "1000"} {
+		if !strings.Contains(text, `synckairos_http_request_duration_ms_bucket{method="POST",route="/v1/sessions/{id}/switch",le="`+le+`"}`) {
+			t.Errorf("request duration lacks bucket le=%s", le)
+		}
+	}
+	for _, le := range []string{"1", "2", "3", "5", "10", "25", "50"} {
+		if !strings.Contains(text, `synckairos_switch_cycle_duration_ms_bucket{le="`+le+`"}`) {
+			t.Errorf("switch duration lacks bucket le=%s", le)
+		}
+	}
+	promtoolCheck(t, r.body)
+}
+
+// promtoolCheck runs `promtool check metrics`. The parser must accept the
+// text (exit 1 is a format error). Lint findings (exit 3) are accepted only
+// where we cannot act on them: VictoriaMetrics writes no help text, the
+// plan's names end in _ms, and the library's go_/process_ names are its own.
+func promtoolCheck(t *testing.T, text []byte) {
+	path, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatal("promtool not found: run `make deps` (installs Debian's prometheus package)")
+	}
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		switch {
+		case line == "",
+			strings.HasSuffix(line, " no help text"),
+			strings.HasPrefix(line, "synckairos_") && strings.HasSuffix(line, "should not contain abbreviated units"),
+			strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_"):
+		default:
+			t.Errorf("promtool: %s", line)
+		}
+	}
+}
+
+// TestAPIReadyRedisDown: /ready turns 503, naming redis, when Redis dies.
+func TestAPIReadyRedisDown(t *testing.T) {
+	t.Parallel()
+	addr, cmd := startRedisServer(t)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
+	if r := doReq(t, "GET", s.base+"/ready", ""); r.status != 200 {
+		t.Fatalf("ready: %d %s", r.status, r.body)
+	}
+	s.app.addReady("postgres", func(context.Context) error { return nil }) // a component's check joins the same list
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	r := doReq(t, "GET", s.base+"/ready", "")
+	var body struct {
+		Status string            `json:"status"`
+		Failed []string          `json:"failed"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 503 || body.Status != "unavailable" || len(body.Failed) != 1 || body.Failed[0] != "redis" || body.Checks["postgres"] != "ok" {
+		t.Fatalf("ready with Redis down: %d %s", r.status, r.body)
+	}
+	if r := doReq(t, "GET", s.base+"/health", ""); r.status != 200 {
+		t.Fatalf("health must not depend on Redis: %d", r.status)
+	}
+}
