@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synckairos/synckairos/wsrelay"
 )
 
 // Config is everything the service reads from the environment. README.md
@@ -36,6 +38,8 @@ type Config struct {
 	BodyLimit      int           // BODY_LIMIT_BYTES
 	ClockSync      time.Duration // CLOCK_SYNC_INTERVAL: how often /v1/time re-reads Redis TIME
 	ShutdownWait   time.Duration // SHUTDOWN_TIMEOUT
+
+	WS wsrelay.Config // WS_*: the WebSocket relay (wsrelaywire.go)
 }
 
 // loadConfig reads the environment through getenv, so tests pass their own.
@@ -125,5 +129,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		// Nothing drains the audit streams without PostgreSQL.
 		c.EventStreamMax = 0
 	}
+	ws, err := loadWSConfig(getenv, c.CORSOrigins, c.TrustProxy)
+	c.WS = ws
+	errs = append(errs, err)
 	return c, errors.Join(errs...)
 }
