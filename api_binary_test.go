@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// binary is the built service running as a child process.
+type binary struct {
+	cmd  *exec.Cmd
+	base string
+	logs *syncBuffer
+	done chan error
+}
+
+// runBinary starts the service with exactly env (plus PATH and a free PORT).
+func runBinary(t *testing.T, env ...string) *binary {
+	t.Helper()
+	port := freePort(t)
+	b := &binary{base: "http://127.0.0.1:" + strconv.Itoa(port), logs: &syncBuffer{}, done: make(chan error, 1)}
+	b.cmd = exec.Command(buildBinary(t))
+	b.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=" + strconv.Itoa(port)}, env...)
+	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.done <- b.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = b.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("service log:\n%s", b.logs.String())
+		}
+	})
+	waitFor(t, 20*time.Second, "the service's /health", func() bool {
+		r, err := tryReq("GET", b.base+"/health", "")
+		return err == nil && r.status == 200
+	})
+	return b
+}
+
+// stop sends SIGTERM and waits for a clean exit within the 15 s budget.
+func (b *binary) stop(t *testing.T) {
+	t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running 15 s after SIGTERM")
+	}
+	if !strings.Contains(b.logs.String(), `"msg":"shutdown complete"`) {
+		t.Fatal("no shutdown complete log line")
+	}
+}
+
+// TestBinaryDevMode is the README's run command on a fresh clone: no
+// REDIS_URL, no DATABASE_URL; the built binary serves a whole lifecycle.
+func TestBinaryDevMode(t *testing.T) {
+	t.Parallel()
+	b := runBinary(t)
+	id, parts, body := newSessionBody(2, "")
+	u := b.base + "/v1/sessions/" + id
+	steps := []struct {
+		method, url, body string
+		status            int
+		check             func(map[string]any) bool
+	}{
+		{"POST", b.base + "/v1/sessions", body, 201, func(s map[string]any) bool { return s["status"] == "pending" }},
+		{"POST", u + "/start", "", 200, func(s map[string]any) bool { return s["active_participant_id"] == parts[0] }},
+		{"POST", u + "/switch", "", 200, func(s map[string]any) bool { return s["active_participant_id"] == parts[1] }},
+		{"POST", u + "/pause", "", 200, func(s map[string]any) bool { return s["status"] == "paused" }},
+		{"POST", u + "/resume", "", 200, func(s map[string]any) bool { return s["status"] == "running" }},
+		{"GET", u, "", 200, func(s map[string]any) bool { return num(s["version"]) == 5 }},
+		{"POST", u + "/complete", "", 200, func(s map[string]any) bool { return s["status"] == "completed" }},
+		{"DELETE", u, "", 204, nil},
+		{"GET", u, "", 404, nil},
+	}
+	for i, s := range steps {
+		r := doReq(t, s.method, s.url, s.body)
+		if r.status != s.status || (s.check != nil && !s.check(r.state(t))) {
+			t.Fatalf("step %d %s %s: %d %s", i, s.method, s.url, r.status, r.body)
+		}
+	}
+	logs := b.logs.String()
+	if !strings.Contains(logs, `"level":"WARN"`) || !strings.Contains(logs, "EMBEDDED") || !strings.Contains(logs, "DEV MODE") {
+		t.Fatalf("no loud dev-mode warning in:\n%s", logs)
+	}
+	b.stop(t)
+}
+
+// TestBinaryGracefulShutdown: SIGTERM under load. Every switch the server
+// executed must have been answered: per session, the version Redis holds
+// afterwards equals 2 + the number of 200s the clients received.
+func TestBinaryGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	b := runBinary(t, "REDIS_URL=redis://"+testRedisAddr(), "RATE_LIMIT_ENABLED=false", "LOG_REQUESTS=false")
+	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	defer rdb.Close()
+	const workers = 16
+	ids := make([]string, workers)
+	for i := range ids {
+		id, _, body := newSessionBody(2, "")
+		ids[i] = id
+		if r := doReq(t, "POST", b.base+"/v1/sessions", body); r.status != 201 {
+			t.Fatal(r.status, string(r.body))
+		}
+		if r := doReq(t, "POST", b.base+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
+			t.Fatal(r.status, string(r.body))
+		}
+		t.Cleanup(func() {
+			k := keyspace.For(id)
+			rdb.Del(context.Background(), k.Meta, k.Parts, k.Index)
+		})
+	}
+	ok := make([]int64, workers)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for w := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				r, err := tryReq("POST", b.base+"/v1/sessions/"+ids[w]+"/switch", "")
+				if err != nil {
+					return // connection refused or closed before the request was read: not accepted
+				}
+				if r.status != 200 {
+					t.Errorf("switch answered %d %s", r.status, r.body)
+					return
+				}
+				ok[w]++
+				total.Add(1)
+			}
+		}()
+	}
+	waitFor(t, 10*time.Second, "load", func() bool { return total.Load() > 200 })
+	b.stop(t)
+	wg.Wait()
+	for w, id := range ids {
+		v, err := rdb.HGet(context.Background(), keyspace.For(id).Meta, "version").Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != 2+ok[w] {
+			t.Errorf("session %d: Redis version %d, but %d switches answered (want version %d)", w, v, ok[w], 2+ok[w])
+		}
+	}
+	t.Logf("%d switches answered before shutdown", total.Load())
+	// After exit nothing listens.
+	if _, err := tryReq("GET", b.base+"/health", ""); err == nil {
+		t.Fatal("still answering after exit")
+	}
+	sc := bufio.NewScanner(strings.NewReader(b.logs.String()))
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), `"level":"ERROR"`) {
+			t.Errorf("error during shutdown: %s", sc.Text())
+		}
+	}
+}
