@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fasthttp/websocket"
+	json "github.com/goccy/go-json"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/wsrelay"
+)
+
+// The multi-instance tests run two real server processes on different
+// ports, sharing the machine's Redis: a client on each, one change made
+// through one of them.
+
+// startProcess runs the built service on a free port against the shared
+// Redis and returns its base address (host:port).
+func startProcess(t *testing.T) string {
+	t.Helper()
+	bin := buildBinary(t)
+	port := freePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
+		"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=warn", "LOG_FORMAT=text")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("instance on %d did not stop within 20 s", port)
+		}
+		if t.Failed() {
+			t.Logf("instance %d log:\n%s", port, logs.String())
+		}
+	})
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	waitFor(t, 20*time.Second, "instance on "+addr, func() bool {
+		r, err := tryReq("GET", "http://"+addr+"/health", "")
+		return err == nil && r.status == 200
+	})
+	return addr
+}
+
+type wsMsg struct {
+	Type      string          `json:"type"`
+	SessionID string          `json:"sessionId"`
+	Version   int64           `json:"version"`
+	State     json.RawMessage `json:"state"`
+	raw       []byte
+}
+
+func wsConnect(t *testing.T, addr, id string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?sessionId="+id, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if m := wsRead(t, c); m.Type != "CONNECTED" || m.SessionID != id {
+		t.Fatalf("first message from %s: %s", addr, m.raw)
+	}
+	return c
+}
+
+func wsRead(t *testing.T, c *websocket.Conn) wsMsg {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m wsMsg
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("bad message %q: %v", b, err)
+	}
+	m.raw = b
+	return m
+}
+
+func TestWSCrossInstanceSwitch(t *testing.T) {
+	t.Parallel()
+	one, two := startProcess(t), startProcess(t)
+	for _, n := range []int{4, 40} { // full STATE_UPDATE, and STATE_DELTA assembled per instance
+		t.Run(strconv.Itoa(n)+" participants", func(t *testing.T) {
+			id, _, body := newSessionBody(n, "")
+			if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			a, b := wsConnect(t, one, id), wsConnect(t, two, id)
+			if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
+				t.Fatalf("start: %d %s", r.status, r.body)
+			}
+			r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+id+"/switch", "{}")
+			if r.status != 200 {
+				t.Fatalf("switch: %d %s", r.status, r.body)
+			}
+			want := num(r.state(t)["version"])
+			var states [][]byte
+			for _, c := range []*websocket.Conn{a, b} {
+				if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != want-1 {
+					t.Fatalf("start update: %s", m.raw)
+				}
+				m := wsRead(t, c)
+				if m.Type != "STATE_UPDATE" || m.Version != want || m.SessionID != id {
+					t.Fatalf("switch update: version %d want %d: %.200s", m.Version, want, m.raw)
+				}
+				states = append(states, m.State)
+			}
+			if !bytes.Equal(states[0], states[1]) {
+				t.Fatalf("instances sent different states:\n%s\n%s", states[0], states[1])
+			}
+		})
+	}
+}
+
+// BroadcastToSession on one instance reaches the clients of the others
+// through the message channel.
+func TestWSCrossInstanceMessageChannel(t *testing.T) {
+	t.Parallel()
+	one, two := startProcess(t), startProcess(t)
+	id, _, body := newSessionBody(2, "")
+	if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	a, b := wsConnect(t, one, id), wsConnect(t, two, id)
+
+	// A third instance, in-process, broadcasts.
+	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	t.Cleanup(func() { rdb.Close() })
+	scripts := NewScripts(rdb, 0, 10)
+	relay := wsrelay.New(wsrelay.Config{}, rdb, scripts, scripts.Assembler(), wallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
+	t.Cleanup(func() { _ = relay.Shutdown(context.Background()) })
+	msg := `{"type":"PARTICIPANT_EXPIRING","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`
+	if err := relay.BroadcastToSession(context.Background(), id, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*websocket.Conn{a, b} {
+		if m := wsRead(t, c); string(m.raw) != msg {
+			t.Fatalf("got %s, want %s", m.raw, msg)
+		}
+	}
+}
+
+type wallClock struct{}
+
+func (wallClock) NowMS() int64 { return time.Now().UnixMilli() }
+
+// /ws is mounted in the in-process server too, including dev mode on the
+// embedded Redis.
+func TestWSMountedEmbeddedRedis(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, nil)
+	addr := s.base[len("http://"):]
+	id, _, body := newSessionBody(2, "")
+	c := wsConnect(t, addr, id) // before create: allowed
+	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != 1 {
+		t.Fatalf("got %s", m.raw)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"RECONNECT"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := wsRead(t, c); m.Type != "STATE_SYNC" || m.Version != 1 {
+		t.Fatalf("got %s", m.raw)
+	}
+	r := doReq(t, "GET", s.base+"/metrics", "")
+	if !bytes.Contains(r.body, []byte("synckairos_ws_clients 1")) {
+		t.Fatalf("/metrics lacks the relay's series:\n%s", r.body)
+	}
+}
