@@ -102,7 +102,17 @@ func TestBinaryDevMode(t *testing.T) {
 	if !strings.Contains(logs, `"level":"WARN"`) || !strings.Contains(logs, "EMBEDDED") || !strings.Contains(logs, "DEV MODE") {
 		t.Fatalf("no loud dev-mode warning in:\n%s", logs)
 	}
+	hc := exec.Command(buildBinary(t), "healthcheck")
+	hc.Env = []string{"PORT=" + b.base[strings.LastIndexByte(b.base, ':')+1:]}
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck subcommand: %v %s", err, out)
+	}
 	b.stop(t)
+	hc = exec.Command(hc.Path, hc.Args[1:]...)
+	hc.Env = []string{"PORT=" + b.base[strings.LastIndexByte(b.base, ':')+1:]}
+	if out, err := hc.CombinedOutput(); err == nil {
+		t.Fatalf("healthcheck passed with the server down: %s", out)
+	}
 }
 
 // TestBinaryGracefulShutdown: SIGTERM under load. Every switch the server

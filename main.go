@@ -1,7 +1,7 @@
 // Command synckairos serves shared clocks: every transition is one atomic
 // Redis script, and every client sees the same time.
 //
-// Usage: synckairos [migrate]. Configuration comes from the environment
+// Usage: synckairos [healthcheck | migrate]. Configuration comes from the environment
 // (config.go, README.md "Configuration").
 package main
 
@@ -10,9 +10,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -32,10 +35,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	log := newLogger(cfg, out)
 	if len(args) > 0 {
 		switch args[0] {
+		case "healthcheck":
+			return healthcheck(cfg.Port)
 		case "migrate":
 			return migrate(ctx, cfg, log)
 		default:
-			return errors.New("unknown command " + args[0] + " (want no argument, or migrate)")
+			return errors.New("unknown command " + args[0] + " (want no argument, healthcheck or migrate)")
 		}
 	}
 	a, err := newApp(ctx, cfg, log)
@@ -56,4 +61,19 @@ func newLogger(cfg Config, out io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(out, opts))
 	}
 	return slog.New(slog.NewJSONHandler(out, opts))
+}
+
+// healthcheck asks the local server's /health; the Docker HEALTHCHECK runs
+// it because the image has no shell or curl.
+func healthcheck(port int) error {
+	c := &http.Client{Timeout: 3 * time.Second}
+	res, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/health")
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return errors.New("health: " + res.Status)
+	}
+	return nil
 }
