@@ -121,7 +121,9 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 			}
 			const total = 5 * 12
 
-			first := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+			cfg := testConfig()
+			cfg.Lanes = 1 // one batch in flight, so the crash leaves every entry pending
+			first := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
 			first.hook = func(s string) bool { return s == stage }
 			if err := first.Run(ctx); !errors.Is(err, errCrashed) {
 				t.Fatalf("first worker: %v", err)

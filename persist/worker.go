@@ -25,6 +25,7 @@ type Config struct {
 	Consumer     string        // this instance's consumer name [host-pid-random]
 	Streams      []string      // [keyspace.Streams()]
 	Count        int64         // entries per stream per read [1000]
+	Lanes        int           // concurrent read-write loops, each owning a share of the streams [2]
 	Block        time.Duration // XREADGROUP BLOCK; also the shutdown latency when idle [500ms]
 	ClaimIdle    time.Duration // entries pending this long belong to a dead worker [30s]
 	ClaimEvery   time.Duration // how often to look for them [5s]
@@ -51,6 +52,10 @@ func (c *Config) defaults() {
 	if c.Count <= 0 {
 		c.Count = 1000
 	}
+	if c.Lanes <= 0 {
+		c.Lanes = 2
+	}
+	c.Lanes = min(c.Lanes, len(c.Streams))
 	def(&c.Block, 500*time.Millisecond)
 	def(&c.ClaimIdle, 30*time.Second)
 	def(&c.ClaimEvery, 5*time.Second)
@@ -132,16 +137,53 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); w.measureLoop(lagCtx) }()
 	defer func() { stopLag(); wg.Wait() }()
 
+	// Lanes split the streams, so each stream (and each session) is written
+	// by one lane only, and PostgreSQL works on two batches at once.
+	lctx, stopLanes := context.WithCancel(ctx)
+	defer stopLanes()
+	crashed := make(chan error, w.cfg.Lanes)
+	var lanes sync.WaitGroup
+	for i := 0; i < w.cfg.Lanes; i++ {
+		var streams []string
+		for j := i; j < len(w.cfg.Streams); j += w.cfg.Lanes {
+			streams = append(streams, w.cfg.Streams[j])
+		}
+		ln := lane{streams: streams, consumer: w.cfg.Consumer + "-" + strconv.Itoa(i)}
+		lanes.Add(1)
+		go func() {
+			defer lanes.Done()
+			if err := w.runLane(lctx, ln); err != nil {
+				crashed <- err
+				stopLanes()
+			}
+		}()
+	}
+	lanes.Wait()
+	select {
+	case err := <-crashed:
+		return err
+	default:
+		return nil
+	}
+}
+
+// lane is one read-write loop over its share of the streams.
+type lane struct {
+	streams  []string
+	consumer string
+}
+
+func (w *Worker) runLane(ctx context.Context, ln lane) error {
 	nextClaim := time.Now()
 	for ctx.Err() == nil {
 		var batch []redis.XStream
 		var err error
 		if !time.Now().Before(nextClaim) {
-			batch, err = w.claim(ctx)
+			batch, err = w.claim(ctx, ln)
 			nextClaim = time.Now().Add(w.cfg.ClaimEvery)
 		}
 		if err == nil && len(batch) == 0 {
-			batch, err = w.read(ctx)
+			batch, err = w.read(ctx, ln)
 		}
 		if err != nil {
 			w.log.Warn("persist: reading the streams failed", "err", err)
@@ -180,14 +222,14 @@ func (w *Worker) ensureGroups(ctx context.Context) error {
 // read blocks for new entries of every stream. It is not cancelled with
 // ctx: entries Redis hands out are pending on this consumer from then on,
 // so the reply must not be dropped half-way; Block bounds the wait.
-func (w *Worker) read(ctx context.Context) ([]redis.XStream, error) {
-	args := make([]string, 0, 2*len(w.cfg.Streams))
-	args = append(args, w.cfg.Streams...)
-	for range w.cfg.Streams {
+func (w *Worker) read(ctx context.Context, ln lane) ([]redis.XStream, error) {
+	args := make([]string, 0, 2*len(ln.streams))
+	args = append(args, ln.streams...)
+	for range ln.streams {
 		args = append(args, ">")
 	}
 	res, err := w.rdb.XReadGroup(context.WithoutCancel(ctx), &redis.XReadGroupArgs{
-		Group: w.cfg.Group, Consumer: w.cfg.Consumer, Streams: args, Count: w.cfg.Count, Block: w.cfg.Block,
+		Group: w.cfg.Group, Consumer: ln.consumer, Streams: args, Count: w.cfg.Count, Block: w.cfg.Block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -201,11 +243,11 @@ func (w *Worker) read(ctx context.Context) ([]redis.XStream, error) {
 
 // claim takes over entries other consumers left pending longer than
 // ClaimIdle: their worker died between read and ack.
-func (w *Worker) claim(ctx context.Context) ([]redis.XStream, error) {
+func (w *Worker) claim(ctx context.Context, ln lane) ([]redis.XStream, error) {
 	var out []redis.XStream
-	for _, s := range w.cfg.Streams {
+	for _, s := range ln.streams {
 		msgs, _, err := w.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: s, Group: w.cfg.Group, Consumer: w.cfg.Consumer,
+			Stream: s, Group: w.cfg.Group, Consumer: ln.consumer,
 			MinIdle: w.cfg.ClaimIdle, Start: "0-0", Count: w.cfg.Count,
 		}).Result()
 		if err != nil {

@@ -8,54 +8,47 @@ import (
 )
 
 // insertBatch writes a whole batch in one statement: the events go in
-// through unnest (one round trip, no temp table), duplicates of (session_id,
-// version) are skipped, and sync_sessions is upserted from the rows that
-// were really inserted, so a redelivered batch changes nothing.
-//
-// Settings never change after create, so the first known value wins; the
-// status columns follow the highest version seen (last_version), so a late
-// redelivery never moves a session backwards.
+// through unnest (one round trip, no temp table), and duplicates of
+// (session_id, version) are skipped. sync_sessions is upserted from the
+// batch's newest event and state per session, which the worker computes
+// ($13..$17): total_cycles counts only rows this statement inserted, and
+// the status columns move only to a higher version (last_version), so a
+// redelivered batch changes nothing and a late one never moves a session
+// backwards. Settings never change after create: the first known value wins.
 const insertBatch = `
-WITH b AS (
-  SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                       $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[])
-    AS t(session_id, version, event_type, participant_id, group_id, remaining,
-         elapsed, cycle, ts_ms, state_kind, state, stream_id)
-), ins AS (
+WITH ins AS (
   INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
     time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, metadata)
   SELECT session_id::uuid, version, event_type, participant_id::uuid, group_id::uuid,
     remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb,
     jsonb_build_object('stream_id', stream_id, 'state_kind', state_kind)
-  FROM b
+  FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[],
+              $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[])
+    AS t(session_id, version, event_type, participant_id, group_id, remaining,
+         elapsed, cycle, ts_ms, state_kind, state, stream_id)
   ON CONFLICT (session_id, version) DO NOTHING
-  RETURNING session_id, version, event_type, "timestamp", state_snapshot
-), latest AS (
-  SELECT DISTINCT ON (session_id) session_id, version, event_type, "timestamp",
-    count(*) FILTER (WHERE event_type IN ('cycle_switched', 'participant_expired'))
-      OVER (PARTITION BY session_id) AS cycles
-  FROM ins
-  ORDER BY session_id, version DESC
-), st AS (
-  -- the newest state in the batch (a delete carries none)
-  SELECT DISTINCT ON (session_id) session_id,
-    coalesce(state_snapshot->'session', state_snapshot) AS h, state_snapshot AS s
-  FROM ins
-  WHERE state_snapshot IS NOT NULL
-  ORDER BY session_id, version DESC
-), agg AS (
-  SELECT * FROM latest LEFT JOIN st USING (session_id)
+  RETURNING session_id, event_type
+), cyc AS (
+  SELECT session_id, count(*) FILTER (WHERE event_type IN ('cycle_switched', 'participant_expired')) AS n
+  FROM ins GROUP BY session_id
+), s AS (
+  SELECT t.session_id::uuid AS session_id, t.version, t.event_type, t.ts_ms, t.state::jsonb AS st
+  FROM unnest($13::text[], $14::int8[], $15::text[], $16::int8[], $17::text[])
+    AS t(session_id, version, event_type, ts_ms, state)
 ), up AS (
   INSERT INTO sync_sessions AS o (session_id, sync_mode, time_per_cycle_ms, increment_ms, max_time_ms,
     metadata, created_at, started_at, completed_at, last_updated_at, final_status, total_cycles,
     total_participants, last_version)
-  SELECT session_id, h->>'sync_mode', (h->>'time_per_cycle_ms')::int8, (h->>'increment_ms')::int8,
+  SELECT s.session_id, h->>'sync_mode', (h->>'time_per_cycle_ms')::int8, (h->>'increment_ms')::int8,
     (h->>'max_time_ms')::int8, h->'metadata', (h->>'created_at')::timestamptz,
-    (h->>'session_started_at')::timestamptz, (h->>'session_completed_at')::timestamptz, "timestamp",
-    CASE WHEN event_type = 'session_deleted' THEN 'deleted' ELSE coalesce(h->>'status', 'unknown') END,
-    cycles, coalesce((s->>'participant_count')::int4, jsonb_array_length(s->'participants')), version
-  FROM agg
-  ORDER BY session_id
+    (h->>'session_started_at')::timestamptz, (h->>'session_completed_at')::timestamptz,
+    timestamptz 'epoch' + s.ts_ms * interval '1 millisecond',
+    CASE WHEN s.event_type = 'session_deleted' THEN 'deleted' ELSE coalesce(h->>'status', 'unknown') END,
+    coalesce(cyc.n, 0), coalesce((st->>'participant_count')::int4, jsonb_array_length(st->'participants')),
+    s.version
+  FROM s CROSS JOIN LATERAL (SELECT coalesce(s.st->'session', s.st) AS h) x
+    LEFT JOIN cyc ON cyc.session_id = s.session_id
+  ORDER BY s.session_id
   ON CONFLICT (session_id) DO UPDATE SET
     sync_mode = coalesce(o.sync_mode, excluded.sync_mode),
     time_per_cycle_ms = coalesce(o.time_per_cycle_ms, excluded.time_per_cycle_ms),
@@ -73,6 +66,38 @@ WITH b AS (
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)`
+
+// sessionCols holds, per session of a batch, its newest event and the
+// newest state (a delete carries none).
+type sessionCols struct {
+	sessionID, typ []string
+	version, ts    []int64
+	state          []*string
+}
+
+func sessionsOf(evs []event) sessionCols {
+	at := map[string]int{}
+	var c sessionCols
+	var stateVersion []int64
+	for i := range evs {
+		e := &evs[i]
+		j, ok := at[e.sessionID]
+		if !ok {
+			j = len(c.sessionID)
+			at[e.sessionID] = j
+			c.sessionID = append(c.sessionID, e.sessionID)
+			c.typ, c.version, c.ts = append(c.typ, e.typ), append(c.version, e.version), append(c.ts, e.timestampMS)
+			c.state, stateVersion = append(c.state, nil), append(stateVersion, 0)
+		}
+		if e.version > c.version[j] {
+			c.typ[j], c.version[j], c.ts[j] = e.typ, e.version, e.timestampMS
+		}
+		if e.state != nil && e.version > stateVersion[j] {
+			c.state[j], stateVersion[j] = e.state, e.version
+		}
+	}
+	return c
+}
 
 // columns holds a batch column by column, the shape unnest wants.
 type columns struct {
@@ -123,9 +148,15 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (i
 		return 0, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	// A batch is tens of MB of parameters: room to unnest them in memory.
+	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+		return 0, err
+	}
+	sc := sessionsOf(evs)
 	var inserted, sessions int64
 	err = tx.QueryRow(ctx, insertBatch, c.sessionID, c.version, c.typ, c.participantID, c.groupID,
-		c.remaining, c.elapsed, c.cycle, c.ts, c.stateKind, c.state, c.streamID).Scan(&inserted, &sessions)
+		c.remaining, c.elapsed, c.cycle, c.ts, c.stateKind, c.state, c.streamID,
+		sc.sessionID, sc.version, sc.typ, sc.ts, sc.state).Scan(&inserted, &sessions)
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,128 @@
+package persist
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// produce runs switches through the real script on sessions (100 of them,
+// created and started first), pipelined `pipe` at a time from `workers`
+// goroutines, until n events were appended (n <= 0: until ctx ends).
+// It returns the number of events appended.
+func produce(ctx context.Context, tb testing.TB, rdb *redis.Client, n int64, workers, pipe int) int64 {
+	tb.Helper()
+	d := newDriver(tb, rdb, 10_000_000)
+	for _, s := range d.scripts {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = newUUID()
+		if err := d.create(ctx, ids[i], 4); err != nil {
+			tb.Fatal(err)
+		}
+		if err := d.op(ctx, "startSession", ids[i]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var done atomic.Int64
+	done.Store(int64(2 * len(ids)))
+	var wg sync.WaitGroup
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := ids[g*len(ids)/workers : (g+1)*len(ids)/workers]
+			for ctx.Err() == nil && (n <= 0 || done.Load() < n) {
+				_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for i := 0; i < pipe; i++ {
+						id := mine[i%len(mine)]
+						d.scripts["switchCycle"].EvalSha(ctx, p, keysOf(id), d.opArgs("switchCycle", id)...)
+					}
+					return nil
+				})
+				if err != nil && ctx.Err() == nil {
+					tb.Error(err)
+					return
+				}
+				done.Add(int64(pipe))
+			}
+		}()
+	}
+	wg.Wait()
+	return done.Load()
+}
+
+// BenchmarkDrainBacklog: b.N events already wait in the streams (real
+// script entries, 4-participant sessions); how fast does one worker move
+// them into PostgreSQL?
+func BenchmarkDrainBacklog(b *testing.B) {
+	ctx := context.Background()
+	rdb := startRedis(b)
+	db := newTestDB(b)
+	total := produce(ctx, b, rdb, int64(b.N), 2, 100)
+	w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Block: 50 * time.Millisecond})
+	b.ResetTimer()
+	start := time.Now()
+	stop := run(w)
+	for int64(w.m.written.Get()) < total {
+		time.Sleep(5 * time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	_ = stop()
+	var buf bytes.Buffer
+	w.Metrics().WritePrometheus(&buf)
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, "_sum") || strings.Contains(l, "_count") {
+			b.Log(l)
+		}
+	}
+	b.ReportMetric(float64(total)/el.Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkSustained: producers run switches at full speed for 10 s while
+// the worker writes; reports both rates and the worst consumer lag seen.
+func BenchmarkSustained(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		ctx := context.Background()
+		rdb := startRedis(b)
+		db := newTestDB(b)
+		w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Block: 50 * time.Millisecond, LagEvery: 100 * time.Millisecond})
+		stop := run(w)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var worst time.Duration
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for pctx.Err() == nil {
+				worst = max(worst, w.Lag())
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		start := time.Now()
+		produced := produce(pctx, b, rdb, 0, 2, 100)
+		el := time.Since(start)
+		cancel()
+		<-sampled
+		writtenAtEnd := w.m.written.Get()
+		for int64(w.m.written.Get()) < produced-int64(100) { // the last pipelines may have been cut short
+			time.Sleep(5 * time.Millisecond)
+		}
+		_ = stop()
+		b.ReportMetric(float64(produced)/el.Seconds(), "produced/s")
+		b.ReportMetric(float64(writtenAtEnd)/el.Seconds(), "written/s")
+		b.ReportMetric(float64(worst.Milliseconds()), "max-lag-ms")
+		b.ReportMetric(0, "ns/op")
+	}
+}
