@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// recvShards spreads the delivery histograms so that thousands of reader
+// goroutines do not queue on one lock.
+const recvShards = 32
+
+type lockedHist struct {
+	mu sync.Mutex
+	h  Hist
+}
+
+// deliveries collects delivery latency per repetition.
+type deliveries struct {
+	reps [][recvShards]lockedHist
+}
+
+func newDeliveries(reps int) *deliveries {
+	return &deliveries{reps: make([][recvShards]lockedHist, reps)}
+}
+
+func (d *deliveries) record(rep, shard int, lat time.Duration) {
+	if rep < 0 || rep >= len(d.reps) {
+		return
+	}
+	lh := &d.reps[rep][shard%recvShards]
+	lh.mu.Lock()
+	lh.h.Record(lat)
+	lh.mu.Unlock()
+}
+
+func (d *deliveries) hist(rep int) *Hist {
+	out := &Hist{}
+	for i := range d.reps[rep] {
+		lh := &d.reps[rep][i]
+		lh.mu.Lock()
+		out.Merge(&lh.h)
+		lh.mu.Unlock()
+	}
+	return out
+}
+
+// errCounter counts errors by kind from many goroutines.
+type errCounter struct {
+	mu sync.Mutex
+	m  map[string]int64
+}
+
+func (e *errCounter) add(kind string, n int64) {
+	if n == 0 {
+		return
+	}
+	e.mu.Lock()
+	if e.m == nil {
+		e.m = map[string]int64{}
+	}
+	e.m[kind] += n
+	e.mu.Unlock()
+}
+
+func (e *errCounter) snapshot() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int64, len(e.m))
+	for k, v := range e.m {
+		out[k] = v
+	}
+	return out
+}
+
+// wsClient is one WebSocket client of one session. Its reader checks that
+// versions arrive in order with no gaps and records delivery latency.
+type wsClient struct {
+	s     *sess
+	conn  *websocket.Conn
+	shard int
+	chk   versionCheck // reader goroutine only, until done is closed
+	last  atomic.Int64 // last in-order version, for the drain wait
+	done  chan struct{}
+
+	pending []pendingRecv // receipts whose switch reply had not come back yet
+}
+
+type pendingRecv struct {
+	v    int64
+	recv int64 // unix ns
+}
+
+// dialAll connects k clients to each session, at most par at a time, and
+// waits for each one's CONNECTED.
+func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, errs *errCounter) ([]*wsClient, error) {
+	dialer := &websocket.Dialer{
+		HandshakeTimeout: 20 * time.Second,
+		ReadBufferSize:   2048,
+		WriteBufferSize:  256,
+		NetDialContext:   (&net.Dialer{Timeout: 20 * time.Second}).DialContext,
+	}
+	clients := make([]*wsClient, 0, len(sessions)*k)
+	for _, s := range sessions {
+		for j := 0; j < k; j++ {
+			clients = append(clients, &wsClient{s: s, shard: len(clients), done: make(chan struct{})})
+		}
+	}
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	for w := 0; w < par; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && failed.Load() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(clients) {
+					return
+				}
+				c := clients[i]
+				if err := c.dial(ctx, dialer, t.wsURL(c.s.id)); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		closeAll(clients)
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		closeAll(clients)
+		return nil, ctx.Err()
+	}
+	return clients, nil
+}
+
+func (c *wsClient) dial(ctx context.Context, d *websocket.Dialer, url string) error {
+	conn, _, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		return errors.New("ws dial: " + err.Error())
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, b, err := conn.ReadMessage()
+	if err != nil {
+		conn.Close()
+		return errors.New("ws: no CONNECTED: " + err.Error())
+	}
+	if msgType(b) != "CONNECTED" {
+		conn.Close()
+		return errors.New("ws: first message is not CONNECTED: " + string(b[:min(len(b), 120)]))
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	c.conn = conn
+	c.s.mu.Lock()
+	c.chk = newVersionCheck(c.s.base)
+	c.s.mu.Unlock()
+	c.last.Store(c.chk.last())
+	return nil
+}
+
+// read runs until the connection closes. Nothing but the tool closes it,
+// so anything else is counted as an error.
+func (c *wsClient) read(del *deliveries, errs *errCounter, closing *atomic.Bool) {
+	defer close(c.done)
+	for {
+		_, b, err := c.conn.ReadMessage()
+		now := time.Now().UnixNano()
+		if err != nil {
+			if !closing.Load() {
+				errs.add("ws_closed", 1)
+			}
+			return
+		}
+		switch msgType(b) {
+		case "STATE_UPDATE":
+			v := msgVersion(b)
+			if v < 0 {
+				errs.add("ws_update_without_version", 1)
+				continue
+			}
+			if kind := c.chk.see(v); kind != "" {
+				errs.add(kind, 1)
+				continue
+			}
+			c.last.Store(v)
+			c.match(del, v, now)
+		case "PONG":
+		case "SESSION_DELETED":
+			if !closing.Load() {
+				errs.add("ws_unexpected_SESSION_DELETED", 1)
+			}
+		case "STATE_SYNC":
+			// A resync means the relay lost messages on the way.
+			errs.add("ws_STATE_SYNC", 1)
+		default:
+			errs.add("ws_"+msgTypeOr(b, "unparsable"), 1)
+		}
+	}
+}
+
+func msgTypeOr(b []byte, def string) string {
+	if t := msgType(b); t != "" {
+		return t
+	}
+	return def
+}
+
+// match records the delivery latency of version v received at recv, or
+// keeps it until the switch's reply has come back.
+func (c *wsClient) match(del *deliveries, v, recv int64) {
+	if snd, ok := c.s.sendOf(v); ok {
+		del.record(int(snd.rep), c.shard, time.Duration(recv-snd.due))
+	} else {
+		c.pending = append(c.pending, pendingRecv{v: v, recv: recv})
+	}
+	if len(c.pending) > 1 {
+		c.resolve(del)
+	}
+}
+
+// resolve records the kept receipts whose replies have come back since.
+func (c *wsClient) resolve(del *deliveries) {
+	keep := c.pending[:0]
+	for _, p := range c.pending {
+		if snd, ok := c.s.sendOf(p.v); ok {
+			del.record(int(snd.rep), c.shard, time.Duration(p.recv-snd.due))
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	c.pending = keep
+}
+
+// drain waits, up to timeout, until every client has seen its session's
+// final version.
+func drain(clients []*wsClient, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, c := range clients {
+		final := c.s.finalVersion()
+		for c.last.Load() < final && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// finish closes every client and counts what each never received.
+func finish(clients []*wsClient, del *deliveries, errs *errCounter, closing *atomic.Bool) (missed int64) {
+	closing.Store(true)
+	closeAll(clients)
+	for _, c := range clients {
+		if c.conn == nil {
+			continue
+		}
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			errs.add("ws_reader_stuck", 1)
+			continue
+		}
+		c.resolve(del)
+		errs.add("ws_unmatched_receipt", int64(len(c.pending)))
+		n := c.chk.finish(c.s.finalVersion())
+		missed += c.chk.missed
+		errs.add("version_never_received", n)
+	}
+	return missed
+}
+
+func closeAll(clients []*wsClient) {
+	for _, c := range clients {
+		if c.conn != nil {
+			_ = c.conn.Close()
+		}
+	}
+}
