@@ -10,13 +10,15 @@ import (
 )
 
 // client is one WebSocket connection. Only its writer goroutine writes
-// data frames; workers and the reader only queue bytes, without blocking.
+// data frames; workers, the reader and the heartbeat only queue, without
+// blocking.
 type client struct {
 	r    *Relay
 	conn *websocket.Conn
 	sess *sess
-	q    chan []byte // nil entry = write the close frame set by closeAfter
+	q    chan out
 
+	started    atomic.Bool // CONNECTED sent: the heartbeat watches it
 	alive      atomic.Bool // a pong (or any frame) arrived since the last ping
 	once       sync.Once   // the first stop/closeAfter picks the close code
 	doneOnce   sync.Once
@@ -26,9 +28,22 @@ type client struct {
 	writerDone chan struct{}
 }
 
+// out is one queue entry: a message, or an instruction for the writer.
+type out struct {
+	msg []byte
+	op  uint8
+}
+
+const (
+	opSend  uint8 = iota
+	opPing        // send a protocol ping
+	opClose       // send the close frame chosen by closeAfter
+	opWake        // look at done
+)
+
 // serve runs one accepted connection until it ends.
 func (r *Relay) serve(conn *websocket.Conn, id string) {
-	c := &client{r: r, conn: conn, q: make(chan []byte, r.cfg.QueueSize),
+	c := &client{r: r, conn: conn, q: make(chan out, r.cfg.QueueSize),
 		done: make(chan struct{}), writerDone: make(chan struct{})}
 	c.alive.Store(true)
 	if !r.register(c) {
@@ -59,6 +74,7 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 	if err := conn.WriteMessage(websocket.TextMessage, connectedMessage(id, r.clock.NowMS())); err != nil {
 		return
 	}
+	c.started.Store(true)
 	go c.writeLoop()
 	c.readLoop()
 	c.stop(0, "")
@@ -68,7 +84,7 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 // send queues msg without blocking; a full queue disconnects the client.
 func (c *client) send(msg []byte) bool {
 	select {
-	case c.q <- msg:
+	case c.q <- out{msg: msg}:
 		return true
 	default:
 	}
@@ -88,7 +104,7 @@ func (c *client) send(msg []byte) bool {
 func (c *client) closeAfter(code int, text string) {
 	c.once.Do(func() { c.closeCode, c.closeText = code, text })
 	select {
-	case c.q <- nil:
+	case c.q <- out{op: opClose}:
 	default:
 		c.stop(code, text)
 	}
@@ -99,46 +115,96 @@ func (c *client) closeAfter(code int, text string) {
 func (c *client) stop(code int, text string) {
 	c.once.Do(func() { c.closeCode, c.closeText = code, text })
 	c.doneOnce.Do(func() { close(c.done) })
+	// Wake a writer waiting on an empty queue; a full queue means it is
+	// busy and checks done before its next write.
+	select {
+	case c.q <- out{op: opWake}:
+	default:
+	}
 }
 
+// writeLoop waits on the queue alone (a one-channel receive is the
+// cheapest wake-up) and looks at done before every write.
 func (c *client) writeLoop() {
 	defer close(c.writerDone)
 	wt := c.r.cfg.WriteTimeout
-	ping := time.NewTicker(c.r.cfg.PingInterval)
-	defer ping.Stop()
+	var deadline time.Time
 	for {
+		o := <-c.q
 		select {
-		case msg := <-c.q:
-			if msg == nil {
-				c.writeClose()
-				return
-			}
-			_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
-			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-				c.r.m.writeErrors.Inc()
-				c.terminate()
-				return
-			}
-			c.r.m.delivered.Inc()
-		case <-ping.C:
-			if !c.alive.Swap(false) {
-				c.r.m.heartbeat.Inc()
-				c.terminate() // the peer is gone or not answering
-				return
-			}
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
-				c.terminate()
-				return
-			}
 		case <-c.done:
+			c.writeClose()
+			return
+		default:
+		}
+		switch o.op {
+		case opSend:
+			// The runtime skips the timer update when a write reuses the
+			// previous deadline, so it moves only once half of it is used.
+			if now := time.Now(); deadline.Sub(now) < wt/2 {
+				deadline = now.Add(wt)
+				_ = c.conn.SetWriteDeadline(deadline)
+			}
+			if err := c.conn.WriteMessage(websocket.TextMessage, o.msg); err != nil {
+				select {
+				case <-c.done: // stopped (slow, heartbeat): counted there
+				default:
+					c.r.m.writeErrors.Inc()
+				}
+				c.terminate()
+				return
+			}
+		case opPing:
+			deadline = time.Now().Add(wt)
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+				c.terminate()
+				return
+			}
+		case opClose:
 			c.writeClose()
 			return
 		}
 	}
 }
 
+// heartbeat pings every started client each PingInterval and drops those
+// that sent nothing (no pong) since the previous ping.
+func (r *Relay) heartbeat(done <-chan struct{}) {
+	t := time.NewTicker(r.cfg.PingInterval)
+	defer t.Stop()
+	var cs []*client
+	for {
+		select {
+		case <-t.C:
+		case <-done:
+			return
+		}
+		r.mu.Lock()
+		cs = cs[:0]
+		for c := range r.clients {
+			cs = append(cs, c)
+		}
+		r.mu.Unlock()
+		for _, c := range cs {
+			if !c.started.Load() {
+				continue
+			}
+			if !c.alive.Swap(false) {
+				r.m.heartbeat.Inc()
+				c.stop(0, "") // terminate: the peer is gone or not answering
+				c.terminate()
+				continue
+			}
+			select {
+			case c.q <- out{op: opPing}:
+			default: // a full queue is the slow-client check's business
+			}
+		}
+	}
+}
+
 // writeClose sends the close frame chosen by stop/closeAfter (if any) and
-// closes the TCP connection, which also ends the read loop.
+// ends the connection.
 func (c *client) writeClose() {
 	if c.closeCode != 0 {
 		_ = c.conn.WriteControl(websocket.CloseMessage,
@@ -148,9 +214,11 @@ func (c *client) writeClose() {
 }
 
 // terminate ends the read loop, and so the connection: fasthttp closes a
-// hijacked connection when its handler returns (Close on it is a no-op).
+// hijacked connection when its handler returns (Close on it is a no-op). A
+// write blocked on a full socket fails at once.
 func (c *client) terminate() {
 	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+	_ = c.conn.NetConn().SetWriteDeadline(time.Unix(1, 0))
 	_ = c.conn.Close()
 }
 

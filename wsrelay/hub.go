@@ -408,9 +408,13 @@ func (h *hub) onState(s *sess, p []byte) {
 // fanout queues the same bytes for every client of s; ts is the publish
 // time (Redis clock ms) when the payload carries one.
 func (h *hub) fanout(s *sess, msg []byte, ts int64) {
+	n := 0
 	for _, c := range *s.clients.Load() {
-		c.send(msg)
+		if c.send(msg) {
+			n++
+		}
 	}
+	h.r.m.delivered.Add(n)
 	if ts > 0 {
 		if d := h.r.clock.NowMS() - ts; d >= 0 {
 			h.r.m.publishToSend.Update(float64(d) / 1000)

@@ -125,8 +125,9 @@ func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullsta
 		CheckOrigin:     originChecker(cfg.Origins),
 		Error:           r.upgradeError,
 	}
-	r.hub = newHub(r)
 	r.m = newRelayMetrics(set, r)
+	r.hub = newHub(r)
+	r.hub.start(func() { r.heartbeat(r.hub.done) })
 	return r
 }
 
