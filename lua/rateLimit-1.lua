@@ -13,31 +13,51 @@ Returns: {allowed 0|1, remaining, retry_after_us, reset_after_us}: remaining
   budget is full again. All integers.
 Errors:  none (arguments come from the service's configuration)
 Publishes: nothing
-Time:    now = Redis TIME in whole µs: seconds * 1e6 + µs is below 2^53, exact in
-  a Lua number. The key expires when the budget is full again.
+Time:    now = Redis TIME in whole µs. The key expires when the budget is full again.
 ]]
 local rcall = redis.call
+-- Generated from lua/src by `make lua`: edit the source, not this file.
+-- GCRA (shared by the rateLimit scripts). A budget is `burst` requests at
+-- once, refilled at one per `interval` µs; its key holds the theoretical
+-- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
+-- requests remaining, the µs until one is allowed (when refused), the µs
+-- until the budget is full, and the new TAT to store.
+local function gcra(tat, now, burst, interval, cost)
+  tat = tat and tonumber(tat)
+  if not tat or tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local diff = now - (new_tat - burst * interval)
+  if diff < 0 then
+    return false, 0, -diff, tat - now, tat
+  end
+  return true, math.floor(diff / interval), 0, new_tat - now, new_tat
+end
+
+-- store_tat keeps a TAT until the budget is full again (then the key is gone).
+local function store_tat(key, tat, now)
+  redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
+end
+
+-- now_us is Redis TIME in whole µs: seconds * 1e6 + µs stays below 2^53,
+-- so a Lua number holds it exactly.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 
 local k_bucket = KEYS[1]
 local burst, interval, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 
 -- read
 local tat = rcall('GET', k_bucket)
-tat = tat and tonumber(tat)
 
 -- time
-local t = rcall('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if not tat or tat < now then tat = now end
-
-local new_tat = tat + interval * cost
-local diff = now - (new_tat - burst * interval)
-if diff < 0 then
-  return { 0, 0, -diff, tat - now }
+local now = now_us()
+local ok, remaining, retry, reset, new_tat = gcra(tat, now, burst, interval, cost)
+if not ok then
+  return { 0, 0, retry, reset }
 end
 
 -- write
-if cost > 0 then
-  rcall('SET', k_bucket, string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-end
-return { 1, math.floor(diff / interval), 0, new_tat - now }
+if cost > 0 then store_tat(k_bucket, new_tat, now) end
+return { 1, remaining, 0, reset }

@@ -2,8 +2,8 @@
 // Redis, in the spirit of go-redis/redis_rate: one Lua script
 // (lua/rateLimit-1.lua) that takes the time from Redis TIME.
 //
-// The script text is passed in rather than embedded here, so the file in
-// lua/ that scripts.go embeds (and TestLuaHeaders lints) stays the one
+// The script texts are passed in rather than embedded here, so the files in
+// lua/ that scripts.go embeds (and TestLuaHeaders lints) stay the one
 // source of truth.
 package ratelimit
 
@@ -55,18 +55,25 @@ type Request struct {
 
 // Limiter charges requests against budgets kept in Redis.
 type Limiter struct {
-	rdb    Rediser
-	script *redis.Script
+	rdb     Rediser
+	script  *redis.Script // rateLimit-1: one budget
+	script2 *redis.Script // rateLimit-2: two budgets, all or nothing
+	cluster bool          // keys of one request may sit in different slots
 }
 
-// New returns a limiter running src, the text of lua/rateLimit-1.lua.
-func New(rdb Rediser, src string) *Limiter {
-	return &Limiter{rdb: rdb, script: redis.NewScript(src)}
+// New returns a limiter running src1 and src2, the texts of
+// lua/rateLimit-1.lua and lua/rateLimit-2.lua.
+func New(rdb Rediser, src1, src2 string) *Limiter {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Limiter{rdb: rdb, script: redis.NewScript(src1), script2: redis.NewScript(src2), cluster: cluster}
 }
 
 // Load runs SCRIPT LOAD, so EVALSHA does not miss.
 func (l *Limiter) Load(ctx context.Context) error {
-	return l.script.Load(ctx, l.rdb).Err()
+	if err := l.script.Load(ctx, l.rdb).Err(); err != nil {
+		return err
+	}
+	return l.script2.Load(ctx, l.rdb).Err()
 }
 
 // Allow charges one request to key.
@@ -75,14 +82,19 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim Limit) (Result, err
 	return result(cmd, lim)
 }
 
-// AllowAll charges one request to each budget in one round trip (a
-// pipeline), filling out[i] for reqs[i]. A request is allowed only when
-// every budget allows it; a budget that refuses is not charged, others are.
+// AllowAll charges one request to each budget in one round trip, filling
+// out[i] for reqs[i]; the request is allowed only when every budget allows
+// it. Two budgets run as one rateLimit-2 call, all or nothing (neither is
+// charged when one refuses). On Cluster, or for more budgets, it pipelines
+// rateLimit-1 calls, and budgets that allowed are charged regardless.
 func (l *Limiter) AllowAll(ctx context.Context, reqs []Request, out []Result) error {
-	if len(reqs) == 1 {
+	switch {
+	case len(reqs) == 1:
 		r, err := l.Allow(ctx, reqs[0].Key, reqs[0].Limit)
 		out[0] = r
 		return err
+	case len(reqs) == 2 && !l.cluster:
+		return l.allowTwo(ctx, reqs, out)
 	}
 	cmds, err := l.pipeline(ctx, reqs)
 	if err != nil && isNoScript(err) {
@@ -97,6 +109,25 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request, out []Result) er
 		if out[i], err = result(c, reqs[i].Limit); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (l *Limiter) allowTwo(ctx context.Context, reqs []Request, out []Result) error {
+	a, b := reqs[0].Limit, reqs[1].Limit
+	v, err := l.script2.Run(ctx, l.rdb, []string{reqs[0].Key, reqs[1].Key},
+		a.Max, a.interval(), b.Max, b.interval()).Int64Slice()
+	if err != nil {
+		return err
+	}
+	if len(v) != 7 {
+		return errReply
+	}
+	allowed := v[0] == 1
+	for i, lim := range []Limit{a, b} {
+		out[i] = Result{Allowed: allowed, Limit: lim, Remaining: v[1+3*i],
+			RetryAfter: time.Duration(v[2+3*i]) * time.Microsecond,
+			ResetAfter: time.Duration(v[3+3*i]) * time.Microsecond}
 	}
 	return nil
 }

@@ -10,16 +10,26 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The script is the file scripts.go embeds; tests read the same file.
-func newLimiter(t testing.TB) (*Limiter, *redis.Client) {
+// The scripts are the files scripts.go embeds; tests read the same files.
+func sources(t testing.TB) (string, string) {
 	t.Helper()
-	src, err := os.ReadFile("../lua/rateLimit-1.lua")
+	src1, err := os.ReadFile("../lua/rateLimit-1.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
+	src2, err := os.ReadFile("../lua/rateLimit-2.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(src1), string(src2)
+}
+
+func newLimiter(t testing.TB) (*Limiter, *redis.Client) {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	t.Cleanup(func() { _ = rdb.Close() })
-	l := New(rdb, string(src))
+	src1, src2 := sources(t)
+	l := New(rdb, src1, src2)
 	if err := l.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +106,41 @@ func TestRefillAfterWindow(t *testing.T) {
 	}
 }
 
-func TestAllowAllPipelines(t *testing.T) {
+// TestAllowAllTwo: two budgets in one rateLimit-2 call, all or nothing.
+func TestAllowAllTwo(t *testing.T) {
 	t.Parallel()
 	l, rdb := newLimiter(t)
+	ctx := context.Background()
+	a, b := key(t), key(t)
+	t.Cleanup(func() { rdb.Del(ctx, a, b) })
+	reqs := []Request{{a, Limit{Max: 3, Window: time.Minute}}, {b, Limit{Max: 1, Window: time.Minute}}}
+	out := make([]Result, 2)
+	if err := l.AllowAll(ctx, reqs, out); err != nil {
+		t.Fatal(err)
+	}
+	if !out[0].Allowed || out[0].Remaining != 2 || !out[1].Allowed || out[1].Remaining != 0 {
+		t.Fatalf("first: %+v", out)
+	}
+	if err := l.AllowAll(ctx, reqs, out); err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Allowed || out[1].Allowed || out[1].RetryAfter <= 59*time.Second || out[0].RetryAfter != 0 {
+		t.Fatalf("second: %+v, want refused by b", out)
+	}
+	// The refusal charged neither: a still has 2 left.
+	if out[0].Remaining != 2 {
+		t.Fatalf("refused request charged a: %+v", out[0])
+	}
+	if r, _ := l.Allow(ctx, a, reqs[0].Limit); !r.Allowed || r.Remaining != 1 {
+		t.Fatalf("a after the refusal: %+v, want 1 remaining", r)
+	}
+}
+
+// TestAllowAllPipelined: the Cluster path, rateLimit-1 per budget in a pipeline.
+func TestAllowAllPipelined(t *testing.T) {
+	t.Parallel()
+	l, rdb := newLimiter(t)
+	l.cluster = true
 	ctx := context.Background()
 	a, b := key(t), key(t)
 	t.Cleanup(func() { rdb.Del(ctx, a, b) })
@@ -116,9 +158,10 @@ func TestAllowAllPipelines(t *testing.T) {
 	if !out[0].Allowed || out[0].Remaining != 1 || out[1].Allowed {
 		t.Fatalf("second: %+v, want a allowed, b refused", out)
 	}
-	// After SCRIPT FLUSH-like loss (a fresh script object never loaded), the pipeline falls back to loading.
-	src, _ := os.ReadFile("../lua/rateLimit-1.lua")
-	fresh := New(rdb, string(src)+"\n-- variant "+uuid.NewString()+"\n")
+	// A script Redis has not seen (NOSCRIPT) is loaded and the pipeline retried.
+	src1, src2 := sources(t)
+	fresh := New(rdb, src1+"\n-- variant "+uuid.NewString()+"\n", src2)
+	fresh.cluster = true
 	c := key(t)
 	t.Cleanup(func() { rdb.Del(ctx, c) })
 	if err := fresh.AllowAll(ctx, []Request{{c, reqs[0].Limit}, {a, reqs[0].Limit}}, out); err != nil {
