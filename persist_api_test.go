@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// persistSchema creates a PostgreSQL schema of the test's own and returns
+// its name; dropped at cleanup.
+func persistSchema(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "main_t_" + hex.EncodeToString(b)
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		pool.Close()
+	})
+	return schema
+}
+
+func persistURL(addr, schema string) string {
+	return "postgres://postgres@" + addr + "/test?sslmode=disable&search_path=" + schema
+}
+
+// cuttableProxy relays TCP to PostgreSQL until cut.
+type cuttableProxy struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	down  bool
+	conns []net.Conn
+}
+
+func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cuttableProxy{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			up, err := net.Dial("tcp", target)
+			if down || err != nil {
+				c.Close()
+				if up != nil {
+					up.Close()
+				}
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+			go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); p.set(true) })
+	return p
+}
+
+func (p *cuttableProxy) set(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// TestPersistThroughAPI: PostgreSQL goes away while clients keep switching.
+// The API keeps answering, /ready says persistence is degraded (200), a
+// full stream refuses with 503 STREAM_FULL, and once PostgreSQL is back
+// every accepted transition is in the history exactly once.
+func TestPersistThroughAPI(t *testing.T) {
+	t.Parallel()
+	redisAddr, _ := startRedisServer(t)
+	schema := persistSchema(t)
+	px := newCuttableProxy(t, "127.0.0.1:5432")
+	const streamMax = 40
+	s := startAPI(t, map[string]string{
+		"REDIS_URL": "redis://" + redisAddr, "DATABASE_URL": persistURL(px.ln.Addr().String(), schema),
+		"EVENT_STREAM_MAX": strconv.Itoa(streamMax),
+	}, nil)
+
+	id, _, body := newSessionBody(2, "")
+	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	doReq(t, "POST", s.base+"/v1/sessions/"+id+"/start", "")
+	accepted := 2
+	for range 3 {
+		if r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/switch", "{}"); r.status != 200 {
+			t.Fatalf("switch: %d %s", r.status, r.body)
+		}
+		accepted++
+	}
+	versions := func() []int64 {
+		var out []int64
+		after := int64(0)
+		for {
+			r := doReq(t, "GET", s.base+"/v1/sessions/"+id+"/events?limit=7&after_version="+strconv.FormatInt(after, 10), "")
+			if r.status != 200 {
+				return nil
+			}
+			var page struct {
+				Data []struct {
+					Version int64 `json:"version"`
+				} `json:"data"`
+				Next *int64 `json:"next_after_version"`
+			}
+			if err := json.Unmarshal(r.body, &page); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page.Data {
+				out = append(out, e.Version)
+			}
+			if page.Next == nil {
+				return out
+			}
+			after = *page.Next
+		}
+	}
+	waitFor(t, 10*time.Second, "first events in PostgreSQL", func() bool { return len(versions()) == accepted })
+	if r := doReq(t, "GET", s.base+"/ready", ""); r.status != 200 || !strings.Contains(string(r.body), `"status":"ready"`) {
+		t.Fatalf("ready before the cut: %d %s", r.status, r.body)
+	}
+
+	px.set(true)
+	var full apiResp
+	for i := 0; i < 2*streamMax; i++ {
+		r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/switch", "{}")
+		if r.status == 503 {
+			full = r
+			break
+		}
+		if r.status != 200 {
+			t.Fatalf("switch while PostgreSQL is down: %d %s", r.status, r.body)
+		}
+		accepted++
+	}
+	if full.status != 503 || full.errCode(t).Error.Code != "STREAM_FULL" || full.header.Get("Retry-After") == "" {
+		t.Fatalf("a full stream should refuse with 503 STREAM_FULL: %d %s", full.status, full.body)
+	}
+	if r := doReq(t, "GET", s.base+"/v1/sessions/"+id, ""); r.status != 200 || num(r.state(t)["version"]) != int64(accepted) {
+		t.Fatalf("GET while down: %d %s (want version %d)", r.status, r.body, accepted)
+	}
+	r := doReq(t, "GET", s.base+"/ready", "")
+	if r.status != 200 || !strings.Contains(string(r.body), `"status":"degraded","degraded":["persistence"]`) {
+		t.Fatalf("ready while PostgreSQL is down: %d %s", r.status, r.body)
+	}
+
+	px.set(false)
+	waitFor(t, 30*time.Second, "every accepted event in PostgreSQL", func() bool { return len(versions()) >= accepted })
+	got := versions()
+	if len(got) != accepted {
+		t.Fatalf("history has %d events, want %d", len(got), accepted)
+	}
+	for i, v := range got {
+		if v != int64(i+1) {
+			t.Fatalf("versions not contiguous: %v", got)
+		}
+	}
+	waitFor(t, 10*time.Second, "ready again", func() bool {
+		r := doReq(t, "GET", s.base+"/ready", "")
+		return r.status == 200 && strings.Contains(string(r.body), `"status":"ready"`)
+	})
+	waitFor(t, 10*time.Second, "stream trimmed", func() bool {
+		rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+		defer rdb.Close()
+		return rdb.XLen(context.Background(), keyspace.For(id).Stream).Val() == 0
+	})
+	if r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/switch", "{}"); r.status != 200 {
+		t.Fatalf("switch after the drain: %d %s", r.status, r.body)
+	}
+}
+
+// TestMigrateCommand: `synckairos migrate` creates the schema, and is
+// idempotent; PERSIST_WORKER=false serves without consuming the streams.
+func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
+	schema := persistSchema(t)
+	env := apiEnv(map[string]string{"DATABASE_URL": persistURL("127.0.0.1:5432", schema), "LOG_FORMAT": "text"})
+	for i, want := range []string{"applied=0001_audit.sql", `applied=""`} {
+		var out syncBuffer
+		if err := run(context.Background(), []string{"migrate"}, env, &out); err != nil {
+			t.Fatalf("migrate #%d: %v", i+1, err)
+		}
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("migrate #%d logged %q, want %s", i+1, out.String(), want)
+		}
+	}
+	if err := run(context.Background(), []string{"migrate"}, apiEnv(nil), io.Discard); err == nil {
+		t.Fatal("migrate without DATABASE_URL should fail")
+	}
+
+	redisAddr, _ := startRedisServer(t)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
+		"DATABASE_URL": persistURL("127.0.0.1:5432", schema), "PERSIST_WORKER": "false"}, nil)
+	id, _, body := newSessionBody(2, "")
+	doReq(t, "POST", s.base+"/v1/sessions", body)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	time.Sleep(300 * time.Millisecond) // a worker, were one running, would have read it by now
+	if n := rdb.XLen(context.Background(), keyspace.For(id).Stream).Val(); n != 1 {
+		t.Fatalf("stream holds %d entries; with the worker off the event should wait", n)
+	}
+	if g := rdb.XInfoGroups(context.Background(), keyspace.For(id).Stream).Val(); len(g) != 0 {
+		t.Fatalf("consumer groups %v; with the worker off there should be none", g)
+	}
+	if r := doReq(t, "GET", s.base+"/v1/sessions/"+id+"/events", ""); r.status != 404 {
+		t.Fatalf("events of an unpersisted session: %d %s", r.status, r.body)
+	}
+	if r := doReq(t, "GET", s.base+"/ready", ""); r.status != 200 || !strings.Contains(string(r.body), `"persistence":"ok"`) {
+		t.Fatalf("ready: %d %s", r.status, r.body)
+	}
+}
