@@ -49,7 +49,7 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:3000", "the server to drive (host:port, loopback)")
 	fs.StringVar(&o.spawn, "spawn", "", "start this server binary on a free port for the run, and stop it after")
-	fs.StringVar(&o.spawnEnv, "spawn-env", "PORT={port},REDIS_URL=redis://127.0.0.1:6379/0,RATE_LIMIT_ENABLED=false,LOG_REQUESTS=false", "comma-separated env for -spawn; {port} is the port")
+	fs.StringVar(&o.spawnEnv, "spawn-env", "PORT={port},REDIS_URL=redis://127.0.0.1:6379/0,RATE_LIMIT_ENABLED=false,LOG_REQUESTS=false,WS_MAX_CONNECTIONS=0,WS_MAX_CONNECTIONS_PER_IP=0", "comma-separated env for -spawn; {port} is the port")
 	fs.StringVar(&o.serverLog, "server-log", "bench/out/server.log", "where a spawned server's output goes")
 	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for the EVALSHA and relay floors")
 	fs.StringVar(&o.luaDir, "lua", "lua", "the scripts directory (the tool runs from the repository root)")
@@ -139,7 +139,7 @@ func run(ctx context.Context, args []string) (int, error) {
 			break
 		}
 		if sc.Kind == "memory" {
-			m, err := measureMemory(ctx, o, srvT, fdMax)
+			m, err := memoryRun(ctx, o, srvT, fdMax)
 			if err != nil {
 				rep.Failures = append(rep.Failures, "memory: "+err.Error())
 				continue
@@ -173,6 +173,22 @@ func run(ctx context.Context, args []string) (int, error) {
 	return finishReport(o, rep)
 }
 
+// memoryRun measures memory on a fresh server when the tool starts its own,
+// so that earlier scenarios' garbage does not count.
+func memoryRun(ctx context.Context, o *options, t *httpTarget, fdMax uint64) (*Memory, error) {
+	if o.spawn == "" {
+		return measureMemory(ctx, o, t, fdMax)
+	}
+	srv, err := spawnServer(o.spawn, splitList(o.spawnEnv), o.serverLog+".memory")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	mo := *o
+	mo.addr, mo.pid = srv.addr, srv.pid
+	return measureMemory(ctx, &mo, &httpTarget{label: "server", addr: srv.addr, hc: newHTTPClient(srv.addr, 32)}, fdMax)
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, x := range strings.Split(s, ",") {
@@ -196,7 +212,9 @@ func maxConc(plan []scenario) int {
 func finishReport(o *options, rep *Report) (int, error) {
 	out := os.Stdout
 	fmt.Fprintf(out, "\n%s\n%s, %s\n\n", rep.Machine, rep.Date, rep.Go)
-	writeTable(out, rep)
+	if len(rep.Results) > 0 {
+		writeTable(out, rep)
+	}
 	for _, r := range rep.Results {
 		if r.Scenario == "soak" {
 			writeWindows(out, r)
