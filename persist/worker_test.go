@@ -1,8 +1,10 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +188,30 @@ func TestDeadLetter(t *testing.T) {
 	if got := w.m.deadLetters.Get(); got != 1 {
 		t.Errorf("dead letter metric = %d", got)
 	}
+	var out bytes.Buffer
+	w.Metrics().WritePrometheus(&out)
+	for _, want := range []string{"synckairos_persist_dead_letters_total 1", "synckairos_persist_events_written_total 2",
+		"synckairos_persist_consumer_lag_seconds ", `synckairos_persist_batch_size_bucket{le="+Inf"}`,
+		"synckairos_persist_batch_duration_seconds_count"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, out.String())
+		}
+	}
+	if path, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(path, "check", "metrics")
+		cmd.Stdin = &out
+		// Exit 3 is lint only; VictoriaMetrics writes no help text, the one finding allowed.
+		res, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
+			t.Fatalf("promtool: %v\n%s", err, res)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(res)), "\n") {
+			if line != "" && !strings.HasSuffix(line, " no help text") {
+				t.Errorf("promtool: %s", line)
+			}
+		}
+	}
 }
 
 // TestTrimKeepsEveryUnacked checks the trimming rule against a stream whose
@@ -293,4 +319,3 @@ func TestDrainOnShutdown(t *testing.T) {
 	}
 }
 
-var _ = errors.Is
