@@ -318,4 +318,3 @@ func TestDrainOnShutdown(t *testing.T) {
 			db.count(t, `SELECT count(*) FROM sync_events`), streamLen(t, rdb))
 	}
 }
-
