@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -991,3 +994,233 @@ func TestStreamFull(t *testing.T) {
 
 // shaOf returns the SHA1 the scripts are loaded under.
 func shaOf(name string) string { return redis.NewScript(scriptSources[name]).Hash() }
+
+// TestConcurrentSwitchOneWinner: 200 clients switch one session with the
+// same expected_version; exactly one wins, the others get CONFLICT.
+func TestConcurrentSwitchOneWinner(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestScripts(t)
+	ctx := context.Background()
+	c, st := running(t, s, session.ModePerParticipant, 4, 60000)
+	const clients = 200
+	var (
+		wg    sync.WaitGroup
+		ready = make(chan struct{})
+		errs  = make([]error, clients)
+	)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-ready
+			_, errs[i] = s.Switch(ctx, c.ID, session.SwitchArgs{ExpectedVersion: st.Version})
+		}()
+	}
+	close(ready)
+	wg.Wait()
+	wins, conflicts := 0, 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, session.ErrConflict):
+			conflicts++
+			if _, d := errDetails(t, err); d["expected_version"] != float64(st.Version) || d["actual_version"] != float64(st.Version+1) {
+				t.Errorf("conflict details %v", d)
+			}
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if wins != 1 || conflicts != clients-1 {
+		t.Fatalf("%d wins, %d conflicts", wins, conflicts)
+	}
+	if got := getState(t, s, c.ID); got.Version != st.Version+1 || got.Participants[0].CycleCount != 1 {
+		t.Errorf("after the race: version %d, cycle_count %d", got.Version, got.Participants[0].CycleCount)
+	}
+}
+
+// TestPropertyRandomOps drives sessions with seeded random operation
+// sequences and checks the invariants after every step:
+//   - a success raises version by exactly 1, an error leaves the state as it was;
+//   - the status follows the state machine, and the error code is the
+//     one the machine predicts;
+//   - running or paused: exactly one participant is_active, and it is
+//     active_participant_id; pending or completed: none, and null;
+//   - per participant, time_used_ms and cycle_count never go backwards,
+//     time_remaining_ms = max(0, total_time_ms), has_expired = total <= 0
+//     (once expired, always expired);
+//   - time_used_ms + total_time_ms = initial bank + increments granted;
+//   - server_time_ms never goes backwards.
+func TestPropertyRandomOps(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestScripts(t)
+	for seed := uint64(1); seed <= 6; seed++ {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) {
+			t.Parallel()
+			propertyRun(t, s, seed, 60)
+		})
+	}
+}
+
+var expiredRe = regexp.MustCompile(`,"expired_participant_id":"[^"]*"`)
+
+func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	n := 1 + rng.IntN(5)
+	// small banks so that some turns run out
+	c := newConfig(t, session.Modes[rng.IntN(len(session.Modes))], n, int64(2+rng.IntN(30)))
+	incr := int64(rng.IntN(3))
+	if incr > 0 {
+		c.IncrementMS = ptr(incr)
+	}
+	prev := mustCreate(t, s, c)
+	prevRaw, err := s.Get(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := map[string]int64{}
+	for _, p := range c.Participants {
+		bank[p.ID] = p.TotalTimeMS
+	}
+	granted := map[string]int64{}
+	allowed := map[string]map[string]bool{
+		"start":    {"pending": true},
+		"switch":   {"running": true},
+		"pause":    {"running": true},
+		"resume":   {"paused": true},
+		"complete": {"pending": true, "running": true, "paused": true},
+	}
+	next := map[string]string{"start": "running", "switch": "running", "pause": "paused", "resume": "running", "complete": "completed"}
+	ops := []string{"start", "switch", "switch", "switch", "switch", "pause", "resume", "complete", "get"}
+	for step := 0; step < steps; step++ {
+		op := ops[rng.IntN(len(ops))]
+		if prev.Status == "completed" && rng.IntN(4) == 0 {
+			op = "complete"
+		}
+		if step == steps/2 && prev.Status == "completed" {
+			break
+		}
+		var (
+			expected int64
+			wantCode string
+			a        session.SwitchArgs
+		)
+		switch rng.IntN(6) {
+		case 0:
+			expected = prev.Version + 1 - 2*int64(rng.IntN(2)) // future or stale
+			if expected <= 0 {                                 // 0 means unset
+				expected = prev.Version + 1
+			}
+			wantCode = session.ErrConflict.Code
+		case 1, 2:
+			expected = prev.Version
+		}
+		if op == "switch" {
+			a.ExpectedVersion = expected
+			if rng.IntN(3) == 0 {
+				a.NextParticipantID = c.Participants[rng.IntN(n)].ID
+			}
+			if rng.IntN(3) == 0 && prev.ActiveParticipantID != nil {
+				a.CurrentParticipantID = *prev.ActiveParticipantID
+			}
+		}
+		if op != "get" && wantCode == "" && !allowed[op][prev.Status] {
+			wantCode = session.ErrInvalidTransition.Code
+		}
+		if rng.IntN(4) == 0 {
+			time.Sleep(time.Duration(rng.IntN(4)) * time.Millisecond)
+		}
+		var b []byte
+		switch op {
+		case "get":
+			b, err = s.Get(ctx, c.ID)
+		case "start":
+			b, err = s.Start(ctx, c.ID, expected)
+		case "switch":
+			b, err = s.Switch(ctx, c.ID, a)
+		case "pause":
+			b, err = s.Pause(ctx, c.ID, expected)
+		case "resume":
+			b, err = s.Resume(ctx, c.ID, expected)
+		case "complete":
+			b, err = s.Complete(ctx, c.ID, expected)
+		}
+		if op == "get" {
+			wantCode = ""
+		}
+		if wantCode != "" {
+			if code, _ := errDetails(t, err); code != wantCode {
+				t.Fatalf("step %d %s from %s (v%d, expected %d): %v, want %s", step, op, prev.Status, prev.Version, expected, err, wantCode)
+			}
+			b, err = s.Get(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maskServerTime(b) != maskServerTime(prevRaw) {
+				t.Fatalf("step %d: failed %s changed the state", step, op)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("step %d %s from %s: %v", step, op, prev.Status, err)
+		}
+		st := decodeState(t, b)
+		wantVersion, wantStatus := prev.Version+1, next[op]
+		if op == "get" {
+			wantVersion, wantStatus = prev.Version, prev.Status
+		}
+		if st.Version != wantVersion || st.Status != wantStatus {
+			t.Fatalf("step %d %s: v%d %s, want v%d %s", step, op, st.Version, st.Status, wantVersion, wantStatus)
+		}
+		if st.ServerTimeMS < prev.ServerTimeMS {
+			t.Errorf("step %d: server_time_ms went back %d -> %d", step, prev.ServerTimeMS, st.ServerTimeMS)
+		}
+		active := 0
+		for _, p := range st.Participants {
+			if p.IsActive {
+				active++
+				if st.ActiveParticipantID == nil || *st.ActiveParticipantID != p.ParticipantID {
+					t.Errorf("step %d: %s is_active but active_participant_id = %v", step, p.ParticipantID, st.ActiveParticipantID)
+				}
+			}
+		}
+		switch st.Status {
+		case "running", "paused":
+			if active != 1 {
+				t.Fatalf("step %d %s: %d active participants", step, st.Status, active)
+			}
+		default:
+			if active != 0 || st.ActiveParticipantID != nil {
+				t.Fatalf("step %d %s: %d active, active_participant_id %v", step, st.Status, active, st.ActiveParticipantID)
+			}
+		}
+		for i, p := range st.Participants {
+			q := prev.Participants[i]
+			if p.ParticipantID != q.ParticipantID || p.TimeUsedMS < q.TimeUsedMS || p.CycleCount < q.CycleCount ||
+				(q.HasExpired && !p.HasExpired) {
+				t.Fatalf("step %d %s: participant %d went back: %+v -> %+v", step, op, i, q, p)
+			}
+			if op == "switch" && p.CycleCount == q.CycleCount+1 && !p.HasExpired {
+				granted[p.ParticipantID] += incr
+			}
+			if p.TimeUsedMS+p.TotalTimeMS != bank[p.ParticipantID]+granted[p.ParticipantID] {
+				t.Fatalf("step %d %s: participant %d used %d + total %d != bank %d + increments %d",
+					step, op, i, p.TimeUsedMS, p.TotalTimeMS, bank[p.ParticipantID], granted[p.ParticipantID])
+			}
+			if p.TimeRemainingMS != max(0, p.TotalTimeMS) || p.HasExpired != (p.TotalTimeMS <= 0) {
+				t.Fatalf("step %d: participant %d remaining %d total %d expired %v", step, i, p.TimeRemainingMS, p.TotalTimeMS, p.HasExpired)
+			}
+		}
+		// the stored state is the reply, less the switch's expired_participant_id
+		if prevRaw, err = s.Get(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		reply := expiredRe.ReplaceAllString(maskServerTime(b), "")
+		if maskServerTime(prevRaw) != reply {
+			t.Fatalf("step %d %s: reply and getSession differ:\n%s\n%s", step, op, reply, prevRaw)
+		}
+		prev = st
+	}
+}
