@@ -34,7 +34,8 @@ SELECT
       'cycle_number', cycle_number,
       'timestamp', to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
       'timestamp_ms', (extract(epoch FROM "timestamp") * 1000)::int8,
-      'state_kind', nullif(metadata->>'state_kind', ''),
+      'state_kind', CASE WHEN state_snapshot IS NULL THEN NULL
+                         WHEN state_snapshot ? 'session' THEN 'delta' ELSE 'full' END,
       'state', state_snapshot) ORDER BY version) FROM page), '[]')::text,
   (SELECT max(version) FROM page),
   EXISTS (SELECT 1 FROM sync_events WHERE session_id = $1

@@ -11,21 +11,20 @@ import (
 // through unnest (one round trip, no temp table), and duplicates of
 // (session_id, version) are skipped. sync_sessions is upserted from the
 // batch's newest event and state per session, which the worker computes
-// ($13..$17): total_cycles counts only rows this statement inserted, and
+// ($11..$15): total_cycles counts only rows this statement inserted, and
 // the status columns move only to a higher version (last_version), so a
 // redelivered batch changes nothing and a late one never moves a session
 // backwards. Settings never change after create: the first known value wins.
 const insertBatch = `
 WITH ins AS (
   INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
-    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, metadata)
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot)
   SELECT session_id::uuid, version, event_type, participant_id::uuid, group_id::uuid,
-    remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb,
-    jsonb_build_object('stream_id', stream_id, 'state_kind', state_kind)
+    remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb
   FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[],
-              $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[])
+              $7::int8[], $8::int8[], $9::int8[], $10::text[])
     AS t(session_id, version, event_type, participant_id, group_id, remaining,
-         elapsed, cycle, ts_ms, state_kind, state, stream_id)
+         elapsed, cycle, ts_ms, state)
   ON CONFLICT (session_id, version) DO NOTHING
   RETURNING session_id, event_type
 ), cyc AS (
@@ -33,7 +32,7 @@ WITH ins AS (
   FROM ins GROUP BY session_id
 ), s AS (
   SELECT t.session_id::uuid AS session_id, t.version, t.event_type, t.ts_ms, t.state::jsonb AS st
-  FROM unnest($13::text[], $14::int8[], $15::text[], $16::int8[], $17::text[])
+  FROM unnest($11::text[], $12::int8[], $13::text[], $14::int8[], $15::text[])
     AS t(session_id, version, event_type, ts_ms, state)
 ), up AS (
   INSERT INTO sync_sessions AS o (session_id, sync_mode, time_per_cycle_ms, increment_ms, max_time_ms,
@@ -101,16 +100,16 @@ func sessionsOf(evs []event) sessionCols {
 
 // columns holds a batch column by column, the shape unnest wants.
 type columns struct {
-	sessionID, typ, stateKind, streamID []string
-	participantID, groupID, state       []*string
-	version, ts                         []int64
-	remaining, elapsed, cycle           []*int64
+	sessionID, typ                []string
+	participantID, groupID, state []*string
+	version, ts                   []int64
+	remaining, elapsed, cycle     []*int64
 }
 
 func (c *columns) reset(n int) {
 	*c = columns{
-		sessionID: make([]string, 0, n), typ: make([]string, 0, n), stateKind: make([]string, 0, n),
-		streamID: make([]string, 0, n), participantID: make([]*string, 0, n), groupID: make([]*string, 0, n),
+		sessionID: make([]string, 0, n), typ: make([]string, 0, n),
+		participantID: make([]*string, 0, n), groupID: make([]*string, 0, n),
 		state: make([]*string, 0, n), version: make([]int64, 0, n), ts: make([]int64, 0, n),
 		remaining: make([]*int64, 0, n), elapsed: make([]*int64, 0, n), cycle: make([]*int64, 0, n),
 	}
@@ -126,9 +125,7 @@ func (c *columns) add(e *event) {
 	c.elapsed = append(c.elapsed, e.elapsed)
 	c.cycle = append(c.cycle, e.cycle)
 	c.ts = append(c.ts, e.timestampMS)
-	c.stateKind = append(c.stateKind, e.stateKind)
 	c.state = append(c.state, e.state)
-	c.streamID = append(c.streamID, e.stream+"/"+e.id)
 }
 
 // hook lets tests stop the worker at a point of a batch, as a crash would.
@@ -155,7 +152,7 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (i
 	sc := sessionsOf(evs)
 	var inserted, sessions int64
 	err = tx.QueryRow(ctx, insertBatch, c.sessionID, c.version, c.typ, c.participantID, c.groupID,
-		c.remaining, c.elapsed, c.cycle, c.ts, c.stateKind, c.state, c.streamID,
+		c.remaining, c.elapsed, c.cycle, c.ts, c.state,
 		sc.sessionID, sc.version, sc.typ, sc.ts, sc.state).Scan(&inserted, &sessions)
 	if err != nil {
 		return 0, err

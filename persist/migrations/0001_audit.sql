@@ -35,7 +35,7 @@ CREATE TABLE sync_events (
     cycle_number       bigint,
     "timestamp"        timestamptz NOT NULL,
     state_snapshot     jsonb,
-    metadata           jsonb,
+    metadata           jsonb,  -- annotations; NULL for script events (the state says it all)
     -- Also the index for "a session's events in version order".
     CONSTRAINT sync_events_session_version_key UNIQUE (session_id, version)
 );
