@@ -1,0 +1,39 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+)
+
+// TestCoreOnEmbeddedRedis runs the core's script tests again on the
+// embedded dev-mode Redis (miniredis, whose Lua and cjson differ from
+// Redis's), so that `make run` without REDIS_URL cannot silently break.
+// It re-runs this test binary with REDIS_TEST_ADDR pointing at an
+// in-process miniredis, skipping the tests that need other services.
+func TestCoreOnEmbeddedRedis(t *testing.T) {
+	if os.Getenv("SK_CORE_ON_EMBEDDED") != "" {
+		t.Skip("already the embedded run")
+	}
+	t.Parallel()
+	m := miniredis.NewMiniRedis()
+	if err := m.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cmd := exec.Command(os.Args[0], "-test.run", ".", "-test.v", "-test.count", "1",
+		"-test.skip", "TestAPI|TestBinary|TestWS|TestPersist|TestMigrate|TestLua|TestCoreOnEmbeddedRedis")
+	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+m.Addr(), "SK_CORE_ON_EMBEDDED=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("core tests on the embedded Redis: %v\n%s", err, out)
+	}
+	passed := strings.Count(string(out), "--- PASS: ")
+	if passed < 10 || !strings.Contains(string(out), "--- PASS: TestSwitchArithmetic") {
+		t.Fatalf("only %d tests ran on the embedded Redis:\n%s", passed, out)
+	}
+	t.Logf("%d core tests passed on the embedded Redis", passed)
+}
