@@ -137,7 +137,13 @@ func benchFanout(b *testing.B, kind, where string, sessions, perSession int) {
 		if err := rdb.Publish(ctx, keyspace.For(id).StateChannel, msg).Err(); err != nil {
 			b.Fatal(err)
 		}
-		pending.Wait()
+		done := make(chan struct{})
+		go func() { pending.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			b.Fatalf("version %d: deliveries missing after 30 s (a client was dropped)", v)
+		}
 	}
 	// Warm-up: every session subscribed and every client reached (version 1
 	// is not measured).

@@ -155,8 +155,9 @@ func (c *client) writeLoop() {
 				return
 			}
 		case opPing:
-			deadline = time.Now().Add(wt)
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+			// WriteControl takes its own deadline; the stored one, which
+			// `deadline` mirrors, is untouched.
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
 				c.terminate()
 				return
 			}

@@ -420,3 +420,26 @@ func TestMetrics(t *testing.T) {
 	}
 	_ = json.Valid
 }
+
+// A client that stays connected across many ping periods and write
+// deadlines keeps receiving: pings and deadline renewal do not break writes.
+func TestLongLivedClientKeepsReceiving(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{PingInterval: 60 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}, eng, "")
+	id := eng.newSession(t, 2)
+	c := f.connect(t, id)
+	eng.startSession(t, id)
+	for v := int64(2); v < 22; v++ {
+		if v > 2 {
+			time.Sleep(40 * time.Millisecond) // 20 x 40 ms spans several deadlines and pings
+			eng.doSwitch(t, id)
+		}
+		if m := read(t, c); m.Type != "STATE_UPDATE" || m.Version != v {
+			t.Fatalf("got %s, want version %d", m.raw, v)
+		}
+	}
+	if n := f.relay.m.writeErrors.Get() + f.relay.m.heartbeat.Get(); n != 0 {
+		t.Fatalf("%d clients dropped", n)
+	}
+}
