@@ -10,15 +10,26 @@ run:
 # packages for the second-language contract test, and promtool (Debian's
 # prometheus package) for the /metrics format test.
 deps:
-	@if [ -f testdata/node/package.json ] && [ ! -d testdata/node/node_modules ]; then \
+	@if [ -f testdata/node/package-lock.json ] && \
+		[ ! testdata/node/node_modules/.package-lock.json -nt testdata/node/package-lock.json ]; then \
 		npm --prefix testdata/node ci --no-audit --no-fund --silent; fi
 	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
 
 test: deps
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+# bench runs the Go benchmarks, then the load tool's standard set (about
+# 5 minutes): it starts the server built here on a free port with rate
+# limits off, measures it against floors taken in the same run, stops it,
+# and rewrites the "Load tool" section of bench/RESULTS.md. A saved
+# bench/baseline.json (copy of bench/out/last.json) adds ratios against it.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 .
+	mkdir -p bench/out
+	$(GO) build -o bench/out/synckairos .
+	ulimit -n $$(ulimit -Hn); $(GO) run ./bench -scenario standard -baseline -spawn bench/out/synckairos \
+		-json bench/out/last.json -results bench/RESULTS.md \
+		$(if $(wildcard bench/baseline.json),-compare bench/baseline.json)
 
 lint:
 	gofmt -l . | (! grep .)

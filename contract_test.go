@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// The golden cases in testdata/contract drive the scripts raw, the way any
+// other language would: SCRIPT LOAD of the lua/ file, then EVALSHA with
+// literal KEYS and ARGV. testdata/node/run.mjs replays the same files.
+//
+// A case file is {"description", "steps": [...]}; a step is either
+//
+//	{"script", "keys", "argv", "reply" | "error": {code, details}, "published": [...], "sleep_ms"?}
+//	{"command": [...], "reply"}   (a plain Redis command, to inspect state)
+//
+// "$ID" in any string is the run's session id and "$SHARD" its shard.
+// Replies and messages are compared as JSON after decoding every string
+// that holds a JSON object or array. Expected values may use:
+//
+//	"$any"                  any value but null
+//	"$iso"                  an ISO 8601 UTC time with milliseconds
+//	"$now"                  an integer within a minute of the runner's clock (epoch ms)
+//	{"$range": [lo, hi]}    a number in [lo, hi] (time-derived figures)
+//
+// "published" lists every message the step publishes on the session's
+// state channel, in order; [] means none.
+
+type contractCase struct {
+	Description string         `json:"description"`
+	Steps       []contractStep `json:"steps"`
+}
+
+type contractStep struct {
+	Note      string   `json:"note"`
+	SleepMS   int      `json:"sleep_ms"`
+	Script    string   `json:"script"`
+	Keys      []string `json:"keys"`
+	Argv      []string `json:"argv"`
+	Command   []string `json:"command"`
+	Reply     any      `json:"reply"`
+	Error     *struct {
+		Code    string `json:"code"`
+		Details any    `json:"details"`
+	} `json:"error"`
+	Published []any `json:"published"`
+}
+
+func loadContractCases(t *testing.T) map[string]contractCase {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join("testdata", "contract", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no golden cases in testdata/contract")
+	}
+	out := map[string]contractCase{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c contractCase
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".json")] = c
+	}
+	return out
+}
+
+// TestContract runs every golden case against the machine's Redis and an
+// embedded miniredis (the dev-mode backend).
+func TestContract(t *testing.T) {
+	t.Parallel()
+	cases := loadContractCases(t)
+	backends := []struct {
+		name string
+		addr func(t *testing.T) string
+	}{
+		{"redis", func(*testing.T) string { return testRedisAddr() }},
+		{"miniredis", func(t *testing.T) string { return miniredis.RunT(t).Addr() }},
+	}
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			// RESP2, as the Node runner and most clients speak it
+			rdb := redis.NewClient(&redis.Options{Addr: be.addr(t), Protocol: 2})
+			t.Cleanup(func() { rdb.Close() })
+			names := make([]string, 0, len(cases))
+			for n := range cases {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, name := range names {
+				c := cases[name]
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					runContractCase(t, rdb, c)
+				})
+			}
+		})
+	}
+}
+
+func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
+	ctx := context.Background()
+	id := uuid.NewString()
+	shard := id[len(id)-1:]
+	sub := func(s string) string {
+		return strings.ReplaceAll(strings.ReplaceAll(s, "$ID", id), "$SHARD", shard)
+	}
+	channel := sub("sk:{$SHARD}:session:$ID:state")
+	ps := rdb.Subscribe(ctx, channel)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	shas := map[string]string{}
+	keys := map[string]bool{}
+	defer func() {
+		for k := range keys {
+			rdb.Del(context.Background(), k)
+		}
+	}()
+	for i, st := range c.Steps {
+		label := fmt.Sprintf("step %d (%s%s)", i, st.Script, strings.Join(st.Command, " "))
+		if st.SleepMS > 0 {
+			time.Sleep(time.Duration(st.SleepMS) * time.Millisecond)
+		}
+		var args []any
+		if len(st.Command) > 0 {
+			for _, a := range st.Command {
+				args = append(args, sub(a))
+			}
+		} else {
+			sha, ok := shas[st.Script]
+			if !ok {
+				src, err := os.ReadFile(filepath.Join("lua", st.Script))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sha, err = rdb.ScriptLoad(ctx, string(src)).Result(); err != nil {
+					t.Fatalf("SCRIPT LOAD %s: %v", st.Script, err)
+				}
+				sum := sha1.Sum(src)
+				if sha != hex.EncodeToString(sum[:]) {
+					t.Fatalf("%s: server SHA %s is not the file's SHA1", st.Script, sha)
+				}
+				shas[st.Script] = sha
+			}
+			args = append(args, "EVALSHA", sha, len(st.Keys))
+			for _, k := range st.Keys {
+				keys[sub(k)] = true
+				args = append(args, sub(k))
+			}
+			for _, a := range st.Argv {
+				args = append(args, sub(a))
+			}
+		}
+		got, err := rdb.Do(ctx, args...).Result()
+		var rerr redis.Error
+		switch {
+		case st.Error != nil:
+			if !errors.As(err, &rerr) {
+				t.Fatalf("%s: got %v, %v; want error %s", label, got, err, st.Error.Code)
+			}
+			code, details, _ := strings.Cut(rerr.Error(), " ")
+			var d any
+			if jerr := json.Unmarshal([]byte(details), &d); jerr != nil {
+				t.Fatalf("%s: error details %q: %v", label, details, jerr)
+			}
+			if code != st.Error.Code {
+				t.Errorf("%s: error %s, want %s", label, rerr.Error(), st.Error.Code)
+			}
+			expectJSON(t, label+" details", substAll(st.Error.Details, sub), d)
+		case err != nil:
+			t.Fatalf("%s: %v", label, err)
+		default:
+			expectJSON(t, label+" reply", substAll(st.Reply, sub), normalize(got))
+		}
+		if len(st.Command) > 0 {
+			continue
+		}
+		msgs := drainChannel(t, rdb, ps, channel)
+		if len(msgs) != len(st.Published) {
+			t.Errorf("%s: published %d messages, want %d: %q", label, len(msgs), len(st.Published), msgs)
+			continue
+		}
+		for j, m := range msgs {
+			expectJSON(t, fmt.Sprintf("%s message %d", label, j), substAll(st.Published[j], sub), normalize(m))
+		}
+	}
+}
+
+// drainChannel reads what was published up to a marker of its own.
+func drainChannel(t *testing.T, rdb *redis.Client, ps *redis.PubSub, channel string) []string {
+	t.Helper()
+	mark := "mark-" + uuid.NewString()
+	if err := rdb.Publish(context.Background(), channel, mark).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out []string
+	for {
+		m, err := ps.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatalf("pubsub: %v", err)
+		}
+		if m.Payload == mark {
+			return out
+		}
+		out = append(out, m.Payload)
+	}
+}
+
+// normalize turns a reply into plain JSON values, decoding strings that
+// hold a JSON object or array.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case string:
+		if strings.HasPrefix(x, "{") || strings.HasPrefix(x, "[") {
+			var d any
+			if json.Unmarshal([]byte(x), &d) == nil {
+				return d
+			}
+		}
+		return x
+	case int64:
+		return float64(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	}
+	return v
+}
+
+func substAll(v any, sub func(string) string) any {
+	switch x := v.(type) {
+	case string:
+		return sub(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = substAll(e, sub)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = substAll(e, sub)
+		}
+		return out
+	}
+	return v
+}
+
+var isoRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
+
+func expectJSON(t *testing.T, label string, want, got any) {
+	t.Helper()
+	for _, d := range matchJSON("", want, got) {
+		t.Errorf("%s: %s", label, d)
+	}
+}
+
+// matchJSON lists where got differs from want (see the matchers above).
+func matchJSON(path string, want, got any) []string {
+	diff := func(format string, a ...any) []string {
+		return []string{path + ": " + fmt.Sprintf(format, a...)}
+	}
+	switch w := want.(type) {
+	case string:
+		switch w {
+		case "$any":
+			if got == nil {
+				return diff("want a value, got null")
+			}
+			return nil
+		case "$iso":
+			if s, ok := got.(string); !ok || !isoRe.MatchString(s) {
+				return diff("want an ISO time, got %v", got)
+			}
+			return nil
+		case "$now":
+			n, ok := got.(float64)
+			if !ok || n != math.Trunc(n) || math.Abs(n-float64(time.Now().UnixMilli())) > 60000 {
+				return diff("want epoch ms near now, got %v", got)
+			}
+			return nil
+		}
+		if got != w {
+			return diff("want %q, got %v", w, got)
+		}
+		return nil
+	case map[string]any:
+		if r, ok := w["$range"].([]any); ok && len(w) == 1 {
+			n, isNum := got.(float64)
+			if !isNum || n < r[0].(float64) || n > r[1].(float64) {
+				return diff("want a number in %v, got %v", r, got)
+			}
+			return nil
+		}
+		g, ok := got.(map[string]any)
+		if !ok {
+			return diff("want an object, got %v", got)
+		}
+		var out []string
+		for k, wv := range w {
+			gv, present := g[k]
+			if !present {
+				out = append(out, path+"."+k+": missing")
+				continue
+			}
+			out = append(out, matchJSON(path+"."+k, wv, gv)...)
+		}
+		for k := range g {
+			if _, ok := w[k]; !ok {
+				out = append(out, path+"."+k+": unexpected field")
+			}
+		}
+		return out
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return diff("want an array of %d, got %v", len(w), got)
+		}
+		var out []string
+		for i := range w {
+			out = append(out, matchJSON(fmt.Sprintf("%s[%d]", path, i), w[i], g[i])...)
+		}
+		return out
+	}
+	if want != got {
+		return diff("want %v, got %v", want, got)
+	}
+	return nil
+}
+
+// TestMatchJSON keeps the matcher honest: each of these must fail.
+func TestMatchJSON(t *testing.T) {
+	now := float64(time.Now().UnixMilli())
+	bad := []struct{ want, got any }{
+		{"$any", nil},
+		{"$iso", "2026-11-25T19:04:05Z"},
+		{"$now", now - 120000},
+		{map[string]any{"$range": []any{1.0, 2.0}}, 3.0},
+		{map[string]any{"a": 1.0}, map[string]any{"a": 1.0, "b": 2.0}},
+		{map[string]any{"a": 1.0}, map[string]any{}},
+		{[]any{1.0}, []any{1.0, 2.0}},
+		{"x", "y"},
+		{true, false},
+		{nil, 0.0},
+	}
+	for _, b := range bad {
+		if len(matchJSON("", b.want, b.got)) == 0 {
+			t.Errorf("%v matched %v", b.want, b.got)
+		}
+	}
+	if d := matchJSON("", map[string]any{"t": "$iso", "n": "$now", "r": map[string]any{"$range": []any{1.0, 2.0}}},
+		map[string]any{"t": "2026-11-25T19:04:05.123Z", "n": now, "r": 2.0}); len(d) != 0 {
+		t.Errorf("good values did not match: %v", d)
+	}
+}
+
+// TestNodeContract replays the same golden files with the Node runner
+// against the machine's Redis. `make deps` installs its packages.
+func TestNodeContract(t *testing.T) {
+	t.Parallel()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for the second-language contract test: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join("testdata", "node", "node_modules")); err != nil {
+		t.Fatalf("the Node runner's packages are missing: run `make deps` (%v)", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "node", "run.mjs"))
+	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+testRedisAddr())
+	out, err := cmd.CombinedOutput()
+	t.Logf("node runner:\n%s", out)
+	if err != nil {
+		t.Fatalf("node runner failed: %v", err)
+	}
+	if !strings.Contains(string(out), "cases passed") {
+		t.Fatalf("node runner did not report its cases")
+	}
+}
