@@ -30,6 +30,7 @@ type options struct {
 	reps                                    int
 	baseline                                bool
 	jsonOut, compare, results, serverLog    string
+	with                                    string
 	pid                                     int
 	memSessions, memClients                 int
 }
@@ -68,6 +69,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&o.compare, "compare", "", "print ratios against this saved JSON report")
 	fs.StringVar(&o.results, "results", "", "rewrite the \"Load tool\" section of this Markdown file (bench/RESULTS.md)")
+	fs.StringVar(&o.with, "with", "", "comma-separated saved JSON reports (e.g. bench/soak.json) to add to the -results section")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for RSS (set by -spawn)")
 	fs.IntVar(&o.memSessions, "mem-sessions", 10000, "memory scenario: sessions")
 	fs.IntVar(&o.memClients, "mem-clients", 20000, "memory scenario: WebSocket clients")
@@ -218,6 +220,9 @@ func finishReport(o *options, rep *Report) (int, error) {
 	for _, r := range rep.Results {
 		if r.Scenario == "soak" {
 			writeWindows(out, r)
+			var sb strings.Builder
+			writeDrift(&sb, r)
+			fmt.Fprint(out, sb.String())
 		}
 	}
 	if rep.Memory != nil {
@@ -240,7 +245,7 @@ func finishReport(o *options, rep *Report) (int, error) {
 		writeCompare(out, rep, base)
 	}
 	if o.results != "" {
-		if err := writeResults(o.results, rep); err != nil {
+		if err := writeResults(o.results, rep, splitList(o.with)); err != nil {
 			return 1, err
 		}
 	}

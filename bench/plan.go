@@ -106,7 +106,7 @@ func (o *options) standard() []scenario {
 	base := Params{Participants: 4, Concurrency: 32, WarmupS: 2, DurationS: 4, Reps: 3}
 	var out []scenario
 	out = append(out, switchSet(o, base, 100, 10)...) // 1,000/s
-	set := switchSet(o, base, 1000, 2)                 // 2,000/s
+	set := switchSet(o, base, 1000, 2)                // 2,000/s
 	out = append(out, set...)
 	big := switchSet(o, base, 10000, 0.2)[len(set)-1] // 2,000/s over 10,000 sessions
 	big.Floor = set[len(set)-1].Floor
@@ -242,14 +242,11 @@ func measureMemory(ctx context.Context, o *options, t *httpTarget, fdMax uint64)
 	}
 	logf("memory: connecting %d WebSocket clients", n)
 	errs := &errCounter{}
-	clients, err := dialAll(ctx, t, list, 1, 64, errs)
-	if err != nil {
-		return nil, err
-	}
 	var closing atomic.Bool
 	del := newDeliveries(0)
-	for _, c := range clients {
-		go c.read(del, errs, &closing)
+	clients, err := dialAll(ctx, t, list, 1, 64, func(c *wsClient) { go c.read(del, errs, &closing) })
+	if err != nil {
+		return nil, err
 	}
 	m.ClientsKB = settle()
 	closing.Store(true)
@@ -279,7 +276,7 @@ func redisUsed(ctx context.Context, rdb *redis.Client) int64 {
 }
 
 // writeResults rewrites the "Load tool" section of a Markdown file.
-func writeResults(path string, rep *Report) error {
+func writeResults(path string, rep *Report, with []string) error {
 	var b strings.Builder
 	b.WriteString(sectionTitle + "\n\n")
 	b.WriteString("Written by `make bench` (`go run ./bench`, see bench/README.md); do not edit by hand.\n")
@@ -290,12 +287,7 @@ func writeResults(path string, rep *Report) error {
 	if len(rep.Results) > 0 {
 		writeTable(&b, rep)
 	}
-	for _, r := range rep.Results {
-		if r.Params.Rate > 0 && r.Throughput < 0.95*r.Params.Rate {
-			fmt.Fprintf(&b, "\n- %s: did not keep up: %.0f of %.0f offered/s done.", r.Name, r.Throughput, r.Params.Rate)
-		}
-	}
-	b.WriteString("\n")
+	writeNotes(&b, rep)
 	for _, r := range rep.Results {
 		if r.Scenario == "soak" {
 			writeWindows(&b, r)
@@ -304,15 +296,79 @@ func writeResults(path string, rep *Report) error {
 	if rep.Memory != nil {
 		writeMemory(&b, rep.Memory)
 	}
-	if len(rep.Failures) > 0 {
-		b.WriteString("\nFailures in this run:\n\n")
-		for _, f := range rep.Failures {
-			b.WriteString("- " + f + "\n")
+	writeFailures(&b, "Failures in this run", rep.Failures)
+	for _, path := range with {
+		old, err := readReport(path)
+		if err != nil {
+			return err
 		}
+		fmt.Fprintf(&b, "\n### From an earlier run: %s\n\n", path)
+		fmt.Fprintf(&b, "- Date: %s\n- Machine: %s\n- Command: `%s`\n\n", old.Date, old.Machine, old.Command)
+		if len(old.Results) > 0 {
+			writeTable(&b, old)
+		}
+		writeNotes(&b, old)
+		for _, r := range old.Results {
+			if r.Scenario == "soak" {
+				writeWindows(&b, r)
+				writeDrift(&b, r)
+			}
+		}
+		if old.Memory != nil {
+			writeMemory(&b, old.Memory)
+		}
+		writeFailures(&b, "Failures in that run", old.Failures)
 	}
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	return os.WriteFile(path, []byte(replaceSection(string(old), b.String())), 0o644)
+}
+
+// writeNotes says where a run could not keep up, and what the closed-loop
+// runs found the capacity to be.
+func writeNotes(b *strings.Builder, rep *Report) {
+	for _, r := range rep.Results {
+		if r.Params.Rate > 0 && r.Throughput < 0.95*r.Params.Rate {
+			fmt.Fprintf(b, "\n- %s: did not keep up: %.0f of %.0f offered/s done.", r.Name, r.Throughput, r.Params.Rate)
+		}
+		if r.Params.Rate == 0 && r.Scenario == "switch" {
+			fmt.Fprintf(b, "\n- Capacity, closed loop with %d in flight: %s does %.0f switches/s.", r.Params.Concurrency, r.Name, r.Throughput)
+		}
+	}
+	b.WriteString("\n")
+}
+
+func writeFailures(b *strings.Builder, title string, fs []string) {
+	if len(fs) == 0 {
+		return
+	}
+	b.WriteString("\n" + title + ":\n\n")
+	for _, f := range fs {
+		b.WriteString("- " + f + "\n")
+	}
+}
+
+// writeDrift compares a soak's first and last thirds: a leak or a
+// slowdown shows as a ratio well above 1.
+func writeDrift(b *strings.Builder, r *Result) {
+	n := len(r.Reps)
+	if n < 3 {
+		return
+	}
+	third := n / 3
+	avg := func(reps []Rep, f func(Rep) float64) float64 {
+		var s float64
+		for _, x := range reps {
+			s += f(x)
+		}
+		return s / float64(len(reps))
+	}
+	p99 := func(x Rep) float64 { return x.Latency["switch"].P99MS }
+	p50 := func(x Rep) float64 { return x.Latency["switch"].P50MS }
+	rss := func(x Rep) float64 { return float64(x.RSSKB) }
+	first, last := r.Reps[:third], r.Reps[n-third:]
+	fmt.Fprintf(b, "\nDrift, last third / first third: switch p50 %s, p99 %s, RSS %s.\n",
+		ratio(avg(last, p50), avg(first, p50)), ratio(avg(last, p99), avg(first, p99)), ratio(avg(last, rss), avg(first, rss)))
 }

@@ -100,3 +100,20 @@ func TestReplaceSection(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteDrift(t *testing.T) {
+	rep := func(p50, p99 float64, rss int64) Rep {
+		return Rep{RSSKB: rss, Latency: map[string]Latency{"switch": {P50MS: p50, P99MS: p99}}}
+	}
+	r := &Result{Reps: []Rep{rep(1, 4, 100), rep(1, 4, 100), rep(1, 4, 100), rep(2, 4, 150), rep(2, 4, 150), rep(2, 4, 150)}}
+	var b strings.Builder
+	writeDrift(&b, r)
+	if want := "switch p50 ×2.00, p99 ×1.00, RSS ×1.50"; !strings.Contains(b.String(), want) {
+		t.Errorf("drift %q lacks %q", b.String(), want)
+	}
+	b.Reset()
+	writeDrift(&b, &Result{Reps: r.Reps[:2]})
+	if b.Len() != 0 {
+		t.Errorf("two windows are too few for a trend, got %q", b.String())
+	}
+}

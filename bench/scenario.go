@@ -57,12 +57,9 @@ func runScenario(ctx context.Context, sc scenario, t target, mixed *httpTarget) 
 			return nil, fmt.Errorf("%s: target %s has no WebSocket side", sc.Name, t.name())
 		}
 		logf("%s: connecting %d WebSocket clients", sc.Name, p.Sessions*p.Clients)
-		clients, err = dialAll(ctx, t, sessions, p.Clients, 64, errs)
+		clients, err = dialAll(ctx, t, sessions, p.Clients, 64, func(c *wsClient) { go c.read(del, errs, &closing) })
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sc.Name, err)
-		}
-		for _, c := range clients {
-			go c.read(del, errs, &closing)
 		}
 	}
 	defer func() {

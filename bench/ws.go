@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,8 +98,10 @@ type pendingRecv struct {
 }
 
 // dialAll connects k clients to each session, at most par at a time, and
-// waits for each one's CONNECTED.
-func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, errs *errCounter) ([]*wsClient, error) {
+// waits for each one's CONNECTED. ready runs as soon as a client is
+// connected: its reader must start at once, or the server's heartbeat
+// drops it for not answering pings while the others are still dialing.
+func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, ready func(*wsClient)) ([]*wsClient, error) {
 	dialer := &websocket.Dialer{
 		HandshakeTimeout: 20 * time.Second,
 		ReadBufferSize:   2048,
@@ -128,6 +131,7 @@ func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, errs *
 					failed.Store(err)
 					return
 				}
+				ready(c)
 			}
 		}()
 	}
@@ -176,7 +180,7 @@ func (c *wsClient) read(del *deliveries, errs *errCounter, closing *atomic.Bool)
 		now := time.Now().UnixNano()
 		if err != nil {
 			if !closing.Load() {
-				errs.add("ws_closed", 1)
+				errs.add(closeKind(err), 1)
 			}
 			return
 		}
@@ -281,4 +285,14 @@ func closeAll(clients []*wsClient) {
 			_ = c.conn.Close()
 		}
 	}
+}
+
+// closeKind names how a connection ended: "ws_closed 1013 slow client",
+// or "ws_closed" when the peer just dropped it.
+func closeKind(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return "ws_closed " + strconv.Itoa(ce.Code) + " " + ce.Text
+	}
+	return "ws_closed"
 }
