@@ -78,6 +78,9 @@ func startAPI(t testing.TB, env map[string]string, tweak func(*Config)) *apiServ
 	done := make(chan error, 1)
 	go func() { done <- a.serve(ctx, ln) }()
 	t.Cleanup(func() {
+		// A connection that never carried a request counts as idle only
+		// after 5 s (fasthttp, like net/http), which would slow shutdown.
+		apiClient.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
