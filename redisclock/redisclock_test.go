@@ -100,3 +100,17 @@ func TestRunKeepsSyncing(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func BenchmarkNow(b *testing.B) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	c := New(rdb)
+	if err := c.Sync(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			c.Now()
+		}
+	})
+}

@@ -1,0 +1,70 @@
+package ratelimit_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/ratelimit"
+)
+
+func Example() {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	// The service passes the embedded lua/ files; here they are read from disk.
+	src1, _ := os.ReadFile("../lua/rateLimit-1.lua")
+	src2, _ := os.ReadFile("../lua/rateLimit-2.lua")
+	l := ratelimit.New(rdb, string(src1), string(src2))
+
+	ctx := context.Background()
+	key := "sk:rl:example:" + uuid.NewString()
+	defer rdb.Del(ctx, key)
+	perSecond := ratelimit.Limit{Max: 2, Window: time.Second}
+	for i := 0; i < 3; i++ {
+		r, err := l.Allow(ctx, key, perSecond)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(r.Allowed, r.Remaining, ratelimit.Seconds(r.RetryAfter))
+	}
+	// Output:
+	// true 1 1
+	// true 0 1
+	// false 0 1
+}
+
+func BenchmarkAllow(b *testing.B) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer rdb.Close()
+	src1, _ := os.ReadFile("../lua/rateLimit-1.lua")
+	src2, _ := os.ReadFile("../lua/rateLimit-2.lua")
+	l := ratelimit.New(rdb, string(src1), string(src2))
+	ctx := context.Background()
+	if err := l.Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	a, c := "sk:rl:bench:"+uuid.NewString(), "sk:rl:bench:"+uuid.NewString()
+	defer rdb.Del(ctx, a, c)
+	lim := ratelimit.Limit{Max: 1 << 40, Window: time.Second}
+	b.Run("one", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := l.Allow(ctx, a, lim); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("two", func(b *testing.B) {
+		reqs := []ratelimit.Request{{Key: a, Limit: lim}, {Key: c, Limit: lim}}
+		out := make([]ratelimit.Result, 2)
+		for b.Loop() {
+			if err := l.AllowAll(ctx, reqs, out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
