@@ -1224,3 +1224,53 @@ func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
 		prev = st
 	}
 }
+
+// TestWrapperErrors covers what the wrapper does with replies and errors
+// that are not script errors.
+func TestWrapperErrors(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestScripts(t)
+	if s.Assembler() == nil || s.Assembler() != s.asm {
+		t.Error("Assembler() is not the wrapper's cache")
+	}
+	// transport errors pass through unmapped
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	id := uuid.NewString()
+	checks := map[string]error{}
+	_, checks["get"] = s.Get(ctx, id)
+	_, checks["start"] = s.Start(ctx, id, 0)
+	_, checks["delete"] = s.Delete(ctx, id, 0)
+	for name, err := range checks {
+		var se *session.Error
+		if !errors.Is(err, context.Canceled) || errors.As(err, &se) {
+			t.Errorf("%s on a canceled context: %v", name, err)
+		}
+	}
+	closed := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	closed.Close()
+	if err := NewScripts(closed, 0, 1).Load(context.Background()); err == nil {
+		t.Error("Load on a closed client succeeded")
+	}
+	// replies of an unexpected shape are errors, not panics
+	for _, val := range []any{
+		"full",
+		[]any{"full"},
+		[]any{"other", "{}"},
+		[]any{"delta", "not json"},
+		[]any{"delta", `{"sessionId":"x","session":{},"positions":[5],"participants":[{}],"participant_count":1}`},
+	} {
+		cmd := redis.NewCmd(context.Background())
+		cmd.SetVal(val)
+		if b, err := s.state(context.Background(), cmd); err == nil {
+			t.Errorf("reply %v decoded to %s", val, b)
+		}
+	}
+	// an error reply that is not one of ours passes through as is
+	if err := scriptErr(redis.Nil); err != redis.Nil {
+		t.Errorf("scriptErr(redis.Nil) = %v", err)
+	}
+	if err := s.rdb.Eval(context.Background(), "return redis.error_reply('OOPS x')", nil).Err(); scriptErr(err) != err {
+		t.Errorf("unknown code mapped: %v", scriptErr(err))
+	}
+}
