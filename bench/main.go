@@ -30,7 +30,7 @@ type options struct {
 	reps                                    int
 	baseline                                bool
 	jsonOut, compare, results, serverLog    string
-	with                                    string
+	with, render                            string
 	pid                                     int
 	memSessions, memClients                 int
 }
@@ -70,6 +70,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.compare, "compare", "", "print ratios against this saved JSON report")
 	fs.StringVar(&o.results, "results", "", "rewrite the \"Load tool\" section of this Markdown file (bench/RESULTS.md)")
 	fs.StringVar(&o.with, "with", "", "comma-separated saved JSON reports (e.g. bench/soak.json) to add to the -results section")
+	fs.StringVar(&o.render, "render", "", "print (and -results, -compare) a saved JSON report instead of running")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for RSS (set by -spawn)")
 	fs.IntVar(&o.memSessions, "mem-sessions", 10000, "memory scenario: sessions")
 	fs.IntVar(&o.memClients, "mem-clients", 20000, "memory scenario: WebSocket clients")
@@ -95,6 +96,14 @@ func run(ctx context.Context, args []string) (int, error) {
 	o, err := parseFlags(args)
 	if err != nil {
 		return 2, err
+	}
+	if o.render != "" {
+		// Re-render a saved run (with -with, -results, -compare) without running anything.
+		rep, err := readReport(o.render)
+		if err != nil {
+			return 2, err
+		}
+		return finishReport(o, rep)
 	}
 	fdMax := raiseFDLimit()
 	rep := &Report{

@@ -104,7 +104,9 @@ func fanoutSet(o *options, p Params, perSession float64) []scenario {
 // shows where the limit is.
 func (o *options) standard() []scenario {
 	base := Params{Participants: 4, Concurrency: 32, WarmupS: 2, DurationS: 4, Reps: 3}
-	var out []scenario
+	// Memory first, on its own fresh server, before the other runs leave
+	// thousands of sockets in TIME_WAIT.
+	out := []scenario{{Name: "memory", Kind: "memory"}}
 	out = append(out, switchSet(o, base, 100, 10)...) // 1,000/s
 	set := switchSet(o, base, 1000, 2)                // 2,000/s
 	out = append(out, set...)
@@ -127,7 +129,6 @@ func (o *options) standard() []scenario {
 	floor := base
 	floor.Sessions, floor.Rate = 100, 1000
 	out = append(out, scenario{Name: "mixed s=200 k=3 1000/s", Kind: "mixed", Floor: evalName(floor), Params: m})
-	out = append(out, scenario{Name: "memory", Kind: "memory"})
 	return out
 }
 

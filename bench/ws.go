@@ -102,11 +102,18 @@ type pendingRecv struct {
 // connected: its reader must start at once, or the server's heartbeat
 // drops it for not answering pings while the others are still dialing.
 func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, ready func(*wsClient)) ([]*wsClient, error) {
-	dialer := &websocket.Dialer{
-		HandshakeTimeout: 20 * time.Second,
-		ReadBufferSize:   2048,
-		WriteBufferSize:  256,
-		NetDialContext:   (&net.Dialer{Timeout: 20 * time.Second}).DialContext,
+	// Clients dial from 16 loopback source addresses: one address has
+	// about 28,000 ephemeral ports, and a run of 20,000 clients after
+	// others whose sockets sit in TIME_WAIT would run out of them.
+	dialers := make([]*websocket.Dialer, 16)
+	for i := range dialers {
+		nd := &net.Dialer{Timeout: 20 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(100+i))}}
+		dialers[i] = &websocket.Dialer{
+			HandshakeTimeout: 20 * time.Second,
+			ReadBufferSize:   2048,
+			WriteBufferSize:  256,
+			NetDialContext:   nd.DialContext,
+		}
 	}
 	clients := make([]*wsClient, 0, len(sessions)*k)
 	for _, s := range sessions {
@@ -127,7 +134,7 @@ func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, ready 
 					return
 				}
 				c := clients[i]
-				if err := c.dial(ctx, dialer, t.wsURL(c.s.id)); err != nil {
+				if err := c.dial(ctx, dialers[i%len(dialers)], t.wsURL(c.s.id)); err != nil {
 					failed.Store(err)
 					return
 				}
