@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -274,6 +275,14 @@ func TestBenchServerProcess(t *testing.T) {
 	kind := os.Getenv("WSRELAY_BENCH_SERVER")
 	if kind == "" {
 		t.Skip("only run by BenchmarkRelay")
+	}
+	if path := os.Getenv("WSRELAY_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	rdb := newRedis(t, testRedisAddr())
 	srv := startBenchServer(t, kind, newEngine(t, rdb), newRedisClock(t, rdb))
