@@ -22,13 +22,14 @@ test: deps
 # 5 minutes): it starts the server built here on a free port with rate
 # limits off, measures it against floors taken in the same run, stops it,
 # and rewrites the "Load tool" section of bench/RESULTS.md. A saved
-# bench/baseline.json (copy of bench/out/last.json) adds ratios against it.
+# bench/baseline.json (copy of bench/out/last.json) adds ratios against it;
+# runs saved in bench/runs/ (the soak, the overload runs) are appended.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 .
 	mkdir -p bench/out
 	$(GO) build -o bench/out/synckairos .
 	ulimit -n $$(ulimit -Hn); $(GO) run ./bench -scenario standard -baseline -spawn bench/out/synckairos \
-		-json bench/out/last.json -results bench/RESULTS.md \
+		-json bench/out/last.json -results bench/RESULTS.md -with 'bench/runs/*.json' \
 		$(if $(wildcard bench/baseline.json),-compare bench/baseline.json)
 
 lint:

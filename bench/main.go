@@ -69,7 +69,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&o.compare, "compare", "", "print ratios against this saved JSON report")
 	fs.StringVar(&o.results, "results", "", "rewrite the \"Load tool\" section of this Markdown file (bench/RESULTS.md)")
-	fs.StringVar(&o.with, "with", "", "comma-separated saved JSON reports (e.g. bench/soak.json) to add to the -results section")
+	fs.StringVar(&o.with, "with", "", "comma-separated saved JSON reports or globs (bench/runs/*.json) to add to the -results section")
 	fs.StringVar(&o.render, "render", "", "print (and -results, -compare) a saved JSON report instead of running")
 	fs.IntVar(&o.pid, "pid", 0, "server process id, for RSS (set by -spawn)")
 	fs.IntVar(&o.memSessions, "mem-sessions", 10000, "memory scenario: sessions")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -298,7 +299,15 @@ func writeResults(path string, rep *Report, with []string) error {
 		writeMemory(&b, rep.Memory)
 	}
 	writeFailures(&b, "Failures in this run", rep.Failures)
-	for _, path := range with {
+	var paths []string
+	for _, pattern := range with {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, m...)
+	}
+	for _, path := range paths {
 		old, err := readReport(path)
 		if err != nil {
 			return err
