@@ -7,11 +7,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// insertBatch writes a whole batch in one statement: the events go in
-// through unnest (one round trip, no temp table), and duplicates of
-// (session_id, version) are skipped. sync_sessions is upserted from the
-// batch's newest event and state per session, which the worker computes
-// ($11..$15): total_cycles counts only rows this statement inserted, and
+// createBatchTable is where COPY puts a batch: per connection, emptied at
+// every commit. Text columns: casts happen once, in insertBatch.
+const createBatchTable = `CREATE TEMP TABLE IF NOT EXISTS persist_batch (
+  session_id text, version int8, event_type text, participant_id text, group_id text,
+  remaining int8, elapsed int8, cycle int8, ts_ms int8, state text) ON COMMIT DELETE ROWS`
+
+var batchColumns = []string{"session_id", "version", "event_type", "participant_id", "group_id",
+	"remaining", "elapsed", "cycle", "ts_ms", "state"}
+
+// insertBatch moves the COPYed batch into sync_events in one statement;
+// duplicates of (session_id, version) are skipped. sync_sessions is
+// upserted from the batch's newest event and state per session, which the
+// worker computes ($1..$5): total_cycles counts only rows this statement inserted, and
 // the status columns move only to a higher version (last_version), so a
 // redelivered batch changes nothing and a late one never moves a session
 // backwards. Settings never change after create: the first known value wins.
@@ -21,10 +29,7 @@ WITH ins AS (
     time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot)
   SELECT session_id::uuid, version, event_type, participant_id::uuid, group_id::uuid,
     remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb
-  FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[],
-              $7::int8[], $8::int8[], $9::int8[], $10::text[])
-    AS t(session_id, version, event_type, participant_id, group_id, remaining,
-         elapsed, cycle, ts_ms, state)
+  FROM persist_batch
   ON CONFLICT (session_id, version) DO NOTHING
   RETURNING session_id, event_type
 ), cyc AS (
@@ -32,7 +37,7 @@ WITH ins AS (
   FROM ins GROUP BY session_id
 ), s AS (
   SELECT t.session_id::uuid AS session_id, t.version, t.event_type, t.ts_ms, t.state::jsonb AS st
-  FROM unnest($11::text[], $12::int8[], $13::text[], $14::int8[], $15::text[])
+  FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[])
     AS t(session_id, version, event_type, ts_ms, state)
 ), up AS (
   INSERT INTO sync_sessions AS o (session_id, sync_mode, time_per_cycle_ms, increment_ms, max_time_ms,
@@ -98,36 +103,6 @@ func sessionsOf(evs []event) sessionCols {
 	return c
 }
 
-// columns holds a batch column by column, the shape unnest wants.
-type columns struct {
-	sessionID, typ                []string
-	participantID, groupID, state []*string
-	version, ts                   []int64
-	remaining, elapsed, cycle     []*int64
-}
-
-func (c *columns) reset(n int) {
-	*c = columns{
-		sessionID: make([]string, 0, n), typ: make([]string, 0, n),
-		participantID: make([]*string, 0, n), groupID: make([]*string, 0, n),
-		state: make([]*string, 0, n), version: make([]int64, 0, n), ts: make([]int64, 0, n),
-		remaining: make([]*int64, 0, n), elapsed: make([]*int64, 0, n), cycle: make([]*int64, 0, n),
-	}
-}
-
-func (c *columns) add(e *event) {
-	c.sessionID = append(c.sessionID, e.sessionID)
-	c.version = append(c.version, e.version)
-	c.typ = append(c.typ, e.typ)
-	c.participantID = append(c.participantID, e.participantID)
-	c.groupID = append(c.groupID, e.groupID)
-	c.remaining = append(c.remaining, e.remaining)
-	c.elapsed = append(c.elapsed, e.elapsed)
-	c.cycle = append(c.cycle, e.cycle)
-	c.ts = append(c.ts, e.timestampMS)
-	c.state = append(c.state, e.state)
-}
-
 // hook lets tests stop the worker at a point of a batch, as a crash would.
 type hook func(stage string) bool
 
@@ -135,25 +110,27 @@ type hook func(stage string) bool
 // new. beforeCommit, when it returns true, abandons the transaction (a
 // simulated crash before the commit).
 func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (int64, error) {
-	var c columns
-	c.reset(len(evs))
-	for i := range evs {
-		c.add(&evs[i])
-	}
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	// A batch is tens of MB of parameters: room to unnest them in memory.
-	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
+	if _, err := tx.Exec(ctx, createBatchTable); err != nil {
+		return 0, err
+	}
+	// COPY streams the rows: no batch-sized parameter buffer on either side.
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"persist_batch"}, batchColumns,
+		pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
+			e := &evs[i]
+			return []any{e.sessionID, e.version, e.typ, e.participantID, e.groupID,
+				e.remaining, e.elapsed, e.cycle, e.timestampMS, e.state}, nil
+		}))
+	if err != nil {
 		return 0, err
 	}
 	sc := sessionsOf(evs)
 	var inserted, sessions int64
-	err = tx.QueryRow(ctx, insertBatch, c.sessionID, c.version, c.typ, c.participantID, c.groupID,
-		c.remaining, c.elapsed, c.cycle, c.ts, c.state,
-		sc.sessionID, sc.version, sc.typ, sc.ts, sc.state).Scan(&inserted, &sessions)
+	err = tx.QueryRow(ctx, insertBatch, sc.sessionID, sc.version, sc.typ, sc.ts, sc.state).Scan(&inserted, &sessions)
 	if err != nil {
 		return 0, err
 	}
