@@ -83,6 +83,7 @@ local function load_meta(key)
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   m.version = tonumber(m.version)
   m.n = tonumber(m.n)
+  m.loaded_status = m.status
   return m
 end
 
@@ -155,11 +156,14 @@ local function head(m, now, extra)
 end
 
 -- save_meta writes the fields a transition may change and sets the TTL that
--- matches the new status on every key of the session.
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
   rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
     'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
     'completed_at', m.completed_at, 'updated_at', m.updated_at)
+  if m.status == m.loaded_status then return end
   local ttl = TTL_FINISHED
   if m.status == 'running' or m.status == 'paused' then ttl = 0
   elseif m.status == 'pending' then ttl = TTL_PENDING end

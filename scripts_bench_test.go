@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/session"
+)
+
+// Benchmarks of each script against the machine's Redis, one client on
+// loopback, beside a go-redis PING measured in the same run. Each reports
+// its own per-op latency percentiles (p50-us, p99-us: only the timed call,
+// not the set-up a sub-benchmark needs between calls). The switch also
+// reports Redis's own CPU per call (redis-us/call: the delta of INFO
+// commandstats cmdstat_evalsha, median over windows of 100 calls free of
+// other clients' EVALSHAs; see cpuMeter) and the size of what it
+// publishes (pub-bytes).
+//
+//	go test -run '^$' -bench 'Ping|Script' -benchtime 2000x .
+//
+// Sessions run with event_cap 0 (no audit events) so benchmarks do not
+// grow the shared shard streams; BenchmarkScriptSwitchRaw measures the
+// switch script alone, with and without its XADD (on a private stream).
+
+var benchSizes = []int{4, 100, 1000}
+
+// latencies collects per-op durations and reports their percentiles.
+type latencies []time.Duration
+
+func (l *latencies) time(f func()) {
+	t0 := time.Now()
+	f()
+	*l = append(*l, time.Since(t0))
+}
+
+func (l latencies) report(b *testing.B) {
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	pct := func(p float64) float64 {
+		return float64(l[int(p*float64(len(l)-1))].Nanoseconds()) / 1e3
+	}
+	b.ReportMetric(pct(0.50), "p50-us")
+	b.ReportMetric(pct(0.99), "p99-us")
+}
+
+func benchScripts(b *testing.B, eventCap int64) (*Scripts, *redis.Client) {
+	b.Helper()
+	rdb := newTestClient(b)
+	s := NewScripts(rdb, eventCap, 100)
+	if err := s.Load(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return s, rdb
+}
+
+func BenchmarkPing(b *testing.B) {
+	rdb := newTestClient(b)
+	ctx := context.Background()
+	lat := make(latencies, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		lat.time(func() {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	b.StopTimer()
+	lat.report(b)
+}
+
+// BenchmarkScript runs every script at 4, 100 and 1000 participants.
+func BenchmarkScript(b *testing.B) {
+	ctx := context.Background()
+	must := func(_ []byte, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	mustDel := func(s *Scripts, id string) {
+		if _, err := s.Delete(ctx, id, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// fresh returns a new config whose keys go when the benchmark ends.
+	fresh := func(b *testing.B, n int) *session.Config {
+		return newConfig(b, session.ModePerParticipant, n, 3_600_000)
+	}
+	type bench struct {
+		name string
+		run  func(b *testing.B, s *Scripts, rdb *redis.Client, n int, lat *latencies)
+	}
+	benches := []bench{
+		{"create", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			for range b.N {
+				c := fresh(b, n)
+				lat.time(func() { must(s.Create(ctx, c)) })
+				mustDel(s, c.ID)
+			}
+		}},
+		{"start", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			for range b.N {
+				c := fresh(b, n)
+				must(s.Create(ctx, c))
+				lat.time(func() { must(s.Start(ctx, c.ID, 0)) })
+				mustDel(s, c.ID)
+			}
+		}},
+		{"switch", func(b *testing.B, s *Scripts, rdb *redis.Client, n int, lat *latencies) {
+			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
+			size := benchPublished(b, s, rdb, c.ID)
+			cpu := newCPUMeter(b, rdb)
+			b.ResetTimer()
+			for range b.N {
+				lat.time(func() { must(s.Switch(ctx, c.ID, session.SwitchArgs{})) })
+				cpu.tick(b)
+			}
+			b.StopTimer()
+			cpu.report(b)
+			b.ReportMetric(float64(size), "pub-bytes")
+		}},
+		{"get", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
+			b.ResetTimer()
+			for range b.N {
+				lat.time(func() { must(s.Get(ctx, c.ID)) })
+			}
+		}},
+		{"pause", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
+			b.ResetTimer()
+			for range b.N {
+				lat.time(func() { must(s.Pause(ctx, c.ID, 0)) })
+				must(s.Resume(ctx, c.ID, 0))
+			}
+		}},
+		{"resume", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
+			b.ResetTimer()
+			for range b.N {
+				must(s.Pause(ctx, c.ID, 0))
+				lat.time(func() { must(s.Resume(ctx, c.ID, 0)) })
+			}
+		}},
+		{"complete", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			for range b.N {
+				c := fresh(b, n)
+				must(s.Create(ctx, c))
+				must(s.Start(ctx, c.ID, 0))
+				lat.time(func() { must(s.Complete(ctx, c.ID, 0)) })
+				mustDel(s, c.ID)
+			}
+		}},
+		{"delete", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+			for range b.N {
+				c := fresh(b, n)
+				must(s.Create(ctx, c))
+				must(s.Start(ctx, c.ID, 0))
+				lat.time(func() { mustDel(s, c.ID) })
+			}
+		}},
+	}
+	for _, bb := range benches {
+		for _, n := range benchSizes {
+			b.Run(bb.name+"/n="+strconv.Itoa(n), func(b *testing.B) {
+				s, rdb := benchScripts(b, 0)
+				lat := make(latencies, 0, b.N)
+				bb.run(b, s, rdb, n, &lat)
+				b.StopTimer()
+				lat.report(b)
+			})
+		}
+	}
+}
+
+// BenchmarkScriptSwitchRaw is the switch script alone, raw EVALSHA with
+// no client-side decoding, with and without its audit event (XADD to a
+// private stream with the session's hash tag). Its redis-us/call is the
+// script's own cost: the wrapper's rebuilding of a 1000-participant state
+// makes the Go GC compete with Redis for the machine's 2 cores, which
+// inflates Redis's wall-clock usec in BenchmarkScript/switch.
+func BenchmarkScriptSwitchRaw(b *testing.B) {
+	for _, n := range []int{4, 1000} {
+		for _, events := range []bool{false, true} {
+			name := "n=" + strconv.Itoa(n) + "/events=" + strconv.FormatBool(events)
+			b.Run(name, func(b *testing.B) {
+				s, rdb := benchScripts(b, 0)
+				ctx := context.Background()
+				c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
+				k := keyspace.For(c.ID)
+				stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":bench-events:" + c.ID
+				b.Cleanup(func() { rdb.Del(context.Background(), stream) })
+				keys := []string{k.Meta, k.Parts, k.Index, stream}
+				eventCap := "0"
+				if events {
+					eventCap = "100000000"
+				}
+				sha := shaOf("switchCycle-4.lua")
+				lat := make(latencies, 0, b.N)
+				cpu := newCPUMeter(b, rdb)
+				b.ResetTimer()
+				for range b.N {
+					lat.time(func() {
+						if err := rdb.EvalSha(ctx, sha, keys, c.ID, k.StateChannel, eventCap, "", "", "").Err(); err != nil {
+							b.Fatal(err)
+						}
+					})
+					cpu.tick(b)
+				}
+				b.StopTimer()
+				cpu.report(b)
+				lat.report(b)
+			})
+		}
+	}
+}
+
+// benchPublished returns the size of one switch's published message.
+func benchPublished(b *testing.B, s *Scripts, rdb *redis.Client, id string) int {
+	b.Helper()
+	ctx := context.Background()
+	ps := rdb.Subscribe(ctx, keyspace.For(id).StateChannel)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Switch(ctx, id, session.SwitchArgs{}); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	m, err := ps.ReceiveMessage(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(m.Payload)
+}
+
+type cmdStats struct{ calls, usec int64 }
+
+// cpuMeter measures Redis's own time per EVALSHA from INFO commandstats
+// in windows of cpuWindow calls. The machine and its Redis are shared, so
+// a window in which other clients' EVALSHAs landed is set aside, and the
+// median over clean windows is reported (redis-us/call); other-calls
+// counts the foreign calls seen.
+type cpuMeter struct {
+	rdb   *redis.Client
+	last  cmdStats
+	mine  int64
+	clean []float64
+	all   []float64
+	other int64
+}
+
+const cpuWindow = 100
+
+func newCPUMeter(b *testing.B, rdb *redis.Client) *cpuMeter {
+	return &cpuMeter{rdb: rdb, last: evalshaStats(b, rdb)}
+}
+
+func (m *cpuMeter) tick(b *testing.B) {
+	if m.mine++; m.mine < cpuWindow {
+		return
+	}
+	b.StopTimer()
+	now := evalshaStats(b, m.rdb)
+	calls, usec := now.calls-m.last.calls, now.usec-m.last.usec
+	perCall := float64(usec) / float64(calls)
+	m.all = append(m.all, perCall)
+	if calls == m.mine {
+		m.clean = append(m.clean, perCall)
+	} else {
+		m.other += calls - m.mine
+	}
+	m.last, m.mine = now, 0
+	b.StartTimer()
+}
+
+func (m *cpuMeter) report(b *testing.B) {
+	w := m.clean
+	if len(w) == 0 {
+		w = m.all
+	}
+	if len(w) == 0 {
+		return
+	}
+	slices.Sort(w)
+	b.ReportMetric(w[len(w)/2], "redis-us/call")
+	b.ReportMetric(float64(m.other), "other-calls")
+}
+
+// evalshaStats reads cmdstat_evalsha from INFO commandstats (it never
+// resets them: the Redis is shared).
+func evalshaStats(b testing.TB, rdb *redis.Client) cmdStats {
+	b.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st cmdStats
+	for line := range strings.Lines(info) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				st.calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				st.usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return st
+}
