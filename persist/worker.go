@@ -260,8 +260,25 @@ func (w *Worker) claim(ctx context.Context, ln lane) ([]redis.XStream, error) {
 			w.log.Info("persist: claimed entries of a dead consumer", "stream", s, "entries", len(msgs))
 			out = append(out, redis.XStream{Stream: s, Messages: msgs})
 		}
+		w.forgetConsumers(ctx, s, ln.consumer)
 	}
 	return out, nil
+}
+
+// forgetConsumers deletes consumers that own nothing and were idle for ten
+// claim periods: every restart adds names, and nothing else removes them.
+// A live one deleted by mistake loses nothing (it owns no entries) and
+// comes back with its next read.
+func (w *Worker) forgetConsumers(ctx context.Context, stream, self string) {
+	cs, err := w.rdb.XInfoConsumers(ctx, stream, w.cfg.Group).Result()
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.Name != self && c.Pending == 0 && c.Idle > 10*w.cfg.ClaimIdle {
+			w.rdb.XGroupDelConsumer(ctx, stream, w.cfg.Group, c.Name)
+		}
+	}
 }
 
 // process writes one batch, then dead-letters what could not be decoded,

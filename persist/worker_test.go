@@ -318,3 +318,44 @@ func TestDrainOnShutdown(t *testing.T) {
 			db.count(t, `SELECT count(*) FROM sync_events`), streamLen(t, rdb))
 	}
 }
+
+// TestForgetDeadConsumers: a dead consumer's entries are claimed, then the
+// consumer itself is removed once it owns nothing; a busy one stays.
+func TestForgetDeadConsumers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	const stream = "sk:{3}:events"
+	w := NewWorker(rdb, nil, quietLog(), Config{Streams: []string{stream}, ClaimIdle: 20 * time.Millisecond, Lanes: 1})
+	if err := w.ensureGroups(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"i", i}})
+	}
+	// "dead" read two entries and died; "idle" never owned anything.
+	rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "dead", Streams: []string{stream, ">"}, Count: 2})
+	rdb.XGroupCreateConsumer(ctx, stream, "persist", "idle")
+	time.Sleep(250 * time.Millisecond) // past 10 x ClaimIdle
+	// "busy" just read the third entry: pending and not idle.
+	rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "busy", Streams: []string{stream, ">"}, Count: 1})
+
+	ln := lane{streams: []string{stream}, consumer: "me"}
+	got, err := w.claim(ctx, ln)
+	if err != nil || len(got) != 1 || len(got[0].Messages) != 2 {
+		t.Fatalf("claimed %v, %v; want the dead consumer's 2 entries", got, err)
+	}
+	names := map[string]int64{}
+	for _, c := range rdb.XInfoConsumers(ctx, stream, "persist").Val() {
+		names[c.Name] = c.Pending
+	}
+	if _, ok := names["dead"]; ok {
+		t.Errorf("dead consumer still listed: %v", names)
+	}
+	if _, ok := names["idle"]; ok {
+		t.Errorf("idle consumer still listed: %v", names)
+	}
+	if names["busy"] != 1 || names["me"] != 2 {
+		t.Errorf("consumers = %v, want busy:1 me:2", names)
+	}
+}

@@ -19,10 +19,11 @@ var batchColumns = []string{"session_id", "version", "event_type", "participant_
 // insertBatch moves the COPYed batch into sync_events in one statement;
 // duplicates of (session_id, version) are skipped. sync_sessions is
 // upserted from the batch's newest event and state per session, which the
-// worker computes ($1..$5): total_cycles counts only rows this statement inserted, and
-// the status columns move only to a higher version (last_version), so a
-// redelivered batch changes nothing and a late one never moves a session
-// backwards. Settings never change after create: the first known value wins.
+// worker computes ($1..$5): total_cycles counts only rows this statement
+// inserted, and the status columns move only to a higher version
+// (last_version), so a redelivered batch changes nothing and a late one
+// never moves a session backwards. Settings never change after create: the
+// first known value wins.
 const insertBatch = `
 WITH ins AS (
   INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
@@ -107,8 +108,8 @@ func sessionsOf(evs []event) sessionCols {
 type hook func(stage string) bool
 
 // writeBatch writes evs in one transaction and returns how many rows were
-// new. beforeCommit, when it returns true, abandons the transaction (a
-// simulated crash before the commit).
+// new. When h("before_commit") returns true it abandons the transaction,
+// as a crash before the commit would.
 func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (int64, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
