@@ -36,6 +36,11 @@ lint:
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
 
+# migrate applies the embedded SQL migrations to DATABASE_URL (start-up
+# applies them too; both are idempotent).
+migrate:
+	$(GO) run . migrate
+
 # lua rebuilds lua/*.lua from lua/src (shared helpers are pasted in).
 lua:
 	$(GO) test -run TestLuaGeneratedUpToDate -update-lua .
