@@ -72,3 +72,14 @@ func TestNextID(t *testing.T) {
 		}
 	}
 }
+
+func TestConsumerNamesDistinct(t *testing.T) {
+	t.Parallel()
+	a, b := NewWorker(nil, nil, quietLog(), Config{}), NewWorker(nil, nil, quietLog(), Config{})
+	if a.cfg.Consumer == b.cfg.Consumer || a.cfg.Consumer == "" {
+		t.Fatalf("two workers of one process share the name %q", a.cfg.Consumer)
+	}
+	if a.cfg.Lanes != 2 || len(a.cfg.Streams) != 16 || DeadLetterStream("sk:{a}:events") != "sk:{a}:events:dead" {
+		t.Fatalf("defaults: lanes %d, streams %d", a.cfg.Lanes, len(a.cfg.Streams))
+	}
+}
