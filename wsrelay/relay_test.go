@@ -175,7 +175,7 @@ func TestClientMessages(t *testing.T) {
 func TestHeartbeatTerminatesSilentClient(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t, newRedis(t, testRedisAddr()))
-	f := newFixture(t, Config{PingInterval: 100 * time.Millisecond}, eng, "")
+	f := newFixture(t, Config{PingInterval: 250 * time.Millisecond}, eng, "")
 	id := eng.newSession(t, 2)
 	silent := f.connect(t, id) // never reads again, so never answers a ping
 	alive := f.connect(t, id)
@@ -197,7 +197,7 @@ func TestHeartbeatTerminatesSilentClient(t *testing.T) {
 		t.Fatal("silent client still receives")
 	}
 	// Several ping periods later the answering client is still served.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Second)
 	send(t, alive, `{"type":"PING"}`)
 	if m, ok := <-pongs; !ok || m.Type != "PONG" {
 		t.Fatalf("answering client: %v %s", ok, m.raw)
@@ -426,7 +426,7 @@ func TestMetrics(t *testing.T) {
 func TestLongLivedClientKeepsReceiving(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t, newRedis(t, testRedisAddr()))
-	f := newFixture(t, Config{PingInterval: 60 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}, eng, "")
+	f := newFixture(t, Config{PingInterval: 150 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}, eng, "")
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)
 	eng.startSession(t, id)
