@@ -245,3 +245,40 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("ready: %d %s", r.status, r.body)
 	}
 }
+
+// TestPersistStartsWithPostgresDown: an instance started during a
+// PostgreSQL outage serves, says degraded, keeps the events in Redis, and
+// catches up (migrations, then the worker) once PostgreSQL answers.
+// Not parallel: it shortens persistRetry before any server reads it.
+func TestPersistStartsWithPostgresDown(t *testing.T) {
+	old := persistRetry
+	persistRetry = 50 * time.Millisecond
+	t.Cleanup(func() { persistRetry = old }) // runs after the server stopped
+	redisAddr, _ := startRedisServer(t)
+	schema := persistSchema(t)
+	px := newCuttableProxy(t, "127.0.0.1:5432")
+	px.set(true)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
+		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema)}, nil)
+
+	id, _, body := newSessionBody(2, "")
+	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
+		t.Fatalf("create while PostgreSQL is down: %d %s", r.status, r.body)
+	}
+	if r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	r := doReq(t, "GET", s.base+"/ready", "")
+	if r.status != 200 || !strings.Contains(string(r.body), `"persistence":"degraded: migrations not applied`) {
+		t.Fatalf("ready: %d %s", r.status, r.body)
+	}
+	px.set(false)
+	waitFor(t, 20*time.Second, "both events in PostgreSQL", func() bool {
+		r := doReq(t, "GET", s.base+"/v1/sessions/"+id+"/events", "")
+		return r.status == 200 && strings.Count(string(r.body), `"event_type"`) == 2
+	})
+	waitFor(t, 10*time.Second, "ready", func() bool {
+		r := doReq(t, "GET", s.base+"/ready", "")
+		return strings.Contains(string(r.body), `"status":"ready"`)
+	})
+}

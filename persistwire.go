@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/persist"
@@ -29,6 +31,10 @@ func migrate(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return nil
 }
 
+// persistRetry is how often start-up retries the migrations while
+// PostgreSQL is unreachable (a variable for tests).
+var persistRetry = 5 * time.Second
+
 // wirePersist connects PostgreSQL when DATABASE_URL is set: migrations,
 // the events route, the /ready check, and (unless PERSIST_WORKER=false) the
 // worker that copies the audit streams into PostgreSQL, drained at shutdown.
@@ -36,7 +42,9 @@ func migrate(ctx context.Context, cfg Config, log *slog.Logger) error {
 // /ready stays 200 when persistence is degraded (status "degraded", the
 // persistence check says why): PostgreSQL being down does not stop the API,
 // whose transitions keep queueing in Redis until EVENT_STREAM_MAX, and a
-// 503 would make a load balancer drop every instance at once.
+// 503 would make a load balancer drop every instance at once. For the same
+// reason an instance also starts while PostgreSQL is down: it retries the
+// migrations in the background and starts the worker once they are in.
 func (a *app) wirePersist(ctx context.Context) error {
 	if a.cfg.DatabaseURL == "" {
 		return nil
@@ -45,35 +53,59 @@ func (a *app) wirePersist(ctx context.Context) error {
 	if err != nil {
 		return errors.New("DATABASE_URL: " + err.Error())
 	}
-	if applied, err := persist.Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return errors.New("applying migrations: " + err.Error())
-	} else if len(applied) > 0 {
-		a.log.Info("migrations applied", "applied", strings.Join(applied, ","))
-	}
 	store := persist.NewStore(pool)
 	ev := handlers.NewEvents(a.bg, store, a.errs)
 	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{}, ev.List)
 
 	var w *persist.Worker
-	done := make(chan struct{})
-	stopWorker := func() {}
 	if a.cfg.PersistWorker {
 		w = persist.NewWorker(a.rdb, pool, a.log.With("component", "persist"), persist.Config{})
 		a.addMetrics(w.Metrics().Set())
-		wctx, cancel := context.WithCancel(context.Background())
-		stopWorker = cancel
-		go func() {
-			defer close(done)
-			if err := w.Run(wctx); err != nil {
-				a.log.Error("persist worker stopped", "err", err)
-			}
-		}()
-	} else {
-		close(done)
 	}
+	wctx, stopWorker := context.WithCancel(context.Background())
+	var migErr atomic.Pointer[error]
+	migrate := func(ctx context.Context) bool {
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		applied, err := persist.Migrate(mctx, pool)
+		if err != nil {
+			migErr.Store(&err)
+			a.log.Error("persistence degraded: cannot apply migrations; retrying", "err", err, "every", persistRetry)
+			return false
+		}
+		migErr.Store(nil)
+		if len(applied) > 0 {
+			a.log.Info("migrations applied", "applied", strings.Join(applied, ","))
+		}
+		return true
+	}
+	ok := migrate(ctx)
+	retry := persistRetry
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !ok {
+			select {
+			case <-wctx.Done():
+				return
+			case <-time.After(retry):
+			}
+			ok = migrate(wctx)
+		}
+		if w == nil {
+			return
+		}
+		if err := w.Run(wctx); err != nil {
+			a.log.Error("persist worker stopped", "err", err)
+		}
+	}()
 	a.ready = append(a.ready, handlers.Check{Name: "persistence", Soft: true,
-		Fn: func(ctx context.Context) error { return store.Health(ctx, w) }})
+		Fn: func(ctx context.Context) error {
+			if p := migErr.Load(); p != nil {
+				return errors.New("migrations not applied: " + (*p).Error())
+			}
+			return store.Health(ctx, w)
+		}})
 	a.onShutdown("drain persist", func(ctx context.Context) error {
 		stopWorker() // the worker finishes and acknowledges the batch in flight
 		defer pool.Close()
