@@ -10,7 +10,8 @@ import (
 
 // event is one decoded stream entry (lua/README.md, "Audit events").
 type event struct {
-	stream, id string // where it came from, for XACK and the row's metadata
+	stream, id string         // where it came from
+	values     map[string]any // the raw fields, for the dead-letter stream
 
 	sessionID                 string
 	version                   int64

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -301,13 +302,16 @@ func (w *Worker) process(ctx context.Context, batch []redis.XStream) error {
 				dead = append(dead, deadLetter{stream: s.Stream, msg: m, reason: err.Error()})
 				continue
 			}
+			e.values = m.Values
 			evs = append(evs, e)
 		}
 	}
 	if len(evs) > 0 {
-		if err := w.write(ctx, evs); err != nil {
+		bad, err := w.writeAll(ctx, evs)
+		if err != nil {
 			return err
 		}
+		dead = append(dead, bad...)
 	}
 	if w.hook != nil && w.hook("after_commit") {
 		return errCrashed
@@ -332,8 +336,38 @@ func (w *Worker) process(ctx context.Context, batch []redis.XStream) error {
 	return nil
 }
 
+// writeAll writes evs; when PostgreSQL rejects the data itself (an entry
+// that decoded but holds, say, a date it cannot read), it splits the batch
+// in halves until the culprits are single events, which it returns to be
+// dead-lettered, so one bad entry never blocks the stream.
+func (w *Worker) writeAll(ctx context.Context, evs []event) ([]deadLetter, error) {
+	err := w.write(ctx, evs)
+	if !isDataError(err) {
+		return nil, err
+	}
+	if len(evs) == 1 {
+		e := &evs[0]
+		return []deadLetter{{stream: e.stream, msg: redis.XMessage{ID: e.id, Values: e.values}, reason: err.Error()}}, nil
+	}
+	mid := len(evs) / 2
+	bad, err := w.writeAll(ctx, evs[:mid])
+	if err != nil {
+		return nil, err
+	}
+	more, err := w.writeAll(ctx, evs[mid:])
+	return append(bad, more...), err
+}
+
+// isDataError: PostgreSQL refused the values (SQLSTATE class 22, data
+// exception), which no retry can fix.
+func isDataError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22")
+}
+
 // write retries with backoff until the batch commits, or until ctx is done
-// and a try has failed (shutdown while PostgreSQL is down).
+// and a try has failed (shutdown while PostgreSQL is down). A data error is
+// returned at once.
 func (w *Worker) write(ctx context.Context, evs []event) error {
 	backoff := 100 * time.Millisecond
 	for {
@@ -341,7 +375,7 @@ func (w *Worker) write(ctx context.Context, evs []event) error {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
 		inserted, err := writeBatch(wctx, w.pool, evs, w.hook)
 		cancel()
-		if errors.Is(err, errCrashed) {
+		if errors.Is(err, errCrashed) || isDataError(err) {
 			return err
 		}
 		if err == nil {

@@ -359,3 +359,54 @@ func TestForgetDeadConsumers(t *testing.T) {
 		t.Errorf("consumers = %v, want busy:1 me:2", names)
 	}
 }
+
+// TestPoisonEventIsDeadLettered: entries that decode but that PostgreSQL
+// refuses (a date it cannot read, a NUL in JSON) are isolated by splitting
+// the batch and dead-lettered; everything else is written.
+func TestPoisonEventIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	d := newDriver(t, rdb, 1000)
+	var good []string
+	for range 4 {
+		id := newUUID()
+		good = append(good, id)
+		if err := d.create(ctx, id, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poison := []string{`{"created_at":"not a date"}`, `{"a":"\u0000"}`}
+	for i, state := range poison {
+		id := newUUID()
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyspace.For(id).Stream, Values: []any{
+			"type", "session_created", "session_id", id, "version", "1", "participant_id", "", "group_id", "",
+			"time_remaining_ms", "", "time_elapsed_ms", "", "cycle_number", "", "timestamp", "1764100000000",
+			"state_kind", "full", "state", state}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.op(ctx, "startSession", good[i]); err != nil { // good events after the poison
+			t.Fatal(err)
+		}
+	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	stop := run(w)
+	defer stop()
+	eventually(t, 10*time.Second, "good events written, streams trimmed", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events`) == 6 && streamLen(t, rdb) == 0
+	})
+	var dead int
+	for _, s := range keyspace.Streams() {
+		for _, m := range rdb.XRange(ctx, DeadLetterStream(s), "-", "+").Val() {
+			dead++
+			if r, _ := m.Values["reason"].(string); !strings.Contains(r, "SQLSTATE 22") {
+				t.Errorf("dead letter reason %q", r)
+			}
+		}
+	}
+	if dead != 2 || w.m.deadLetters.Get() != 2 {
+		t.Fatalf("dead letters = %d (metric %d), want 2", dead, w.m.deadLetters.Get())
+	}
+	exactlyOnce(t, db, 6)
+}
