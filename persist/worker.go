@@ -22,11 +22,14 @@ import (
 
 // Config tunes a Worker; zero values take the defaults in brackets.
 type Config struct {
-	Group        string        // consumer group ["persist"]
-	Consumer     string        // this instance's consumer name [host-pid-random]
-	Streams      []string      // [keyspace.Streams()]
-	Count        int64         // entries per stream per read [1000]
-	Lanes        int           // concurrent read-write loops, each owning a share of the streams [2]; on Redis Cluster use len(Streams), so each XREADGROUP names one slot
+	Group    string   // consumer group ["persist"]
+	Consumer string   // this instance's consumer name [host-pid-random]
+	Streams  []string // [keyspace.Streams()]
+	Count    int64    // entries per stream per read [1000]
+	// Lanes is the number of concurrent read-write loops, each owning a share
+	// of the streams [2]. On Redis Cluster use len(Streams): one stream per
+	// XREADGROUP, so each call names one slot.
+	Lanes        int
 	Block        time.Duration // XREADGROUP BLOCK; also the shutdown latency when idle [500ms]
 	ClaimIdle    time.Duration // entries pending this long belong to a dead worker [30s]
 	ClaimEvery   time.Duration // how often to look for them [5s]
