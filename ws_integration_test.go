@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +29,13 @@ import (
 // startProcess runs the built service on a free port against the shared
 // Redis and returns its base address (host:port).
 func startProcess(t *testing.T) string {
+	addr, _ := startProcessStop(t)
+	return addr
+}
+
+// startProcessStop is startProcess, plus a func that sends SIGTERM and
+// waits for the exit (also run at cleanup; the second call is a no-op).
+func startProcessStop(t *testing.T) (string, func()) {
 	t.Helper()
 	bin := buildBinary(t)
 	port := freePort(t)
@@ -38,17 +47,23 @@ func startProcess(t *testing.T) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+				t.Errorf("instance on %d did not stop within 20 s", port)
+			}
+		})
+	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("instance on %d did not stop within 20 s", port)
-		}
+		stop()
 		if t.Failed() {
 			t.Logf("instance %d log:\n%s", port, logs.String())
 		}
@@ -58,7 +73,7 @@ func startProcess(t *testing.T) string {
 		r, err := tryReq("GET", "http://"+addr+"/health", "")
 		return err == nil && r.status == 200
 	})
-	return addr
+	return addr, stop
 }
 
 type wsMsg struct {
@@ -188,5 +203,22 @@ func TestWSMountedEmbeddedRedis(t *testing.T) {
 	r := doReq(t, "GET", s.base+"/metrics", "")
 	if !bytes.Contains(r.body, []byte("synckairos_ws_clients 1")) {
 		t.Fatalf("/metrics lacks the relay's series:\n%s", r.body)
+	}
+}
+
+// SIGTERM closes every WebSocket with 1001 within the shutdown.
+func TestWSShutdownCloses1001(t *testing.T) {
+	t.Parallel()
+	addr, stop := startProcessStop(t)
+	id, _, _ := newSessionBody(2, "")
+	a, b := wsConnect(t, addr, id), wsConnect(t, addr, id)
+	go stop()
+	for _, c := range []*websocket.Conn{a, b} {
+		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+			t.Fatalf("got %v, want close 1001", err)
+		}
 	}
 }
