@@ -19,6 +19,23 @@
 //     slow to drain its queue: close 1013 "slow client"; shutdown: 1001.
 //   - A missed heartbeat (no pong, nor any frame, within one ping interval)
 //     drops the TCP connection without a close frame.
+//   - Pub/Sub loses what is published while the connection is down. When
+//     go-redis has reconnected it subscribes again, and a second
+//     confirmation for a session's state channel is the signal: every
+//     client of that session gets STATE_SYNC with the current state. A
+//     worker whose buffer was full does the same for the session whose
+//     payload it could not take.
+//   - A session's worker only moves its version forward (an update older
+//     than what it already sent is skipped), and it also answers RECONNECT,
+//     so this instance never sends a client an older state after a newer.
+//   - Requests without Origin (non-browser clients) are accepted; "*"
+//     accepts any Origin.
+//   - Metrics (synckairos_ws_*): clients, sessions_subscribed,
+//     messages_delivered_total (queued to a client), clients_dropped_total
+//     by reason, rejected_total by reason, dispatch_overflow_total,
+//     resyncs_total, and publish_to_send_seconds: from the payload's
+//     "timestamp" (Redis clock at publish) to the moment the worker has
+//     queued it for every client, once per message.
 package wsrelay
 
 import (
