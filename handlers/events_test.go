@@ -12,6 +12,7 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+	"github.com/jackc/pgx/v5"
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/persist"
@@ -32,7 +33,11 @@ func eventsStore(t *testing.T) (*persist.Store, func()) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+		// A connection of its own: the test closes the pool on purpose.
+		if c, err := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = c.Close(context.Background())
+		}
 		pool.Close()
 	})
 	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
