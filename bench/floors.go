@@ -53,6 +53,9 @@ type miniRelay struct {
 	mu      sync.Mutex
 	conns   map[string]map[*relayConn]struct{} // channel -> clients
 	waiting map[string][]chan struct{}         // channel -> waiting for SUBSCRIBE to be confirmed
+
+	drop func(n int64) bool // tests: lose the n-th message (from 0) on purpose
+	n    int64
 }
 
 type relayConn struct {
@@ -63,11 +66,15 @@ type relayConn struct {
 var upgrader = websocket.FastHTTPUpgrader{ReadBufferSize: 512, WriteBufferSize: 4096}
 
 func startMiniRelay(ctx context.Context, rdb *redis.Client) (addr string, stop func(), err error) {
+	return startRelay(ctx, rdb, nil)
+}
+
+func startRelay(ctx context.Context, rdb *redis.Client, drop func(int64) bool) (addr string, stop func(), err error) {
 	ln, err := listenLoopback()
 	if err != nil {
 		return "", nil, err
 	}
-	r := &miniRelay{rdb: rdb, ps: rdb.Subscribe(ctx), conns: map[string]map[*relayConn]struct{}{}, waiting: map[string][]chan struct{}{}}
+	r := &miniRelay{rdb: rdb, ps: rdb.Subscribe(ctx), conns: map[string]map[*relayConn]struct{}{}, waiting: map[string][]chan struct{}{}, drop: drop}
 	go r.read(ctx)
 	srv := &fasthttp.Server{Handler: r.serve}
 	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
@@ -89,6 +96,10 @@ func (r *miniRelay) read(ctx context.Context) {
 			delete(r.waiting, m.Channel)
 			r.mu.Unlock()
 		case *redis.Message:
+			r.n++
+			if r.drop != nil && r.drop(r.n-1) {
+				continue
+			}
 			payload := []byte(m.Payload)
 			r.mu.Lock()
 			for c := range r.conns[m.Channel] {

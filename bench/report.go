@@ -207,12 +207,9 @@ func writeTable(w io.Writer, rep *Report) {
 		for _, op := range orderedOps(r.Latency) {
 			l := r.Latency[op]
 			p50r, p99r := "–", "–"
-			if floor != nil {
-				fop := op
-				if _, ok := floor.Latency[fop]; !ok {
-					fop = "switch"
-				}
-				if fl, ok := floor.Latency[fop]; ok {
+			// Only switches and deliveries have a floor of their own kind.
+			if floor != nil && (op == "switch" || op == "delivery") {
+				if fl, ok := floor.Latency[op]; ok {
 					p50r, p99r = ratio(l.P50MS, fl.P50MS), ratio(l.P99MS, fl.P99MS)
 				}
 			}
