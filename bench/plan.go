@@ -41,9 +41,9 @@ func (o *options) plan() []scenario {
 			p := base
 			p.Clients = 3
 			p.Rate = o.rate * float64(p.Sessions)
+			out = append(out, o.floorsFor(p)...) // the usual repetitions, not the soak's length
 			p.DurationS = secs(o.window)
 			p.Reps = max(1, int(o.soak/o.window))
-			out = append(out, o.floorsFor(p)...)
 			out = append(out, scenario{Name: fmt.Sprintf("soak %s s=%d k=3 %s", o.soak, p.Sessions, rateName(p.Rate)), Kind: "soak",
 				Floor: evalName(p), Params: p, Window: o.window, PID: o.pid})
 		case "memory":
