@@ -21,8 +21,9 @@ test: deps
 # bench runs the load tool's standard set (about 5 minutes): it starts the
 # server built here on a free port with rate limits off, measures it against
 # floors taken in the same run, stops it, and rewrites the "Load tool"
-# section of bench/RESULTS.md. A saved bench/baseline.json (copy of bench/out/last.json) adds ratios against it;
-# runs saved in bench/runs/ (the soak, the overload runs) are appended.
+# section of bench/RESULTS.md. Runs saved in bench/runs/ (the soak, the
+# overload runs) are appended; a saved bench/baseline.json (a copy of
+# bench/out/last.json) adds current/baseline ratios.
 bench:
 	mkdir -p bench/out
 	$(GO) build -o bench/out/synckairos .
