@@ -41,7 +41,7 @@ func startProcessStop(t *testing.T) (string, func()) {
 	port := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
-		"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=warn", "LOG_FORMAT=text")
+		"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
