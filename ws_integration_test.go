@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -35,45 +36,67 @@ func startProcess(t *testing.T) string {
 
 // startProcessStop is startProcess, plus a func that sends SIGTERM and
 // waits for the exit (also run at cleanup; the second call is a no-op).
+// A port from freePort can be taken again before the service binds it
+// (parallel tests open connections all the time), so a start that exits
+// at once is retried on another port.
 func startProcessStop(t *testing.T) (string, func()) {
 	t.Helper()
 	bin := buildBinary(t)
-	port := freePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
-		"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
+			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
+		logs := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		up := false
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if r, err := tryReq("GET", "http://"+addr+"/health", ""); err == nil && r.status == 200 {
+				up = true
+				break
+			}
 			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-				t.Errorf("instance on %d did not stop within 20 s", port)
+			case <-exited:
+			default:
+				continue
+			}
+			break
+		}
+		if !up {
+			_ = cmd.Process.Kill()
+			<-exited
+			if attempt < 5 && strings.Contains(logs.String(), "address already in use") {
+				continue
+			}
+			t.Fatalf("instance on %s did not start:\n%s", addr, logs.String())
+		}
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-exited:
+				case <-time.After(20 * time.Second):
+					_ = cmd.Process.Kill()
+					<-exited
+					t.Errorf("instance on %d did not stop within 20 s", port)
+				}
+			})
+		}
+		t.Cleanup(func() {
+			stop()
+			if t.Failed() {
+				t.Logf("instance %d log:\n%s", port, logs.String())
 			}
 		})
+		return addr, stop
 	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("instance %d log:\n%s", port, logs.String())
-		}
-	})
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 20*time.Second, "instance on "+addr, func() bool {
-		r, err := tryReq("GET", "http://"+addr+"/health", "")
-		return err == nil && r.status == 200
-	})
-	return addr, stop
 }
 
 type wsMsg struct {
