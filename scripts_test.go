@@ -1274,3 +1274,55 @@ func TestWrapperErrors(t *testing.T) {
 		t.Errorf("unknown code mapped: %v", scriptErr(err))
 	}
 }
+
+// TestCreateValidationRaw sends create arguments the Go wrapper never
+// produces, as another language might: numbers that are not plain
+// integers and metadata that is not an object must not reach the state.
+func TestCreateValidationRaw(t *testing.T) {
+	t.Parallel()
+	s, rdb := newTestScripts(t)
+	ctx := context.Background()
+	cases := []struct {
+		slot  int // ARGV index (1-based)
+		value string
+		field string
+	}{
+		{5, "12.5", "total_time_ms"},
+		{5, "1e3", "total_time_ms"},
+		{6, "abc", "time_per_cycle_ms"},
+		{7, "0x10", "increment_ms"},
+		{8, "1234567890123456", "max_time_ms"},
+		{9, "true", "auto_advance"},
+		{10, "[1,2]", "metadata"},
+		{10, "{bad", "metadata"},
+		{10, `{"a":1} x`, "metadata"},
+		{12, "1.5", "participants"},
+		{12, "-1", "participants"},
+		{13, "60000.5", "participants"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.field+"="+tc.value, func(t *testing.T) {
+			c := newConfig(t, session.ModePerParticipant, 1, 1000)
+			k := keyspace.For(c.ID)
+			args := []any{c.ID, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "",
+				c.Participants[0].ID, "0", "1000", ""}
+			args[tc.slot-1] = tc.value
+			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-4.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream}, args...).Err())
+			if !errors.Is(err, session.ErrValidation) {
+				t.Fatalf("err = %v", err)
+			}
+			if _, d := errDetails(t, err); d["field"] != tc.field {
+				t.Errorf("details = %v", d)
+			}
+			if n, _ := rdb.Exists(ctx, k.Meta, k.Parts, k.Index).Result(); n != 0 {
+				t.Errorf("%d keys written", n)
+			}
+		})
+	}
+	// through the wrapper, bad metadata bytes are refused the same way
+	c := newConfig(t, session.ModePerParticipant, 1, 1000)
+	c.Metadata = []byte(`"just a string"`)
+	if _, err := s.Create(ctx, c); !errors.Is(err, session.ErrValidation) {
+		t.Errorf("string metadata: %v", err)
+	}
+}

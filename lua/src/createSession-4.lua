@@ -43,6 +43,25 @@ local modes = { per_participant = 1, per_cycle = 1, per_group = 1, global = 1, c
 if not modes[mode] then
   return fail('VALIDATION_ERROR', { field = 'sync_mode', message = 'unknown sync_mode' })
 end
+-- numbers are spliced into the state as they are, so only plain integers
+-- pass (no floats, exponents or hex in replies); metadata must be an object
+-- (at most 15 characters, so exact in a Lua number)
+local function is_int(v) return #v <= 15 and string.match(v, '^%-?%d+$') ~= nil end
+for _, f in ipairs({ { 'total_time_ms', total }, { 'time_per_cycle_ms', per_cycle }, { 'increment_ms', incr },
+  { 'max_time_ms', max } }) do
+  if f[2] ~= '' and not is_int(f[2]) then
+    return fail('VALIDATION_ERROR', { field = f[1], message = 'must be an integer or ""' })
+  end
+end
+if auto ~= '0' and auto ~= '1' then
+  return fail('VALIDATION_ERROR', { field = 'auto_advance', message = 'must be 0 or 1' })
+end
+if metadata ~= '' then
+  local ok, v = pcall(cjson.decode, metadata)
+  if not ok or type(v) ~= 'table' or string.sub(metadata, 1, 1) ~= '{' then
+    return fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
+  end
+end
 local nargs = #ARGV - 10
 if nargs < 4 or nargs % 4 ~= 0 then
   return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
@@ -58,8 +77,8 @@ for i = 11, #ARGV, 4 do
   if p.group_id ~= '' and not string.match(p.group_id, uuid) then
     return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id must be a UUID' })
   end
-  if not p.participant_index or not p.total_time_ms then
-    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_index and total_time_ms must be integers' })
+  if not is_int(ARGV[i + 1]) or not is_int(ARGV[i + 2]) or p.participant_index < 0 then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_index (>= 0) and total_time_ms must be integers' })
   end
   seen[p.participant_id] = true
   sum = sum + p.total_time_ms
