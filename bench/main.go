@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string) (int, error) {
 		defer srv.stop()
 		o.addr, o.pid = srv.addr, srv.pid
 		logf("server %s started on %s (pid %d)", o.spawn, o.addr, o.pid)
-	} else if err := health(ctx, o.addr); err != nil {
+	} else if err := health(o.addr); err != nil {
 		return 1, err
 	}
 
@@ -256,6 +256,11 @@ func finishReport(o *options, rep *Report) (int, error) {
 	if o.results != "" {
 		if err := writeResults(o.results, rep, splitList(o.with)); err != nil {
 			return 1, err
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Params.Rate > 0 && r.Throughput < 0.95*r.Params.Rate {
+			fmt.Fprintf(os.Stderr, "\nnote: %s did not keep up: %.0f of %.0f offered/s done; its latency shows the queue\n", r.Name, r.Throughput, r.Params.Rate)
 		}
 	}
 	if len(rep.Failures) > 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/valyala/fasthttp"
 )
 
 // server is a SyncKairos the tool started itself (-spawn).
@@ -166,7 +164,7 @@ func machine() string {
 }
 
 // health checks that addr answers /health.
-func health(ctx context.Context, addr string) error {
+func health(addr string) error {
 	hc := newHTTPClient(addr, 1)
 	status, _, err := hc.GetTimeout(nil, "http://"+addr+"/health", 5*time.Second)
 	if err != nil {
@@ -175,7 +173,5 @@ func health(ctx context.Context, addr string) error {
 	if status != 200 {
 		return fmt.Errorf("%s/health: status %d", addr, status)
 	}
-	_ = ctx
-	_ = fasthttp.StatusOK
 	return nil
 }
