@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // server is a SyncKairos the tool started itself (-spawn).
