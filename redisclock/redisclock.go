@@ -4,7 +4,9 @@
 // local is the process's monotonic clock read halfway through the round
 // trip. Of a few samples it keeps the one with the shortest round trip, so
 // the error is at most half that round trip (tens of µs on a LAN) plus
-// the two clocks' drift over one interval (ppm). The monotonic clock does
+// the two clocks' drift over one interval (ppm). A sync whose best round
+// trip is slower than maxRTT (a loaded host) is not trusted: it replaces
+// the offset only when the last trusted one is older than staleAfter. The monotonic clock does
 // not jump when the wall clock is stepped. Now never repeats or goes back:
 // it returns at least the previous value + 1 µs.
 package redisclock
@@ -23,19 +25,28 @@ type Timer interface {
 	Time(ctx context.Context) *redis.TimeCmd
 }
 
+// A sample slower than maxRTT could be off by more than half of it, and the
+// clock promises 1 ms; goodRTT is fast enough to stop sampling early.
+const (
+	maxRTT     = 1000 // µs
+	goodRTT    = 200  // µs
+	staleAfter = 30 * time.Second
+)
+
 // Clock tracks Redis TIME.
 type Clock struct {
-	rdb     Timer
-	base    time.Time // monotonic origin of local readings
-	offset  atomic.Int64
-	last    atomic.Int64
-	synced  atomic.Bool
-	samples int
+	rdb      Timer
+	base     time.Time // monotonic origin of local readings
+	offset   atomic.Int64
+	last     atomic.Int64
+	synced   atomic.Bool
+	samples  int
+	lastGood time.Time // when a sample within maxRTT last set the offset; Sync callers are serialised by Run
 }
 
 // New returns a clock for rdb; call Sync before the first Now.
 func New(rdb Timer) *Clock {
-	return &Clock{rdb: rdb, base: time.Now(), samples: 5}
+	return &Clock{rdb: rdb, base: time.Now(), samples: 8}
 }
 
 func (c *Clock) local() int64 { return int64(time.Since(c.base) / time.Microsecond) }
@@ -53,6 +64,15 @@ func (c *Clock) Sync(ctx context.Context) error {
 		if rtt := t1 - t0; bestRTT < 0 || rtt < bestRTT {
 			best, bestRTT = rt.UnixMicro()-(t0+t1)/2, rtt
 		}
+		if bestRTT <= goodRTT {
+			break
+		}
+	}
+	switch {
+	case bestRTT <= maxRTT:
+		c.lastGood = time.Now()
+	case c.synced.Load() && time.Since(c.lastGood) < staleAfter:
+		return nil // keep the trusted offset
 	}
 	c.offset.Store(best)
 	c.synced.Store(true)
