@@ -81,8 +81,8 @@ func runScenario(ctx context.Context, sc scenario, t target, mixed *httpTarget) 
 				}
 			}
 			v, kind := t.switchOp(ctx, s)
-			if kind == "" {
-				s.noteSend(v, due, rep)
+			if kind == "" && p.Clients > 0 {
+				s.noteSend(v, due, rep) // for matching deliveries
 			}
 			return "switch", kind
 		}
