@@ -255,6 +255,9 @@ func scriptErrKind(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
 	}
+	if errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
 	return "redis_conn_error"
 }
 
