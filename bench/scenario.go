@@ -41,6 +41,8 @@ func runScenario(ctx context.Context, sc scenario, t target, mixed *httpTarget) 
 		})
 		if n := failed.Load(); n > 0 {
 			logf("%s: %d sessions could not be deleted", sc.Name, n)
+		} else if ctx.Err() != nil {
+			logf("%s: interrupted; deleted its %d sessions", sc.Name, created)
 		}
 	}()
 	if err != nil {

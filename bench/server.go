@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -23,19 +24,36 @@ type server struct {
 	done chan struct{}
 }
 
-// freePort returns a loopback port nobody listens on right now.
+// freePort returns a port nobody listens on right now, below the
+// ephemeral range (32768+), so that some other client's outgoing socket
+// cannot take it between this check and the server's bind.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for i := 0; i < 100; i++ {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port in 20000-31999")
 }
 
 // spawnServer starts bin on a free port with env (each "{port}" replaced)
 // added to the tool's own, and waits until /health answers 200.
 func spawnServer(bin string, env []string, logPath string) (*server, error) {
+	var err error
+	for try := 0; try < 3; try++ { // another process may bind the port first
+		var s *server
+		if s, err = spawnOnce(bin, env, logPath); err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
+}
+
+func spawnOnce(bin string, env []string, logPath string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
