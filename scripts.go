@@ -36,8 +36,12 @@ type Scripts struct {
 	rdb      redis.Scripter
 	eventCap string
 	asm      *fullstate.Assembler
+	// dlSuffix is appended to the deadline index key; tests use a private
+	// one so that a scheduler running elsewhere on the same Redis leaves
+	// their sessions alone.
+	dlSuffix string
 
-	create, start, switchCycle, get, pause, resume, complete, del *redis.Script
+	create, start, switchCycle, get, pause, resume, complete, del, expire *redis.Script
 }
 
 // NewScripts wraps rdb. eventCap bounds each shard's audit stream: a
@@ -47,13 +51,14 @@ func NewScripts(rdb redis.Scripter, eventCap int64, cacheMax int) *Scripts {
 	s := &Scripts{rdb: rdb, eventCap: strconv.FormatInt(eventCap, 10)}
 	script := func(name string) *redis.Script { return redis.NewScript(scriptSources[name]) }
 	s.create = script("createSession-4.lua")
-	s.start = script("startSession-4.lua")
-	s.switchCycle = script("switchCycle-4.lua")
+	s.start = script("startSession-5.lua")
+	s.switchCycle = script("switchCycle-5.lua")
 	s.get = script("getSession-2.lua")
-	s.pause = script("pauseSession-4.lua")
-	s.resume = script("resumeSession-4.lua")
-	s.complete = script("completeSession-4.lua")
+	s.pause = script("pauseSession-5.lua")
+	s.resume = script("resumeSession-5.lua")
+	s.complete = script("completeSession-5.lua")
 	s.del = script("deleteSession-4.lua")
+	s.expire = script("expireSession-5.lua")
 	s.asm = fullstate.New(s.parts, cacheMax)
 	return s
 }
@@ -61,7 +66,7 @@ func NewScripts(rdb redis.Scripter, eventCap int64, cacheMax int) *Scripts {
 // Load runs SCRIPT LOAD for every script, so EVALSHA never misses; scripts
 // loaded this way are not evicted by Redis.
 func (s *Scripts) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{s.create, s.start, s.switchCycle, s.get, s.pause, s.resume, s.complete, s.del} {
+	for _, sc := range []*redis.Script{s.create, s.start, s.switchCycle, s.get, s.pause, s.resume, s.complete, s.del, s.expire} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
@@ -76,6 +81,13 @@ func (s *Scripts) Assembler() *fullstate.Assembler { return s.asm }
 func mutatorKeys(id string) (keyspace.Session, []string) {
 	k := keyspace.For(id)
 	return k, []string{k.Meta, k.Parts, k.Index, k.Stream}
+}
+
+// turnKeys adds the shard's deadline index, for the scripts that can
+// start or stop a running turn.
+func (s *Scripts) turnKeys(id string) (keyspace.Session, []string) {
+	k := keyspace.For(id)
+	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)) + s.dlSuffix}
 }
 
 func versionArg(v int64) string {
@@ -129,16 +141,29 @@ func (s *Scripts) Complete(ctx context.Context, id string, expectedVersion int64
 }
 
 func (s *Scripts) simple(ctx context.Context, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
-	k, keys := mutatorKeys(id)
+	k, keys := s.turnKeys(id)
 	return s.state(ctx, sc.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, versionArg(expectedVersion)))
 }
 
 // Switch ends the active turn and returns the state, which doubles as the
 // v1 SwitchCycleResult (it adds expired_participant_id when a clock ran out).
 func (s *Scripts) Switch(ctx context.Context, id string, a session.SwitchArgs) ([]byte, error) {
-	k, keys := mutatorKeys(id)
+	k, keys := s.turnKeys(id)
 	return s.state(ctx, s.switchCycle.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap,
-		versionArg(a.ExpectedVersion), a.CurrentParticipantID, a.NextParticipantID))
+		versionArg(a.ExpectedVersion), a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel))
+}
+
+// Expire applies the expiry of a session's running turn if its deadline
+// has passed (expireSession-5.lua). It is idempotent: fired reports
+// whether this call changed the session (and published TIME_EXPIRED).
+func (s *Scripts) Expire(ctx context.Context, id string) (fired bool, err error) {
+	k, keys := s.turnKeys(id)
+	v, err := s.expire.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, k.MsgChannel).Result()
+	if err != nil {
+		return false, scriptErr(err)
+	}
+	_, isState := v.([]any)
+	return isState, nil
 }
 
 // Delete removes a session; it reports whether the session existed.

@@ -46,6 +46,14 @@ func newTestScripts(t testing.TB) (*Scripts, *redis.Client) {
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// a private deadline index: no expiry scheduler of a server running on
+	// the same Redis touches these sessions
+	s.dlSuffix = ":test:" + uuid.NewString()
+	t.Cleanup(func() {
+		for i := range keyspace.Shards {
+			cleanupRDB.Del(context.Background(), keyspace.Deadlines(i)+s.dlSuffix)
+		}
+	})
 	return s, rdb
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestCreateKeepsEveryField(t *testing.T) {
 		Participants: []session.Participant{
 			{ID: uuid.NewString(), Index: 7, TotalTimeMS: 300000, GroupID: g2},
 			{ID: uuid.NewString(), Index: 2, TotalTimeMS: 200000, GroupID: g1},
-			{ID: uuid.NewString(), Index: 4, TotalTimeMS: 100000},
+			{ID: uuid.NewString(), Index: 4, TotalTimeMS: 100000, GroupID: g1},
 		},
 	}
 	w := watch(t, rdb, c.ID)
@@ -332,7 +333,8 @@ func TestIncrementOnlyWhenNotExpired(t *testing.T) {
 			}
 			st := decodeState(t, b)
 			p := st.Participants[0]
-			elapsed := st.ServerTimeMS - ms(st0.CycleStartedAt)
+			// a clock that ran out stops at 0: the turn is charged up to there
+			elapsed := min(st.ServerTimeMS-ms(st0.CycleStartedAt), tc.bank)
 			if p.TimeUsedMS != elapsed {
 				t.Errorf("time_used_ms %d, elapsed %d", p.TimeUsedMS, elapsed)
 			}
@@ -345,7 +347,7 @@ func TestIncrementOnlyWhenNotExpired(t *testing.T) {
 			}
 			ev := evs[0].Values
 			if tc.expired {
-				if p.TotalTimeMS != tc.bank-elapsed || p.TotalTimeMS > 0 || p.TimeRemainingMS != 0 {
+				if p.TotalTimeMS != 0 || p.TimeRemainingMS != 0 {
 					t.Errorf("expired participant got an increment: %+v", p)
 				}
 				if st.ExpiredParticipantID == nil || *st.ExpiredParticipantID != p.ParticipantID {
@@ -937,18 +939,22 @@ func TestStreamFull(t *testing.T) {
 	keys := []string{k.Meta, k.Parts, k.Index, stream}
 	args := []any{c.ID, k.StateChannel, "2", "per_participant", "", "", "", "", "0", "",
 		c.Participants[0].ID, 0, 60000, "", c.Participants[1].ID, 1, 60000, ""}
+	keys5 := append(append([]string{}, keys...), keyspace.Deadlines(keyspace.ShardOf(c.ID))+s.dlSuffix)
 	run := func(sc string, args ...any) error {
+		if strings.HasSuffix(sc, "-5.lua") {
+			return s.rdb.EvalSha(ctx, shaOf(sc), keys5, args...).Err()
+		}
 		return s.rdb.EvalSha(ctx, shaOf(sc), keys, args...).Err()
 	}
 	if err := run("createSession-4.lua", args...); err != nil {
 		t.Fatal(err)
 	}
-	if err := run("startSession-4.lua", c.ID, k.StateChannel, "2", ""); err != nil {
+	if err := run("startSession-5.lua", c.ID, k.StateChannel, "2", ""); err != nil {
 		t.Fatal(err)
 	}
 	w := watch(t, rdb, c.ID)
 	before, _ := s.Get(ctx, c.ID)
-	for _, sc := range []string{"switchCycle-4.lua", "pauseSession-4.lua", "completeSession-4.lua", "deleteSession-4.lua"} {
+	for _, sc := range []string{"switchCycle-5.lua", "pauseSession-5.lua", "completeSession-5.lua", "deleteSession-4.lua"} {
 		err := scriptErr(run(sc, c.ID, k.StateChannel, "2", "", "", ""))
 		if !errors.Is(err, session.ErrStreamFull) {
 			t.Fatalf("%s: %v", sc, err)
@@ -980,11 +986,11 @@ func TestStreamFull(t *testing.T) {
 	}
 	// once the worker has trimmed, transitions go on
 	rdb.XTrimMaxLen(ctx, stream, 1)
-	if err := run("switchCycle-4.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
+	if err := run("switchCycle-5.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
 		t.Errorf("after trim: %v", err)
 	}
 	// event_cap 0 records nothing
-	if err := run("pauseSession-4.lua", c.ID, k.StateChannel, "0", ""); err != nil {
+	if err := run("pauseSession-5.lua", c.ID, k.StateChannel, "0", ""); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := rdb.XLen(ctx, stream).Result(); n != 2 {
@@ -1063,14 +1069,24 @@ func TestPropertyRandomOps(t *testing.T) {
 	}
 }
 
+func allExpired(st State) bool {
+	for _, p := range st.Participants {
+		if !p.HasExpired {
+			return false
+		}
+	}
+	return true
+}
+
 var expiredRe = regexp.MustCompile(`,"expired_participant_id":"[^"]*"`)
 
 func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	n := 1 + rng.IntN(5)
-	// small banks so that some turns run out
-	c := newConfig(t, session.Modes[rng.IntN(len(session.Modes))], n, int64(2+rng.IntN(30)))
+	// small banks so that some turns run out; the model is per_participant's
+	// (the other modes have their own tests in modes_test.go)
+	c := newConfig(t, session.ModePerParticipant, n, int64(2+rng.IntN(30)))
 	incr := int64(rng.IntN(3))
 	if incr > 0 {
 		c.IncrementMS = ptr(incr)
@@ -1099,7 +1115,7 @@ func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
 		if prev.Status == "completed" && rng.IntN(4) == 0 {
 			op = "complete"
 		}
-		if step == steps/2 && prev.Status == "completed" {
+		if step == steps/2 && (prev.Status == "completed" || prev.Status == "expired") {
 			break
 		}
 		var (
@@ -1128,6 +1144,13 @@ func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
 		}
 		if op != "get" && wantCode == "" && !allowed[op][prev.Status] {
 			wantCode = session.ErrInvalidTransition.Code
+		}
+		if op == "switch" && wantCode == "" && a.NextParticipantID != "" && a.NextParticipantID != *prev.ActiveParticipantID {
+			for _, p := range prev.Participants {
+				if p.ParticipantID == a.NextParticipantID && p.HasExpired {
+					wantCode = session.ErrValidation.Code // expired participants are out of the rotation
+				}
+			}
 		}
 		if rng.IntN(4) == 0 {
 			time.Sleep(time.Duration(rng.IntN(4)) * time.Millisecond)
@@ -1170,6 +1193,9 @@ func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
 		wantVersion, wantStatus := prev.Version+1, next[op]
 		if op == "get" {
 			wantVersion, wantStatus = prev.Version, prev.Status
+		}
+		if op == "switch" && allExpired(st) {
+			wantStatus = "expired"
 		}
 		if st.Version != wantVersion || st.Status != wantStatus {
 			t.Fatalf("step %d %s: v%d %s, want v%d %s", step, op, st.Version, st.Status, wantVersion, wantStatus)

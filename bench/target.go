@@ -204,7 +204,7 @@ func newEvalTarget(ctx context.Context, rdb *redis.Client, luaDir string) (*eval
 	for _, x := range []struct {
 		sc   **redis.Script
 		file string
-	}{{&t.create, "createSession-4.lua"}, {&t.start, "startSession-4.lua"}, {&t.switchSc, "switchCycle-4.lua"}, {&t.del, "deleteSession-4.lua"}} {
+	}{{&t.create, "createSession-4.lua"}, {&t.start, "startSession-5.lua"}, {&t.switchSc, "switchCycle-5.lua"}, {&t.del, "deleteSession-4.lua"}} {
 		sc, err := loadScript(luaDir, x.file)
 		if err != nil {
 			return nil, err
@@ -228,7 +228,9 @@ func (t *evalTarget) wsURL(id string) string {
 
 func keysOf(id string) (keyspace.Session, []string) {
 	k := keyspace.For(id)
-	return k, []string{k.Meta, k.Parts, k.Index, k.Stream}
+	// the fifth key, the shard's deadline index, is for the turn scripts
+	// (create and delete ignore it)
+	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
 }
 
 // replyVersion returns the version in a {kind, json} reply.

@@ -62,6 +62,10 @@ func For(id string) Session {
 // Stream returns the audit stream key of a shard.
 func Stream(shard int) string { return "sk:" + Tag(shard) + ":events" }
 
+// Deadlines returns a shard's deadline index: a sorted set of the shard's
+// session ids scored by the ms (Redis clock) their running turn runs out.
+func Deadlines(shard int) string { return "sk:" + Tag(shard) + ":deadlines" }
+
 // Streams returns every shard's audit stream key.
 func Streams() []string {
 	out := make([]string, Shards)

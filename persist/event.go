@@ -26,7 +26,7 @@ type event struct {
 var eventTypes = map[string]bool{
 	"session_created": true, "session_started": true, "cycle_switched": true,
 	"participant_expired": true, "session_paused": true, "session_resumed": true,
-	"session_completed": true, "session_deleted": true,
+	"session_completed": true, "session_deleted": true, "session_expired": true,
 }
 
 // decode checks everything PostgreSQL would otherwise reject, so one bad

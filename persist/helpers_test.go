@@ -207,20 +207,22 @@ type driver struct {
 func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
 	t.Helper()
 	d := &driver{rdb: rdb, cap: fmt.Sprint(eventCap), scripts: map[string]*redis.Script{}}
-	for _, op := range []string{"createSession-4", "startSession-4", "switchCycle-4", "pauseSession-4",
-		"resumeSession-4", "completeSession-4", "deleteSession-4"} {
+	for _, op := range []string{"createSession-4", "startSession-5", "switchCycle-5", "pauseSession-5",
+		"resumeSession-5", "completeSession-5", "deleteSession-4"} {
 		src, err := os.ReadFile("../lua/" + op + ".lua")
 		if err != nil {
 			t.Fatal(err)
 		}
-		d.scripts[strings.TrimSuffix(op, "-4")] = redis.NewScript(string(src))
+		d.scripts[op[:strings.IndexByte(op, '-')]] = redis.NewScript(string(src))
 	}
 	return d
 }
 
+// keysOf gives the five KEYS of the turn scripts (createSession-4 and
+// deleteSession-4 ignore the fifth, the shard's deadline index).
 func keysOf(id string) []string {
 	k := keyspace.For(id)
-	return []string{k.Meta, k.Parts, k.Index, k.Stream}
+	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
 }
 
 // createArgs: n participants of 10 minutes each, per_participant.

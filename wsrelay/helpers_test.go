@@ -63,14 +63,16 @@ type engine struct {
 }
 
 func newEngine(t testing.TB, rdb *redis.Client) *engine {
-	return &engine{rdb: rdb, create: loadScript(t, "createSession-4.lua"), start: loadScript(t, "startSession-4.lua"),
-		switchCycle: loadScript(t, "switchCycle-4.lua"), get: loadScript(t, "getSession-2.lua"),
+	return &engine{rdb: rdb, create: loadScript(t, "createSession-4.lua"), start: loadScript(t, "startSession-5.lua"),
+		switchCycle: loadScript(t, "switchCycle-5.lua"), get: loadScript(t, "getSession-2.lua"),
 		del: loadScript(t, "deleteSession-4.lua")}
 }
 
+// keys gives the five KEYS of the turn scripts (create and delete ignore
+// the fifth, the shard's deadline index).
 func keys(id string) []string {
 	k := keyspace.For(id)
-	return []string{k.Meta, k.Parts, k.Index, k.Stream}
+	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
 }
 
 func scriptErr(err error) error {

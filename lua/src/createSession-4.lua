@@ -18,6 +18,9 @@ ARGV[10] metadata           a JSON object, stored and returned verbatim, or ""
 ARGV[11..] participants, four slots each: participant_id (UUID), participant_index
            (integer >= 0), total_time_ms (integer ms), group_id (UUID or "")
 
+Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
+needs every group_id, and a group's bank is its first member's total_time_ms.
+
 Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
   STATE_DELTA carrying every participant (see lua/README.md).
 Errors:  SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
@@ -84,6 +87,18 @@ for i = 11, #ARGV, 4 do
   sum = sum + p.total_time_ms
   ps[#ps + 1] = p
 end
+if mode == 'per_cycle' and per_cycle == '' then
+  return fail('VALIDATION_ERROR', { field = 'time_per_cycle_ms', message = 'required by sync_mode per_cycle' })
+end
+local groups = {}
+for _, p in ipairs(ps) do
+  if mode == 'per_group' then
+    if p.group_id == '' then
+      return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id is required by sync_mode per_group' })
+    end
+    if not groups[p.group_id] then groups[p.group_id] = p.total_time_ms end
+  end
+end
 local e = check_common({ version = 0 }, sid, '', k_stream, cap)
 if e then return e end
 -- rotation order: participant_index, ties in the order given
@@ -98,7 +113,9 @@ local now = now_ms()
 if total == '' then total = int(sum) end
 local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, active = '', active_id = '',
   total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
-  cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now) }
+  cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
+  turn = 0, used = 0, groups = groups, gdirty = true }
+if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
   'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at)
 local changed, flat_parts, flat_index = {}, {}, {}

@@ -58,6 +58,13 @@ local function load_meta(key)
   m.version = tonumber(m.version)
   m.n = tonumber(m.n)
   m.loaded_status = m.status
+  m.turn = tonumber(m.turn) or 0
+  m.used = tonumber(m.used) or 0
+  m.bank = tonumber(m.bank)
+  m.groups = {}
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
+  end
   return m
 end
 
@@ -92,13 +99,6 @@ local function get_p(key, pos)
   return cjson.decode(rcall('HGET', key, pos))
 end
 
--- fold charges elapsed ms of the running turn to participant p.
-local function fold(p, elapsed)
-  p.time_used_ms = p.time_used_ms + elapsed
-  p.total_time_ms = p.total_time_ms - elapsed
-  if p.total_time_ms <= 0 then p.has_expired = true end
-end
-
 local function iso_or_null(v)
   if v == nil or v == '' then return 'null' end
   return '"' .. iso(tonumber(v)) .. '"'
@@ -118,6 +118,14 @@ local function head(m, now, extra)
   if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
   if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
   if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
+  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
+  if m.mode == 'per_group' then
+    local ids, gs = {}, {}
+    for g in pairs(m.groups) do ids[#ids + 1] = g end
+    table.sort(ids)
+    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
+    opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
+  end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
     .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
@@ -136,7 +144,11 @@ end
 local function save_meta(k_meta, k_parts, k_index, m)
   rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
     'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
-    'completed_at', m.completed_at, 'updated_at', m.updated_at)
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used))
+  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
+  if m.gdirty then
+    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
+  end
   if m.status == m.loaded_status then return end
   local ttl = TTL_FINISHED
   if m.status == 'running' or m.status == 'paused' then ttl = 0
@@ -192,4 +204,131 @@ local function event_for(typ, p, elapsed)
   if remaining < 0 then remaining = 0 end
   return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
     elapsed = elapsed, cycle = p.cycle_count }
+end
+
+-- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
+-- charged before its last pause, m.used the ms charged in the whole
+-- session, m.bank the global bank, m.groups[gid] the per_group banks.
+
+-- part_left is what participant p may still run this turn by its own
+-- clock (nil: no limit).
+local function part_left(m, p)
+  local mode = m.mode
+  if mode == 'per_participant' then
+    local r = p.total_time_ms
+    if m.per_cycle ~= '' then r = math.min(r, tonumber(m.per_cycle) - m.turn) end
+    return r
+  elseif mode == 'per_cycle' then
+    return math.min(tonumber(m.per_cycle) - m.turn, p.total_time_ms)
+  elseif mode == 'per_group' then
+    return m.groups[p.group_id]
+  end
+  return nil
+end
+
+-- sess_left is what the session may still run (global bank, max_time_ms).
+local function sess_left(m)
+  local r
+  if m.mode == 'global' then r = m.bank end
+  if m.max ~= '' then
+    local x = tonumber(m.max) - m.used
+    if r == nil or x < r then r = x end
+  end
+  return r
+end
+
+-- turn_left is the ms the running turn may still run from cycle_at.
+local function turn_left(m, p)
+  local a, b = part_left(m, p), sess_left(m)
+  if a == nil then return b end
+  if b == nil or a < b then return a end
+  return b
+end
+
+-- run_ms is how long the turn has run since cycle_at, capped where its
+-- time ran out: a clock stops at 0 even when nobody noticed in time.
+local function run_ms(m, p, now)
+  if m.cycle_at == '' then return 0 end
+  local e = now - tonumber(m.cycle_at)
+  local l = turn_left(m, p)
+  if l and e > l then e = math.max(l, 0) end
+  return e
+end
+
+-- charge books e ms of the running turn on p, its group or the session.
+local function charge(m, p, e)
+  m.turn, m.used = m.turn + e, m.used + e
+  p.time_used_ms = p.time_used_ms + e
+  if m.mode == 'global' then
+    m.bank = m.bank - e
+  elseif m.mode == 'per_group' then
+    local g = m.groups[p.group_id] - e
+    m.groups[p.group_id], m.gdirty = g, true
+    p.total_time_ms = g
+  elseif m.mode ~= 'count_up' then
+    p.total_time_ms = p.total_time_ms - e
+  end
+end
+
+-- begin_turn starts p's clock at now, unless p has expired: its clock then
+-- stays stopped (cycle_started_at null) until a switch or complete.
+local function begin_turn(m, p, now)
+  m.turn = 0
+  if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
+  if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
+end
+
+-- sync_deadline keeps the shard's deadline index true: the session is in
+-- it, scored by the ms its running turn runs out, exactly when there is one.
+local function sync_deadline(k_dl, m, p)
+  if m.status == 'running' and m.cycle_at ~= '' and p then
+    local l = turn_left(m, p)
+    if l then
+      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + math.max(l, 0)), m.id)
+      return
+    end
+  end
+  rcall('ZREM', k_dl, m.id)
+end
+
+-- expire_group marks every other member of group gid expired, appending
+-- the changed fragments (O(n), at expiry only).
+local function expire_group(k_parts, m, gid, skip, changed)
+  for i = 0, m.n - 1 do
+    if i ~= skip then
+      local q = get_p(k_parts, i)
+      if q.group_id == gid and not q.has_expired then
+        q.has_expired = true
+        local f = enc_p(q)
+        rcall('HSET', k_parts, i, f)
+        changed[#changed + 1] = { i, f }
+      end
+    end
+  end
+end
+
+-- next_live finds the next participant after position from (wrapping, cur
+-- is the in-memory participant at from) who has not expired.
+local function next_live(k_parts, m, from, cur)
+  for k = 1, m.n do
+    local pos = (from + k) % m.n
+    local q = cur
+    if pos ~= from then q = get_p(k_parts, pos) end
+    if not q.has_expired then return pos, q end
+  end
+  return nil, nil
+end
+
+local function end_expired(m, now)
+  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)
+end
+
+-- time_expired announces an expiry on the session's message channel
+-- (pid nil: the session's own time ran out).
+local function time_expired(ch, m, pid, now)
+  if not ch or ch == '' then return end
+  local who = 'null'
+  if pid then who = '"' .. pid .. '"' end
+  rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+    .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end

@@ -1,10 +1,11 @@
 --[[ resumeSession: paused -> running; the active participant's turn goes on
-from now.
+from now (a participant whose clock ran out stays stopped).
 
-KEYS[1] meta    sk:{<shard>}:session:<id>
-KEYS[2] parts   sk:{<shard>}:session:<id>:parts
-KEYS[3] index   sk:{<shard>}:session:<id>:index
-KEYS[4] stream  sk:{<shard>}:events
+KEYS[1] meta       sk:{<shard>}:session:<id>
+KEYS[2] parts      sk:{<shard>}:session:<id>:parts
+KEYS[3] index      sk:{<shard>}:session:<id>:index
+KEYS[4] stream     sk:{<shard>}:events
+KEYS[5] deadlines  sk:{<shard>}:deadlines
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
@@ -15,11 +16,12 @@ Returns: {kind, json} (see lua/README.md)
 Errors:  SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
 Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
 Events:  session_resumed
-Time:    cycle_started_at = updated_at = Redis TIME in ms.
+Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
+  deadline goes into KEYS[5].
 ]]
 -- @include common
 
-local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 local m = load_meta(k_meta)
@@ -31,7 +33,12 @@ local p = get_p(k_parts, pos)
 
 local now = now_ms()
 
-m.status, m.version, m.cycle_at, m.updated_at = 'running', m.version + 1, int(now), int(now)
+-- a resumed turn keeps what it ran before the pause (m.turn)
+local turn = m.turn
+begin_turn(m, p, now)
+m.turn = turn
+m.status, m.version, m.updated_at = 'running', m.version + 1, int(now)
 save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, p)
 
 return emit(k_parts, k_stream, channel, cap, m, now, '', {}, event_for('session_resumed', p, 0))

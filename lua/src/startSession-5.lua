@@ -1,10 +1,11 @@
 --[[ startSession: pending -> running; the participant with the lowest
 participant_index becomes active.
 
-KEYS[1] meta    sk:{<shard>}:session:<id>
-KEYS[2] parts   sk:{<shard>}:session:<id>:parts
-KEYS[3] index   sk:{<shard>}:session:<id>:index
-KEYS[4] stream  sk:{<shard>}:events
+KEYS[1] meta       sk:{<shard>}:session:<id>
+KEYS[2] parts      sk:{<shard>}:session:<id>:parts
+KEYS[3] index      sk:{<shard>}:session:<id>:index
+KEYS[4] stream     sk:{<shard>}:events
+KEYS[5] deadlines  sk:{<shard>}:deadlines   zset: session_id -> next deadline (ms)
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
@@ -16,11 +17,12 @@ Errors:  SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_vers
   INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
 Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
 Events:  session_started
-Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms.
+Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
+  the turn's deadline goes into KEYS[5].
 ]]
 -- @include common
 
-local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
 local m = load_meta(k_meta)
@@ -32,10 +34,12 @@ local p = get_p(k_parts, 0)
 local now = now_ms()
 
 p.is_active = true
+begin_turn(m, p, now)
 local frag = enc_p(p)
 rcall('HSET', k_parts, 0, frag)
 m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
-m.cycle_at, m.started_at, m.updated_at = int(now), int(now), int(now)
+m.started_at, m.updated_at = int(now), int(now)
 save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, p)
 
 return emit(k_parts, k_stream, channel, cap, m, now, '', { { 0, frag } }, event_for('session_started', p, 0))

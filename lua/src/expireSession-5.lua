@@ -1,0 +1,96 @@
+--[[ expireSession: apply the expiry of the running turn, if its clock has
+really run out. Idempotent: it recomputes the deadline from the state, so
+running it early, twice, or from many instances at once changes nothing
+but the first time it is due.
+
+KEYS[1] meta       sk:{<shard>}:session:<id>
+KEYS[2] parts      sk:{<shard>}:session:<id>:parts
+KEYS[3] index      sk:{<shard>}:session:<id>:index
+KEYS[4] stream     sk:{<shard>}:events
+KEYS[5] deadlines  sk:{<shard>}:deadlines
+
+ARGV[1] session_id       UUID
+ARGV[2] channel          sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap        integer (see createSession)
+ARGV[4] message_channel  sk:{<shard>}:session:<id>:msg
+
+Returns: 0 when nothing was due (the session is gone, not running, its clock
+  is stopped, or its deadline is still ahead: KEYS[5] is corrected);
+  else {kind, json} like the other transitions.
+Errors:  STREAM_FULL {stream_max} (nothing written; the deadline stays due)
+Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; then ARGV[4] <-
+  {"type":"TIME_EXPIRED","sessionId","participant_id"|null,"timestamp","version"}
+  (participant_id null when the session's own time ran out)
+Events:  participant_expired, or session_expired when the session ends
+Time:    the turn is charged exactly up to its deadline; with auto_advance the
+  next participant's clock starts at now (Redis TIME, ms).
+]]
+-- @include common
+
+local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local sid, channel, cap, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+
+local m = load_meta(k_meta)
+if not m or m.status ~= 'running' or m.cycle_at == '' then
+  rcall('ZREM', k_dl, sid)
+  return 0
+end
+local pos = tonumber(m.active)
+local p = get_p(k_parts, pos)
+local left = turn_left(m, p)
+if not left then
+  rcall('ZREM', k_dl, sid)
+  return 0
+end
+left = math.max(left, 0)
+
+local now = now_ms()
+
+local due = tonumber(m.cycle_at) + left
+if now < due then
+  rcall('ZADD', k_dl, int(due), sid)
+  return 0
+end
+if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
+
+charge(m, p, left)
+m.version, m.updated_at = m.version + 1, int(now)
+local changed, who, active = {}, p.participant_id, nil
+local ev
+local sl = sess_left(m)
+if sl and sl <= 0 then
+  p.is_active = false
+  end_expired(m, now)
+  ev, who = event_for('session_expired', p, left), nil
+else
+  p.has_expired = true
+  ev = event_for('participant_expired', p, left)
+  if m.mode == 'per_group' then expire_group(k_parts, m, p.group_id, pos, changed) end
+  if m.auto == '1' then
+    p.is_active = false
+    p.cycle_count = p.cycle_count + 1
+    local np, nx = next_live(k_parts, m, pos, p)
+    if not np then
+      end_expired(m, now)
+      ev.type = 'session_expired'
+    else
+      nx.is_active = true
+      begin_turn(m, nx, now)
+      m.active, m.active_id = int(np), nx.participant_id
+      changed[#changed + 1] = { np, enc_p(nx) }
+      active = nx
+    end
+  else
+    -- the clock stops at 0; the session waits for a switch or complete
+    m.cycle_at = ''
+    active = p
+  end
+end
+table.insert(changed, 1, { pos, enc_p(p) })
+for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
+save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, active)
+
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
+time_expired(msg_ch, m, who, now)
+return r

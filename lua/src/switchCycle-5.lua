@@ -1,0 +1,114 @@
+--[[ switchCycle: end the active participant's turn and start the next one
+who has not expired. The hot path: O(1) in the number of participants
+(skipping expired participants reads one fragment each).
+
+KEYS[1] meta       sk:{<shard>}:session:<id>
+KEYS[2] parts      sk:{<shard>}:session:<id>:parts
+KEYS[3] index      sk:{<shard>}:session:<id>:index
+KEYS[4] stream     sk:{<shard>}:events
+KEYS[5] deadlines  sk:{<shard>}:deadlines
+
+ARGV[1] session_id              UUID
+ARGV[2] channel                 sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap               integer (see createSession)
+ARGV[4] expected_version        integer or ""
+ARGV[5] current_participant_id  UUID or "": the caller says whose turn ends
+ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant_index, wrapping
+ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+
+Returns: {kind, json}; the state (or delta head) carries
+  "expired_participant_id" when the ending turn ran out of time.
+Errors:  SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+  or {expected_participant_id, active_participant_id, actual_version};
+  INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
+  VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
+Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
+  switch is the first to see a clock run out
+Events:  cycle_switched; participant_expired when the ending turn ran out here;
+  session_expired when the session's time ran out or nobody is left
+Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
+  cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
+]]
+-- @include common
+
+local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
+
+local m = load_meta(k_meta)
+local e = check_common(m, sid, expected, k_stream, cap)
+if e then return e end
+if m.status ~= 'running' then return bad_transition(m, 'running') end
+if current_id ~= '' and current_id ~= m.active_id then
+  return fail('CONFLICT', { expected_participant_id = current_id, active_participant_id = m.active_id,
+    actual_version = m.version })
+end
+local cur_pos = tonumber(m.active)
+local next_pos
+if next_id ~= '' then
+  next_pos = tonumber(rcall('HGET', k_index, next_id))
+  if not next_pos then return fail('PARTICIPANT_NOT_FOUND', { participant_id = next_id }) end
+  if next_pos ~= cur_pos and get_p(k_parts, next_pos).has_expired then
+    return fail('VALIDATION_ERROR', { field = 'next_participant_id', message = 'has expired' })
+  end
+end
+local cur = get_p(k_parts, cur_pos)
+
+local now = now_ms()
+
+local was_expired = cur.has_expired
+local elapsed = run_ms(m, cur, now)
+charge(m, cur, elapsed)
+cur.cycle_count = cur.cycle_count + 1
+cur.is_active = false
+local extra, announce = '', false
+local ev = event_for('cycle_switched', cur, elapsed)
+local changed = {}
+local sl, pl = sess_left(m), part_left(m, cur)
+m.version, m.updated_at = m.version + 1, int(now)
+if sl and sl <= 0 then
+  end_expired(m, now)
+  ev.type, announce = 'session_expired', true
+else
+  if was_expired or (pl and pl <= 0) then
+    extra = ',"expired_participant_id":"' .. cur.participant_id .. '"'
+    if not was_expired then
+      cur.has_expired, ev.type, announce = true, 'participant_expired', true
+      if m.mode == 'per_group' then expire_group(k_parts, m, cur.group_id, cur_pos, changed) end
+    end
+  elseif m.incr ~= '' and m.mode == 'per_participant' then
+    cur.total_time_ms = cur.total_time_ms + tonumber(m.incr)
+    ev.remaining = cur.total_time_ms
+  end
+end
+local nxt
+if m.status == 'running' then
+  if next_id == '' then
+    next_pos, nxt = next_live(k_parts, m, cur_pos, cur)
+  elseif next_pos == cur_pos then
+    nxt = cur
+  else
+    nxt = get_p(k_parts, next_pos)
+  end
+  if not nxt then
+    end_expired(m, now)
+    ev.type, announce = 'session_expired', true
+  else
+    nxt.is_active = true
+    begin_turn(m, nxt, now)
+    m.active, m.active_id = int(next_pos), nxt.participant_id
+  end
+end
+table.insert(changed, 1, { cur_pos, enc_p(cur) })
+if nxt and next_pos ~= cur_pos then changed[#changed + 1] = { next_pos, enc_p(nxt) } end
+for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
+save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, nxt)
+
+local r = emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+if announce then
+  local who
+  if cur.has_expired and not was_expired then who = cur.participant_id end
+  time_expired(msg_ch, m, who, now)
+end
+return r
