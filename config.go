@@ -39,7 +39,8 @@ type Config struct {
 	ClockSync      time.Duration // CLOCK_SYNC_INTERVAL: how often /v1/time re-reads Redis TIME
 	ShutdownWait   time.Duration // SHUTDOWN_TIMEOUT
 
-	WS wsrelay.Config // WS_*: the WebSocket relay (wsrelaywire.go)
+	WS     wsrelay.Config // WS_*: the WebSocket relay (wsrelaywire.go)
+	Expiry ExpiryConfig   // EXPIRY_*: the expiry scheduler (expirywire.go)
 }
 
 // loadConfig reads the environment through getenv, so tests pass their own.
@@ -131,6 +132,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	ws, err := loadWSConfig(getenv, c.CORSOrigins, c.TrustProxy)
 	c.WS = ws
+	errs = append(errs, err)
+	c.Expiry, err = loadExpiryConfig(getenv)
 	errs = append(errs, err)
 	return c, errors.Join(errs...)
 }

@@ -49,14 +49,14 @@ type contractCase struct {
 }
 
 type contractStep struct {
-	Note      string   `json:"note"`
-	SleepMS   int      `json:"sleep_ms"`
-	Script    string   `json:"script"`
-	Keys      []string `json:"keys"`
-	Argv      []string `json:"argv"`
-	Command   []string `json:"command"`
-	Reply     any      `json:"reply"`
-	Error     *struct {
+	Note    string   `json:"note"`
+	SleepMS int      `json:"sleep_ms"`
+	Script  string   `json:"script"`
+	Keys    []string `json:"keys"`
+	Argv    []string `json:"argv"`
+	Command []string `json:"command"`
+	Reply   any      `json:"reply"`
+	Error   *struct {
 		Code    string `json:"code"`
 		Details any    `json:"details"`
 	} `json:"error"`

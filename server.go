@@ -182,11 +182,14 @@ func (a *app) routes() {
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
 }
 
-// wire plugs in the WebSocket relay and persistence. Each adds its routes,
+// wire plugs in the WebSocket relay, the expiry scheduler and persistence. Each adds its routes,
 // /ready check, metrics and shutdown step through the extension points
 // listed on app.
 func (a *app) wire(ctx context.Context) error {
 	if err := a.wireRelay(ctx); err != nil {
+		return err
+	}
+	if err := a.wireExpiry(ctx); err != nil {
 		return err
 	}
 	return a.wirePersist(ctx)

@@ -1,0 +1,199 @@
+// Package expiry makes time run out on the server: it watches the shards'
+// deadline indexes and applies each expiry the moment it is due.
+//
+// Every transition script keeps sk:{<shard>}:deadlines (a sorted set of
+// session ids scored by the Redis-clock ms their running turn runs out)
+// true in the same atomic step. Each instance polls all 16 shards with one
+// pipelined round trip per tick and runs expireSession-5.lua for every due
+// id. The script recomputes the deadline from the session's state, so any
+// number of instances may run it for the same id: the first applies the
+// expiry and publishes TIME_EXPIRED, the others find nothing due. No
+// instance owns a deadline, so the death of one loses nothing.
+//
+// Cost while nothing is due: 16 ZRANGEBYSCORE per tick in one pipeline,
+// i.e. 16 x 1000/Poll commands per second per instance (1,600/s at the
+// default 10 ms), each O(log n) on a set of at most the running sessions.
+package expiry
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// Expirer applies one session's expiry if it is due (main wires
+// *Scripts.Expire); fired reports whether this call changed the session.
+type Expirer interface {
+	Expire(ctx context.Context, id string) (fired bool, err error)
+}
+
+// Clock is Redis time in epoch µs (redisclock.Clock).
+type Clock interface{ Now() int64 }
+
+// Config tunes the loop; zero values take the defaults.
+type Config struct {
+	Poll    time.Duration // between ticks (10 ms)
+	Batch   int64         // due ids read per shard per round (256)
+	Workers int           // expiries run at once (16)
+	Timeout time.Duration // per Redis call (2 s)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Poll <= 0 {
+		c.Poll = 10 * time.Millisecond
+	}
+	if c.Batch <= 0 {
+		c.Batch = 256
+	}
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Second
+	}
+	return c
+}
+
+// Scheduler is one instance's expiry loop.
+type Scheduler struct {
+	rdb   redis.Cmdable
+	exp   Expirer
+	clock Clock
+	cfg   Config
+	log   *slog.Logger
+	keys  []string
+
+	set                            *metrics.Set
+	ticks, fired, noops, errs, due *metrics.Counter
+	lag                            *metrics.PrometheusHistogram
+}
+
+// New builds a scheduler; keySuffix is appended to every deadline index
+// key ("" in production; tests use a private index).
+func New(rdb redis.Cmdable, exp Expirer, clock Clock, cfg Config, log *slog.Logger, keySuffix string) *Scheduler {
+	s := &Scheduler{rdb: rdb, exp: exp, clock: clock, cfg: cfg.withDefaults(), log: log, set: metrics.NewSet()}
+	for i := range keyspace.Shards {
+		s.keys = append(s.keys, keyspace.Deadlines(i)+keySuffix)
+	}
+	s.ticks = s.set.NewCounter("synckairos_expiry_ticks_total")
+	s.due = s.set.NewCounter("synckairos_expiry_due_total")
+	s.fired = s.set.NewCounter("synckairos_expiry_fired_total")
+	s.noops = s.set.NewCounter("synckairos_expiry_noop_total")
+	s.errs = s.set.NewCounter("synckairos_expiry_errors_total")
+	s.lag = s.set.NewPrometheusHistogram("synckairos_expiry_lag_seconds")
+	return s
+}
+
+// Metrics returns the scheduler's metric set, for main to expose.
+func (s *Scheduler) Metrics() *metrics.Set { return s.set }
+
+// Run polls until ctx is done.
+func (s *Scheduler) Run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Poll)
+	defer t.Stop()
+	for {
+		// a round that filled a batch goes again at once
+		for s.Tick(ctx) {
+			if ctx.Err() != nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+type dueID struct {
+	id    string
+	score float64
+}
+
+// Tick reads every shard's due ids in one pipeline and expires them; it
+// reports whether some shard had more due than one batch.
+func (s *Scheduler) Tick(ctx context.Context) (more bool) {
+	s.ticks.Inc()
+	now := s.clock.Now() / 1000
+	max := strconv.FormatInt(now, 10)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	cmds, err := s.rdb.Pipelined(cctx, func(p redis.Pipeliner) error {
+		for _, k := range s.keys {
+			p.ZRangeByScoreWithScores(cctx, k, &redis.ZRangeBy{Min: "-inf", Max: max, Count: s.cfg.Batch})
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.errs.Inc()
+			s.log.Warn("expiry: reading the deadline indexes", "err", err)
+		}
+		return false
+	}
+	var due []dueID
+	for _, c := range cmds {
+		zs := c.(*redis.ZSliceCmd).Val()
+		if int64(len(zs)) >= s.cfg.Batch {
+			more = true
+		}
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			due = append(due, dueID{id, z.Score})
+		}
+	}
+	if len(due) == 0 {
+		return false
+	}
+	s.due.Add(len(due))
+	s.expireAll(ctx, due)
+	return more
+}
+
+func (s *Scheduler) expireAll(ctx context.Context, due []dueID) {
+	workers := min(s.cfg.Workers, len(due))
+	next := make(chan dueID)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range next {
+				s.expire(ctx, d)
+			}
+		}()
+	}
+	for _, d := range due {
+		next <- d
+	}
+	close(next)
+	wg.Wait()
+}
+
+func (s *Scheduler) expire(ctx context.Context, d dueID) {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	fired, err := s.exp.Expire(cctx, d.id)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			s.errs.Inc()
+			s.log.Warn("expiry: expireSession failed; retried next tick", "session_id", d.id, "err", err)
+		}
+	case fired:
+		s.fired.Inc()
+		if lag := float64(s.clock.Now()/1000) - d.score; lag >= 0 {
+			s.lag.Update(lag / 1000)
+		}
+	default:
+		s.noops.Inc()
+	}
+}

@@ -1,0 +1,366 @@
+package expiry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
+)
+
+// The tests drive the real scripts from ../lua on the machine's Redis, with
+// a private deadline index per test (the same hash tags), so a server's
+// scheduler running elsewhere on that Redis never sees these sessions.
+
+func redisAddr() string {
+	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+type env struct {
+	t       *testing.T
+	rdb     *redis.Client
+	clock   *redisclock.Clock
+	suffix  string
+	scripts map[string]*redis.Script
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), PoolSize: 64})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redis at %s: %v", redisAddr(), err)
+	}
+	e := &env{t: t, rdb: rdb, clock: redisclock.New(rdb), suffix: ":test:" + uuid.NewString(), scripts: map[string]*redis.Script{}}
+	if err := e.clock.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"createSession-4", "startSession-5", "expireSession-5"} {
+		src, err := os.ReadFile("../lua/" + op + ".lua")
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.scripts[op[:strings.IndexByte(op, '-')]] = redis.NewScript(string(src))
+	}
+	t.Cleanup(func() {
+		for i := range keyspace.Shards {
+			rdb.Del(context.Background(), keyspace.Deadlines(i)+e.suffix)
+		}
+	})
+	return e
+}
+
+func (e *env) keys(id string) []string {
+	k := keyspace.For(id)
+	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)) + e.suffix}
+}
+
+// Expire runs expireSession-5 with event_cap 0: the Expirer main wires.
+func (e *env) Expire(ctx context.Context, id string) (bool, error) {
+	k := keyspace.For(id)
+	v, err := e.scripts["expireSession"].Run(ctx, e.rdb, e.keys(id), id, k.StateChannel, "0", k.MsgChannel).Result()
+	if err != nil {
+		return false, err
+	}
+	_, fired := v.([]any)
+	return fired, nil
+}
+
+// running starts a per_participant session of two participants whose
+// first has bankMS, with auto_advance.
+func (e *env) running(bankMS int) string {
+	e.t.Helper()
+	ctx := context.Background()
+	id := uuid.NewString()
+	k := keyspace.For(id)
+	e.t.Cleanup(func() { e.rdb.Del(context.Background(), k.Meta, k.Parts, k.Index) })
+	args := []any{id, k.StateChannel, "0", "per_participant", "", "", "", "", "1", "",
+		uuid.NewString(), 0, bankMS, "", uuid.NewString(), 1, 600000, ""}
+	if err := e.scripts["createSession"].Run(ctx, e.rdb, e.keys(id), args...).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.scripts["startSession"].Run(ctx, e.rdb, e.keys(id), id, k.StateChannel, "0", "").Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+type timeExpired struct {
+	Type          string  `json:"type"`
+	SessionID     string  `json:"sessionId"`
+	ParticipantID *string `json:"participant_id"`
+	Timestamp     int64   `json:"timestamp"`
+	Version       int64   `json:"version"`
+}
+
+// listen collects the TIME_EXPIRED messages of the given sessions.
+func (e *env) listen(ids []string) (got func() map[string][]timeExpired) {
+	e.t.Helper()
+	ctx := context.Background()
+	chans := make([]string, len(ids))
+	for i, id := range ids {
+		chans[i] = keyspace.For(id).MsgChannel
+	}
+	ps := e.rdb.Subscribe(ctx, chans...)
+	for range chans {
+		if _, err := ps.Receive(ctx); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	out := map[string][]timeExpired{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ps.Channel() {
+			var te timeExpired
+			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
+				e.t.Errorf("bad message %s", m.Payload)
+				continue
+			}
+			mu.Lock()
+			out[te.SessionID] = append(out[te.SessionID], te)
+			mu.Unlock()
+		}
+	}()
+	e.t.Cleanup(func() { ps.Close(); <-done })
+	return func() map[string][]timeExpired {
+		mu.Lock()
+		defer mu.Unlock()
+		cp := make(map[string][]timeExpired, len(out))
+		for k, v := range out {
+			cp[k] = append([]timeExpired(nil), v...)
+		}
+		return cp
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSchedulersFireEachDeadlineOnce: four schedulers (four instances) poll
+// the same index; every session's deadline fires exactly one TIME_EXPIRED,
+// after the deadline, and the next participant takes over.
+func TestSchedulersFireEachDeadlineOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const n = 40
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = e.running(20 + 10*i) // staggered deadlines
+	}
+	got := e.listen(ids)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	scheds := make([]*Scheduler, 4)
+	for i := range scheds {
+		scheds[i] = New(e.rdb, e, e.clock, Config{Poll: 2 * time.Millisecond}, quiet(), e.suffix)
+		wg.Add(1)
+		go func() { defer wg.Done(); scheds[i].Run(ctx) }()
+	}
+	waitFor(t, "every TIME_EXPIRED", func() bool { return len(got()) == n })
+	time.Sleep(100 * time.Millisecond) // room for a duplicate to show up
+	cancel()
+	wg.Wait()
+	var fired uint64
+	for _, s := range scheds {
+		fired += s.fired.Get()
+	}
+	if fired != n {
+		t.Errorf("schedulers fired %d expiries, want %d", fired, n)
+	}
+	for _, id := range ids {
+		msgs := got()[id]
+		if len(msgs) != 1 {
+			t.Fatalf("%s: %d TIME_EXPIRED", id, len(msgs))
+		}
+		m := msgs[0]
+		if m.Type != "TIME_EXPIRED" || m.ParticipantID == nil || m.Version != 3 {
+			t.Errorf("message %+v", m)
+		}
+		st := state(t, e.rdb, id)
+		p0 := st.Participants[0]
+		if !p0.HasExpired || p0.TotalTimeMS != 0 || p0.TimeRemainingMS != 0 || p0.IsActive ||
+			*m.ParticipantID != p0.ParticipantID || !st.Participants[1].IsActive || st.Status != "running" {
+			t.Errorf("state after expiry: %+v", st)
+		}
+		// the deadline fired no earlier than it was due
+		if m.Timestamp < st.startedMS+int64(p0.TimeUsedMS) {
+			t.Errorf("fired at %d, due at %d", m.Timestamp, st.startedMS+int64(p0.TimeUsedMS))
+		}
+	}
+	// the index now holds the next turns' deadlines, not the fired ones
+	for _, id := range ids {
+		score, err := e.rdb.ZScore(context.Background(), keyspace.Deadlines(keyspace.ShardOf(id))+e.suffix, id).Result()
+		if err != nil || int64(score) < nowMS(e)+500000 {
+			t.Errorf("%s: index score %v (%v), want the second participant's 10-minute deadline", id, score, err)
+		}
+	}
+}
+
+// TestExpireConcurrentOneWinner: 50 goroutines run expireSession on one due
+// session at once; exactly one applies it and one TIME_EXPIRED goes out.
+func TestExpireConcurrentOneWinner(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := e.running(5)
+	got := e.listen([]string{id})
+	time.Sleep(10 * time.Millisecond)
+	var fired atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := e.Expire(context.Background(), id)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				fired.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fired.Load() != 1 {
+		t.Fatalf("%d runs applied the expiry, want 1", fired.Load())
+	}
+	waitFor(t, "TIME_EXPIRED", func() bool { return len(got()[id]) >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(got()[id]); n != 1 {
+		t.Errorf("%d TIME_EXPIRED", n)
+	}
+}
+
+// TestExpireEarlyIsANoop: before the deadline the script changes nothing
+// but puts the true deadline back in the index; for a gone session it
+// removes the entry.
+func TestExpireEarlyIsANoop(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.running(60000)
+	key := keyspace.Deadlines(keyspace.ShardOf(id)) + e.suffix
+	want, _ := e.rdb.ZScore(ctx, key, id).Result()
+	e.rdb.ZAdd(ctx, key, redis.Z{Score: 1, Member: id}) // a stale, early score
+	before := state(t, e.rdb, id)
+	if ok, err := e.Expire(ctx, id); ok || err != nil {
+		t.Fatalf("early expire: %v %v", ok, err)
+	}
+	if got, _ := e.rdb.ZScore(ctx, key, id).Result(); got != want {
+		t.Errorf("index score %v, want %v", got, want)
+	}
+	if after := state(t, e.rdb, id); after.Version != before.Version {
+		t.Errorf("early expire changed the session: v%d -> v%d", before.Version, after.Version)
+	}
+	gone := uuid.NewString()
+	e.rdb.ZAdd(ctx, keyspace.Deadlines(keyspace.ShardOf(gone))+e.suffix, redis.Z{Score: 1, Member: gone})
+	if ok, err := e.Expire(ctx, gone); ok || err != nil {
+		t.Fatalf("gone session: %v %v", ok, err)
+	}
+	if _, err := e.rdb.ZScore(ctx, keyspace.Deadlines(keyspace.ShardOf(gone))+e.suffix, gone).Result(); err != redis.Nil {
+		t.Errorf("entry of a gone session left in the index: %v", err)
+	}
+}
+
+// TestTickReadsEveryShard: a due entry in each of the 16 indexes is seen
+// in one tick.
+func TestTickReadsEveryShard(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	rec := expirerFunc(func(_ context.Context, id string) (bool, error) {
+		mu.Lock()
+		seen[id] = true
+		mu.Unlock()
+		return false, nil
+	})
+	for i := range keyspace.Shards {
+		id := uuid.NewString()
+		id = id[:35] + strconv.FormatInt(int64(i), 16)
+		e.rdb.ZAdd(context.Background(), keyspace.Deadlines(i)+e.suffix, redis.Z{Score: 1, Member: id})
+	}
+	s := New(e.rdb, rec, e.clock, Config{}, quiet(), e.suffix)
+	s.Tick(context.Background())
+	if len(seen) != keyspace.Shards {
+		t.Errorf("one tick saw %d shards' due ids, want %d", len(seen), keyspace.Shards)
+	}
+}
+
+type expirerFunc func(ctx context.Context, id string) (bool, error)
+
+func (f expirerFunc) Expire(ctx context.Context, id string) (bool, error) { return f(ctx, id) }
+
+type partState struct {
+	ParticipantID   string `json:"participant_id"`
+	TotalTimeMS     int64  `json:"total_time_ms"`
+	TimeUsedMS      int64  `json:"time_used_ms"`
+	TimeRemainingMS int64  `json:"time_remaining_ms"`
+	IsActive        bool   `json:"is_active"`
+	HasExpired      bool   `json:"has_expired"`
+}
+
+type sessState struct {
+	Status       string      `json:"status"`
+	Version      int64       `json:"version"`
+	Participants []partState `json:"participants"`
+	startedMS    int64
+}
+
+// state reads the stored fields the tests check (started_at from meta).
+func state(t *testing.T, rdb *redis.Client, id string) sessState {
+	t.Helper()
+	ctx := context.Background()
+	k := keyspace.For(id)
+	m, err := rdb.HGetAll(ctx, k.Meta).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st sessState
+	st.Status = m["status"]
+	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
+	st.startedMS, _ = strconv.ParseInt(m["started_at"], 10, 64)
+	n, _ := strconv.Atoi(m["n"])
+	for i := range n {
+		raw, err := rdb.HGet(ctx, k.Parts, strconv.Itoa(i)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p partState
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			t.Fatal(err)
+		}
+		st.Participants = append(st.Participants, p)
+	}
+	return st
+}
+
+func nowMS(e *env) int64 { return e.clock.Now() / 1000 }
