@@ -236,7 +236,40 @@ func ParseCreate(body []byte) (*session.Config, error) {
 		}
 	}
 	c.Participants = f.participants(m)
+	f.modeFields(c)
 	return c, f.err()
+}
+
+// modeFields checks what each sync mode needs beyond the schema
+// (README.md "Clock modes"): per_cycle a time_per_cycle_ms, global the
+// session-level total_time_ms, per_group a group_id on every participant
+// and one bank per group (its members' total_time_ms agree).
+func (f *fields) modeFields(c *session.Config) {
+	switch c.SyncMode {
+	case session.ModePerCycle:
+		if c.TimePerCycleMS == nil {
+			f.add("time_per_cycle_ms", "Required for sync_mode per_cycle")
+		}
+	case session.ModeGlobal:
+		if c.TotalTimeMS == nil {
+			f.add("total_time_ms", "Required for sync_mode global")
+		}
+	case session.ModePerGroup:
+		bank := map[string]int{}
+		for i, p := range c.Participants {
+			path := "participants." + strconv.Itoa(i)
+			if p.GroupID == "" {
+				f.add(path+".group_id", "Required for sync_mode per_group")
+				continue
+			}
+			g := strings.ToLower(p.GroupID)
+			if j, ok := bank[g]; !ok {
+				bank[g] = i
+			} else if c.Participants[j].TotalTimeMS != p.TotalTimeMS {
+				f.add(path+".total_time_ms", "Members of a group share one bank: must equal participants."+strconv.Itoa(j)+".total_time_ms")
+			}
+		}
+	}
 }
 
 func (f *fields) participants(m map[string]json.RawMessage) []session.Participant {
