@@ -78,6 +78,9 @@ type State struct {
 	ServerTimeMS         int64           `json:"server_time_ms"`
 	ExpiredParticipantID *string         `json:"expired_participant_id"`
 	Participants         []Participant   `json:"participants"`
+	// mode-specific heads: global's bank, per_group's banks
+	TimeRemainingMS  *int64           `json:"time_remaining_ms"`
+	GroupRemainingMS map[string]int64 `json:"group_remaining_ms"`
 }
 
 type Participant struct {

@@ -1,0 +1,470 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/session"
+)
+
+// Each mode's arithmetic over scripted sequences (README.md "Clock modes").
+// Elapsed times come from the states' own Redis times, so the checks are
+// exact (stricter than the plan's ±5 ms); an expiry charges exactly the
+// turn's limit and never fires before its deadline.
+
+// modeRun drives one session and remembers the last state.
+type modeRun struct {
+	t   *testing.T
+	s   *Scripts
+	rdb *redis.Client
+	c   *session.Config
+	st  State
+	msg *msgWatch
+}
+
+func newModeRun(t *testing.T, c *session.Config) *modeRun {
+	t.Helper()
+	s, rdb := newTestScripts(t)
+	r := &modeRun{t: t, s: s, rdb: rdb, c: c}
+	r.msg = watchMsgs(t, rdb, c.ID)
+	r.st = mustCreate(t, s, c)
+	return r
+}
+
+func (r *modeRun) do(op string, a ...session.SwitchArgs) State {
+	r.t.Helper()
+	ctx := context.Background()
+	var b []byte
+	var err error
+	switch op {
+	case "start":
+		b, err = r.s.Start(ctx, r.c.ID, 0)
+	case "pause":
+		b, err = r.s.Pause(ctx, r.c.ID, 0)
+	case "resume":
+		b, err = r.s.Resume(ctx, r.c.ID, 0)
+	case "complete":
+		b, err = r.s.Complete(ctx, r.c.ID, 0)
+	case "switch":
+		var sa session.SwitchArgs
+		if len(a) > 0 {
+			sa = a[0]
+		}
+		b, err = r.s.Switch(ctx, r.c.ID, sa)
+	}
+	if err != nil {
+		r.t.Fatalf("%s: %v", op, err)
+	}
+	r.st = decodeState(r.t, b)
+	return r.st
+}
+
+// expire runs expireSession until it fires (the scheduler's job, done by
+// hand) and returns the new state; it checks the firing was not early.
+func (r *modeRun) expire() State {
+	r.t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fired, err := r.s.Expire(ctx, r.c.ID)
+		if err != nil {
+			r.t.Fatalf("expire: %v", err)
+		}
+		if fired {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no expiry fired: %+v", r.st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b, err := r.s.Get(ctx, r.c.ID)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.st = decodeState(r.t, b)
+	return r.st
+}
+
+// noExpiry checks expireSession does nothing now.
+func (r *modeRun) noExpiry() {
+	r.t.Helper()
+	if fired, err := r.s.Expire(context.Background(), r.c.ID); fired || err != nil {
+		r.t.Fatalf("expire fired (%v, %v) with nothing due: %+v", fired, err, r.st)
+	}
+}
+
+func (r *modeRun) deadline() (int64, bool) {
+	score, err := r.rdb.ZScore(context.Background(), keyspace.Deadlines(keyspace.ShardOf(r.c.ID))+r.s.dlSuffix, r.c.ID).Result()
+	if err == redis.Nil {
+		return 0, false
+	}
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return int64(score), true
+}
+
+func (r *modeRun) p(i int) Participant { return r.st.Participants[i] }
+
+func eq(t *testing.T, what string, got, want int64) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %d, want %d", what, got, want)
+	}
+}
+
+// msgWatch collects a session's message channel (TIME_EXPIRED).
+type msgWatch struct {
+	mu   sync.Mutex
+	msgs []timeExpiredMsg
+}
+
+type timeExpiredMsg struct {
+	Type          string  `json:"type"`
+	SessionID     string  `json:"sessionId"`
+	ParticipantID *string `json:"participant_id"`
+	Timestamp     int64   `json:"timestamp"`
+	Version       int64   `json:"version"`
+}
+
+func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
+	t.Helper()
+	ps := rdb.Subscribe(context.Background(), keyspace.For(id).MsgChannel)
+	if _, err := ps.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := &msgWatch{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ps.Channel() {
+			var te timeExpiredMsg
+			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
+				t.Errorf("message %s: %v", m.Payload, err)
+			}
+			w.mu.Lock()
+			w.msgs = append(w.msgs, te)
+			w.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { ps.Close(); <-done })
+	return w
+}
+
+// wait returns the first n messages, failing after 5 s.
+func (w *msgWatch) wait(t *testing.T, n int) []timeExpiredMsg {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		got := append([]timeExpiredMsg(nil), w.msgs...)
+		w.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d TIME_EXPIRED messages, want %d", len(got), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func checkTimeExpired(t *testing.T, m timeExpiredMsg, st State, pid *string) {
+	t.Helper()
+	if m.Type != "TIME_EXPIRED" || m.SessionID != st.SessionID || m.Version != st.Version ||
+		(pid == nil) != (m.ParticipantID == nil) || (pid != nil && *pid != *m.ParticipantID) {
+		t.Errorf("TIME_EXPIRED %+v, want participant %v at v%d", m, pid, st.Version)
+	}
+}
+
+func modeConfig(t *testing.T, mode string, banks ...int64) *session.Config {
+	c := newConfig(t, mode, len(banks), 0)
+	for i, b := range banks {
+		c.Participants[i].TotalTimeMS = b
+	}
+	return c
+}
+
+func TestPerParticipantMode(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModePerParticipant, 60000, 60000)
+	c.IncrementMS = ptr[int64](1000)
+	r := newModeRun(t, c)
+	st0 := r.do("start")
+	d, ok := r.deadline()
+	if !ok {
+		t.Fatal("running turn not in the deadline index")
+	}
+	eq(t, "deadline", d, ms(st0.CycleStartedAt)+60000)
+	time.Sleep(15 * time.Millisecond)
+	st1 := r.do("pause")
+	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	eq(t, "used after pause", r.p(0).TimeUsedMS, e1)
+	if _, ok := r.deadline(); ok {
+		t.Error("paused session still in the deadline index")
+	}
+	time.Sleep(10 * time.Millisecond) // paused: not charged
+	st2 := r.do("resume")
+	d, _ = r.deadline()
+	eq(t, "deadline after resume", d, ms(st2.CycleStartedAt)+60000-e1)
+	time.Sleep(15 * time.Millisecond)
+	st3 := r.do("switch")
+	e2 := st3.ServerTimeMS - ms(st2.CycleStartedAt)
+	eq(t, "p0 used", r.p(0).TimeUsedMS, e1+e2)
+	eq(t, "p0 bank (Fischer increment)", r.p(0).TotalTimeMS, 60000-e1-e2+1000)
+	if !r.p(1).IsActive || r.p(0).HasExpired {
+		t.Errorf("after switch: %+v", r.st)
+	}
+	time.Sleep(10 * time.Millisecond)
+	st4 := r.do("complete")
+	eq(t, "p1 used", r.p(1).TimeUsedMS, st4.ServerTimeMS-ms(st3.CycleStartedAt))
+	if _, ok := r.deadline(); ok {
+		t.Error("completed session still in the deadline index")
+	}
+	r.noExpiry()
+}
+
+// A time_per_cycle_ms cap ends a turn though the bank is not empty.
+func TestPerParticipantTurnCap(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModePerParticipant, 60000, 60000)
+	c.TimePerCycleMS = ptr[int64](40)
+	c.AutoAdvance = true
+	r := newModeRun(t, c)
+	st0 := r.do("start")
+	time.Sleep(10 * time.Millisecond)
+	stp := r.do("pause") // the cap counts the whole turn, across pauses
+	e1 := stp.ServerTimeMS - ms(st0.CycleStartedAt)
+	str := r.do("resume")
+	due := ms(str.CycleStartedAt) + 40 - e1
+	d, _ := r.deadline()
+	eq(t, "deadline after resume", d, due)
+	r.noExpiry()
+	st := r.expire()
+	p0 := r.p(0)
+	eq(t, "p0 used (exactly the cap)", p0.TimeUsedMS, 40)
+	eq(t, "p0 bank", p0.TotalTimeMS, 60000-40)
+	if !p0.HasExpired || p0.IsActive || !r.p(1).IsActive || st.Status != "running" || p0.CycleCount != 1 {
+		t.Errorf("after the capped turn ran out: %+v", st)
+	}
+	msgs := r.msg.wait(t, 1)
+	checkTimeExpired(t, msgs[0], st, &p0.ParticipantID)
+	if msgs[0].Timestamp < due {
+		t.Errorf("fired at %d before the deadline %d", msgs[0].Timestamp, due)
+	}
+	// p1's fresh turn started when the expiry fired
+	eq(t, "p1 turn start", ms(st.CycleStartedAt), msgs[0].Timestamp)
+	d, _ = r.deadline()
+	eq(t, "p1 deadline", d, ms(st.CycleStartedAt)+40)
+}
+
+func TestPerCycleMode(t *testing.T) {
+	t.Parallel()
+	// auto_advance off: the clock stops at 0 and waits for a switch
+	c := modeConfig(t, session.ModePerCycle, 60000, 60000)
+	c.TimePerCycleMS = ptr[int64](40)
+	r := newModeRun(t, c)
+	st0 := r.do("start")
+	time.Sleep(10 * time.Millisecond)
+	st1 := r.do("switch")
+	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	eq(t, "p0 used", r.p(0).TimeUsedMS, e1)
+	eq(t, "p0 overall budget", r.p(0).TotalTimeMS, 60000-e1)
+	d, _ := r.deadline()
+	eq(t, "p1 deadline: a fresh 40 ms", d, ms(st1.CycleStartedAt)+40)
+	st := r.expire()
+	p1 := r.p(1)
+	eq(t, "p1 used", p1.TimeUsedMS, 40)
+	if !p1.HasExpired || !p1.IsActive || st.Status != "running" || st.CycleStartedAt != nil {
+		t.Fatalf("stopped clock: %+v", st)
+	}
+	if _, ok := r.deadline(); ok {
+		t.Error("a stopped clock is still in the deadline index")
+	}
+	r.noExpiry() // a second run changes nothing
+	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, &p1.ParticipantID)
+	time.Sleep(10 * time.Millisecond) // stopped: not charged
+	r.do("pause")
+	r.do("resume")
+	if r.st.CycleStartedAt != nil {
+		t.Errorf("resume restarted an expired clock: %+v", r.st)
+	}
+	st = r.do("switch")
+	if st.ExpiredParticipantID == nil || *st.ExpiredParticipantID != p1.ParticipantID {
+		t.Errorf("switch after the expiry: expired_participant_id %v", st.ExpiredParticipantID)
+	}
+	eq(t, "p1 used after the stop", r.p(1).TimeUsedMS, 40)
+	if !r.p(0).IsActive || r.p(1).CycleCount != 1 {
+		t.Errorf("after switch: %+v", st)
+	}
+	// the rotation skips expired p1 now: p0 follows p0
+	st2 := r.do("switch")
+	if !r.p(0).IsActive || r.p(0).CycleCount != 2 {
+		t.Errorf("rotation did not skip the expired participant: %+v", st2)
+	}
+}
+
+func TestPerGroupMode(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModePerGroup, 100, 100, 100)
+	ga, gb := uuid.NewString(), uuid.NewString()
+	c.Participants[0].GroupID, c.Participants[1].GroupID, c.Participants[2].GroupID = ga, gb, ga
+	c.AutoAdvance = true
+	r := newModeRun(t, c)
+	if r.st.GroupRemainingMS[ga] != 100 || r.st.GroupRemainingMS[gb] != 100 {
+		t.Fatalf("group banks %v", r.st.GroupRemainingMS)
+	}
+	st0 := r.do("start")
+	time.Sleep(20 * time.Millisecond)
+	st1 := r.do("switch") // p0 (A) -> p1 (B)
+	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	eq(t, "group A bank", st1.GroupRemainingMS[ga], 100-e1)
+	eq(t, "p0 shows its group's bank", r.p(0).TotalTimeMS, 100-e1)
+	st2 := r.do("switch") // p1 (B) -> p2 (A)
+	e2 := st2.ServerTimeMS - ms(st1.CycleStartedAt)
+	eq(t, "group B bank", st2.GroupRemainingMS[gb], 100-e2)
+	eq(t, "p2 starts on A's bank", r.p(2).TotalTimeMS, 100-e1)
+	st := r.expire() // A runs out while p2 plays: p0 and p2 are out
+	eq(t, "p2 used", r.p(2).TimeUsedMS, 100-e1)
+	eq(t, "group A bank", st.GroupRemainingMS[ga], 0)
+	if !r.p(0).HasExpired || !r.p(2).HasExpired || r.p(1).HasExpired || !r.p(1).IsActive || st.Status != "running" {
+		t.Fatalf("group expiry: %+v", st)
+	}
+	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, &r.st.Participants[2].ParticipantID)
+	st = r.expire() // then B runs out: nobody is left
+	if st.Status != "expired" || st.ActiveParticipantID != nil || st.SessionCompletedAt == nil {
+		t.Fatalf("all groups out: %+v", st)
+	}
+	checkTimeExpired(t, r.msg.wait(t, 2)[1], st, &r.st.Participants[1].ParticipantID)
+}
+
+func TestGlobalMode(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModeGlobal, 60000, 60000)
+	c.TotalTimeMS = ptr[int64](80)
+	r := newModeRun(t, c)
+	st0 := r.do("start")
+	time.Sleep(20 * time.Millisecond)
+	st1 := r.do("switch")
+	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	eq(t, "session bank", *st1.TimeRemainingMS, 80-e1)
+	eq(t, "p0 used", r.p(0).TimeUsedMS, e1)
+	eq(t, "p0 own bank untouched", r.p(0).TotalTimeMS, 60000)
+	d, _ := r.deadline()
+	eq(t, "deadline", d, ms(st1.CycleStartedAt)+80-e1)
+	st := r.expire()
+	if st.Status != "expired" || st.ActiveParticipantID != nil || *st.TimeRemainingMS != 0 || r.p(1).HasExpired {
+		t.Fatalf("global bank out: %+v", st)
+	}
+	eq(t, "time used in all", r.p(0).TimeUsedMS+r.p(1).TimeUsedMS, 80)
+	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, nil)
+	if _, ok := r.deadline(); ok {
+		t.Error("expired session still in the deadline index")
+	}
+	if _, err := r.s.Switch(context.Background(), c.ID, session.SwitchArgs{}); !errors.Is(err, session.ErrInvalidTransition) {
+		t.Errorf("switch on an expired session: %v", err)
+	}
+}
+
+func TestCountUpMode(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModeCountUp, 1000, 1000)
+	c.MaxTimeMS = ptr[int64](60)
+	r := newModeRun(t, c)
+	st0 := r.do("start")
+	time.Sleep(15 * time.Millisecond)
+	st1 := r.do("switch")
+	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	eq(t, "p0 counted up", r.p(0).TimeUsedMS, e1)
+	eq(t, "p0 total untouched (no bank)", r.p(0).TotalTimeMS, 1000)
+	time.Sleep(10 * time.Millisecond)
+	st2 := r.do("pause")
+	e2 := st2.ServerTimeMS - ms(st1.CycleStartedAt)
+	eq(t, "p1 counted up", r.p(1).TimeUsedMS, e2)
+	st3 := r.do("resume")
+	d, _ := r.deadline()
+	eq(t, "deadline: max_time_ms of the whole session", d, ms(st3.CycleStartedAt)+60-e1-e2)
+	st := r.expire()
+	if st.Status != "expired" || r.p(0).HasExpired || r.p(1).HasExpired {
+		t.Fatalf("max_time_ms reached: %+v", st)
+	}
+	eq(t, "time counted in all", r.p(0).TimeUsedMS+r.p(1).TimeUsedMS, 60)
+	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, nil)
+
+	// without max_time_ms a stopwatch never expires
+	c2 := modeConfig(t, session.ModeCountUp, 1000)
+	r2 := newModeRun(t, c2)
+	r2.do("start")
+	if _, ok := r2.deadline(); ok {
+		t.Error("an unbounded stopwatch has a deadline")
+	}
+	r2.noExpiry()
+}
+
+// TestAutoAdvance: with auto_advance, each expiry hands the turn on until
+// nobody is left; without, the clock stops and the session waits.
+func TestAutoAdvance(t *testing.T) {
+	t.Parallel()
+	for _, auto := range []bool{true, false} {
+		name := "off"
+		if auto {
+			name = "on"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := modeConfig(t, session.ModePerParticipant, 30, 30, 30)
+			c.AutoAdvance = auto
+			r := newModeRun(t, c)
+			r.do("start")
+			st := r.expire()
+			if !auto {
+				if !r.p(0).IsActive || !r.p(0).HasExpired || st.CycleStartedAt != nil || st.Status != "running" {
+					t.Fatalf("auto_advance off: %+v", st)
+				}
+				r.noExpiry()
+				st = r.do("switch")
+				if !r.p(1).IsActive || st.CycleStartedAt == nil {
+					t.Fatalf("switch after the stop: %+v", st)
+				}
+				st = r.expire()
+				st = r.do("switch") // p1 stopped -> p2
+				st = r.expire()
+				if st.Status != "running" || !r.p(2).IsActive {
+					t.Fatalf("last participant stopped: %+v", st)
+				}
+				// a switch finds nobody left
+				st = r.do("switch")
+				if st.Status != "expired" {
+					t.Fatalf("switch with everyone expired: %+v", st)
+				}
+				return
+			}
+			if !r.p(1).IsActive || !r.p(0).HasExpired || r.p(0).IsActive {
+				t.Fatalf("auto_advance on, first expiry: %+v", st)
+			}
+			r.expire()
+			st = r.expire()
+			if st.Status != "expired" {
+				t.Fatalf("everyone expired: %+v", st)
+			}
+			msgs := r.msg.wait(t, 3)
+			for i, m := range msgs {
+				if m.ParticipantID == nil || *m.ParticipantID != r.p(i).ParticipantID || m.Version != int64(3+i) {
+					t.Errorf("TIME_EXPIRED %d: %+v", i, m)
+				}
+			}
+			for i := range 3 {
+				eq(t, "used", r.p(i).TimeUsedMS, 30)
+			}
+		})
+	}
+}
