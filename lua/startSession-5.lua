@@ -291,6 +291,10 @@ local function charge(m, p, e)
   elseif m.mode ~= 'count_up' then
     p.total_time_ms = p.total_time_ms - e
   end
+  -- a clock at 0 has expired, whoever noticed (a pause or complete that
+  -- lands after the deadline, before the scheduler)
+  local l = part_left(m, p)
+  if l and l <= 0 then p.has_expired = true end
 end
 
 -- begin_turn starts p's clock at now, unless p has expired: its clock then

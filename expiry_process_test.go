@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	json "github.com/goccy/go-json"
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
+)
+
+// startKillable runs the built service like startProcess, with a 5 ms
+// expiry poll, and returns its address and a func that SIGKILLs it (no
+// shutdown steps: the instance just dies).
+func startKillable(t *testing.T) (string, func()) {
+	t.Helper()
+	bin := buildBinary(t)
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
+			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text", "EXPIRY_POLL_MS=5")
+		logs := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		up := false
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !up; time.Sleep(20 * time.Millisecond) {
+			if r, err := tryReq("GET", "http://"+addr+"/health", ""); err == nil && r.status == 200 {
+				up = true
+			}
+			select {
+			case <-exited:
+				end = time.Time{}
+			default:
+			}
+		}
+		if !up {
+			_ = cmd.Process.Kill()
+			<-exited
+			if attempt < 5 && strings.Contains(logs.String(), "address already in use") {
+				continue
+			}
+			t.Fatalf("instance on %s did not start:\n%s", addr, logs.String())
+		}
+		var once sync.Once
+		kill := func() { once.Do(func() { _ = cmd.Process.Kill(); <-exited }) }
+		t.Cleanup(func() {
+			kill()
+			if t.Failed() {
+				t.Logf("instance %d log:\n%s", port, logs.String())
+			}
+		})
+		return addr, kill
+	}
+}
+
+// TestExpiryAcrossInstances: two server processes share Redis. While both
+// run, every deadline fires exactly once (both see it; the script lets one
+// apply it) and reaches WebSocket clients on both. Then one is killed
+// while deadlines are pending, and every one of them still fires, from the
+// other.
+func TestExpiryAcrossInstances(t *testing.T) {
+	t.Parallel()
+	one, killOne := startKillable(t)
+	two, _ := startKillable(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	t.Cleanup(func() { rdb.Close() })
+
+	const n = 10
+	type sess struct {
+		id, p0 string
+		bank   int
+	}
+	var early, late []sess
+	for i := range 2 * n {
+		s := sess{id: uuid.NewString(), p0: uuid.NewString(), bank: 1000 + 20*i}
+		if i >= n {
+			s.bank = 2500 + 20*i // pending when the first instance dies
+			late = append(late, s)
+		} else {
+			early = append(early, s)
+		}
+	}
+	all := append(append([]sess(nil), early...), late...)
+	chans := make([]string, len(all))
+	for i, s := range all {
+		chans[i] = keyspace.For(s.id).MsgChannel
+	}
+	ps := rdb.Subscribe(ctx, chans...)
+	t.Cleanup(func() { ps.Close() })
+	for range chans {
+		if _, err := ps.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range all {
+		body := `{"session_id":"` + s.id + `","sync_mode":"per_participant","auto_advance":true,"participants":[` +
+			`{"participant_id":"` + s.p0 + `","participant_index":0,"total_time_ms":` + strconv.Itoa(s.bank) + `},` +
+			`{"participant_id":"` + uuid.NewString() + `","participant_index":1,"total_time_ms":600000}]}`
+		if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		t.Cleanup(func() { doReq(t, "DELETE", "http://"+two+"/v1/sessions/"+s.id, "") })
+	}
+	// WebSocket clients of the first early session on both instances
+	wsA, wsB := wsConnect(t, one, early[0].id), wsConnect(t, two, early[0].id)
+	for _, s := range all {
+		if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+s.id+"/start", ""); r.status != 200 {
+			t.Fatalf("start: %d %s", r.status, r.body)
+		}
+	}
+
+	got := map[string][]timeExpiredMsg{}
+	collect := func(until time.Time, want int) {
+		t.Helper()
+		count := func() int {
+			c := 0
+			for _, v := range got {
+				c += len(v)
+			}
+			return c
+		}
+		for count() < want {
+			rctx, cancel := context.WithDeadline(ctx, until)
+			m, err := ps.ReceiveMessage(rctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%d of %d TIME_EXPIRED: %v", count(), want, err)
+			}
+			var te timeExpiredMsg
+			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
+				t.Fatal(err)
+			}
+			got[te.SessionID] = append(got[te.SessionID], te)
+		}
+	}
+	collect(time.Now().Add(10*time.Second), n)
+	killOne() // the late deadlines are pending; nobody hands them over
+	collect(time.Now().Add(15*time.Second), 2*n)
+	time.Sleep(300 * time.Millisecond) // room for a duplicate
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		m, err := ps.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		t.Errorf("extra message %s", m.Payload)
+	}
+	for _, s := range all {
+		msgs := got[s.id]
+		if len(msgs) != 1 {
+			t.Fatalf("%s: %d TIME_EXPIRED", s.id, len(msgs))
+		}
+		if m := msgs[0]; m.Type != "TIME_EXPIRED" || m.ParticipantID == nil || *m.ParticipantID != s.p0 || m.Version != 3 {
+			t.Errorf("TIME_EXPIRED %+v", m)
+		}
+	}
+	// the clients on both instances got the state, then TIME_EXPIRED
+	for _, c := range []*websocket.Conn{wsA, wsB} {
+		for {
+			m := wsRead(t, c)
+			if m.Type == "TIME_EXPIRED" {
+				if m.Version != 3 || m.SessionID != early[0].id {
+					t.Errorf("WebSocket TIME_EXPIRED %s", m.raw)
+				}
+				break
+			}
+		}
+	}
+	r := doReq(t, "GET", "http://"+two+"/v1/sessions/"+late[0].id, "")
+	b, _ := json.Marshal(r.state(t))
+	st := decodeState(t, b)
+	if !st.Participants[0].HasExpired || st.Participants[0].TimeUsedMS != int64(late[0].bank) || !st.Participants[1].IsActive {
+		t.Errorf("late session after the expiry: %s", r.body)
+	}
+}
