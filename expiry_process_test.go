@@ -18,17 +18,18 @@ import (
 	"github.com/synckairos/synckairos/keyspace"
 )
 
-// startKillable runs the built service like startProcess, with a 5 ms
-// expiry poll, and returns its address and a func that SIGKILLs it (no
-// shutdown steps: the instance just dies).
-func startKillable(t *testing.T) (string, func()) {
+// startKillable runs the built service like startProcess, against the
+// Redis at redisAddr with env added, and returns its address and a func
+// that SIGKILLs it (no shutdown steps: the instance just dies).
+func startKillable(t testing.TB, redisAddr string, env ...string) (string, func()) {
 	t.Helper()
 	bin := buildBinary(t)
 	for attempt := 1; ; attempt++ {
 		port := freePort(t)
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
-			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text", "EXPIRY_POLL_MS=5")
+		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+redisAddr,
+			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
+		cmd.Env = append(cmd.Env, env...)
 		logs := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
@@ -75,8 +76,8 @@ func startKillable(t *testing.T) (string, func()) {
 // other.
 func TestExpiryAcrossInstances(t *testing.T) {
 	t.Parallel()
-	one, killOne := startKillable(t)
-	two, _ := startKillable(t)
+	one, killOne := startKillable(t, testRedisAddr(), "EXPIRY_POLL_MS=5")
+	two, _ := startKillable(t, testRedisAddr(), "EXPIRY_POLL_MS=5")
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
 	t.Cleanup(func() { rdb.Close() })
