@@ -468,3 +468,68 @@ func TestAutoAdvance(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchFirstToSeeExpiry: a switch that lands after the deadline but
+// before any scheduler applies the expiry itself, announces it once, and
+// leaves nothing due.
+func TestSwitchFirstToSeeExpiry(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModePerParticipant, 5, 60000)
+	r := newModeRun(t, c)
+	k := keyspace.For(c.ID)
+	mark := streamMark(t, r.rdb, k.Stream)
+	r.do("start")
+	time.Sleep(20 * time.Millisecond)
+	st := r.do("switch")
+	p0 := r.p(0)
+	if st.ExpiredParticipantID == nil || *st.ExpiredParticipantID != p0.ParticipantID || !p0.HasExpired || p0.TimeUsedMS != 5 {
+		t.Fatalf("late switch: %+v", st)
+	}
+	r.noExpiry()
+	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, &p0.ParticipantID)
+	evs := eventsSince(t, r.rdb, k.Stream, mark, c.ID)
+	if len(evs) != 2 || evs[1].Values["type"] != "participant_expired" {
+		t.Errorf("events %v", evs)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := len(r.msg.wait(t, 1)); n != 1 {
+		t.Errorf("%d TIME_EXPIRED, want 1", n)
+	}
+}
+
+// TestExpireLargeSession: above FULL_MAX the expiry publishes a STATE_DELTA
+// of the two participants that changed, like a switch.
+func TestExpireLargeSession(t *testing.T) {
+	t.Parallel()
+	banks := make([]int64, 40)
+	for i := range banks {
+		banks[i] = 60000
+	}
+	banks[0] = 10
+	c := modeConfig(t, session.ModePerParticipant, banks...)
+	c.AutoAdvance = true
+	r := newModeRun(t, c)
+	w := watch(t, r.rdb, c.ID)
+	r.do("start")
+	w.drain(t)
+	st := r.expire()
+	if !r.p(0).HasExpired || !r.p(1).IsActive || st.Version != 3 {
+		t.Fatalf("after expiry: %+v", st)
+	}
+	msgs := w.drain(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d state messages", len(msgs))
+	}
+	var d struct {
+		Type        string `json:"type"`
+		Version     int64  `json:"version"`
+		BaseVersion int64  `json:"base_version"`
+		Positions   []int  `json:"positions"`
+	}
+	if err := json.Unmarshal(msgs[0], &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Type != "STATE_DELTA" || d.Version != 3 || d.BaseVersion != 2 || len(d.Positions) != 2 || d.Positions[0] != 0 || d.Positions[1] != 1 {
+		t.Errorf("delta %s", msgs[0])
+	}
+}
