@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -69,6 +70,8 @@ type Scheduler struct {
 	cfg   Config
 	log   *slog.Logger
 	keys  []string
+
+	lastWarn atomic.Int64 // unix ns of the last warning logged (at most one per warnEvery)
 
 	set                            *metrics.Set
 	ticks, fired, noops, errs, due *metrics.Counter
@@ -135,7 +138,7 @@ func (s *Scheduler) Tick(ctx context.Context) (more bool) {
 	if err != nil {
 		if ctx.Err() == nil {
 			s.errs.Inc()
-			s.log.Warn("expiry: reading the deadline indexes", "err", err)
+			s.warn("expiry: reading the deadline indexes; retrying every poll", "err", err)
 		}
 		return false
 	}
@@ -186,7 +189,7 @@ func (s *Scheduler) expire(ctx context.Context, d dueID) {
 	case err != nil:
 		if ctx.Err() == nil {
 			s.errs.Inc()
-			s.log.Warn("expiry: expireSession failed; retried next tick", "session_id", d.id, "err", err)
+			s.warn("expiry: expireSession failed; retried next poll", "session_id", d.id, "err", err)
 		}
 	case fired:
 		s.fired.Inc()
@@ -196,4 +199,17 @@ func (s *Scheduler) expire(ctx context.Context, d dueID) {
 	default:
 		s.noops.Inc()
 	}
+}
+
+// warnEvery bounds the log while Redis is down or a stream is full: the
+// loop retries every poll, and synckairos_expiry_errors_total counts each.
+const warnEvery = 10 * time.Second
+
+func (s *Scheduler) warn(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	if now-last < int64(warnEvery) || !s.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn(msg, args...)
 }

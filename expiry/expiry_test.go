@@ -2,6 +2,7 @@ package expiry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -364,3 +365,30 @@ func state(t *testing.T, rdb *redis.Client, id string) sessState {
 }
 
 func nowMS(e *env) int64 { return e.clock.Now() / 1000 }
+
+// TestErrorsAreCountedAndRetried: a failing expiry stays due and is tried
+// again next poll; an unreachable Redis costs one counted error per poll.
+func TestErrorsAreCountedAndRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := uuid.NewString()
+	e.rdb.ZAdd(context.Background(), keyspace.Deadlines(keyspace.ShardOf(id))+e.suffix, redis.Z{Score: 1, Member: id})
+	var calls atomic.Int64
+	failing := expirerFunc(func(context.Context, string) (bool, error) {
+		calls.Add(1)
+		return false, errors.New("STREAM_FULL")
+	})
+	s := New(e.rdb, failing, e.clock, Config{}, quiet(), e.suffix)
+	s.Tick(context.Background())
+	s.Tick(context.Background())
+	if calls.Load() != 2 || s.errs.Get() != 2 {
+		t.Errorf("calls %d, errors %d; want 2 and 2", calls.Load(), s.errs.Get())
+	}
+
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { down.Close() })
+	s = New(down, failing, e.clock, Config{Timeout: 200 * time.Millisecond}, quiet(), e.suffix)
+	if s.Tick(context.Background()) || s.errs.Get() != 1 {
+		t.Errorf("unreachable Redis: errors %d", s.errs.Get())
+	}
+}
