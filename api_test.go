@@ -339,10 +339,11 @@ func TestAPITimeAndHealth(t *testing.T) {
 	}
 	// Same clock as the state: a session created now carries server_time_ms
 	// between two /v1/time readings (ms resolution, both from Redis TIME).
+	// (the GET's state is read at the GET, so the second reading follows it)
 	before := timeMS(t, s)
 	id, _ := apiSession(t, s, false)
-	after := timeMS(t, s)
 	st := doReq(t, "GET", s.base+"/v1/sessions/"+id, "").state(t)
+	after := timeMS(t, s)
 	if c := float64(num(st["server_time_ms"])); c < before-1 || c > after+1 {
 		t.Fatalf("state time %v not within /v1/time readings [%v, %v]", c, before, after)
 	}
