@@ -134,6 +134,7 @@ type timeExpiredMsg struct {
 	ParticipantID *string `json:"participant_id"`
 	Timestamp     int64   `json:"timestamp"`
 	Version       int64   `json:"version"`
+	RemainingMS   int64   `json:"remaining_ms"` // TIME_WARNING
 }
 
 func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
@@ -531,5 +532,53 @@ func TestExpireLargeSession(t *testing.T) {
 	}
 	if d.Type != "STATE_DELTA" || d.Version != 3 || d.BaseVersion != 2 || len(d.Positions) != 2 || d.Positions[0] != 0 || d.Positions[1] != 1 {
 		t.Errorf("delta %s", msgs[0])
+	}
+}
+
+// TestWarnings: each warnings_ms threshold of a turn is announced once,
+// when that much time is left, before the TIME_EXPIRED; a turn that
+// starts below a threshold is not warned of it; pause keeps what was sent.
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModePerParticipant, 150, 60000)
+	c.AutoAdvance = true
+	c.WarningsMS = []int64{100, 50, 120000}
+	r := newModeRun(t, c)
+	var head struct {
+		WarningsMS []int64 `json:"warnings_ms"`
+	}
+	b, _ := r.s.Get(context.Background(), c.ID)
+	if err := json.Unmarshal(b, &head); err != nil || len(head.WarningsMS) != 3 || head.WarningsMS[0] != 120000 {
+		t.Fatalf("warnings_ms in the state: %s", b)
+	}
+	st0 := r.do("start")
+	due := ms(st0.CycleStartedAt) + 150
+	d, _ := r.deadline()
+	eq(t, "index score: the 100 ms warning", d, due-100)
+	time.Sleep(10 * time.Millisecond)
+	r.do("pause")
+	r.do("resume")
+	st := r.expire() // runs through both warnings, then the expiry
+	if !r.p(0).HasExpired || !r.p(1).IsActive {
+		t.Fatalf("after expiry: %+v", st)
+	}
+	msgs := r.msg.wait(t, 3)
+	if msgs[0].Type != "TIME_WARNING" || msgs[1].Type != "TIME_WARNING" || msgs[2].Type != "TIME_EXPIRED" {
+		t.Fatalf("messages %+v", msgs)
+	}
+	for i, want := range []int64{100, 50} {
+		m := msgs[i]
+		if m.ParticipantID == nil || *m.ParticipantID != r.p(0).ParticipantID || m.Version != 4 ||
+			m.RemainingMS > want || m.RemainingMS < want-tolMS {
+			t.Errorf("warning %d: %+v, want remaining_ms %d (-%d)", i, m, want, tolMS)
+		}
+	}
+	// p1's 60 s turn starts below the 120 s threshold: not warned of it;
+	// its index score is its 100 ms warning
+	d, _ = r.deadline()
+	eq(t, "p1's index score: its 100 ms warning", d, ms(st.CycleStartedAt)+60000-100)
+	time.Sleep(20 * time.Millisecond)
+	if n := len(r.msg.wait(t, 3)); n != 3 {
+		t.Errorf("%d messages, want 3", n)
 	}
 }

@@ -117,6 +117,16 @@ func (s *Scripts) Create(ctx context.Context, c *session.Config) ([]byte, error)
 	for _, p := range c.Participants {
 		args = append(args, p.ID, p.Index, p.TotalTimeMS, p.GroupID)
 	}
+	if len(c.WarningsMS) > 0 {
+		w := make([]byte, 0, 8*len(c.WarningsMS))
+		for i, ms := range c.WarningsMS {
+			if i > 0 {
+				w = append(w, ',')
+			}
+			w = strconv.AppendInt(w, ms, 10)
+		}
+		args = append(args, string(w))
+	}
 	return s.state(ctx, s.create.Run(ctx, s.rdb, keys, args...))
 }
 

@@ -203,7 +203,7 @@ func optional(v int64, ok bool) *int64 {
 func ParseCreate(body []byte) (*session.Config, error) {
 	var f fields
 	m := f.object("", body, "session_id", "sync_mode", "participants", "total_time_ms",
-		"time_per_cycle_ms", "increment_ms", "max_time_ms", "auto_advance", "metadata")
+		"time_per_cycle_ms", "increment_ms", "max_time_ms", "auto_advance", "metadata", "warnings_ms")
 	if m == nil {
 		return nil, f.err()
 	}
@@ -236,8 +236,52 @@ func ParseCreate(body []byte) (*session.Config, error) {
 		}
 	}
 	c.Participants = f.participants(m)
+	c.WarningsMS = f.warnings(m)
 	f.modeFields(c)
 	return c, f.err()
+}
+
+// warnings reads the optional warnings_ms: up to 5 distinct thresholds
+// (ms left in a turn) at which TIME_WARNING goes out.
+func (f *fields) warnings(m map[string]json.RawMessage) []int64 {
+	raw, ok := m["warnings_ms"]
+	if !ok {
+		return nil
+	}
+	var list []json.RawMessage
+	if jsonType(raw) != "array" || json.Unmarshal(raw, &list) != nil {
+		f.add("warnings_ms", typeMsg("array", raw))
+		return nil
+	}
+	if len(list) > 5 {
+		f.add("warnings_ms", "Array must contain at most 5 element(s)")
+		return nil
+	}
+	wrap := map[string]json.RawMessage{}
+	out := make([]int64, 0, len(list))
+	for i, w := range list {
+		key := strconv.Itoa(i)
+		wrap[key] = w
+		v, ok := f.integer(wrap, "warnings_ms", key, false, 100, dayMS)
+		if !ok {
+			continue
+		}
+		if contains64(out, v) {
+			f.add("warnings_ms."+key, "Duplicate threshold")
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func contains64(list []int64, v int64) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
 
 // modeFields checks what each sync mode needs beyond the schema

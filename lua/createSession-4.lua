@@ -17,6 +17,8 @@ ARGV[9]  auto_advance       0|1
 ARGV[10] metadata           a JSON object, stored and returned verbatim, or ""
 ARGV[11..] participants, four slots each: participant_id (UUID), participant_index
            (integer >= 0), total_time_ms (integer ms), group_id (UUID or "")
+ARGV[last] optional, when the slots after ARGV[10] are 4n+1: warnings_ms, up to 5
+           comma-separated integers ms ("10000,5000,1000"): TIME_WARNING thresholds
 
 Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
 needs every group_id, and a group's bank is its first member's total_time_ms.
@@ -93,6 +95,13 @@ local function load_meta(key)
   m.turn = tonumber(m.turn) or 0
   m.used = tonumber(m.used) or 0
   m.bank = tonumber(m.bank)
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  m.warns = {}
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  m.warned = tonumber(m.warned) or 0
   m.groups = {}
   for i = 1, #flat, 2 do
     if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
@@ -150,6 +159,7 @@ local function head(m, now, extra)
   if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
   if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
   if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
+  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
   if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
   if m.mode == 'per_group' then
     local ids, gs = {}, {}
@@ -176,7 +186,8 @@ end
 local function save_meta(k_meta, k_parts, k_index, m)
   rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
     'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
-    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used))
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
+    'warned', int(m.warned or 0))
   if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
   if m.gdirty then
     for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
@@ -312,15 +323,25 @@ local function begin_turn(m, p, now)
   m.turn = 0
   if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
   if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
+  -- a turn that starts below a warning threshold is not warned of it
+  m.warned = 0
+  local l = turn_left(m, p)
+  if l then
+    while m.warned < #m.warns and m.warns[m.warned + 1] >= l do m.warned = m.warned + 1 end
+  end
 end
 
 -- sync_deadline keeps the shard's deadline index true: the session is in
 -- it, scored by the ms its running turn runs out, exactly when there is one.
+-- The score is the next warning's time when one is pending (warnings ride
+-- the same index; expireSession sends them).
 local function sync_deadline(k_dl, m, p)
   if m.status == 'running' and m.cycle_at ~= '' and p then
     local l = turn_left(m, p)
     if l then
-      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + math.max(l, 0)), m.id)
+      l = math.max(l, 0)
+      if m.warned < #m.warns then l = math.max(l - m.warns[m.warned + 1], 0) end
+      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + l), m.id)
       return
     end
   end
@@ -369,6 +390,13 @@ local function time_expired(ch, m, pid, now)
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 
+-- time_warning announces that the running turn has remaining ms left.
+local function time_warning(ch, m, pid, remaining, now)
+  if not ch or ch == '' then return end
+  rcall('PUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
+    .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+end
+
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -403,12 +431,26 @@ if metadata ~= '' then
     return fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
   end
 end
-local nargs = #ARGV - 10
+local nargs, warn = #ARGV - 10, ''
+if nargs % 4 == 1 then
+  warn, nargs = ARGV[#ARGV], nargs - 1
+  local ws = {}
+  for w in string.gmatch(warn, '[^,]+') do
+    if not is_int(w) or tonumber(w) <= 0 then ws = nil break end
+    ws[#ws + 1] = tonumber(w)
+  end
+  if not ws or #ws > 5 then
+    return fail('VALIDATION_ERROR', { field = 'warnings_ms', message = 'up to 5 positive integers, comma-separated' })
+  end
+  table.sort(ws, function(a, b) return a > b end)
+  for i, w in ipairs(ws) do ws[i] = int(w) end
+  warn = table.concat(ws, ',')
+end
 if nargs < 4 or nargs % 4 ~= 0 then
   return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
 end
 local ps, seen, sum = {}, {}, 0
-for i = 11, #ARGV, 4 do
+for i = 11, 10 + nargs, 4 do
   local p = { participant_id = ARGV[i], participant_index = tonumber(ARGV[i + 1]),
     total_time_ms = tonumber(ARGV[i + 2]), group_id = ARGV[i + 3], order = #ps,
     time_used_ms = 0, cycle_count = 0, is_active = false, has_expired = false }
@@ -452,10 +494,10 @@ if total == '' then total = int(sum) end
 local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, active = '', active_id = '',
   total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
-  turn = 0, used = 0, groups = groups, gdirty = true }
+  turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
-  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at)
+  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn)
 local changed, flat_parts, flat_index = {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)

@@ -35,6 +35,7 @@ type Config struct {
 	AutoAdvance    bool
 	Metadata       []byte // raw JSON object, nil when absent
 	Participants   []Participant
+	WarningsMS     []int64 // TIME_WARNING thresholds (ms left), none when empty
 }
 
 // SwitchArgs is a validated switch request; empty strings and a zero

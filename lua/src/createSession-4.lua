@@ -17,6 +17,8 @@ ARGV[9]  auto_advance       0|1
 ARGV[10] metadata           a JSON object, stored and returned verbatim, or ""
 ARGV[11..] participants, four slots each: participant_id (UUID), participant_index
            (integer >= 0), total_time_ms (integer ms), group_id (UUID or "")
+ARGV[last] optional, when the slots after ARGV[10] are 4n+1: warnings_ms, up to 5
+           comma-separated integers ms ("10000,5000,1000"): TIME_WARNING thresholds
 
 Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
 needs every group_id, and a group's bank is its first member's total_time_ms.
@@ -65,12 +67,26 @@ if metadata ~= '' then
     return fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
   end
 end
-local nargs = #ARGV - 10
+local nargs, warn = #ARGV - 10, ''
+if nargs % 4 == 1 then
+  warn, nargs = ARGV[#ARGV], nargs - 1
+  local ws = {}
+  for w in string.gmatch(warn, '[^,]+') do
+    if not is_int(w) or tonumber(w) <= 0 then ws = nil break end
+    ws[#ws + 1] = tonumber(w)
+  end
+  if not ws or #ws > 5 then
+    return fail('VALIDATION_ERROR', { field = 'warnings_ms', message = 'up to 5 positive integers, comma-separated' })
+  end
+  table.sort(ws, function(a, b) return a > b end)
+  for i, w in ipairs(ws) do ws[i] = int(w) end
+  warn = table.concat(ws, ',')
+end
 if nargs < 4 or nargs % 4 ~= 0 then
   return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
 end
 local ps, seen, sum = {}, {}, 0
-for i = 11, #ARGV, 4 do
+for i = 11, 10 + nargs, 4 do
   local p = { participant_id = ARGV[i], participant_index = tonumber(ARGV[i + 1]),
     total_time_ms = tonumber(ARGV[i + 2]), group_id = ARGV[i + 3], order = #ps,
     time_used_ms = 0, cycle_count = 0, is_active = false, has_expired = false }
@@ -114,10 +130,10 @@ if total == '' then total = int(sum) end
 local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, active = '', active_id = '',
   total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
-  turn = 0, used = 0, groups = groups, gdirty = true }
+  turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
-  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at)
+  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn)
 local changed, flat_parts, flat_index = {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)

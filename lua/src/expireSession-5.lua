@@ -15,12 +15,14 @@ ARGV[3] event_cap        integer (see createSession)
 ARGV[4] message_channel  sk:{<shard>}:session:<id>:msg
 
 Returns: 0 when nothing was due (the session is gone, not running, its clock
-  is stopped, or its deadline is still ahead: KEYS[5] is corrected);
-  else {kind, json} like the other transitions.
+  is stopped, or its deadline is still ahead: KEYS[5] is corrected); 1 when
+  it only sent a TIME_WARNING; else {kind, json} like the other transitions.
 Errors:  STREAM_FULL {stream_max} (nothing written; the deadline stays due)
 Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; then ARGV[4] <-
   {"type":"TIME_EXPIRED","sessionId","participant_id"|null,"timestamp","version"}
-  (participant_id null when the session's own time ran out)
+  (participant_id null when the session's own time ran out). Before the
+  deadline, once per warnings_ms threshold and turn, only ARGV[4] <-
+  {"type":"TIME_WARNING","sessionId","participant_id","remaining_ms","timestamp","version"}
 Events:  participant_expired, or session_expired when the session ends
 Time:    the turn is charged exactly up to its deadline; with auto_advance the
   next participant's clock starts at now (Redis TIME, ms).
@@ -48,8 +50,18 @@ local now = now_ms()
 
 local due = tonumber(m.cycle_at) + left
 if now < due then
-  rcall('ZADD', k_dl, int(due), sid)
-  return 0
+  -- not over yet, but a warning threshold may have been passed: announce
+  -- the lowest one passed, once per turn (m.warned)
+  local remaining, passed = due - now, m.warned
+  while passed < #m.warns and m.warns[passed + 1] >= remaining do passed = passed + 1 end
+  local warned = passed > m.warned
+  if warned then
+    m.warned = passed
+    rcall('HSET', k_meta, 'warned', int(passed))
+    time_warning(msg_ch, m, p.participant_id, remaining, now)
+  end
+  sync_deadline(k_dl, m, p)
+  return warned and 1 or 0
 end
 if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
 

@@ -33,10 +33,10 @@ local p = get_p(k_parts, pos)
 
 local now = now_ms()
 
--- a resumed turn keeps what it ran before the pause (m.turn)
-local turn = m.turn
+-- a resumed turn keeps what it ran before the pause, and its warnings
+local turn, warned = m.turn, m.warned
 begin_turn(m, p, now)
-m.turn = turn
+m.turn, m.warned = turn, warned
 m.status, m.version, m.updated_at = 'running', m.version + 1, int(now)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)

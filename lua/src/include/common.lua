@@ -61,6 +61,13 @@ local function load_meta(key)
   m.turn = tonumber(m.turn) or 0
   m.used = tonumber(m.used) or 0
   m.bank = tonumber(m.bank)
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  m.warns = {}
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  m.warned = tonumber(m.warned) or 0
   m.groups = {}
   for i = 1, #flat, 2 do
     if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
@@ -118,6 +125,7 @@ local function head(m, now, extra)
   if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
   if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
   if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
+  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
   if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
   if m.mode == 'per_group' then
     local ids, gs = {}, {}
@@ -144,7 +152,8 @@ end
 local function save_meta(k_meta, k_parts, k_index, m)
   rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
     'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
-    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used))
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
+    'warned', int(m.warned or 0))
   if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
   if m.gdirty then
     for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
@@ -280,15 +289,25 @@ local function begin_turn(m, p, now)
   m.turn = 0
   if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
   if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
+  -- a turn that starts below a warning threshold is not warned of it
+  m.warned = 0
+  local l = turn_left(m, p)
+  if l then
+    while m.warned < #m.warns and m.warns[m.warned + 1] >= l do m.warned = m.warned + 1 end
+  end
 end
 
 -- sync_deadline keeps the shard's deadline index true: the session is in
 -- it, scored by the ms its running turn runs out, exactly when there is one.
+-- The score is the next warning's time when one is pending (warnings ride
+-- the same index; expireSession sends them).
 local function sync_deadline(k_dl, m, p)
   if m.status == 'running' and m.cycle_at ~= '' and p then
     local l = turn_left(m, p)
     if l then
-      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + math.max(l, 0)), m.id)
+      l = math.max(l, 0)
+      if m.warned < #m.warns then l = math.max(l - m.warns[m.warned + 1], 0) end
+      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + l), m.id)
       return
     end
   end
@@ -335,4 +354,11 @@ local function time_expired(ch, m, pid, now)
   if pid then who = '"' .. pid .. '"' end
   rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+end
+
+-- time_warning announces that the running turn has remaining ms left.
+local function time_warning(ch, m, pid, remaining, now)
+  if not ch or ch == '' then return end
+  rcall('PUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
+    .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
