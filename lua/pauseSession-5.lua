@@ -83,6 +83,8 @@ local function load_meta(key)
   m.turn = tonumber(m.turn) or 0
   m.used = tonumber(m.used) or 0
   m.bank = tonumber(m.bank)
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
   m.warns = {}
@@ -251,8 +253,8 @@ local function part_left(m, p)
     return r
   elseif mode == 'per_cycle' then
     return math.min(tonumber(m.per_cycle) - m.turn, p.total_time_ms)
-  elseif mode == 'per_group' then
-    return m.groups[p.group_id]
+  elseif mode == 'per_group' and p.group_id then
+    return m.groups[p.group_id] or p.total_time_ms
   end
   return nil
 end
@@ -292,8 +294,8 @@ local function charge(m, p, e)
   p.time_used_ms = p.time_used_ms + e
   if m.mode == 'global' then
     m.bank = m.bank - e
-  elseif m.mode == 'per_group' then
-    local g = m.groups[p.group_id] - e
+  elseif m.mode == 'per_group' and p.group_id then
+    local g = (m.groups[p.group_id] or p.total_time_ms) - e
     m.groups[p.group_id], m.gdirty = g, true
     p.total_time_ms = g
   elseif m.mode ~= 'count_up' then
