@@ -208,7 +208,7 @@ func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
 	t.Helper()
 	d := &driver{rdb: rdb, cap: fmt.Sprint(eventCap), scripts: map[string]*redis.Script{}}
 	for _, op := range []string{"createSession-4", "startSession-5", "switchCycle-5", "pauseSession-5",
-		"resumeSession-5", "completeSession-5", "deleteSession-4"} {
+		"resumeSession-5", "completeSession-5", "deleteSession-4", "expireSession-5"} {
 		src, err := os.ReadFile("../lua/" + op + ".lua")
 		if err != nil {
 			t.Fatal(err)

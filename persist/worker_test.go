@@ -410,3 +410,47 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	}
 	exactlyOnce(t, db, 6)
 }
+
+// TestWorkerRecordsExpiry: an expiry applied by expireSession is recorded
+// as session_expired, and the session's final status becomes expired.
+func TestWorkerRecordsExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := startRedis(t)
+	db := newTestDB(t)
+	d := newDriver(t, rdb, 1000)
+	id := newUUID()
+	args := []any{id, keyspace.For(id).StateChannel, d.cap, "global", "20", "", "", "", "0", ""}
+	for i := 0; i < 2; i++ {
+		args = append(args, newUUID(), i, 600000, "")
+	}
+	if err := d.scripts["createSession"].Run(ctx, d.rdb, keysOf(id), args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.op(ctx, "startSession", id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := d.op(ctx, "expireSession", id); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
+	stop := run(w)
+	eventually(t, 10*time.Second, "all events written", func() bool {
+		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = '`+id+`'`) == 3
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var status, last string
+	var completed bool
+	err := db.admin.QueryRow(ctx, `SELECT s.final_status, s.completed_at IS NOT NULL, e.event_type
+		FROM sync_sessions s JOIN sync_events e ON e.session_id = s.session_id AND e.version = 3
+		WHERE s.session_id = $1`, id).Scan(&status, &completed, &last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != "expired" || !completed || last != "session_expired" {
+		t.Errorf("final_status %q, completed_at set %v, last event %q", status, completed, last)
+	}
+}
