@@ -219,7 +219,11 @@ func (c *client) writeClose() {
 // write blocked on a full socket fails at once.
 func (c *client) terminate() {
 	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
-	_ = c.conn.NetConn().SetWriteDeadline(time.Unix(1, 0))
+	// NetConn is nil once fasthttp has reclaimed a connection whose
+	// handler already returned (the heartbeat can race that).
+	if nc := c.conn.NetConn(); nc != nil {
+		_ = nc.SetWriteDeadline(time.Unix(1, 0))
+	}
 	_ = c.conn.Close()
 }
 
