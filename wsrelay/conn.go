@@ -26,6 +26,12 @@ type client struct {
 	closeCode  int
 	closeText  string
 	writerDone chan struct{}
+
+	// connMu and released keep other goroutines (heartbeat, workers) off
+	// conn once serve has returned: fasthttp then reclaims the hijacked
+	// connection and zeroes it, so a late deadline call would crash.
+	connMu   sync.Mutex
+	released bool
 }
 
 // out is one queue entry: a message, or an instruction for the writer.
@@ -46,6 +52,7 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 	c := &client{r: r, conn: conn, q: make(chan out, r.cfg.QueueSize),
 		done: make(chan struct{}), writerDone: make(chan struct{})}
 	c.alive.Store(true)
+	defer c.release()
 	if !r.register(c) {
 		reject(conn, websocket.CloseGoingAway, "server shutting down")
 		return
@@ -95,7 +102,11 @@ func (c *client) send(msg []byte) bool {
 		c.stop(websocket.CloseTryAgainLater, "slow client")
 		// Its writer is likely blocked on a full socket: fail that write
 		// now rather than after WriteTimeout.
-		_ = c.conn.NetConn().SetWriteDeadline(time.Now())
+		c.connMu.Lock()
+		if !c.released {
+			_ = c.conn.NetConn().SetWriteDeadline(time.Now())
+		}
+		c.connMu.Unlock()
 	}
 	return false
 }
@@ -216,15 +227,24 @@ func (c *client) writeClose() {
 
 // terminate ends the read loop, and so the connection: fasthttp closes a
 // hijacked connection when its handler returns (Close on it is a no-op). A
-// write blocked on a full socket fails at once.
+// write blocked on a full socket fails at once. Once serve has returned it
+// does nothing: the connection is already gone.
 func (c *client) terminate() {
-	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
-	// NetConn is nil once fasthttp has reclaimed a connection whose
-	// handler already returned (the heartbeat can race that).
-	if nc := c.conn.NetConn(); nc != nil {
-		_ = nc.SetWriteDeadline(time.Unix(1, 0))
+	c.connMu.Lock()
+	defer c.connMu.Unlock()
+	if c.released {
+		return
 	}
+	_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+	_ = c.conn.NetConn().SetWriteDeadline(time.Unix(1, 0))
 	_ = c.conn.Close()
+}
+
+// release runs as serve returns, before fasthttp reclaims the connection.
+func (c *client) release() {
+	c.connMu.Lock()
+	c.released = true
+	c.connMu.Unlock()
 }
 
 // clientMessage is what a client may send.
