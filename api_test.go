@@ -319,23 +319,27 @@ func TestAPITimeAndHealth(t *testing.T) {
 	if r := doReq(t, "GET", s.base+"/ready", ""); r.status != 200 || !bytes.Contains(r.body, []byte(`"redis":"ok"`)) {
 		t.Fatalf("ready: %d %s", r.status, r.body)
 	}
-	prev := 0.0
+	var prevMS, prevUS int64
 	for i := 0; i < 200; i++ {
 		r := doReq(t, "GET", s.base+"/v1/time", "")
+		// int64 fields: a typed client of the original (Date.now()) must
+		// decode timestamp_ms unchanged
 		var tm struct {
-			TS      float64 `json:"timestamp_ms"`
-			Version string  `json:"server_version"`
-			Drift   int     `json:"drift_tolerance_ms"`
-			Recv    float64 `json:"server_received_ms"`
-			Sent    float64 `json:"server_sent_ms"`
+			TS      int64  `json:"timestamp_ms"`
+			Version string `json:"server_version"`
+			Drift   int    `json:"drift_tolerance_ms"`
+			US      int64  `json:"timestamp_us"`
+			Recv    int64  `json:"server_received_us"`
+			Sent    int64  `json:"server_sent_us"`
 		}
 		if err := json.Unmarshal(r.body, &tm); err != nil {
 			t.Fatalf("%s: %v", r.body, err)
 		}
-		if tm.Version != "2.0.0" || tm.Drift != 50 || !(tm.Recv < tm.TS && tm.TS < tm.Sent) || tm.TS <= prev {
-			t.Fatalf("time %d: %s (previous %f)", i, r.body, prev)
+		if tm.Version != "2.0.0" || tm.Drift != 50 || tm.TS != tm.US/1000 ||
+			!(tm.Recv < tm.US && tm.US < tm.Sent) || tm.US <= prevUS || tm.TS < prevMS {
+			t.Fatalf("time %d: %s (previous %d ms, %d µs)", i, r.body, prevMS, prevUS)
 		}
-		prev = tm.TS
+		prevMS, prevUS = tm.TS, tm.US
 	}
 	// Same clock as the state: a session created now carries server_time_ms
 	// between two /v1/time readings (ms resolution, both from Redis TIME).
@@ -344,14 +348,35 @@ func TestAPITimeAndHealth(t *testing.T) {
 	id, _ := apiSession(t, s, false)
 	st := doReq(t, "GET", s.base+"/v1/sessions/"+id, "").state(t)
 	after := timeMS(t, s)
-	if c := float64(num(st["server_time_ms"])); c < before-1 || c > after+1 {
+	if c := num(st["server_time_ms"]); c < before-1 || c > after+1 {
 		t.Fatalf("state time %v not within /v1/time readings [%v, %v]", c, before, after)
 	}
 }
 
-func timeMS(t *testing.T, s *apiServer) float64 {
+// TestAPITimeFollowsRedis moves the embedded Redis's clock an hour away
+// from the host's: /v1/time and the states follow Redis, not the host.
+func TestAPITimeFollowsRedis(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, nil)
+	skew := time.Now().Add(time.Hour)
+	s.app.embedded.SetTime(skew) // miniredis's TIME now reads skew (frozen)
+	if err := s.app.clock.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := skew.UnixMilli()
+	if got := timeMS(t, s); got < want || got > want+1000 {
+		t.Fatalf("/v1/time %d, Redis TIME %d (host %d)", got, want, time.Now().UnixMilli())
+	}
+	id, _ := apiSession(t, s, false)
+	st := doReq(t, "GET", s.base+"/v1/sessions/"+id, "").state(t)
+	if got := num(st["server_time_ms"]); got != want {
+		t.Fatalf("state server_time_ms %d, Redis TIME %d", got, want)
+	}
+}
+
+func timeMS(t *testing.T, s *apiServer) int64 {
 	var tm struct {
-		TS float64 `json:"timestamp_ms"`
+		TS int64 `json:"timestamp_ms"`
 	}
 	if err := json.Unmarshal(doReq(t, "GET", s.base+"/v1/time", "").body, &tm); err != nil {
 		t.Fatal(err)
