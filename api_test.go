@@ -152,6 +152,9 @@ func TestAPIErrors(t *testing.T) {
 			if r.status != tc.status || e.Error.Code != tc.code || e.Error.Message == "" {
 				t.Fatalf("got %d %s, want %d %s", r.status, r.body, tc.status, tc.code)
 			}
+			if r.header.Get("X-Request-Id") == "" {
+				t.Errorf("no X-Request-Id on %d %s", r.status, r.body)
+			}
 			for _, want := range tc.detailContains {
 				if !bytes.Contains(e.Error.Details, []byte(want)) {
 					t.Errorf("details %s lack %q", e.Error.Details, want)
@@ -165,6 +168,12 @@ func TestAPIErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("unreadable requests are counted", func(t *testing.T) {
+		m := string(doReq(t, "GET", s.base+"/metrics", "").body)
+		if !strings.Contains(m, `synckairos_http_requests_total{method="ANY",route="unreadable",status_code="400"} 1`) {
+			t.Errorf("the oversize body is not counted:\n%s", grepLines(m, "http_requests_total"))
+		}
+	})
 	t.Run("complete from pending", func(t *testing.T) {
 		r := doReq(t, "POST", sess(false)+"/complete", "")
 		if r.status != 200 || r.state(t)["status"] != "completed" {
@@ -216,6 +225,14 @@ func TestAPIInternalErrors(t *testing.T) {
 				if leaked := strings.Contains(e.Error.Message, "secret"); leaked == prod {
 					t.Fatalf("%s: production=%v message %q", path, prod, e.Error.Message)
 				}
+			}
+			// a panic is counted and logged like any other request
+			m := string(doReq(t, "GET", s.base+"/metrics", "").body)
+			if !strings.Contains(m, `synckairos_http_requests_total{method="GET",route="/test/panic",status_code="500"} 1`) {
+				t.Errorf("the panic is not counted:\n%s", grepLines(m, "http_requests_total"))
+			}
+			if !strings.Contains(s.logs.String(), `"route":"/test/panic","status":500`) {
+				t.Errorf("the panic has no request log line:\n%s", s.logs.String())
 			}
 		})
 	}
@@ -499,4 +516,15 @@ func TestAPIReadyRedisDown(t *testing.T) {
 	if r := doReq(t, "GET", s.base+"/health", ""); r.status != 200 {
 		t.Fatalf("health must not depend on Redis: %d", r.status)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

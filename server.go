@@ -53,6 +53,8 @@ type app struct {
 	stopBg   context.CancelFunc
 	embedded *miniredis.Miniredis
 	server   *fasthttp.Server
+
+	badRequest fasthttp.RequestHandler // the middleware around Errors.BadRequest
 }
 
 type hook struct {
@@ -163,6 +165,9 @@ func (a *app) routes() {
 		r.GlobalOPTIONS = a.mw.CORS.Preflight
 	}
 	a.router = r
+	// A request fasthttp could not read (body over the limit, malformed)
+	// gets the request id, CORS headers, metrics and log line of any other.
+	a.badRequest = a.mw.Wrap("ANY", "unreadable", handlers.RouteOpts{NoLimit: true}, a.errs.BadRequest)
 
 	s := handlers.NewSessions(a.bg, a.scripts, a.errs, a.httpSet)
 	a.handle("POST", "/v1/sessions", any, s.Create)
@@ -180,6 +185,13 @@ func (a *app) routes() {
 	a.handle("GET", "/health", quiet, handlers.Health)
 	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, 2*time.Second, a.cfg.Production))
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
+}
+
+// unreadable is the server's ErrorHandler: fasthttp calls it with the
+// read error, outside the router.
+func (a *app) unreadable(ctx *fasthttp.RequestCtx, err error) {
+	ctx.SetUserValue(handlers.ReadErrorKey, err)
+	a.badRequest(ctx)
 }
 
 // wire plugs in the WebSocket relay, the expiry scheduler and persistence. Each adds its routes,
@@ -203,7 +215,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		Handler:               a.router.Handler,
 		Name:                  "synckairos",
 		MaxRequestBodySize:    a.cfg.BodyLimit,
-		ErrorHandler:          a.errs.BadRequest,
+		ErrorHandler:          a.unreadable,
 		ReadTimeout:           30 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,

@@ -152,9 +152,15 @@ func (e *Errors) MethodNotAllowed(ctx *fasthttp.RequestCtx) {
 	e.Write(ctx, codeError(CodeMethodNotAllowed))
 }
 
+// ReadErrorKey is the user value under which the server's ErrorHandler
+// leaves the error fasthttp met reading the request.
+const ReadErrorKey = "sk.read_error"
+
 // BadRequest answers a request fasthttp could not read (the server's
-// ErrorHandler): a body over the limit or a malformed request is a 400.
-func (e *Errors) BadRequest(ctx *fasthttp.RequestCtx, err error) {
+// ErrorHandler puts the error under ReadErrorKey): a body over the limit
+// or a malformed request is a 400.
+func (e *Errors) BadRequest(ctx *fasthttp.RequestCtx) {
+	err, _ := ctx.UserValue(ReadErrorKey).(error)
 	msg := "malformed request"
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		msg = "request body exceeds the size limit"

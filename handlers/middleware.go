@@ -100,7 +100,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 			m.CORS.apply(ctx)
 		}
 		if !limited || m.allow(ctx, o) {
-			h(ctx)
+			m.call(ctx, h)
 		}
 		status := ctx.Response.StatusCode()
 		d := time.Since(start)
@@ -110,6 +110,17 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 			m.logRequest(ctx, r, id, status, d)
 		}
 	}
+}
+
+// call runs h, turning a panic into the 500 the error table gives it, so
+// the request is still counted and logged like any other.
+func (m *Middleware) call(ctx *fasthttp.RequestCtx, h fasthttp.RequestHandler) {
+	defer func() {
+		if v := recover(); v != nil {
+			m.Errors.Panic(ctx, v)
+		}
+	}()
+	h(ctx)
 }
 
 func (m *Middleware) logRequest(ctx *fasthttp.RequestCtx, r *route, id []byte, status int, d time.Duration) {
