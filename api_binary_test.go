@@ -140,20 +140,27 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		})
 	}
 	ok := make([]int64, workers)
-	var total atomic.Int64
+	failedAt := make([]time.Time, workers) // when the worker's request was refused
+	var total, straddled atomic.Int64
+	var sigterm atomic.Int64 // unix ns when SIGTERM was sent; 0 before
 	var wg sync.WaitGroup
 	for w := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
+				began := time.Now()
 				r, err := tryReq("POST", b.base+"/v1/sessions/"+ids[w]+"/switch", "")
 				if err != nil {
-					return // connection refused or closed before the request was read: not accepted
+					failedAt[w] = time.Now() // connection refused or closed before the request was read: not accepted
+					return
 				}
 				if r.status != 200 {
 					t.Errorf("switch answered %d %s", r.status, r.body)
 					return
+				}
+				if sig := sigterm.Load(); sig != 0 && began.UnixNano() < sig {
+					straddled.Add(1) // sent before SIGTERM, answered after it
 				}
 				ok[w]++
 				total.Add(1)
@@ -161,8 +168,20 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		}()
 	}
 	waitFor(t, 10*time.Second, "load", func() bool { return total.Load() > 200 })
+	sigterm.Store(time.Now().UnixNano())
 	b.stop(t)
 	wg.Wait()
+	// Nothing was refused before the signal (a request sent just before it
+	// may still be refused unread), and requests in flight when it came were
+	// answered (the version check below shows none was lost unanswered).
+	for w, at := range failedAt {
+		if !at.IsZero() && at.UnixNano() < sigterm.Load() {
+			t.Errorf("worker %d: refused before SIGTERM (%v earlier)", w, time.Duration(sigterm.Load()-at.UnixNano()))
+		}
+	}
+	if straddled.Load() == 0 {
+		t.Error("no request was in flight at SIGTERM: the test did not test shutdown under load")
+	}
 	for w, id := range ids {
 		v, err := rdb.HGet(context.Background(), keyspace.For(id).Meta, "version").Int64()
 		if err != nil {
@@ -172,7 +191,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 			t.Errorf("session %d: Redis version %d, but %d switches answered (want version %d)", w, v, ok[w], 2+ok[w])
 		}
 	}
-	t.Logf("%d switches answered before shutdown", total.Load())
+	t.Logf("%d switches answered, %d of them in flight at SIGTERM", total.Load(), straddled.Load())
 	// After exit nothing listens.
 	if _, err := tryReq("GET", b.base+"/health", ""); err == nil {
 		t.Fatal("still answering after exit")
