@@ -17,6 +17,7 @@ type client struct {
 	conn *websocket.Conn
 	sess *sess
 	q    chan out
+	slot int // heartbeat slot, fixed at register (Relay.slots)
 
 	started    atomic.Bool // CONNECTED sent: the heartbeat watches it
 	alive      atomic.Bool // a pong (or any frame) arrived since the last ping
@@ -179,13 +180,33 @@ func (c *client) writeLoop() {
 	}
 }
 
-// heartbeat pings every started client each PingInterval and drops those
-// that sent nothing (no pong) since the previous ping.
+// heartbeatSlots is how many groups the heartbeat spreads the clients
+// over: one group is pinged every PingInterval/heartbeatSlots, so 10,000
+// clients are 200 pings every 100 ms rather than 10,000 at once.
+const heartbeatSlots = 50
+
+// makeSlots makes the heartbeat groups, fewer when the interval is under
+// heartbeatSlots ms so that a tick is at least 1 ms.
+func makeSlots(interval time.Duration) []map[*client]struct{} {
+	n := min(heartbeatSlots, max(1, int(interval/time.Millisecond)))
+	slots := make([]map[*client]struct{}, n)
+	for i := range slots {
+		slots[i] = make(map[*client]struct{})
+	}
+	return slots
+}
+
+// heartbeat visits one slot per tick, round robin, so each client's slot
+// comes back every len(slots) ticks: at least one PingInterval apart (the
+// tick is rounded up, and a Ticker drops ticks rather than bunching them).
+// A started client that sent nothing (no pong) since its previous visit is
+// dropped; the others are pinged.
 func (r *Relay) heartbeat(done <-chan struct{}) {
-	t := time.NewTicker(r.cfg.PingInterval)
+	n := len(r.slots)
+	t := time.NewTicker((r.cfg.PingInterval + time.Duration(n) - 1) / time.Duration(n))
 	defer t.Stop()
 	var cs []*client
-	for {
+	for slot := 0; ; slot = (slot + 1) % n {
 		select {
 		case <-t.C:
 		case <-done:
@@ -193,7 +214,7 @@ func (r *Relay) heartbeat(done <-chan struct{}) {
 		}
 		r.mu.Lock()
 		cs = cs[:0]
-		for c := range r.clients {
+		for c := range r.slots[slot] {
 			cs = append(cs, c)
 		}
 		r.mu.Unlock()
@@ -212,6 +233,7 @@ func (r *Relay) heartbeat(done <-chan struct{}) {
 			default: // a full queue is the slow-client check's business
 			}
 		}
+		clear(cs) // keep no reference to a client that may leave
 	}
 }
 

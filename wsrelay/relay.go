@@ -18,7 +18,10 @@
 //     that could not subscribe: close 1013 (try again later); a client too
 //     slow to drain its queue: close 1013 "slow client"; shutdown: 1001.
 //   - A missed heartbeat (no pong, nor any frame, within one ping interval)
-//     drops the TCP connection without a close frame.
+//     drops the TCP connection without a close frame. The pings are spread
+//     over the interval: each client has a fixed slot (of 50, round robin
+//     at connect) and one slot is pinged every PingInterval/50, so a large
+//     instance never pings all its clients in the same instant.
 //   - Pub/Sub loses what is published while the connection is down. When
 //     go-redis has reconnected it subscribes again, and a second
 //     confirmation for a session's state channel is the signal: every
@@ -121,8 +124,10 @@ type Relay struct {
 
 	mu      sync.Mutex
 	closing bool
-	clients map[*client]struct{}
-	drained chan struct{} // closed when closing and no client is left
+	nextSeq uint64
+	nConns  int
+	slots   []map[*client]struct{} // clients by heartbeat slot (client.slot)
+	drained chan struct{}          // closed when closing and no client is left
 }
 
 // New starts a relay: its Pub/Sub reader, workers and subscriber run until
@@ -132,7 +137,7 @@ func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullsta
 	cfg.defaults()
 	r := &Relay{
 		cfg: cfg, rdb: rdb, states: states, asm: asm, clock: clock, log: logger,
-		clients: make(map[*client]struct{}),
+		slots:   makeSlots(cfg.PingInterval),
 		drained: make(chan struct{}),
 		adm:     admission{max: cfg.MaxConns, maxPerIP: cfg.MaxConnsPerIP, perIP: make(map[string]int)},
 	}
@@ -160,13 +165,15 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	if !r.closing {
 		r.closing = true
-		if len(r.clients) == 0 {
+		if r.nConns == 0 {
 			close(r.drained)
 		}
 	}
-	cs := make([]*client, 0, len(r.clients))
-	for c := range r.clients {
-		cs = append(cs, c)
+	cs := make([]*client, 0, r.nConns)
+	for _, slot := range r.slots {
+		for c := range slot {
+			cs = append(cs, c)
+		}
 	}
 	r.mu.Unlock()
 	for _, c := range cs {
@@ -182,21 +189,28 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// register adds c to the clients Shutdown closes; false once shutting down.
+// register adds c to the clients Shutdown closes and gives it its
+// heartbeat slot, round robin; false once shutting down.
 func (r *Relay) register(c *client) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closing {
 		return false
 	}
-	r.clients[c] = struct{}{}
+	c.slot = int(r.nextSeq % uint64(len(r.slots)))
+	r.nextSeq++
+	r.slots[c.slot][c] = struct{}{}
+	r.nConns++
 	return true
 }
 
 func (r *Relay) unregister(c *client) {
 	r.mu.Lock()
-	delete(r.clients, c)
-	if r.closing && len(r.clients) == 0 {
+	if _, ok := r.slots[c.slot][c]; ok {
+		delete(r.slots[c.slot], c)
+		r.nConns--
+	}
+	if r.closing && r.nConns == 0 {
 		select {
 		case <-r.drained:
 		default:
@@ -210,7 +224,7 @@ func (r *Relay) unregister(c *client) {
 func (r *Relay) clientCount() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.clients)
+	return r.nConns
 }
 
 // relayMetrics are the relay's series, registered in the caller's set.

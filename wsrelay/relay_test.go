@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,6 +205,73 @@ func TestHeartbeatTerminatesSilentClient(t *testing.T) {
 	}
 	if got := f.relay.m.heartbeat.Get(); got != 1 {
 		t.Fatalf("heartbeat drops %d, want 1", got)
+	}
+}
+
+// The heartbeat spreads its pings over the interval instead of pinging
+// every client in the same instant, and still pings each client once per
+// interval: no two pings of one client are much less than an interval
+// apart, and no answering client is dropped.
+func TestHeartbeatSpreadsPings(t *testing.T) {
+	t.Parallel()
+	const interval = time.Second
+	const n = 100
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{PingInterval: interval}, eng, "")
+	id := eng.newSession(t, 2)
+	var mu sync.Mutex
+	pings := make([][]time.Time, n)
+	conns := make([]*websocket.Conn, n)
+	for i := range conns {
+		conns[i] = f.connect(t, id)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		c.SetPingHandler(func(data string) error {
+			mu.Lock()
+			pings[i] = append(pings[i], time.Now())
+			mu.Unlock()
+			return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(10*time.Second))
+		})
+		go func() {
+			for {
+				if _, err := tryRead(c, 30*time.Second); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	eventually(t, "three pings per client", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pings {
+			if len(p) < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	first, last := pings[0][0], pings[0][0]
+	for i, p := range pings {
+		if p[0].Before(first) {
+			first = p[0]
+		}
+		if p[0].After(last) {
+			last = p[0]
+		}
+		for k := 1; k < len(p); k++ {
+			if gap := p[k].Sub(p[k-1]); gap < interval/2 {
+				t.Fatalf("client %d: pings %v apart, want about %v", i, gap, interval)
+			}
+		}
+	}
+	if span := last.Sub(first); span < interval/2 {
+		t.Fatalf("first pings after %v span %v, want them spread over most of %v", first.Sub(start), span, interval)
+	}
+	if d := f.relay.m.heartbeat.Get(); d != 0 {
+		t.Fatalf("%d answering clients dropped", d)
 	}
 }
 
