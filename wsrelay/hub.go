@@ -394,14 +394,20 @@ func (h *hub) onState(s *sess, p []byte) {
 		s.lastVersion = d.Version
 		h.fanout(s, stateMessage("STATE_UPDATE", s.id, d.Timestamp, d.Version, state), d.Timestamp)
 	case bytes.HasPrefix(p, prefixDeleted):
-		h.r.asm.Forget(s.id)
-		s.lastVersion = 0
-		h.fanout(s, p, scanInt(p, keyTimestamp))
-		for _, c := range *s.clients.Load() {
-			c.closeAfter(websocket.CloseNormalClosure, "session deleted")
-		}
+		h.deleted(s, p, scanInt(p, keyTimestamp))
 	default:
 		h.fanout(s, p, scanInt(p, keyTimestamp))
+	}
+}
+
+// deleted forwards SESSION_DELETED msg to the clients of s and closes them
+// with 1000 once it is sent.
+func (h *hub) deleted(s *sess, msg []byte, ts int64) {
+	h.r.asm.Forget(s.id)
+	s.lastVersion = 0
+	h.fanout(s, msg, ts)
+	for _, c := range *s.clients.Load() {
+		c.closeAfter(websocket.CloseNormalClosure, "session deleted")
 	}
 }
 
@@ -435,6 +441,10 @@ func (h *hub) readState(id string) ([]byte, int64, error) {
 
 // resyncSession sends every client of s STATE_SYNC with the current state,
 // unless they already have it. A failed read is retried a second later.
+// Redis may have lost the session meanwhile: if this instance had sent a
+// version of it, its clients get SESSION_DELETED and are closed, as for a
+// live delete; a version lower than the one sent means it was deleted and
+// created again, and that state is sent and adopted.
 func (h *hub) resyncSession(s *sess) {
 	if len(*s.clients.Load()) == 0 {
 		return
@@ -443,7 +453,10 @@ func (h *hub) resyncSession(s *sess) {
 	state, v, err := h.readState(s.id)
 	switch {
 	case errors.Is(err, session.ErrSessionNotFound):
-		return // nothing to sync: not created yet, or deleted
+		if s.lastVersion > 0 { // deleted while Pub/Sub was down
+			h.deleted(s, sessionDeletedMessage(s.id, h.r.clock.NowMS()), 0)
+		}
+		return // otherwise not created yet: nothing to sync
 	case err != nil:
 		h.r.m.resyncErrors.Inc()
 		h.r.log.Warn("wsrelay: resync", "session", s.id, "err", err)
@@ -455,8 +468,10 @@ func (h *hub) resyncSession(s *sess) {
 			}
 		})
 		return
-	case v <= s.lastVersion:
+	case v == s.lastVersion:
 		return
+	case v < s.lastVersion: // deleted and created again while Pub/Sub was down
+		h.r.asm.Forget(s.id)
 	}
 	s.lastVersion = v
 	h.fanout(s, stateMessage("STATE_SYNC", s.id, h.r.clock.NowMS(), v, state), 0)

@@ -40,6 +40,17 @@ func connectedMessage(id string, ts int64) []byte {
 	return append(b, '}')
 }
 
+// sessionDeletedMessage is SESSION_DELETED{sessionId,timestamp}, for a
+// delete the relay found itself (the script's own is forwarded as is).
+func sessionDeletedMessage(id string, ts int64) []byte {
+	b := make([]byte, 0, 96)
+	b = append(b, `{"type":"SESSION_DELETED","sessionId":"`...)
+	b = append(b, id...)
+	b = append(b, `","timestamp":`...)
+	b = strconv.AppendInt(b, ts, 10)
+	return append(b, '}')
+}
+
 // stateMessage is STATE_UPDATE or STATE_SYNC in the shape the scripts
 // publish: {"type","sessionId","timestamp","version","state"}.
 func stateMessage(typ, id string, ts, version int64, state []byte) []byte {

@@ -27,7 +27,12 @@
 //     confirmation for a session's state channel is the signal: every
 //     client of that session gets STATE_SYNC with the current state. A
 //     worker whose buffer was full does the same for the session whose
-//     payload it could not take.
+//     payload it could not take. A session gone by then, of which this
+//     instance had sent a version, was deleted meanwhile: its clients get
+//     SESSION_DELETED (timestamp on the Redis clock) and close 1000, as for
+//     a live delete. A current version below the one sent means deleted
+//     and created again: it goes out as STATE_SYNC and becomes the
+//     session's version.
 //   - A session's worker only moves its version forward (an update older
 //     than what it already sent is skipped), and it also answers RECONNECT,
 //     so this instance never sends a client an older state after a newer.

@@ -467,6 +467,84 @@ func TestRedisFaultResyncsClients(t *testing.T) {
 	}
 }
 
+// A session deleted, or deleted and created again, while the relay had lost
+// Redis: the resync tells the clients so (SESSION_DELETED and a close), or
+// sends the new session's state although its version is lower than the one
+// they had, and later updates build on it (large sessions too).
+func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []string{"deleted", "re-created"} {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			addr := ownRedis(t)
+			eng := newEngine(t, newRedis(t, addr))
+			proxy := newProxy(t, addr)
+			f := newFixture(t, Config{}, eng, proxy.addr())
+			sizes := []int{3, 40}
+			ids := make([]string, len(sizes))
+			conns := make([][]*websocket.Conn, len(sizes))
+			for i, n := range sizes {
+				ids[i] = eng.newSession(t, n)
+				conns[i] = []*websocket.Conn{f.connect(t, ids[i]), f.connect(t, ids[i])}
+				eng.startSession(t, ids[i])
+				eng.doSwitch(t, ids[i])
+				for _, c := range conns[i] {
+					readUntil(t, c, 3, "STATE_UPDATE") // the relay has sent version 3
+				}
+			}
+			proxy.cut()
+			for i, id := range ids {
+				eng.deleteSession(t, id)
+				if tc == "re-created" {
+					eng.createID(t, id, sizes[i])
+					eng.startSession(t, id) // version 2, below the 3 the clients saw
+				}
+			}
+			proxy.restore()
+			ctx := context.Background()
+			for i, id := range ids {
+				for _, c := range conns[i] {
+					m := read(t, c)
+					if tc == "deleted" {
+						if m.Type != "SESSION_DELETED" || m.SessionID != id {
+							t.Fatalf("got %.200s, want SESSION_DELETED", m.raw)
+						}
+						if d := m.Timestamp - f.clock.NowMS(); d > 5000 || d < -5000 {
+							t.Fatalf("SESSION_DELETED timestamp %d ms off the Redis clock", d)
+						}
+						if code, text := closeCode(t, c); code != websocket.CloseNormalClosure || text != "session deleted" {
+							t.Fatalf("close %d %q, want 1000 session deleted", code, text)
+						}
+						continue
+					}
+					if m.Type != "STATE_SYNC" || m.Version != 2 {
+						t.Fatalf("got %.200s, want STATE_SYNC version 2", m.raw)
+					}
+					want, err := eng.Get(ctx, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sameState(t, m.State, want)
+				}
+				if tc == "re-created" {
+					eng.doSwitch(t, id)
+					want, err := eng.Get(ctx, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, c := range conns[i] {
+						m := read(t, c)
+						if m.Type != "STATE_UPDATE" || m.Version != 3 {
+							t.Fatalf("after the re-create: got %.200s, want STATE_UPDATE version 3", m.raw)
+						}
+						sameState(t, m.State, want)
+					}
+				}
+			}
+		})
+	}
+}
+
 // The publish-to-send histogram and delivery counter move.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
