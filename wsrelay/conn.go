@@ -21,6 +21,7 @@ type client struct {
 
 	started    atomic.Bool // CONNECTED sent: the heartbeat watches it
 	alive      atomic.Bool // a pong (or any frame) arrived since the last ping
+	syncing    atomic.Bool // a RECONNECT is pending until its reply is written
 	once       sync.Once   // the first stop/closeAfter picks the close code
 	doneOnce   sync.Once
 	done       chan struct{} // closed by stop: the writer closes the connection
@@ -43,6 +44,7 @@ type out struct {
 
 const (
 	opSend  uint8 = iota
+	opReply       // send the reply to a RECONNECT, then clear syncing
 	opPing        // send a protocol ping
 	opClose       // send the close frame chosen by closeAfter
 	opWake        // look at done
@@ -90,9 +92,15 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 }
 
 // send queues msg without blocking; a full queue disconnects the client.
-func (c *client) send(msg []byte) bool {
+func (c *client) send(msg []byte) bool { return c.queue(out{msg: msg}) }
+
+// reply queues the answer to a RECONNECT (STATE_SYNC or ERROR); the next
+// RECONNECT is taken once it is written.
+func (c *client) reply(msg []byte) bool { return c.queue(out{msg: msg, op: opReply}) }
+
+func (c *client) queue(o out) bool {
 	select {
-	case c.q <- out{msg: msg}:
+	case c.q <- o:
 		return true
 	default:
 	}
@@ -150,7 +158,7 @@ func (c *client) writeLoop() {
 		default:
 		}
 		switch o.op {
-		case opSend:
+		case opSend, opReply:
 			// The runtime skips the timer update when a write reuses the
 			// previous deadline, so it moves only once half of it is used.
 			if now := time.Now(); deadline.Sub(now) < wt/2 {
@@ -165,6 +173,9 @@ func (c *client) writeLoop() {
 				}
 				c.terminate()
 				return
+			}
+			if o.op == opReply {
+				c.syncing.Store(false)
 			}
 		case opPing:
 			// WriteControl takes its own deadline; the stored one, which
@@ -300,9 +311,16 @@ func (c *client) readLoop() {
 			}
 			c.send(pongMessage(c.r.clock.NowMS(), ts))
 		case "RECONNECT":
-			// The session's worker reads the state, so the STATE_SYNC is
-			// never older than an update it already sent.
+			// One at a time: a RECONNECT while one is pending (its reply not
+			// yet written) is answered by that reply, so a client cannot
+			// queue a full state per frame. The session's worker reads the
+			// state, so the STATE_SYNC is never older than an update it
+			// already sent.
+			if !c.syncing.CompareAndSwap(false, true) {
+				continue
+			}
 			if !c.r.hub.syncClient(c) {
+				c.syncing.Store(false)
 				c.send(errBusy)
 			}
 		default:

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +61,7 @@ func loadScript(t testing.TB, name string) *redis.Script {
 type engine struct {
 	rdb                                  *redis.Client
 	create, start, switchCycle, get, del *redis.Script
+	gets                                 atomic.Int64 // full-state reads through Get
 }
 
 func newEngine(t testing.TB, rdb *redis.Client) *engine {
@@ -87,6 +89,7 @@ func scriptErr(err error) error {
 
 // Get satisfies StateReader.
 func (e *engine) Get(ctx context.Context, id string) ([]byte, error) {
+	e.gets.Add(1)
 	k := keyspace.For(id)
 	vals, err := e.get.Run(ctx, e.rdb, []string{k.Meta, k.Parts}, id).StringSlice()
 	if err != nil {

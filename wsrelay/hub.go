@@ -482,13 +482,13 @@ func (h *hub) syncOne(c *client) {
 	state, v, err := h.readState(c.sess.id)
 	switch {
 	case errors.Is(err, session.ErrSessionNotFound):
-		c.send(errSessionNotFound)
+		c.reply(errSessionNotFound)
 	case err != nil:
 		h.r.log.Warn("wsrelay: RECONNECT", "session", c.sess.id, "err", err)
-		c.send(errStateUnavail)
+		c.reply(errStateUnavail)
 	default:
 		// lastVersion stays: the others have not seen v yet if its update
 		// is still queued behind this job.
-		c.send(stateMessage("STATE_SYNC", c.sess.id, h.r.clock.NowMS(), v, state))
+		c.reply(stateMessage("STATE_SYNC", c.sess.id, h.r.clock.NowMS(), v, state))
 	}
 }

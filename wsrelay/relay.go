@@ -36,6 +36,10 @@
 //   - A session's worker only moves its version forward (an update older
 //     than what it already sent is skipped), and it also answers RECONNECT,
 //     so this instance never sends a client an older state after a newer.
+//   - A client has at most one RECONNECT outstanding: from the frame until
+//     its STATE_SYNC (or ERROR) is written, further RECONNECTs are
+//     coalesced into it (answered by that STATE_SYNC, no second read), so a
+//     client cannot make the relay read and queue one full state per frame.
 //   - Requests without Origin (non-browser clients) are accepted; "*"
 //     accepts any Origin.
 //   - Metrics (synckairos_ws_*): clients, sessions_subscribed,

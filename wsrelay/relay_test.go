@@ -132,6 +132,53 @@ func TestReconnectGetsStateSync(t *testing.T) {
 	sameState(t, m.State, want)
 }
 
+// A burst of RECONNECTs is coalesced: while one is pending (its STATE_SYNC
+// not yet written) the next is answered by it, so 50 of them read and queue
+// the 1000-participant state only a few times, each STATE_SYNC is the
+// current version, and the connection stays open.
+func TestReconnectBurstCoalesced(t *testing.T) {
+	t.Parallel()
+	const burst = 50
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{}, eng, "")
+	id := eng.newSession(t, 1000)
+	eng.startSession(t, id)
+	c := f.connect(t, id)
+	before := eng.gets.Load()
+	for i := 0; i < burst; i++ {
+		send(t, c, `{"type":"RECONNECT"}`)
+	}
+	send(t, c, `{"type":"PING"}`) // read after every RECONNECT: its PONG follows their handling
+	syncs := int64(0)
+	for pong := false; !pong || syncs < eng.gets.Load()-before; {
+		switch m := read(t, c); m.Type {
+		case "PONG":
+			pong = true
+		case "STATE_SYNC":
+			if m.Version != 2 {
+				t.Fatalf("STATE_SYNC version %d, want 2", m.Version)
+			}
+			syncs++
+		default:
+			t.Fatalf("got %.200s", m.raw)
+		}
+	}
+	reads := eng.gets.Load() - before
+	t.Logf("%d RECONNECTs: %d state reads, %d STATE_SYNCs", burst, reads, syncs)
+	if syncs < 1 || syncs != reads || syncs > burst/5 {
+		t.Fatalf("%d RECONNECTs: %d state reads, %d STATE_SYNCs; want between 1 and %d, one per read",
+			burst, reads, syncs, burst/5)
+	}
+	// Still open and served, and a later RECONNECT gets its own STATE_SYNC.
+	send(t, c, `{"type":"RECONNECT"}`)
+	if m := read(t, c); m.Type != "STATE_SYNC" || m.Version != 2 {
+		t.Fatalf("RECONNECT after the burst: %.200s", m.raw)
+	}
+	if f.relay.m.slow.Get() != 0 || f.relay.clientCount() != 1 {
+		t.Fatalf("client dropped (slow %d, clients %d)", f.relay.m.slow.Get(), f.relay.clientCount())
+	}
+}
+
 func TestClientMessages(t *testing.T) {
 	t.Parallel()
 	eng := newEngine(t, newRedis(t, testRedisAddr()))
