@@ -111,13 +111,20 @@ func (c *client) queue(o out) bool {
 		c.stop(websocket.CloseTryAgainLater, "slow client")
 		// Its writer is likely blocked on a full socket: fail that write
 		// now rather than after WriteTimeout.
-		c.connMu.Lock()
-		if !c.released {
-			_ = c.conn.NetConn().SetWriteDeadline(time.Now())
-		}
-		c.connMu.Unlock()
+		c.cutWrites(time.Now())
 	}
 	return false
+}
+
+// cutWrites moves the socket's write deadline to t, so that a write blocked
+// on a full socket fails by then rather than after WriteTimeout. The writer
+// sets its own deadline again before its next frame.
+func (c *client) cutWrites(t time.Time) {
+	c.connMu.Lock()
+	if !c.released {
+		_ = c.conn.NetConn().SetWriteDeadline(t)
+	}
+	c.connMu.Unlock()
 }
 
 // closeAfter closes the connection with code once what is queued is sent.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -434,4 +435,70 @@ func (p *tcpProxy) restore() {
 	p.mu.Lock()
 	p.down = false
 	p.mu.Unlock()
+}
+
+// dialSmallWindow connects with a 16 KiB receive buffer (no autotuning), so
+// a client that stops reading fills its socket after a few frames, and
+// consumes CONNECTED.
+func dialSmallWindow(t testing.TB, u string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			err = c.(*net.TCPConn).SetReadBuffer(16 << 10)
+		}
+		return c, err
+	}}
+	c, _, err := d.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", u, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if m := read(t, c); m.Type != "CONNECTED" {
+		t.Fatalf("first message: %s", m.raw)
+	}
+	return c
+}
+
+// onlyClient is the relay's one connection.
+func (f *fixture) onlyClient(t testing.TB) *client {
+	t.Helper()
+	f.relay.mu.Lock()
+	defer f.relay.mu.Unlock()
+	var cs []*client
+	for _, slot := range f.relay.slots {
+		for c := range slot {
+			cs = append(cs, c)
+		}
+	}
+	if len(cs) != 1 {
+		t.Fatalf("%d clients, want 1", len(cs))
+	}
+	return cs[0]
+}
+
+// fillUntilBlocked publishes 64 KiB updates on session id, one at a time,
+// until c's writer is stuck on a socket its peer does not read and
+// c's queue holds at least half its capacity. It returns how many it
+// published; all were queued (none dropped as slow).
+func (f *fixture) fillUntilBlocked(t testing.TB, id string, c *client) int {
+	t.Helper()
+	pad := strings.Repeat("x", 64<<10)
+	ch := keyspace.For(id).StateChannel
+	for v := 2; v < 2+100*cap(c.q); v++ {
+		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(f.clock.NowMS(), 10) +
+			`,"version":` + strconv.Itoa(v) + `,"state":{"version":` + strconv.Itoa(v) + `,"pad":"` + pad + `"}}`
+		if err := f.eng.rdb.Publish(context.Background(), ch, p).Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // let the writer drain what it can
+		if len(c.q) >= cap(c.q)/2 {
+			if f.relay.m.slow.Get() != 0 {
+				t.Fatal("client dropped as slow while filling")
+			}
+			return v - 1
+		}
+	}
+	t.Fatal("the client's queue never filled")
+	return 0
 }

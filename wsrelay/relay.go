@@ -169,7 +169,9 @@ func (r *Relay) BroadcastToSession(ctx context.Context, sessionID string, messag
 }
 
 // Shutdown refuses new connections, sends every client close 1001 and waits
-// until they are gone (or ctx ends), then stops the Pub/Sub reader.
+// until they are gone (or ctx ends), then stops the Pub/Sub reader. A
+// client whose socket is full gets a second to take the pending write (and
+// then the close frame), after which its connection is cut.
 func (r *Relay) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
 	if !r.closing {
@@ -187,6 +189,9 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	r.mu.Unlock()
 	for _, c := range cs {
 		c.stop(websocket.CloseGoingAway, "server shutting down")
+		// A writer blocked on a full socket (a client that does not read)
+		// would otherwise wait out WriteTimeout: give it a second.
+		c.cutWrites(time.Now().Add(time.Second))
 	}
 	var err error
 	select {

@@ -413,6 +413,29 @@ func TestShutdownSends1001(t *testing.T) {
 	}
 }
 
+// Shutdown does not wait out WriteTimeout for a client that never reads:
+// its writer, blocked on a full socket with a full queue behind it, gets a
+// second, then the connection is cut.
+func TestShutdownWithStuckClient(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	cfg := Config{QueueSize: 32, WriteTimeout: 30 * time.Second, PingInterval: time.Minute}
+	f := newFixture(t, cfg, eng, "")
+	id := eng.newSession(t, 2)
+	dialSmallWindow(t, f.url(id)) // never reads again
+	f.fillUntilBlocked(t, id, f.onlyClient(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // the service's budget
+	defer cancel()
+	start := time.Now()
+	err := f.relay.Shutdown(ctx)
+	if took := time.Since(start); err != nil || took >= cfg.WriteTimeout {
+		t.Fatalf("Shutdown: %v after %v, want it done before WriteTimeout %v", err, took, cfg.WriteTimeout)
+	}
+	if n := f.relay.clientCount(); n != 0 {
+		t.Fatalf("%d clients left", n)
+	}
+}
+
 // A client that never reads is dropped once its queue fills; the other
 // client of the session receives every message meanwhile.
 func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
