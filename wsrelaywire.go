@@ -17,7 +17,8 @@ import (
 //
 //	WS_ORIGINS                 allowed Origins, comma-separated (default: CORS_ORIGINS)
 //	WS_MAX_CONNECTIONS         per instance (10000; 0 = no cap)
-//	WS_MAX_CONNECTIONS_PER_IP  per client IP (100; 0 = no cap; TRUST_PROXY applies)
+//	WS_MAX_CONNECTIONS_PER_IP  per client IP (100; 0 = no cap; TRUST_PROXY applies);
+//	                           a handshake over either cap gets HTTP 503
 //	WS_QUEUE_SIZE              messages queued per client before it is dropped as slow (256)
 //	WS_PING_INTERVAL           protocol ping period; one missed pong drops the client (5s)
 //	WS_WRITE_TIMEOUT           per-frame write deadline (10s)

@@ -13,9 +13,23 @@ import (
 
 // Handler serves GET /ws?sessionId=<uuid>. Everything it needs from ctx is
 // copied before the upgrade: the connection outlives the RequestCtx.
+//
+// The caps are checked before the upgrade (503, nothing upgraded) and taken
+// only in the upgraded connection's handler, which gives the slot back when
+// it returns: fasthttp skips that handler when it cannot complete the
+// handshake (the 101 fails to write, or the request said Connection: close),
+// so a slot taken before Upgrade could be lost for good. Handshakes racing
+// for the last slot can pass the check together; the losers are upgraded
+// and closed with 1013 at once.
 func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 	id := string(ctx.QueryArgs().Peek("sessionId"))
 	ip := clientIP(ctx, r.cfg.TrustProxy)
+	if validID(id) && !r.adm.room(ip) {
+		r.m.rejectLimit.Inc()
+		ctx.Error("too many connections", fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.SetBytesV("Retry-After", retryAfter) // after Error, which resets the headers
+		return
+	}
 	_ = r.up.Upgrade(ctx, func(conn *websocket.Conn) {
 		switch {
 		case !validID(id):
@@ -31,6 +45,8 @@ func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 		r.serve(conn, id)
 	})
 }
+
+var retryAfter = []byte("1")
 
 // upgradeError answers a request that cannot be upgraded (wrong Origin, not
 // a WebSocket handshake) with a plain HTTP error.
@@ -109,10 +125,21 @@ type admission struct {
 	perIP map[string]int
 }
 
+// room reports whether ip could take a slot now, without taking it.
+func (a *admission) room(ip string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.roomLocked(ip)
+}
+
+func (a *admission) roomLocked(ip string) bool {
+	return !(a.max > 0 && a.total >= a.max || a.maxPerIP > 0 && a.perIP[ip] >= a.maxPerIP)
+}
+
 func (a *admission) acquire(ip string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.max > 0 && a.total >= a.max || a.maxPerIP > 0 && a.perIP[ip] >= a.maxPerIP {
+	if !a.roomLocked(ip) {
 		return false
 	}
 	a.total++

@@ -14,9 +14,15 @@
 //     connect before create); it receives updates once the session appears.
 //   - SESSION_DELETED is forwarded, then the session's clients are closed
 //     with 1000 "session deleted".
-//   - Bad or missing sessionId: close 1008; connection caps and a relay
-//     that could not subscribe: close 1013 (try again later); a client too
-//     slow to drain its queue: close 1013 "slow client"; shutdown: 1001.
+//   - Bad or missing sessionId: close 1008; a relay that could not
+//     subscribe: close 1013 (try again later); a client too slow to drain
+//     its queue: close 1013 "slow client"; shutdown: 1001.
+//   - Connection caps (total and per IP) are checked before the upgrade: a
+//     request over a cap gets HTTP 503 with Retry-After: 1 and is never
+//     upgraded. The slot is taken once upgraded and given back when the
+//     connection ends (see Handler for why not before Upgrade); of
+//     handshakes racing for the last slot, the losers get close 1013.
+//     Either way the rejection is counted and holds no slot.
 //   - A missed heartbeat (no pong, nor any frame, within one ping interval)
 //     drops the TCP connection without a close frame. The pings are spread
 //     over the interval: each client has a fixed slot (of 50, round robin

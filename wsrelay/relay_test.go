@@ -2,6 +2,8 @@ package wsrelay
 
 import (
 	"context"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -381,14 +383,95 @@ func TestLimits(t *testing.T) {
 		c.Close()
 		eventually(t, "release", func() bool { return f.relay.clientCount() == 0 })
 	})
-	t.Run("per IP", func(t *testing.T) {
-		f.connect(t, id)
-		f.connect(t, id)
-		c := dial(t, f.url(id), nil)
-		if code, _ := closeCode(t, c); code != websocket.CloseTryAgainLater {
-			t.Fatalf("third connection: close %d, want 1013", code)
+}
+
+// Over a cap, the handshake is refused with 503 before any upgrade; only
+// open connections hold slots, and a closed one frees its slot. A handshake
+// fasthttp does not complete (Connection: close: the 101 is sent, the
+// handler never runs) holds none either.
+func TestConnectionCaps(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		steps []struct {
+			ip string
+			ok bool
 		}
-	})
+	}{
+		{"per IP", Config{MaxConnsPerIP: 2, TrustProxy: true}, []struct {
+			ip string
+			ok bool
+		}{{"10.0.0.1", true}, {"10.0.0.1", true}, {"10.0.0.1", false}, {"10.0.0.2", true}, {"10.0.0.1", false}}},
+		{"total", Config{MaxConns: 2, TrustProxy: true}, []struct {
+			ip string
+			ok bool
+		}{{"10.0.0.1", true}, {"10.0.0.2", true}, {"10.0.0.3", false}, {"10.0.0.1", false}, {"10.0.0.3", false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, tc.cfg, eng, "")
+			id := eng.newSession(t, 2)
+			for i := 0; i < 3; i++ { // never upgraded: must not hold a slot
+				unfinishedHandshake(t, f.addr, id, "10.0.0.1")
+			}
+			var open []*websocket.Conn
+			rejected := uint64(0)
+			for i, st := range tc.steps {
+				hdr := map[string][]string{"X-Forwarded-For": {st.ip}}
+				c, resp, err := websocket.DefaultDialer.Dial(f.url(id), hdr)
+				if !st.ok {
+					if err == nil || resp == nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+						t.Fatalf("step %d (%s): err %v resp %v, want 503 with Retry-After", i, st.ip, err, resp)
+					}
+					rejected++
+					continue
+				}
+				if err != nil {
+					t.Fatalf("step %d (%s): %v", i, st.ip, err)
+				}
+				t.Cleanup(func() { c.Close() })
+				if m := read(t, c); m.Type != "CONNECTED" {
+					t.Fatalf("step %d: %s", i, m.raw)
+				}
+				open = append(open, c)
+			}
+			if got := f.relay.adm.admitted(); got != len(open) {
+				t.Fatalf("%d slots held, want %d (the open connections)", got, len(open))
+			}
+			if got := f.relay.m.rejectLimit.Get(); got != rejected {
+				t.Fatalf("rejected_total{limit} %d, want %d", got, rejected)
+			}
+			// Closing the first connection frees a slot for its IP.
+			open[0].Close()
+			eventually(t, "slot released", func() bool { return f.relay.adm.admitted() == len(open)-1 })
+			c := dial(t, f.url(id), map[string]string{"X-Forwarded-For": tc.steps[0].ip})
+			if m := read(t, c); m.Type != "CONNECTED" {
+				t.Fatalf("after a close: %s", m.raw)
+			}
+		})
+	}
+}
+
+// unfinishedHandshake sends a WebSocket handshake with Connection: close:
+// fasthttp writes the 101 and then closes instead of running the upgrade
+// handler.
+func unfinishedHandshake(t testing.TB, addr, id, ip string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "GET /ws?sessionId=" + id + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close, Upgrade\r\n" +
+		"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"X-Forwarded-For: " + ip + "\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.Copy(io.Discard, c) // until the server closes
 }
 
 func TestShutdownSends1001(t *testing.T) {
