@@ -123,6 +123,11 @@ func TestReconnectGetsStateSync(t *testing.T) {
 	eng.startSession(t, id)
 	c := f.connect(t, id)
 	c.Close()
+	// Gone (and unsubscribed) before the switch, or the switch may still
+	// reach the next connection as STATE_UPDATE.
+	eventually(t, "cleanup after disconnect", func() bool {
+		return f.relay.clientCount() == 0 && f.relay.hub.sessionCount() == 0
+	})
 	eng.doSwitch(t, id) // missed while away
 	c = f.connect(t, id)
 	send(t, c, `{"type":"RECONNECT"}`)
