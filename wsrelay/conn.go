@@ -37,9 +37,29 @@ type client struct {
 }
 
 // out is one queue entry: a message, or an instruction for the writer.
+// pub is set on fanned-out messages, which the writer counts once written.
 type out struct {
 	msg []byte
+	pub *published
 	op  uint8
+}
+
+// published is one fanned-out message, shared by all its queue entries
+// (one allocation per message, none per client).
+type published struct {
+	ts    int64       // publish time, Redis clock ms; 0 = not known
+	timed atomic.Bool // the first write recorded publish_to_send_seconds
+}
+
+// written records a fanned-out message the writer has just written: its
+// latency once (first client's write), and one delivery.
+func (r *Relay) written(p *published) {
+	if p.ts > 0 && !p.timed.Load() && p.timed.CompareAndSwap(false, true) {
+		// Below 0 only by the clock's error (ms truncation, offset
+		// estimate): the sample is kept, as 0, so every message counts.
+		r.m.publishToSend.Update(float64(max(0, r.clock.NowMS()-p.ts)) / 1000)
+	}
+	r.m.delivered.Inc()
 }
 
 const (
@@ -181,7 +201,9 @@ func (c *client) writeLoop() {
 				c.terminate()
 				return
 			}
-			if o.op == opReply {
+			if o.pub != nil {
+				c.r.written(o.pub)
+			} else if o.op == opReply {
 				c.syncing.Store(false)
 			}
 		case opPing:

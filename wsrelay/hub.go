@@ -412,19 +412,16 @@ func (h *hub) deleted(s *sess, msg []byte, ts int64) {
 }
 
 // fanout queues the same bytes for every client of s; ts is the publish
-// time (Redis clock ms) when the payload carries one.
+// time (Redis clock ms) when the payload carries one. The writers count the
+// deliveries and the latency (Relay.written).
 func (h *hub) fanout(s *sess, msg []byte, ts int64) {
-	n := 0
-	for _, c := range *s.clients.Load() {
-		if c.send(msg) {
-			n++
-		}
+	cs := *s.clients.Load()
+	if len(cs) == 0 {
+		return
 	}
-	h.r.m.delivered.Add(n)
-	if ts > 0 {
-		if d := h.r.clock.NowMS() - ts; d >= 0 {
-			h.r.m.publishToSend.Update(float64(d) / 1000)
-		}
+	p := &published{ts: ts}
+	for _, c := range cs {
+		c.queue(out{msg: msg, pub: p})
 	}
 }
 

@@ -49,11 +49,15 @@
 //   - Requests without Origin (non-browser clients) are accepted; "*"
 //     accepts any Origin.
 //   - Metrics (synckairos_ws_*): clients, sessions_subscribed,
-//     messages_delivered_total (queued to a client), clients_dropped_total
-//     by reason, rejected_total by reason, dispatch_overflow_total,
-//     resyncs_total, and publish_to_send_seconds: from the payload's
-//     "timestamp" (Redis clock at publish) to the moment the worker has
-//     queued it for every client, once per message.
+//     messages_delivered_total (session messages, STATE_SYNC from a resync
+//     included, written to a client's socket: counted by its writer once
+//     the frame is written, so what waits in a queue or is dropped with a
+//     slow client is not counted; replies to a client's own PING or
+//     RECONNECT are not), clients_dropped_total by reason, rejected_total
+//     by reason, dispatch_overflow_total, resyncs_total, and
+//     publish_to_send_seconds: from the payload's "timestamp" (Redis clock
+//     at publish) to the end of the first client's write of it, once per
+//     message.
 package wsrelay
 
 import (

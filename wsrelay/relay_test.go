@@ -725,6 +725,32 @@ func TestMetrics(t *testing.T) {
 	_ = json.Valid
 }
 
+// messages_delivered_total counts what the writer wrote, not what was
+// queued: for a client whose socket is full, the messages waiting in its
+// queue are not counted; publish_to_send_seconds has one sample per written
+// message (one client, so each write is the message's first).
+func TestMetricsCountWrites(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{QueueSize: 32, PingInterval: time.Minute}, eng, "")
+	id := eng.newSession(t, 2)
+	dialSmallWindow(t, f.url(id)) // never reads again
+	c := f.onlyClient(t)
+	published := f.fillUntilBlocked(t, id, c)
+	delivered := int(f.relay.m.delivered.Get())
+	queued := len(c.q) // read second: it only shrinks
+	if queued == 0 || delivered+queued > published {
+		t.Fatalf("published %d, queued %d, counted delivered %d: want delivered <= %d",
+			published, queued, delivered, published-queued)
+	}
+	var sb strings.Builder
+	f.set.WritePrometheus(&sb)
+	want := "synckairos_ws_publish_to_send_seconds_count " + strconv.Itoa(delivered) + "\n"
+	if !strings.Contains(sb.String(), want) {
+		t.Fatalf("metrics lack %q:\n%s", want, sb.String())
+	}
+}
+
 // A client that stays connected across many ping periods and write
 // deadlines keeps receiving: pings and deadline renewal do not break writes.
 func TestLongLivedClientKeepsReceiving(t *testing.T) {
