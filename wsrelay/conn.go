@@ -111,7 +111,9 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 	<-c.writerDone
 }
 
-// send queues msg without blocking; a full queue disconnects the client.
+// send queues msg without blocking; a full queue disconnects the client: a
+// blocked write fails at once and the connection is cut without a close
+// frame; a writer that was not blocked sends 1013 "slow client" first.
 func (c *client) send(msg []byte) bool { return c.queue(out{msg: msg}) }
 
 // reply queues the answer to a RECONNECT (STATE_SYNC or ERROR); the next

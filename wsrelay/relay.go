@@ -15,8 +15,12 @@
 //   - SESSION_DELETED is forwarded, then the session's clients are closed
 //     with 1000 "session deleted".
 //   - Bad or missing sessionId: close 1008; a relay that could not
-//     subscribe: close 1013 (try again later); a client too slow to drain
-//     its queue: close 1013 "slow client"; shutdown: 1001.
+//     subscribe: close 1013 (try again later); shutdown: 1001.
+//   - A client too slow to drain its queue is counted and cut at once: its
+//     socket's write deadline moves to now, so a write blocked on the full
+//     socket fails and the TCP connection is closed without a close frame
+//     (there is no room for one). Only when its writer was not blocked at
+//     that moment does it send close 1013 "slow client" first.
 //   - Connection caps (total and per IP) are checked before the upgrade: a
 //     request over a cap gets HTTP 503 with Retry-After: 1 and is never
 //     upgraded. The slot is taken once upgraded and given back when the

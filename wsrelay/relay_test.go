@@ -570,6 +570,32 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 	eventually(t, "stuck client gone", func() bool { return f.relay.clientCount() == 1 })
 }
 
+// A slow client whose writer is blocked on its full socket is cut: no
+// close frame (relay.go), the TCP connection just ends.
+func TestSlowBlockedClientCutWithoutCloseFrame(t *testing.T) {
+	t.Parallel()
+	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	f := newFixture(t, Config{QueueSize: 32, PingInterval: time.Minute}, eng, "")
+	id := eng.newSession(t, 2)
+	stuck := dialSmallWindow(t, f.url(id))
+	c := f.onlyClient(t)
+	v := f.fillUntilBlocked(t, id, c) + 1
+	for ; f.relay.m.slow.Get() == 0 && v < 2+100*cap(c.q); v++ { // overflow the queue
+		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":0,"version":` + strconv.Itoa(v) + `,"state":{}}`
+		if err := eng.rdb.Publish(context.Background(), keyspace.For(id).StateChannel, p).Err(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if f.relay.m.slow.Get() != 1 {
+		t.Fatal("not dropped as slow")
+	}
+	// 1006 is the client library's code for "ended without a close frame".
+	if code, text := closeCode(t, stuck); code != websocket.CloseAbnormalClosure && code != -1 {
+		t.Fatalf("close %d %q, want the connection cut without a close frame", code, text)
+	}
+}
+
 // After the relay loses Redis, publishes made meanwhile are lost by Pub/Sub;
 // once it is back every client is resynced to the latest version.
 func TestRedisFaultResyncsClients(t *testing.T) {
