@@ -122,7 +122,9 @@ type dueID struct {
 }
 
 // Tick reads every shard's due ids in one pipeline and expires them; it
-// reports whether some shard had more due than one batch.
+// reports whether some shard had more due than one batch and the round
+// made progress (a round whose every expiry failed, Redis refusing or a
+// stream full, waits for the next poll instead of spinning).
 func (s *Scheduler) Tick(ctx context.Context) (more bool) {
 	s.ticks.Inc()
 	now := s.clock.Now() / 1000
@@ -157,20 +159,25 @@ func (s *Scheduler) Tick(ctx context.Context) (more bool) {
 		return false
 	}
 	s.due.Add(len(due))
-	s.expireAll(ctx, due)
-	return more
+	ok := s.expireAll(ctx, due)
+	return more && ok > 0
 }
 
-func (s *Scheduler) expireAll(ctx context.Context, due []dueID) {
+// expireAll runs the due ids on the workers; it returns how many ran
+// without error.
+func (s *Scheduler) expireAll(ctx context.Context, due []dueID) int64 {
 	workers := min(s.cfg.Workers, len(due))
 	next := make(chan dueID)
 	var wg sync.WaitGroup
+	var ok atomic.Int64
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for d := range next {
-				s.expire(ctx, d)
+				if s.expire(ctx, d) {
+					ok.Add(1)
+				}
 			}
 		}()
 	}
@@ -179,9 +186,11 @@ func (s *Scheduler) expireAll(ctx context.Context, due []dueID) {
 	}
 	close(next)
 	wg.Wait()
+	return ok.Load()
 }
 
-func (s *Scheduler) expire(ctx context.Context, d dueID) {
+// expire runs one due id; false when expireSession failed.
+func (s *Scheduler) expire(ctx context.Context, d dueID) bool {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	fired, err := s.exp.Expire(cctx, d.id)
@@ -191,6 +200,7 @@ func (s *Scheduler) expire(ctx context.Context, d dueID) {
 			s.errs.Inc()
 			s.warn("expiry: expireSession failed; retried next poll", "session_id", d.id, "err", err)
 		}
+		return false
 	case fired:
 		s.fired.Inc()
 		if lag := float64(s.clock.Now()/1000) - d.score; lag >= 0 {
@@ -199,6 +209,7 @@ func (s *Scheduler) expire(ctx context.Context, d dueID) {
 	default:
 		s.noops.Inc()
 	}
+	return true
 }
 
 // warnEvery bounds the log while Redis is down or a stream is full: the

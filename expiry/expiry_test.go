@@ -385,6 +385,22 @@ func TestErrorsAreCountedAndRetried(t *testing.T) {
 		t.Errorf("calls %d, errors %d; want 2 and 2", calls.Load(), s.errs.Get())
 	}
 
+	// A full batch whose every expiry fails is no reason to go again at
+	// once: Run waits for the next poll rather than spin against a
+	// refusing Redis; a full batch with progress goes again.
+	for i := range 4 {
+		e.rdb.ZAdd(context.Background(), keyspace.Deadlines(0)+e.suffix, redis.Z{Score: float64(1 + i), Member: uuid.NewString()})
+	}
+	s = New(e.rdb, failing, e.clock, Config{Batch: 4}, quiet(), e.suffix)
+	if s.Tick(context.Background()) {
+		t.Error("a full batch of failures asks for another round at once")
+	}
+	working := expirerFunc(func(context.Context, string) (bool, error) { return false, nil })
+	s = New(e.rdb, working, e.clock, Config{Batch: 4}, quiet(), e.suffix)
+	if !s.Tick(context.Background()) {
+		t.Error("a full batch that made progress does not ask for another round")
+	}
+
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
 	t.Cleanup(func() { down.Close() })
 	s = New(down, failing, e.clock, Config{Timeout: 200 * time.Millisecond}, quiet(), e.suffix)
