@@ -13,6 +13,7 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/handlers"
@@ -527,4 +528,28 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestAPIWarnsOnEvictingRedis: a Redis that may evict keys is named at
+// start; noeviction is not.
+func TestAPIWarnsOnEvictingRedis(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy string
+		warn   bool
+	}{{"noeviction", false}, {"allkeys-lru", true}} {
+		t.Run(tc.policy, func(t *testing.T) {
+			t.Parallel()
+			addr, _ := startRedisServer(t)
+			rdb := redis.NewClient(&redis.Options{Addr: addr})
+			defer rdb.Close()
+			if err := rdb.ConfigSet(context.Background(), "maxmemory-policy", tc.policy).Err(); err != nil {
+				t.Fatal(err)
+			}
+			s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
+			if got := strings.Contains(s.logs.String(), "maxmemory-policy is "+tc.policy); got != tc.warn {
+				t.Errorf("policy %s: warned %v, want %v:\n%s", tc.policy, got, tc.warn, s.logs.String())
+			}
+		})
+	}
 }

@@ -103,7 +103,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RateLimitSwitch:   integer("RATE_LIMIT_SWITCH_MAX", 10),
 		RateLimitSwWindow: duration("RATE_LIMIT_SWITCH_WINDOW", time.Second),
 		TrustProxy:        boolean("TRUST_PROXY", false),
-		EventStreamMax:    integer("EVENT_STREAM_MAX", 1_000_000),
+		EventStreamMax:    integer("EVENT_STREAM_MAX", 100_000),
 		StateCacheMax:     int(integer("STATE_CACHE_MAX", 10_000)),
 		BodyLimit:         int(integer("BODY_LIMIT_BYTES", 1<<20)),
 		ClockSync:         duration("CLOCK_SYNC_INTERVAL", time.Second),

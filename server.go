@@ -152,6 +152,15 @@ func (a *app) connect(ctx context.Context) error {
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return errors.New("connecting to Redis at " + opt.Addr + ": " + err.Error())
 	}
+	// An evicting Redis could drop a running session or unwritten audit
+	// events without a word; noeviction turns a full Redis into refused
+	// writes instead. CONFIG may be disabled (managed Redis): then say nothing.
+	if p, err := a.rdb.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil {
+		if v := p["maxmemory-policy"]; v != "" && v != "noeviction" {
+			a.log.Warn("Redis maxmemory-policy is "+v+", not noeviction: when Redis is full it may evict "+
+				"sessions or audit events silently", "redis", opt.Addr)
+		}
+	}
 	return nil
 }
 
