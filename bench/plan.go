@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -328,7 +329,7 @@ func writeResults(path string, rep *Report, with []string) error {
 		if old.Memory != nil {
 			writeMemory(&b, old.Memory)
 		}
-		writeFailures(&b, "Failures in that run", old.Failures)
+		writeFailures(&b, "Failures in that run", withFailed(old))
 	}
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
@@ -341,7 +342,7 @@ func writeResults(path string, rep *Report, with []string) error {
 // runs found the capacity to be.
 func writeNotes(b *strings.Builder, rep *Report) {
 	for _, r := range rep.Results {
-		if r.Params.Rate > 0 && r.Throughput < 0.95*r.Params.Rate {
+		if r.Params.Rate > 0 && r.Throughput < behindRatio*r.Params.Rate {
 			fmt.Fprintf(b, "\n- %s: did not keep up: %.0f of %.0f offered/s done.", r.Name, r.Throughput, r.Params.Rate)
 		}
 		if r.Params.Rate == 0 && r.Scenario == "switch" {
@@ -349,6 +350,20 @@ func writeNotes(b *strings.Builder, rep *Report) {
 		}
 	}
 	b.WriteString("\n")
+}
+
+// withFailed is a saved run's failures plus what failed() finds in its
+// results today (runs saved before falling behind counted as a failure).
+func withFailed(rep *Report) []string {
+	fs := slices.Clone(rep.Failures)
+	for _, r := range rep.Results {
+		for _, f := range r.failed() {
+			if !slices.Contains(fs, f) {
+				fs = append(fs, f)
+			}
+		}
+	}
+	return fs
 }
 
 func writeFailures(b *strings.Builder, title string, fs []string) {

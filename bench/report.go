@@ -139,8 +139,16 @@ func (r *Result) failed() []string {
 	if r.Missed > 0 {
 		out = append(out, fmt.Sprintf("%s: %d versions missed by clients", r.Name, r.Missed))
 	}
+	// An open-loop run that did not reach its offered rate measured a
+	// queue, not the rate it names: a failure, not a footnote.
+	if r.Params.Rate > 0 && r.Throughput < behindRatio*r.Params.Rate {
+		out = append(out, fmt.Sprintf("%s: did not keep up: %.0f of %.0f offered/s done", r.Name, r.Throughput, r.Params.Rate))
+	}
 	return out
 }
+
+// behindRatio is the share of the offered rate a run must complete.
+const behindRatio = 0.95
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

@@ -46,6 +46,9 @@ func TestFailedOnAnyErrorOrMissedVersion(t *testing.T) {
 		{Result{Name: "err", Errors: map[string]int64{"http_500 INTERNAL_ERROR": 1}}, 1},
 		{Result{Name: "missed", Missed: 3}, 1},
 		{Result{Name: "both", Errors: map[string]int64{"version_gap": 2, "ws_closed": 1}, Missed: 2}, 3},
+		{Result{Name: "kept up", Params: Params{Rate: 1000}, Throughput: 990}, 0},
+		{Result{Name: "behind", Params: Params{Rate: 10000}, Throughput: 3446}, 1},
+		{Result{Name: "closed loop", Params: Params{Rate: 0}, Throughput: 3446}, 0},
 	}
 	for _, c := range cases {
 		if got := c.r.failed(); len(got) != c.want {
