@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -584,5 +586,262 @@ func TestWarnings(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if n := len(r.msg.wait(t, 3)); n != 3 {
 		t.Errorf("%d messages, want 3", n)
+	}
+}
+
+// TestLateTransitionAppliesExpiry: a pause or complete that lands after the
+// running turn's deadline, before any scheduler applied it, first applies
+// the expiry exactly as expireSession would (its own version and event,
+// TIME_EXPIRED, auto_advance), then pauses or completes what is left.
+func TestLateTransitionAppliesExpiry(t *testing.T) {
+	t.Parallel()
+	const none = -1
+	cases := []struct {
+		name, mode, op string
+		auto           bool
+		banks          []int64
+		groups         []int  // per_group: each participant's group
+		total          *int64 // global: the session's bank
+		max            *int64 // max_time_ms
+		// outcome
+		status   string
+		events   []string // after session_started, one per version
+		expired  []int    // participants with has_expired
+		active   int      // the active participant, or none
+		announce int      // TIME_EXPIRED's participant, or none (null)
+	}{
+		{name: "per_participant pause auto_advance", mode: session.ModePerParticipant, op: "pause", auto: true,
+			banks: []int64{30, 60000}, status: "paused", events: []string{"participant_expired", "session_paused"},
+			expired: []int{0}, active: 1, announce: 0},
+		{name: "per_participant pause stops", mode: session.ModePerParticipant, op: "pause",
+			banks: []int64{30, 60000}, status: "paused", events: []string{"participant_expired", "session_paused"},
+			expired: []int{0}, active: 0, announce: 0},
+		{name: "per_participant pause nobody left", mode: session.ModePerParticipant, op: "pause", auto: true,
+			banks: []int64{30}, status: "expired", events: []string{"session_expired"},
+			expired: []int{0}, active: none, announce: 0},
+		{name: "per_participant complete auto_advance", mode: session.ModePerParticipant, op: "complete", auto: true,
+			banks: []int64{30, 60000}, status: "completed", events: []string{"participant_expired", "session_completed"},
+			expired: []int{0}, active: none, announce: 0},
+		{name: "per_participant complete stops", mode: session.ModePerParticipant, op: "complete",
+			banks: []int64{30, 60000}, status: "completed", events: []string{"participant_expired", "session_completed"},
+			expired: []int{0}, active: none, announce: 0},
+		{name: "per_cycle pause auto_advance", mode: session.ModePerCycle, op: "pause", auto: true,
+			banks: []int64{60000, 60000}, status: "paused", events: []string{"participant_expired", "session_paused"},
+			expired: []int{0}, active: 1, announce: 0},
+		{name: "per_group pause auto_advance", mode: session.ModePerGroup, op: "pause", auto: true,
+			banks: []int64{30, 60000, 30}, groups: []int{0, 1, 0}, status: "paused",
+			events: []string{"participant_expired", "session_paused"}, expired: []int{0, 2}, active: 1, announce: 0},
+		{name: "per_group complete stops", mode: session.ModePerGroup, op: "complete",
+			banks: []int64{30, 60000, 30}, groups: []int{0, 1, 0}, status: "completed",
+			events: []string{"participant_expired", "session_completed"}, expired: []int{0, 2}, active: none, announce: 0},
+		{name: "global pause", mode: session.ModeGlobal, op: "pause", total: ptr[int64](30),
+			banks: []int64{60000, 60000}, status: "expired", events: []string{"session_expired"},
+			active: none, announce: none},
+		{name: "global complete auto_advance", mode: session.ModeGlobal, op: "complete", auto: true, total: ptr[int64](30),
+			banks: []int64{60000, 60000}, status: "expired", events: []string{"session_expired"},
+			active: none, announce: none},
+		{name: "count_up pause max_time_ms", mode: session.ModeCountUp, op: "pause", max: ptr[int64](30),
+			banks: []int64{1000, 1000}, status: "expired", events: []string{"session_expired"},
+			active: none, announce: none},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := modeConfig(t, tc.mode, tc.banks...)
+			c.AutoAdvance, c.TotalTimeMS, c.MaxTimeMS = tc.auto, tc.total, tc.max
+			if tc.mode == session.ModePerCycle {
+				c.TimePerCycleMS = ptr[int64](30)
+			}
+			if tc.groups != nil {
+				gids := []string{uuid.NewString(), uuid.NewString()}
+				for i, g := range tc.groups {
+					c.Participants[i].GroupID = gids[g]
+				}
+			}
+			r := newModeRun(t, c)
+			k := keyspace.For(c.ID)
+			r.do("start")
+			mark := streamMark(t, r.rdb, k.Stream)
+			w := watch(t, r.rdb, c.ID)
+			time.Sleep(60 * time.Millisecond) // past the 30 ms deadline; no scheduler runs
+			st := r.do(tc.op)
+
+			wantVersion := int64(2 + len(tc.events))
+			if st.Status != tc.status || st.Version != wantVersion {
+				t.Fatalf("late %s: %s v%d, want %s v%d: %+v", tc.op, st.Status, st.Version, tc.status, wantVersion, st)
+			}
+			expired := map[int]bool{}
+			for _, i := range tc.expired {
+				expired[i] = true
+			}
+			for i, p := range st.Participants {
+				if p.HasExpired != expired[i] || p.IsActive != (i == tc.active) {
+					t.Errorf("participant %d: expired %v active %v, want %v %v", i, p.HasExpired, p.IsActive, expired[i], i == tc.active)
+				}
+			}
+			// the turn that ran out is charged exactly up to its limit, and
+			// a turn that auto_advance started was paused at once
+			eq(t, "p0 used", r.p(0).TimeUsedMS, 30)
+			for i := 1; i < len(st.Participants); i++ {
+				eq(t, "later participant used", r.p(i).TimeUsedMS, 0)
+			}
+			if tc.mode == session.ModeGlobal {
+				eq(t, "session bank", *st.TimeRemainingMS, 0)
+			}
+			if tc.status == "expired" && (st.ActiveParticipantID != nil || st.SessionCompletedAt == nil) {
+				t.Errorf("expired session: %+v", st)
+			}
+			if st.CycleStartedAt != nil {
+				t.Errorf("cycle_started_at %v after a late %s", st.CycleStartedAt, tc.op)
+			}
+
+			// one TIME_EXPIRED, at the expiry's version
+			var who *string
+			if tc.announce != none {
+				who = &st.Participants[tc.announce].ParticipantID
+			}
+			m := r.msg.wait(t, 1)[0]
+			checkTimeExpired(t, m, State{SessionID: c.ID, Version: 3}, who)
+			evs := eventsSince(t, r.rdb, k.Stream, mark, c.ID)
+			var types []string
+			for _, ev := range evs {
+				types = append(types, ev.Values["type"].(string))
+			}
+			if strings.Join(types, ",") != strings.Join(tc.events, ",") {
+				t.Errorf("events %v, want %v", types, tc.events)
+			}
+			if len(evs) > 0 && evs[0].Values["time_elapsed_ms"] != "30" {
+				t.Errorf("expiry event time_elapsed_ms = %v, want 30", evs[0].Values["time_elapsed_ms"])
+			}
+			// a state message per version, in order
+			msgs := w.drain(t)
+			if len(msgs) != len(tc.events) {
+				t.Fatalf("%d state messages, want %d", len(msgs), len(tc.events))
+			}
+			for i, b := range msgs {
+				if e := decodeEnvelope(t, b); e.Type != "STATE_UPDATE" || e.Version != int64(3+i) {
+					t.Errorf("state message %d: %s v%d", i, e.Type, e.Version)
+				}
+			}
+			if _, ok := r.deadline(); ok {
+				t.Error("still in the deadline index")
+			}
+			r.noExpiry()
+			if n := len(r.msg.wait(t, 1)); n != 1 {
+				t.Errorf("%d TIME_EXPIRED, want 1", n)
+			}
+			if st.Status != "paused" {
+				return
+			}
+			// resume: auto_advance's next participant runs; a stopped clock stays stopped
+			st = r.do("resume")
+			_, indexed := r.deadline()
+			if tc.auto != (st.CycleStartedAt != nil) || tc.auto != indexed || st.Status != "running" {
+				t.Errorf("resume: cycle_started_at %v, indexed %v: %+v", st.CycleStartedAt, indexed, st)
+			}
+		})
+	}
+}
+
+// TestLatePauseLargeSession: above FULL_MAX a late pause publishes one
+// delta per version, and replies with one delta from the version before
+// both, so a client that had that version needs nothing else.
+func TestLatePauseLargeSession(t *testing.T) {
+	t.Parallel()
+	banks := make([]int64, 40)
+	for i := range banks {
+		banks[i] = 60000
+	}
+	banks[0] = 30
+	type delta struct {
+		Type         string            `json:"type"`
+		Version      int64             `json:"version"`
+		BaseVersion  int64             `json:"base_version"`
+		Positions    []int             `json:"positions"`
+		Participants []json.RawMessage `json:"participants"`
+	}
+	decode := func(b []byte) delta {
+		var d delta
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		return d
+	}
+	for _, raw := range []bool{true, false} {
+		t.Run(map[bool]string{true: "raw", false: "wrapper"}[raw], func(t *testing.T) {
+			t.Parallel()
+			c := modeConfig(t, session.ModePerParticipant, banks...)
+			c.AutoAdvance = true
+			r := newModeRun(t, c)
+			r.do("start")
+			w := watch(t, r.rdb, c.ID)
+			time.Sleep(60 * time.Millisecond)
+			var st State
+			if raw {
+				k, keys := r.s.turnKeys(c.ID)
+				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession-5.lua"), keys,
+					c.ID, k.StateChannel, "0", "", k.MsgChannel).Slice()
+				if err != nil || len(v) != 2 || v[0] != "delta" {
+					t.Fatalf("raw pause: %v %v", v, err)
+				}
+				d := decode([]byte(v[1].(string)))
+				if d.Version != 4 || d.BaseVersion != 2 || len(d.Positions) != 2 || d.Positions[0] != 0 || d.Positions[1] != 1 {
+					t.Errorf("reply delta %s", v[1])
+				}
+				b, _ := r.s.Get(context.Background(), c.ID)
+				st = decodeState(t, b)
+			} else {
+				st = r.do("pause")
+				b, _ := r.s.Get(context.Background(), c.ID)
+				got := decodeState(t, b)
+				got.ServerTimeMS = st.ServerTimeMS
+				if !reflect.DeepEqual(got, st) {
+					t.Errorf("the wrapper's state %+v\ndiffers from getSession's %+v", st, got)
+				}
+			}
+			if st.Status != "paused" || st.Version != 4 || !st.Participants[0].HasExpired || !st.Participants[1].IsActive {
+				t.Fatalf("after a late pause: %+v", st)
+			}
+			msgs := w.drain(t)
+			if len(msgs) != 2 {
+				t.Fatalf("%d state messages", len(msgs))
+			}
+			d3, d4 := decode(msgs[0]), decode(msgs[1])
+			if d3.Type != "STATE_DELTA" || d3.Version != 3 || d3.BaseVersion != 2 || len(d3.Positions) != 2 ||
+				d4.Version != 4 || d4.BaseVersion != 3 || len(d4.Positions) != 1 || d4.Positions[0] != 1 {
+				t.Errorf("deltas %s\n%s", msgs[0], msgs[1])
+			}
+			checkTimeExpired(t, r.msg.wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &st.Participants[0].ParticipantID)
+		})
+	}
+}
+
+// TestLatePauseNeedsRoomForTwoEvents: a late pause appends two audit
+// events, so a stream one entry short of its cap refuses it whole.
+func TestLatePauseNeedsRoomForTwoEvents(t *testing.T) {
+	t.Parallel()
+	c := modeConfig(t, session.ModePerParticipant, 30, 60000)
+	r := newModeRun(t, c)
+	r.do("start")
+	k, keys := r.s.turnKeys(c.ID)
+	keys[3] = "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":test-events:" + c.ID
+	t.Cleanup(func() { r.rdb.Del(context.Background(), keys[3]) })
+	time.Sleep(60 * time.Millisecond)
+	ctx := context.Background()
+	err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err())
+	if !errors.Is(err, session.ErrStreamFull) {
+		t.Fatalf("late pause with room for one event: %v", err)
+	}
+	if st := getState(t, r.s, c.ID); st.Version != 2 || st.Status != "running" {
+		t.Fatalf("a refused pause changed the session: %+v", st)
+	}
+	if err := r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
+		t.Fatalf("late pause with room for two: %v", err)
+	}
+	if n := r.rdb.XLen(ctx, keys[3]).Val(); n != 2 {
+		t.Errorf("XLEN %d, want 2", n)
+	}
+	if st := getState(t, r.s, c.ID); st.Version != 4 || st.Status != "paused" {
+		t.Errorf("after the late pause: %+v", st)
 	}
 }

@@ -135,9 +135,12 @@ func (s *Scripts) Start(ctx context.Context, id string, expectedVersion int64) (
 	return s.simple(ctx, s.start, id, expectedVersion)
 }
 
-// Pause moves a running session to paused.
+// Pause moves a running session to paused. A pause that lands after the
+// running turn's deadline applies that expiry first (TIME_EXPIRED,
+// auto_advance), so the result may be another participant paused, or an
+// expired session.
 func (s *Scripts) Pause(ctx context.Context, id string, expectedVersion int64) ([]byte, error) {
-	return s.simple(ctx, s.pause, id, expectedVersion)
+	return s.late(ctx, s.pause, id, expectedVersion)
 }
 
 // Resume moves a paused session to running.
@@ -145,14 +148,23 @@ func (s *Scripts) Resume(ctx context.Context, id string, expectedVersion int64) 
 	return s.simple(ctx, s.resume, id, expectedVersion)
 }
 
-// Complete ends a pending, running or paused session.
+// Complete ends a pending, running or paused session. Like Pause, a late
+// complete applies the expiry first; when that ends the session, it stays
+// expired.
 func (s *Scripts) Complete(ctx context.Context, id string, expectedVersion int64) ([]byte, error) {
-	return s.simple(ctx, s.complete, id, expectedVersion)
+	return s.late(ctx, s.complete, id, expectedVersion)
 }
 
 func (s *Scripts) simple(ctx context.Context, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
 	k, keys := s.turnKeys(id)
 	return s.state(ctx, sc.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, versionArg(expectedVersion)))
+}
+
+// late runs a script that may apply an expiry first: it also gets the
+// message channel, for TIME_EXPIRED.
+func (s *Scripts) late(ctx context.Context, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
+	k, keys := s.turnKeys(id)
+	return s.state(ctx, sc.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel))
 }
 
 // Switch ends the active turn and returns the state, which doubles as the

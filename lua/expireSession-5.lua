@@ -199,6 +199,20 @@ local function save_meta(k_meta, k_parts, k_index, m)
   end
 end
 
+-- delta encodes a STATE_DELTA from base to m.version: head h and the
+-- participants at `changed` positions.
+local function delta(m, now, h, changed, base)
+  local pos, frags = {}, {}
+  for i, c in ipairs(changed) do
+    pos[i] = int(c[1])
+    frags[i] = c[2]
+  end
+  return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+    .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(base)
+    .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
+    .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
+end
+
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
 -- the session head plus the participants at `changed` positions
@@ -215,16 +229,8 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
       .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
   else
-    local pos, frags = {}, {}
-    for i, c in ipairs(changed) do
-      pos[i] = int(c[1])
-      frags[i] = c[2]
-    end
     kind = 'delta'
-    payload = '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(ev.base or (m.version - 1))
-      .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
-      .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
+    payload = delta(m, now, h, changed, ev.base or (m.version - 1))
     msg = payload
   end
   rcall('PUBLISH', channel, msg)
@@ -395,6 +401,92 @@ local function time_warning(ch, m, pid, remaining, now)
     .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 
+-- ran_out reports whether the turn just charged on p ran its clock out
+-- (was: p's has_expired before the charge): p's own limit or the session's.
+local function ran_out(m, p, was)
+  if p.has_expired and not was then return true end
+  local sl = sess_left(m)
+  return sl ~= nil and sl <= 0
+end
+
+-- expire_turn applies, as its own version, what expireSession applies when
+-- the running turn's clock has run out: p (at pos) was charged e ms, up to
+-- its limit; changed may already hold other fragments. When the session's
+-- own limit ran out it becomes expired (session_expired, TIME_EXPIRED with
+-- participant_id null); else p has expired (in per_group its whole group)
+-- and, with auto_advance, the next participant who has not expired starts
+-- now (nobody left: expired, session_expired); without, the clock stops
+-- (participant_expired). It writes, publishes the state, appends the
+-- event, then publishes TIME_EXPIRED on msg_ch, and returns the reply, the
+-- participant whose turn it is now (nil when the session ended) and its
+-- position.
+local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, e, now, changed)
+  m.version, m.updated_at = m.version + 1, int(now)
+  local who, active, apos, ev = p.participant_id, nil, nil, nil
+  local sl = sess_left(m)
+  if sl and sl <= 0 then
+    p.is_active = false
+    end_expired(m, now)
+    ev, who = event_for('session_expired', p, e), nil
+  else
+    p.has_expired = true
+    ev = event_for('participant_expired', p, e)
+    if m.mode == 'per_group' then expire_group(k_parts, m, p.group_id, pos, changed) end
+    if m.auto == '1' then
+      p.is_active = false
+      p.cycle_count = p.cycle_count + 1
+      local np, nx = next_live(k_parts, m, pos, p)
+      if not np then
+        end_expired(m, now)
+        ev.type = 'session_expired'
+      else
+        nx.is_active = true
+        begin_turn(m, nx, now)
+        m.active, m.active_id = int(np), nx.participant_id
+        changed[#changed + 1] = { np, enc_p(nx) }
+        active, apos = nx, np
+      end
+    else
+      -- the clock stops at 0; the session waits for a switch or complete
+      m.cycle_at = ''
+      active, apos = p, pos
+    end
+  end
+  table.insert(changed, 1, { pos, enc_p(p) })
+  for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
+  save_meta(k_meta, k_parts, k_index, m)
+  sync_deadline(k_dl, m, active)
+  local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
+  time_expired(msg_ch, m, who, now)
+  return r, active, apos
+end
+
+-- late_room checks that the audit stream has room for a late transition's
+-- two events (the expiry it applies first, then its own).
+local function late_room(k_stream, cap)
+  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
+  return nil
+end
+
+-- merge_reply turns the delta reply r of a transition that applied an
+-- expiry first into one delta from base (the version before both), with
+-- the positions of both steps (later fragments win). A full reply is
+-- already whole.
+local function merge_reply(r, m, now, base, first, second)
+  if r[1] ~= 'delta' then return r end
+  local all, at = {}, {}
+  for _, list in ipairs({ first, second }) do
+    for _, c in ipairs(list) do
+      if at[c[1]] then all[at[c[1]]][2] = c[2]
+      else
+        all[#all + 1] = { c[1], c[2] }
+        at[c[1]] = #all
+      end
+    end
+  end
+  return { 'delta', delta(m, now, head(m, now, ''), all, base) }
+end
+
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
@@ -432,43 +524,4 @@ end
 if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
 
 charge(m, p, left)
-m.version, m.updated_at = m.version + 1, int(now)
-local changed, who, active = {}, p.participant_id, nil
-local ev
-local sl = sess_left(m)
-if sl and sl <= 0 then
-  p.is_active = false
-  end_expired(m, now)
-  ev, who = event_for('session_expired', p, left), nil
-else
-  p.has_expired = true
-  ev = event_for('participant_expired', p, left)
-  if m.mode == 'per_group' then expire_group(k_parts, m, p.group_id, pos, changed) end
-  if m.auto == '1' then
-    p.is_active = false
-    p.cycle_count = p.cycle_count + 1
-    local np, nx = next_live(k_parts, m, pos, p)
-    if not np then
-      end_expired(m, now)
-      ev.type = 'session_expired'
-    else
-      nx.is_active = true
-      begin_turn(m, nx, now)
-      m.active, m.active_id = int(np), nx.participant_id
-      changed[#changed + 1] = { np, enc_p(nx) }
-      active = nx
-    end
-  else
-    -- the clock stops at 0; the session waits for a switch or complete
-    m.cycle_at = ''
-    active = p
-  end
-end
-table.insert(changed, 1, { pos, enc_p(p) })
-for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
-save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, active)
-
-local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
-time_expired(msg_ch, m, who, now)
-return r
+return (expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, left, now, {}))

@@ -66,43 +66,4 @@ end
 if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
 
 charge(m, p, left)
-m.version, m.updated_at = m.version + 1, int(now)
-local changed, who, active = {}, p.participant_id, nil
-local ev
-local sl = sess_left(m)
-if sl and sl <= 0 then
-  p.is_active = false
-  end_expired(m, now)
-  ev, who = event_for('session_expired', p, left), nil
-else
-  p.has_expired = true
-  ev = event_for('participant_expired', p, left)
-  if m.mode == 'per_group' then expire_group(k_parts, m, p.group_id, pos, changed) end
-  if m.auto == '1' then
-    p.is_active = false
-    p.cycle_count = p.cycle_count + 1
-    local np, nx = next_live(k_parts, m, pos, p)
-    if not np then
-      end_expired(m, now)
-      ev.type = 'session_expired'
-    else
-      nx.is_active = true
-      begin_turn(m, nx, now)
-      m.active, m.active_id = int(np), nx.participant_id
-      changed[#changed + 1] = { np, enc_p(nx) }
-      active = nx
-    end
-  else
-    -- the clock stops at 0; the session waits for a switch or complete
-    m.cycle_at = ''
-    active = p
-  end
-end
-table.insert(changed, 1, { pos, enc_p(p) })
-for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
-save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, active)
-
-local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
-time_expired(msg_ch, m, who, now)
-return r
+return (expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, left, now, {}))

@@ -11,18 +11,29 @@ ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
+ARGV[5] message_channel   sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
 
-Returns: {kind, json} (see lua/README.md)
+A pause that lands after the running turn's deadline, before any scheduler
+applied it, first applies that expiry exactly as expireSession does (its own
+version, event and TIME_EXPIRED; with auto_advance the next participant's
+turn starts, and is what gets paused), then pauses if the session is still
+running.
+
+Returns: {kind, json} (see lua/README.md); the state after both steps (a
+  delta from the version before both), or the expired state when the expiry
+  ended the session.
 Errors:  SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
-Events:  session_paused
+  (a late pause needs room for two events)
+Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
+  publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
+Events:  session_paused; a late pause first participant_expired or session_expired
 Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
   clock ran out; the session leaves KEYS[5].
 ]]
 -- @include common
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
@@ -33,12 +44,25 @@ local p = get_p(k_parts, pos)
 
 local now = now_ms()
 
+local was, base, first = p.has_expired, m.version, {}
 local elapsed = run_ms(m, p, now)
 charge(m, p, elapsed)
+if m.cycle_at ~= '' and ran_out(m, p, was) then
+  -- the clock ran out before the scheduler saw it: the expiry comes first
+  e = late_room(k_stream, cap)
+  if e then return e end
+  local r
+  r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, first)
+  if m.status ~= 'running' then return r end
+  elapsed = 0 -- auto_advance's turn started now, or the clock stopped
+end
 local frag = enc_p(p)
 rcall('HSET', k_parts, pos, frag)
 m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 
-return emit(k_parts, k_stream, channel, cap, m, now, '', { { pos, frag } }, event_for('session_paused', p, elapsed))
+local changed = { { pos, frag } }
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, event_for('session_paused', p, elapsed))
+if m.version > base + 1 then r = merge_reply(r, m, now, base, first, changed) end
+return r
