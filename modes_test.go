@@ -845,3 +845,85 @@ func TestLatePauseNeedsRoomForTwoEvents(t *testing.T) {
 		t.Errorf("after the late pause: %+v", st)
 	}
 }
+
+// TestSwitchToNextExpiredHere: a switch whose named next participant
+// expires in that same switch (a group-mate of the participant who ran
+// out, or the participant itself) falls back to the next live participant
+// after the current one, or ends the session when nobody is left.
+func TestSwitchToNextExpiredHere(t *testing.T) {
+	t.Parallel()
+	const none = -1
+	cases := []struct {
+		name      string
+		mode      string
+		banks     []int64
+		groups    []int
+		scheduled bool // the scheduler applied the expiry before the switch (a stopped clock)
+		next      int
+		// outcome
+		status  string
+		active  int
+		expired []int
+	}{
+		{name: "group-mate", mode: session.ModePerGroup, banks: []int64{30, 60000, 30}, groups: []int{0, 1, 0},
+			next: 2, status: "running", active: 1, expired: []int{0, 2}},
+		{name: "group-mate nobody left", mode: session.ModePerGroup, banks: []int64{30, 30}, groups: []int{0, 0},
+			next: 1, status: "expired", active: none, expired: []int{0, 1}},
+		{name: "self", mode: session.ModePerParticipant, banks: []int64{30, 60000},
+			next: 0, status: "running", active: 1, expired: []int{0}},
+		{name: "self stopped clock", mode: session.ModePerParticipant, banks: []int64{30, 60000}, scheduled: true,
+			next: 0, status: "running", active: 1, expired: []int{0}},
+		{name: "self nobody left", mode: session.ModePerParticipant, banks: []int64{30},
+			next: 0, status: "expired", active: none, expired: []int{0}},
+		{name: "self in group", mode: session.ModePerGroup, banks: []int64{30, 60000, 30}, groups: []int{0, 1, 0},
+			next: 0, status: "running", active: 1, expired: []int{0, 2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := modeConfig(t, tc.mode, tc.banks...)
+			if tc.groups != nil {
+				gids := []string{uuid.NewString(), uuid.NewString()}
+				for i, g := range tc.groups {
+					c.Participants[i].GroupID = gids[g]
+				}
+			}
+			r := newModeRun(t, c)
+			r.do("start")
+			if tc.scheduled {
+				r.expire()
+			} else {
+				time.Sleep(60 * time.Millisecond) // past the 30 ms deadline; no scheduler runs
+			}
+			st := r.do("switch", session.SwitchArgs{NextParticipantID: c.Participants[tc.next].ID})
+			if st.Status != tc.status {
+				t.Fatalf("status %s, want %s: %+v", st.Status, tc.status, st)
+			}
+			expired := map[int]bool{}
+			for _, i := range tc.expired {
+				expired[i] = true
+			}
+			for i, p := range st.Participants {
+				if p.HasExpired != expired[i] || p.IsActive != (i == tc.active) {
+					t.Errorf("participant %d: expired %v active %v, want %v %v", i, p.HasExpired, p.IsActive, expired[i], i == tc.active)
+				}
+			}
+			if st.ExpiredParticipantID == nil || *st.ExpiredParticipantID != c.Participants[0].ID {
+				t.Errorf("expired_participant_id %v, want p0", st.ExpiredParticipantID)
+			}
+			d, indexed := r.deadline()
+			if tc.active == none {
+				if st.ActiveParticipantID != nil || st.CycleStartedAt != nil || indexed {
+					t.Errorf("ended session: active %v, cycle_started_at %v, indexed %v", st.ActiveParticipantID, st.CycleStartedAt, indexed)
+				}
+			} else {
+				// the fallback's clock runs from the switch
+				eq(t, "cycle_started_at", ms(st.CycleStartedAt), st.ServerTimeMS)
+				eq(t, "deadline", d, st.ServerTimeMS+r.p(tc.active).TotalTimeMS)
+			}
+			eq(t, "p0 used", r.p(0).TimeUsedMS, 30)
+			r.noExpiry()
+			checkTimeExpired(t, r.msg.wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &c.Participants[0].ID)
+		})
+	}
+}

@@ -13,7 +13,9 @@ ARGV[2] channel                 sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap               integer (see createSession)
 ARGV[4] expected_version        integer or ""
 ARGV[5] current_participant_id  UUID or "": the caller says whose turn ends
-ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant_index, wrapping
+ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant_index, wrapping;
+                                one that expires in this switch (the current participant, or
+                                in per_group a group-mate of theirs) is replaced the same way
 ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
 
 Returns: {kind, json}; the state (or delta head) carries
@@ -83,13 +85,13 @@ else
 end
 local nxt
 if m.status == 'running' then
-  if next_id == '' then
-    next_pos, nxt = next_live(k_parts, m, cur_pos, cur)
-  elseif next_pos == cur_pos then
-    nxt = cur
-  else
-    nxt = get_p(k_parts, next_pos)
+  if next_id ~= '' then
+    if next_pos == cur_pos then nxt = cur else nxt = get_p(k_parts, next_pos) end
+    -- the named next expired in this very switch (the current participant
+    -- itself, or a group-mate of theirs): the rotation picks instead
+    if nxt.has_expired then nxt = nil end
   end
+  if not nxt then next_pos, nxt = next_live(k_parts, m, cur_pos, cur) end
   if not nxt then
     end_expired(m, now)
     ev.type, announce = 'session_expired', true
