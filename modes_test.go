@@ -817,32 +817,43 @@ func TestLatePauseLargeSession(t *testing.T) {
 }
 
 // TestLatePauseNeedsRoomForTwoEvents: a late pause appends two audit
-// events, so a stream one entry short of its cap refuses it whole.
+// events, so a stream one entry short of its cap refuses it whole (in
+// per_group, also the group-mates' fragments stay as they were).
 func TestLatePauseNeedsRoomForTwoEvents(t *testing.T) {
 	t.Parallel()
-	c := modeConfig(t, session.ModePerParticipant, 30, 60000)
-	r := newModeRun(t, c)
-	r.do("start")
-	k, keys := r.s.turnKeys(c.ID)
-	keys[3] = "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":test-events:" + c.ID
-	t.Cleanup(func() { r.rdb.Del(context.Background(), keys[3]) })
-	time.Sleep(60 * time.Millisecond)
-	ctx := context.Background()
-	err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err())
-	if !errors.Is(err, session.ErrStreamFull) {
-		t.Fatalf("late pause with room for one event: %v", err)
-	}
-	if st := getState(t, r.s, c.ID); st.Version != 2 || st.Status != "running" {
-		t.Fatalf("a refused pause changed the session: %+v", st)
-	}
-	if err := r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
-		t.Fatalf("late pause with room for two: %v", err)
-	}
-	if n := r.rdb.XLen(ctx, keys[3]).Val(); n != 2 {
-		t.Errorf("XLEN %d, want 2", n)
-	}
-	if st := getState(t, r.s, c.ID); st.Version != 4 || st.Status != "paused" {
-		t.Errorf("after the late pause: %+v", st)
+	for _, mode := range []string{session.ModePerParticipant, session.ModePerGroup} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			c := modeConfig(t, mode, 30, 60000, 30)
+			ga, gb := uuid.NewString(), uuid.NewString()
+			for i, g := range []string{ga, gb, ga} {
+				c.Participants[i].GroupID = g
+			}
+			r := newModeRun(t, c)
+			r.do("start")
+			k, keys := r.s.turnKeys(c.ID)
+			keys[3] = "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":test-events:" + c.ID
+			t.Cleanup(func() { r.rdb.Del(context.Background(), keys[3]) })
+			ctx := context.Background()
+			before, _ := r.s.Get(ctx, c.ID)
+			time.Sleep(60 * time.Millisecond)
+			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err())
+			if !errors.Is(err, session.ErrStreamFull) {
+				t.Fatalf("late pause with room for one event: %v", err)
+			}
+			if after, _ := r.s.Get(ctx, c.ID); maskServerTime(after) != maskServerTime(before) {
+				t.Fatalf("a refused pause changed the session:\n%s\n%s", before, after)
+			}
+			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
+				t.Fatalf("late pause with room for two: %v", err)
+			}
+			if n := r.rdb.XLen(ctx, keys[3]).Val(); n != 2 {
+				t.Errorf("XLEN %d, want 2", n)
+			}
+			if st := getState(t, r.s, c.ID); st.Version != 4 || st.Status != "paused" {
+				t.Errorf("after the late pause: %+v", st)
+			}
+		})
 	}
 }
 
@@ -925,5 +936,127 @@ func TestSwitchToNextExpiredHere(t *testing.T) {
 			r.noExpiry()
 			checkTimeExpired(t, r.msg.wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &c.Participants[0].ID)
 		})
+	}
+}
+
+// groupBanksShown checks that every per_group participant shows its
+// group's bank: total_time_ms and time_remaining_ms are the group's
+// remaining ms, and has_expired says whether it ran out.
+func groupBanksShown(t *testing.T, st State) {
+	t.Helper()
+	for i, p := range st.Participants {
+		bank, ok := st.GroupRemainingMS[*p.GroupID]
+		if !ok || p.TotalTimeMS != bank || p.TimeRemainingMS != bank || p.HasExpired != (bank <= 0) {
+			t.Errorf("participant %d: total %d remaining %d expired %v, group bank %d (v%d)",
+				i, p.TotalTimeMS, p.TimeRemainingMS, p.HasExpired, bank, st.Version)
+		}
+	}
+}
+
+// TestPerGroupMembersShowTheBank: whatever charges a group's bank
+// (switch, pause, complete, expiry) rewrites every member's fragment, also
+// for a session created before the member lists were stored.
+func TestPerGroupMembersShowTheBank(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		bankA  int64 // group A: p0, p2, p3; group B: p1
+		op     string
+		legacy bool // no stored member lists: the script scans
+	}{
+		{"switch", 60000, "switch", false},
+		{"pause", 60000, "pause", false},
+		{"complete", 60000, "complete", false},
+		{"expire", 30, "expire", false},
+		{"switch after the deadline", 30, "switch", false},
+		{"late pause", 30, "pause", false},
+		{"legacy switch", 60000, "switch", true},
+		{"legacy expire", 30, "expire", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := modeConfig(t, session.ModePerGroup, tc.bankA, 60000, tc.bankA, tc.bankA)
+			ga, gb := uuid.NewString(), uuid.NewString()
+			for i, g := range []string{ga, gb, ga, ga} {
+				c.Participants[i].GroupID = g
+			}
+			r := newModeRun(t, c)
+			k := keyspace.For(c.ID)
+			if tc.legacy {
+				r.rdb.HDel(context.Background(), k.Parts, "g:"+ga, "g:"+gb)
+			}
+			st0 := r.do("start")
+			time.Sleep(20 * time.Millisecond)
+			if tc.bankA == 30 {
+				time.Sleep(40 * time.Millisecond)
+			}
+			var st State
+			if tc.op == "expire" {
+				st = r.expire()
+			} else {
+				st = r.do(tc.op)
+			}
+			used := r.p(0).TimeUsedMS
+			if tc.bankA == 30 {
+				eq(t, "p0 used", used, 30)
+			} else if tc.op != "expire" {
+				eq(t, "p0 used", used, st.ServerTimeMS-ms(st0.CycleStartedAt))
+			}
+			eq(t, "group A bank", st.GroupRemainingMS[ga], tc.bankA-used)
+			groupBanksShown(t, st)
+			// what getSession reads is what was replied
+			groupBanksShown(t, getState(t, r.s, c.ID))
+			// the member lists, stored at create or by the legacy scan
+			for g, want := range map[string]string{ga: "0,2,3", gb: "1"} {
+				if got := r.rdb.HGet(context.Background(), k.Parts, "g:"+g).Val(); got != want {
+					t.Errorf("member list %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPerGroupLargeSessionDelta: above FULL_MAX the delta of a switch
+// carries every member of the charged group, so relays rebuild the same
+// banks.
+func TestPerGroupLargeSessionDelta(t *testing.T) {
+	t.Parallel()
+	banks := make([]int64, 40)
+	for i := range banks {
+		banks[i] = 60000
+	}
+	c := modeConfig(t, session.ModePerGroup, banks...)
+	ga, gb := uuid.NewString(), uuid.NewString()
+	for i := range c.Participants {
+		c.Participants[i].GroupID = map[bool]string{true: ga, false: gb}[i%2 == 0]
+	}
+	r := newModeRun(t, c)
+	r.do("start")
+	w := watch(t, r.rdb, c.ID)
+	time.Sleep(10 * time.Millisecond)
+	st := r.do("switch") // p0 (A) -> p1 (B)
+	groupBanksShown(t, st)
+	msgs := w.drain(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d state messages", len(msgs))
+	}
+	var d struct {
+		Positions []int `json:"positions"`
+	}
+	if err := json.Unmarshal(msgs[0], &d); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]bool{}
+	for _, p := range d.Positions {
+		if got[p] {
+			t.Errorf("position %d twice in the delta", p)
+		}
+		got[p] = true
+	}
+	for i := range 40 {
+		if want := i%2 == 0 || i == 1; got[i] != want {
+			t.Errorf("position %d in the delta: %v, want %v", i, got[i], want)
+		}
 	}
 }

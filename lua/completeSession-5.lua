@@ -354,20 +354,89 @@ local function sync_deadline(k_dl, m, p)
   rcall('ZREM', k_dl, m.id)
 end
 
--- expire_group marks every other member of group gid expired, appending
--- the changed fragments (O(n), at expiry only).
-local function expire_group(k_parts, m, gid, skip, changed)
-  for i = 0, m.n - 1 do
-    if i ~= skip then
-      local q = get_p(k_parts, i)
-      if q.group_id == gid and not q.has_expired then
-        q.has_expired = true
-        local f = enc_p(q)
-        rcall('HSET', k_parts, i, f)
-        changed[#changed + 1] = { i, f }
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- set_frag records pos's new fragment, replacing an earlier one.
+local function set_frag(changed, pos, frag)
+  for _, c in ipairs(changed) do
+    if c[1] == pos then
+      c[2], c[3] = frag, nil
+      return
+    end
+  end
+  changed[#changed + 1] = { pos, frag }
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = c[2]
+    end
+  end
+  for i = 1, #flat, 200 do rcall('HSET', k_parts, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
+-- group_members returns the rotation positions of group gid's members: the
+-- list createSession stores in the parts hash (field g:<gid>, positions
+-- comma-separated). A session created before the lists were stored has
+-- none: one scan of every participant builds and stores them all.
+local function group_members(k_parts, m, gid)
+  local v = rcall('HGET', k_parts, 'g:' .. gid)
+  if not v then
+    local lists, flat = {}, {}
+    for i = 0, m.n - 1 do
+      local g = get_p(k_parts, i).group_id
+      if g then
+        if not lists[g] then lists[g] = {} end
+        lists[g][#lists[g] + 1] = int(i)
+      end
+    end
+    for g, l in pairs(lists) do
+      flat[#flat + 1] = 'g:' .. g
+      flat[#flat + 1] = table.concat(l, ',')
+    end
+    for i = 1, #flat, 200 do rcall('HSET', k_parts, unpack(flat, i, math.min(i + 199, #flat))) end
+    v = lists[gid] and table.concat(lists[gid], ',') or ''
+  end
+  local out = {}
+  for x in string.gmatch(v, '%d+') do out[#out + 1] = tonumber(x) end
+  return out
+end
+
+-- sync_group, after p's turn was charged in per_group, rewrites the
+-- fragments of the other members of p's group (p, at skip, is the
+-- caller's) so that each shows the group's bank, and has expired once it
+-- ran out; it stores them and appends them to changed. O(group size): one
+-- HGET, and an HMGET and HSET per 200 members.
+local function sync_group(k_parts, m, p, skip, changed)
+  if m.mode ~= 'per_group' or not p.group_id then return end
+  local bank = m.groups[p.group_id]
+  if not bank then return end
+  local out = bank <= 0
+  local members, flat = group_members(k_parts, m, p.group_id), {}
+  for i = 1, #members, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for j = 1, #idx do
+      if idx[j] ~= skip and frags[j] then
+        local q = cjson.decode(frags[j])
+        if q.total_time_ms ~= bank or (out and not q.has_expired) then
+          q.total_time_ms = bank
+          if out then q.has_expired = true end
+          local f = enc_p(q)
+          flat[#flat + 1] = idx[j]
+          flat[#flat + 1] = f
+          changed[#changed + 1] = { idx[j], f, true }
+        end
       end
     end
   end
+  for i = 1, #flat, 200 do rcall('HSET', k_parts, unpack(flat, i, math.min(i + 199, #flat))) end
 end
 
 -- next_live finds the next participant after position from (wrapping, cur
@@ -413,15 +482,15 @@ end
 
 -- expire_turn applies, as its own version, what expireSession applies when
 -- the running turn's clock has run out: p (at pos) was charged e ms, up to
--- its limit; changed may already hold other fragments. When the session's
--- own limit ran out it becomes expired (session_expired, TIME_EXPIRED with
--- participant_id null); else p has expired (in per_group its whole group)
--- and, with auto_advance, the next participant who has not expired starts
--- now (nobody left: expired, session_expired); without, the clock stops
--- (participant_expired). It writes, publishes the state, appends the
--- event, then publishes TIME_EXPIRED on msg_ch, and returns the reply, the
--- participant whose turn it is now (nil when the session ended) and its
--- position.
+-- its limit, and changed holds its group-mates' fragments (sync_group).
+-- When the session's own limit ran out it becomes expired (session_expired,
+-- TIME_EXPIRED with participant_id null); else p has expired (in per_group
+-- its whole group, which sync_group marked) and, with auto_advance, the
+-- next participant who has not expired starts now (nobody left: expired,
+-- session_expired); without, the clock stops (participant_expired). It
+-- writes, publishes the state, appends the event, then publishes
+-- TIME_EXPIRED on msg_ch, and returns the reply, the participant whose
+-- turn it is now (nil when the session ended) and its position.
 local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, e, now, changed)
   m.version, m.updated_at = m.version + 1, int(now)
   local who, active, apos, ev = p.participant_id, nil, nil, nil
@@ -433,7 +502,6 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
   else
     p.has_expired = true
     ev = event_for('participant_expired', p, e)
-    if m.mode == 'per_group' then expire_group(k_parts, m, p.group_id, pos, changed) end
     if m.auto == '1' then
       p.is_active = false
       p.cycle_count = p.cycle_count + 1
@@ -445,7 +513,7 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
         nx.is_active = true
         begin_turn(m, nx, now)
         m.active, m.active_id = int(np), nx.participant_id
-        changed[#changed + 1] = { np, enc_p(nx) }
+        set_frag(changed, np, enc_p(nx))
         active, apos = nx, np
       end
     else
@@ -455,7 +523,7 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
     end
   end
   table.insert(changed, 1, { pos, enc_p(p) })
-  for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
+  write_frags(k_parts, changed)
   save_meta(k_meta, k_parts, k_index, m)
   sync_deadline(k_dl, m, active)
   local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
@@ -509,11 +577,16 @@ if p and m.status == 'running' then
   local was = p.has_expired
   elapsed = run_ms(m, p, now)
   charge(m, p, elapsed)
-  if m.cycle_at ~= '' and ran_out(m, p, was) then
-    -- the clock ran out before the scheduler saw it: the expiry comes first
+  -- a clock that ran out before the scheduler saw it: the expiry comes first
+  local late = m.cycle_at ~= '' and ran_out(m, p, was)
+  if late then
     e = late_room(k_stream, cap)
     if e then return e end
+  end
+  sync_group(k_parts, m, p, pos, changed)
+  if late then
     local r
+    first, changed = changed, {}
     r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, first)
     if m.status ~= 'running' then return r end
     elapsed = 0 -- auto_advance's turn started now, or the clock stopped
@@ -521,11 +594,10 @@ if p and m.status == 'running' then
 end
 if p then
   p.is_active = false
-  local frag = enc_p(p)
-  rcall('HSET', k_parts, pos, frag)
-  changed[1] = { pos, frag }
+  table.insert(changed, 1, { pos, enc_p(p) })
   ev = event_for('session_completed', p, elapsed)
 end
+write_frags(k_parts, changed)
 m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
 m.cycle_at, m.completed_at, m.updated_at = '', int(now), int(now)
 save_meta(k_meta, k_parts, k_index, m)

@@ -51,11 +51,16 @@ if p and m.status == 'running' then
   local was = p.has_expired
   elapsed = run_ms(m, p, now)
   charge(m, p, elapsed)
-  if m.cycle_at ~= '' and ran_out(m, p, was) then
-    -- the clock ran out before the scheduler saw it: the expiry comes first
+  -- a clock that ran out before the scheduler saw it: the expiry comes first
+  local late = m.cycle_at ~= '' and ran_out(m, p, was)
+  if late then
     e = late_room(k_stream, cap)
     if e then return e end
+  end
+  sync_group(k_parts, m, p, pos, changed)
+  if late then
     local r
+    first, changed = changed, {}
     r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, first)
     if m.status ~= 'running' then return r end
     elapsed = 0 -- auto_advance's turn started now, or the clock stopped
@@ -63,11 +68,10 @@ if p and m.status == 'running' then
 end
 if p then
   p.is_active = false
-  local frag = enc_p(p)
-  rcall('HSET', k_parts, pos, frag)
-  changed[1] = { pos, frag }
+  table.insert(changed, 1, { pos, enc_p(p) })
   ev = event_for('session_completed', p, elapsed)
 end
+write_frags(k_parts, changed)
 m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
 m.cycle_at, m.completed_at, m.updated_at = '', int(now), int(now)
 save_meta(k_meta, k_parts, k_index, m)

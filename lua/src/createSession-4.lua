@@ -1,7 +1,8 @@
 --[[ createSession: create a session in status `pending` at version 1.
 
 KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
-KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON
+KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON;
+                                                  per_group also g:<group_id> -> member positions
 KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
 KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
 
@@ -134,7 +135,7 @@ local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, act
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
   'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn)
-local changed, flat_parts, flat_index = {}, {}, {}
+local changed, flat_parts, flat_index, members = {}, {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)
   changed[pos] = { pos - 1, frag }
@@ -142,10 +143,26 @@ for pos, p in ipairs(ps) do
   flat_parts[#flat_parts + 1] = frag
   flat_index[#flat_index + 1] = p.participant_id
   flat_index[#flat_index + 1] = pos - 1
+  if mode == 'per_group' then
+    if not members[p.group_id] then
+      members[p.group_id] = {}
+      members[#members + 1] = p.group_id
+    end
+    local l = members[p.group_id]
+    l[#l + 1] = int(pos - 1)
+  end
+end
+-- per_group: each group's member positions, so a charge rewrites its
+-- members without scanning everyone
+for _, g in ipairs(members) do
+  flat_parts[#flat_parts + 1] = 'g:' .. g
+  flat_parts[#flat_parts + 1] = table.concat(members[g], ',')
 end
 -- HSET in chunks: Lua's unpack has a C-stack limit of a few thousand values
 for i = 1, #flat_parts, 200 do
   rcall('HSET', k_parts, unpack(flat_parts, i, math.min(i + 199, #flat_parts)))
+end
+for i = 1, #flat_index, 200 do
   rcall('HSET', k_index, unpack(flat_index, i, math.min(i + 199, #flat_index)))
 end
 save_meta(k_meta, k_parts, k_index, m)

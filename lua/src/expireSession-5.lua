@@ -66,4 +66,6 @@ end
 if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
 
 charge(m, p, left)
-return (expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, left, now, {}))
+local changed = {}
+sync_group(k_parts, m, p, pos, changed)
+return (expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, left, now, changed))

@@ -1,6 +1,7 @@
 --[[ switchCycle: end the active participant's turn and start the next one
 who has not expired. The hot path: O(1) in the number of participants
-(skipping expired participants reads one fragment each).
+(skipping expired participants reads one fragment each; in per_group the
+charged group's other members are rewritten to show its bank: O(group size)).
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
@@ -66,6 +67,7 @@ cur.is_active = false
 local extra, announce = '', false
 local ev = event_for('cycle_switched', cur, elapsed)
 local changed = {}
+sync_group(k_parts, m, cur, cur_pos, changed)
 local sl, pl = sess_left(m), part_left(m, cur)
 m.version, m.updated_at = m.version + 1, int(now)
 if sl and sl <= 0 then
@@ -76,7 +78,6 @@ else
     extra = ',"expired_participant_id":"' .. cur.participant_id .. '"'
     if not was_expired then
       cur.has_expired, ev.type, announce = true, 'participant_expired', true
-      if m.mode == 'per_group' then expire_group(k_parts, m, cur.group_id, cur_pos, changed) end
     end
   elseif m.incr ~= '' and m.mode == 'per_participant' then
     cur.total_time_ms = cur.total_time_ms + tonumber(m.incr)
@@ -102,8 +103,8 @@ if m.status == 'running' then
   end
 end
 table.insert(changed, 1, { cur_pos, enc_p(cur) })
-if nxt and next_pos ~= cur_pos then changed[#changed + 1] = { next_pos, enc_p(nxt) } end
-for _, c in ipairs(changed) do rcall('HSET', k_parts, c[1], c[2]) end
+if nxt and next_pos ~= cur_pos then set_frag(changed, next_pos, enc_p(nxt)) end
+write_frags(k_parts, changed)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, nxt)
 
