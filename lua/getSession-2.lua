@@ -38,8 +38,13 @@ local function now_ms()
 end
 
 -- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
--- civil-from-days arithmetic (Lua in Redis has no os.date).
+-- civil-from-days arithmetic (Lua in Redis has no os.date). A state often
+-- holds one instant twice (a switch's cycle_started_at and updated_at), so
+-- each run formats a value once.
+local iso_memo = {}
 local function iso(ms)
+  local hit = iso_memo[ms]
+  if hit then return hit end
   local days = floor(ms / 86400000)
   local rem = ms - days * 86400000
   local z = days + 719468
@@ -57,7 +62,9 @@ local function iso(ms)
   local mi = floor(rem / 60000)
   rem = rem - mi * 60000
   local s = floor(rem / 1000)
-  return fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi, s, rem - s * 1000)
+  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi, s, rem - s * 1000)
+  iso_memo[ms] = hit
+  return hit
 end
 
 local function fail(code, details)
