@@ -282,3 +282,71 @@ func TestPersistStartsWithPostgresDown(t *testing.T) {
 		return strings.Contains(string(r.body), `"status":"ready"`)
 	})
 }
+
+// TestPersistRecreatedSession: a session deleted and created again under
+// the same id. The history the API serves, and sync_sessions, describe the
+// new life; the old one is kept in sync_events_superseded; every event of
+// both is recorded exactly once.
+func TestPersistRecreatedSession(t *testing.T) {
+	t.Parallel()
+	redisAddr, _ := startRedisServer(t)
+	schema := persistSchema(t)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
+		"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}, nil)
+	id, _, body := newSessionBody(2, "")
+	steps := []struct{ method, path, body string }{
+		{"POST", "", body}, {"POST", "/start", ""}, {"POST", "/switch", "{}"}, {"POST", "/pause", ""},
+		{"DELETE", "", ""},
+		{"POST", "", body}, {"POST", "/start", ""}, {"POST", "/switch", "{}"},
+	}
+	for _, st := range steps {
+		u := s.base + "/v1/sessions"
+		if st.method != "POST" || st.path != "" {
+			u += "/" + id + st.path
+		}
+		if r := doReq(t, st.method, u, st.body); r.status >= 300 {
+			t.Fatalf("%s %s: %d %s", st.method, u, r.status, r.body)
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	waitFor(t, 10*time.Second, "stream drained", func() bool {
+		return rdb.XLen(context.Background(), keyspace.For(id).Stream).Val() == 0
+	})
+
+	r := doReq(t, "GET", s.base+"/v1/sessions/"+id+"/events", "")
+	var page struct {
+		Data []struct {
+			Version   int64  `json:"version"`
+			EventType string `json:"event_type"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(r.body, &page); err != nil || r.status != 200 {
+		t.Fatalf("events: %d %s", r.status, r.body)
+	}
+	var got []string
+	for _, e := range page.Data {
+		got = append(got, strconv.FormatInt(e.Version, 10)+":"+e.EventType)
+	}
+	if want := "1:session_created 2:session_started 3:cycle_switched"; strings.Join(got, " ") != want {
+		t.Errorf("history = %v, want %s", got, want)
+	}
+
+	pool, err := pgxpool.New(context.Background(), persistURL("127.0.0.1:5432", schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var status string
+	var last int64
+	if err := pool.QueryRow(context.Background(), `SELECT final_status, last_version FROM sync_sessions
+		WHERE session_id = $1`, id).Scan(&status, &last); err != nil || status != "running" || last != 3 {
+		t.Errorf("sync_sessions: %q, %d, %v; want running, 3", status, last, err)
+	}
+	var old string
+	if err := pool.QueryRow(context.Background(), `SELECT string_agg(version || ':' || event_type, ' ' ORDER BY version)
+		FROM sync_events_superseded WHERE session_id = $1`, id).Scan(&old); err != nil ||
+		old != "1:session_created 2:session_started 3:cycle_switched 4:session_paused 5:session_deleted" {
+		t.Errorf("superseded = %q, %v", old, err)
+	}
+}

@@ -3,6 +3,7 @@ package persist
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
@@ -21,6 +22,19 @@ type event struct {
 	timestampMS               int64
 	stateKind                 string
 	state                     *string
+
+	pos          streamPos // the entry id, ordered
+	createdAt    int64     // the state's created_at, ms (its incarnation)
+	hasCreatedAt bool      // false for a delete (no state) or a date Go cannot read
+}
+
+// stateHead is the one field decode reads from a state: created_at, at the
+// top of a full state or under "session" in a delta.
+type stateHead struct {
+	CreatedAt string `json:"created_at"`
+	Session   *struct {
+		CreatedAt string `json:"created_at"`
+	} `json:"session"`
 }
 
 var eventTypes = map[string]bool{
@@ -34,6 +48,10 @@ var eventTypes = map[string]bool{
 // retrying) the whole batch.
 func decode(stream string, m redis.XMessage) (event, error) {
 	e := event{stream: stream, id: m.ID}
+	var ok bool
+	if e.pos, ok = parsePos(m.ID); !ok {
+		return e, errors.New("bad entry id")
+	}
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
 	e.typ = str("type")
 	if !eventTypes[e.typ] {
@@ -78,8 +96,23 @@ func decode(stream string, m redis.XMessage) (event, error) {
 	case "":
 	case "full", "delta":
 		s := str("state")
-		if !json.Valid([]byte(s)) {
-			return e, errors.New("state is not JSON")
+		// One pass validates and reads created_at; only JSON that is not
+		// such an object (PostgreSQL judges it) takes a second.
+		var h stateHead
+		if err := json.Unmarshal([]byte(s), &h); err != nil {
+			if !json.Valid([]byte(s)) {
+				return e, errors.New("state is not JSON")
+			}
+			h = stateHead{}
+		}
+		at := h.CreatedAt
+		if h.Session != nil {
+			at = h.Session.CreatedAt
+		}
+		// Not the scripts' format: the event is placed by stream order
+		// alone, and PostgreSQL judges the value.
+		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
+			e.createdAt, e.hasCreatedAt = t.UnixMilli(), true
 		}
 		e.state = &s
 	default:

@@ -14,30 +14,40 @@ func TestDecode(t *testing.T) {
 			"participant_id": pid, "group_id": "", "time_remaining_ms": "59000", "time_elapsed_ms": "1000",
 			"cycle_number": "1", "timestamp": "1764100000123", "state_kind": "full", "state": `{"a":1}`}
 	}
+	const at, atMS = "2025-11-25T19:46:40.123Z", int64(1764100000123)
 	tests := []struct {
 		name    string
 		edit    func(map[string]any)
 		wantErr string
+		created int64 // the state's created_at, ms; 0: none
 	}{
-		{"full event", func(map[string]any) {}, ""},
+		{"full event", func(map[string]any) {}, "", 0},
+		{"created_at of a full state", func(m map[string]any) {
+			m["state"] = `{"metadata":{"created_at":"2000-01-01T00:00:00.000Z"},"created_at":"` + at + `"}`
+		}, "", atMS},
+		{"created_at of a delta", func(m map[string]any) {
+			m["state_kind"], m["state"] = "delta", `{"type":"STATE_DELTA","session":{"created_at":"`+at+`"}}`
+		}, "", atMS},
+		{"created_at not a date", func(m map[string]any) { m["state"] = `{"created_at":"soon"}` }, "", 0},
+		{"state JSON but no object", func(m map[string]any) { m["state"] = `[1,2]` }, "", 0},
 		{"deleted, no state", func(m map[string]any) {
 			m["type"], m["state_kind"], m["state"], m["participant_id"] = "session_deleted", "", "", ""
-		}, ""},
-		{"unknown type", func(m map[string]any) { m["type"] = "nope" }, "unknown type"},
-		{"missing session id", func(m map[string]any) { delete(m, "session_id") }, "session_id is not a UUID"},
-		{"version zero", func(m map[string]any) { m["version"] = "0" }, "bad version"},
-		{"version not a number", func(m map[string]any) { m["version"] = "x" }, "bad version"},
-		{"bad timestamp", func(m map[string]any) { m["timestamp"] = "" }, "bad timestamp"},
-		{"participant not a UUID", func(m map[string]any) { m["participant_id"] = "bob" }, "participant_id is not a UUID"},
-		{"bad number", func(m map[string]any) { m["cycle_number"] = "1.5" }, "bad cycle_number"},
-		{"state not JSON", func(m map[string]any) { m["state"] = `{"a":` }, "state is not JSON"},
-		{"unknown state kind", func(m map[string]any) { m["state_kind"] = "partial" }, "unknown state_kind"},
+		}, "", 0},
+		{"unknown type", func(m map[string]any) { m["type"] = "nope" }, "unknown type", 0},
+		{"missing session id", func(m map[string]any) { delete(m, "session_id") }, "session_id is not a UUID", 0},
+		{"version zero", func(m map[string]any) { m["version"] = "0" }, "bad version", 0},
+		{"version not a number", func(m map[string]any) { m["version"] = "x" }, "bad version", 0},
+		{"bad timestamp", func(m map[string]any) { m["timestamp"] = "" }, "bad timestamp", 0},
+		{"participant not a UUID", func(m map[string]any) { m["participant_id"] = "bob" }, "participant_id is not a UUID", 0},
+		{"bad number", func(m map[string]any) { m["cycle_number"] = "1.5" }, "bad cycle_number", 0},
+		{"state not JSON", func(m map[string]any) { m["state"] = `{"a":` }, "state is not JSON", 0},
+		{"unknown state kind", func(m map[string]any) { m["state_kind"] = "partial" }, "unknown state_kind", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v := good()
 			tc.edit(v)
-			e, err := decode("s", redis.XMessage{ID: "1-0", Values: v})
+			e, err := decode("s", redis.XMessage{ID: "1764100000123-7", Values: v})
 			if tc.wantErr != "" {
 				if err == nil || err.Error() != tc.wantErr {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -57,7 +67,13 @@ func TestDecode(t *testing.T) {
 			if e.typ == "session_deleted" && (e.state != nil || e.participantID != nil) {
 				t.Fatalf("deleted event should carry no state or participant: %+v", e)
 			}
+			if e.pos != (streamPos{1764100000123, 7}) || e.hasCreatedAt != (tc.created != 0) || e.createdAt != tc.created {
+				t.Fatalf("entry %v, created_at %v %d; want %d", e.pos, e.hasCreatedAt, e.createdAt, tc.created)
+			}
 		})
+	}
+	if _, err := decode("s", redis.XMessage{ID: "nope", Values: good()}); err == nil || err.Error() != "bad entry id" {
+		t.Fatalf("bad entry id: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	set                                           *metrics.Set
 	written, duplicates, deadLetters, writeErrors *metrics.Counter
+	superseded, lives                             *metrics.Counter
 	batchSize, batchSeconds                       *metrics.PrometheusHistogram
 }
 
@@ -21,6 +22,10 @@ func newMetrics(w *Worker) *Metrics {
 		duplicates:  s.NewCounter("synckairos_persist_events_duplicate_total"),
 		deadLetters: s.NewCounter("synckairos_persist_dead_letters_total"),
 		writeErrors: s.NewCounter("synckairos_persist_write_errors_total"),
+		// Events of an earlier incarnation of their session (counted in
+		// written too), and incarnations superseded by a re-created id.
+		superseded: s.NewCounter("synckairos_persist_events_superseded_total"),
+		lives:      s.NewCounter("synckairos_persist_incarnations_superseded_total"),
 		batchSize: s.NewPrometheusHistogramExt("synckairos_persist_batch_size",
 			[]float64{1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000}),
 		batchSeconds: s.NewPrometheusHistogramExt("synckairos_persist_batch_duration_seconds",

@@ -6,6 +6,18 @@
 // the transaction that wrote it committed; a redelivered entry hits the
 // unique (session_id, version) key and is skipped; and the session summary
 // is computed only from rows that insert actually wrote.
+//
+// A session id may be created again after a delete or after its keys
+// expired, and its versions start again at 1. Every row keeps the id of
+// its stream entry, and the worker sorts each batch into incarnations
+// (incarnation.go) under a lock on the batch's sync_sessions rows: the
+// first event of a newer incarnation moves the recorded one's rows to
+// sync_events_superseded (tagged with its created_at) and starts the
+// sync_sessions row afresh, in the batch's transaction; events of an
+// earlier incarnation, late or redelivered, go straight there. So
+// sync_events (still unique on (session_id, version)), sync_sessions and
+// the events route show the current incarnation, earlier ones are kept,
+// and a duplicate is only ever the same stream entry again.
 package persist
 
 import (

@@ -376,7 +376,7 @@ func (w *Worker) write(ctx context.Context, evs []event) error {
 	for {
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
-		inserted, err := writeBatch(wctx, w.pool, evs, w.hook)
+		res, err := writeBatch(wctx, w.pool, evs, w.hook)
 		cancel()
 		if errors.Is(err, errCrashed) || isDataError(err) {
 			return err
@@ -385,8 +385,19 @@ func (w *Worker) write(ctx context.Context, evs []event) error {
 			w.lastErr.Store(nil)
 			w.m.batchSize.Update(float64(len(evs)))
 			w.m.batchSeconds.UpdateDuration(start)
-			w.m.written.Add(int(inserted))
-			w.m.duplicates.Add(len(evs) - int(inserted))
+			landed := int(res.current + res.superseded + res.clashes)
+			w.m.written.Add(landed)
+			w.m.duplicates.Add(len(evs) - landed)
+			w.m.superseded.Add(int(res.superseded + res.clashes))
+			if res.clashes > 0 {
+				w.log.Warn("persist: events whose version was recorded from another stream entry kept in sync_events_superseded (incarnation unknown)",
+					"events", res.clashes)
+			}
+			if res.lives > 0 {
+				w.m.lives.Add(res.lives)
+				w.log.Info("persist: session ids created again; their earlier incarnations moved to sync_events_superseded",
+					"incarnations", res.lives, "rows_moved", res.moved)
+			}
 			return nil
 		}
 		w.lastErr.Store(&err)

@@ -2,6 +2,8 @@ package persist
 
 import (
 	"context"
+	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -9,30 +11,139 @@ import (
 
 // createBatchTable is where COPY puts a batch: per connection, emptied at
 // every commit. Text columns: casts happen once, in insertBatch.
+// superseded and inc_ms are the worker's placement (incarnation.go).
 const createBatchTable = `CREATE TEMP TABLE IF NOT EXISTS persist_batch (
   session_id text, version int8, event_type text, participant_id text, group_id text,
-  remaining int8, elapsed int8, cycle int8, ts_ms int8, state text) ON COMMIT DELETE ROWS`
+  remaining int8, elapsed int8, cycle int8, ts_ms int8, state text,
+  stream_id text, superseded bool, inc_ms int8) ON COMMIT DELETE ROWS`
 
 var batchColumns = []string{"session_id", "version", "event_type", "participant_id", "group_id",
-	"remaining", "elapsed", "cycle", "ts_ms", "state"}
+	"remaining", "elapsed", "cycle", "ts_ms", "state", "stream_id", "superseded", "inc_ms"}
 
-// insertBatch moves the COPYed batch into sync_events in one statement;
-// duplicates of (session_id, version) are skipped. sync_sessions is
-// upserted from the batch's newest event and state per session, which the
-// worker computes ($1..$5): total_cycles counts only rows this statement
-// inserted, and the status columns move only to a higher version
-// (last_version), so a redelivered batch changes nothing and a late one
-// never moves a session backwards. Settings never change after create: the
-// first known value wins.
+// The batch's sessions are locked before anything is decided about them, so
+// two workers (or lanes) holding events of one session serialise. A session
+// never seen gets a placeholder row first, which its events then fill (a
+// row lock needs a row); ascending order everywhere avoids deadlocks.
+const (
+	placeholderSessions = `INSERT INTO sync_sessions (session_id, last_updated_at, final_status, last_version)
+  SELECT DISTINCT t.id::uuid, timestamptz 'epoch', 'unknown', 0 FROM unnest($1::text[]) AS t(id) ORDER BY 1
+  ON CONFLICT (session_id) DO NOTHING`
+	lockSessions = `SELECT 1 FROM sync_sessions WHERE session_id = ANY($1::text[]::uuid[])
+  ORDER BY session_id FOR UPDATE`
+	// A statement of its own, after the lock: its snapshot then holds what
+	// the transaction that held the lock before committed.
+	readIncarnations = `SELECT t.id, s.created_at, lo.version, lo.stream_id, hi.version, hi.stream_id, hi.event_type
+  FROM unnest($1::text[]) AS t(id)
+  JOIN sync_sessions s ON s.session_id = t.id::uuid
+  LEFT JOIN LATERAL (SELECT version, stream_id FROM sync_events e WHERE e.session_id = s.session_id
+    ORDER BY version LIMIT 1) lo ON true
+  LEFT JOIN LATERAL (SELECT version, stream_id, event_type FROM sync_events e WHERE e.session_id = s.session_id
+    ORDER BY version DESC LIMIT 1) hi ON true`
+)
+
+// supersede moves the recorded incarnation of sessions $1 (a batch met a
+// newer one) from sync_events to sync_events_superseded, tagged with its
+// created_at, and empties their sync_sessions rows for the new one to fill.
+const supersede = `
+WITH sw AS (
+  SELECT session_id, created_at FROM sync_sessions WHERE session_id = ANY($1::text[]::uuid[])
+), moved AS (
+  DELETE FROM sync_events e USING sw WHERE e.session_id = sw.session_id
+  RETURNING e.id, e.session_id, e.version, e.event_type, e.participant_id, e.group_id, e.time_remaining_ms,
+    e.time_elapsed_ms, e.cycle_number, e."timestamp", e.state_snapshot, e.metadata, e.stream_id, sw.created_at
+), kept AS (
+  INSERT INTO sync_events_superseded (id, session_id, version, event_type, participant_id, group_id,
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, metadata, stream_id,
+    incarnation_created_at)
+  SELECT * FROM moved
+  ON CONFLICT DO NOTHING
+  RETURNING 1
+), reset AS (
+  UPDATE sync_sessions o SET sync_mode = NULL, time_per_cycle_ms = NULL, increment_ms = NULL,
+    max_time_ms = NULL, metadata = NULL, created_at = NULL, started_at = NULL, completed_at = NULL,
+    final_status = 'unknown', total_cycles = 0, total_participants = NULL, last_version = 0
+  FROM sw WHERE o.session_id = sw.session_id
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved)`
+
+// insertSuperseded writes the COPYed events the worker placed in an earlier
+// incarnation (only run when there are some). A duplicate is the same
+// stream entry. A delete carries no state, so one placed without its
+// incarnation takes that of the recorded event of the version before, just
+// before it in the stream; and an event arriving with its incarnation names
+// that of a delete recorded just after it without one.
+const insertSuperseded = `
+WITH old AS (
+  INSERT INTO sync_events_superseded (session_id, version, event_type, participant_id, group_id,
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id,
+    incarnation_created_at)
+  SELECT b.session_id::uuid, b.version, b.event_type, b.participant_id::uuid, b.group_id::uuid,
+    b.remaining, b.elapsed, b.cycle, timestamptz 'epoch' + b.ts_ms * interval '1 millisecond', b.state::jsonb,
+    b.stream_id, coalesce(timestamptz 'epoch' + b.inc_ms * interval '1 millisecond', (
+      SELECT x.incarnation_created_at FROM sync_events_superseded x
+      WHERE x.session_id = b.session_id::uuid AND x.version = b.version - 1
+        AND stream_pos(x.stream_id) < stream_pos(b.stream_id)
+      ORDER BY stream_pos(x.stream_id) DESC LIMIT 1))
+  FROM persist_batch b WHERE b.superseded
+  ON CONFLICT (session_id, stream_id) DO NOTHING
+  RETURNING 1
+), fill AS MATERIALIZED (
+  SELECT timestamptz 'epoch' + b.inc_ms * interval '1 millisecond' AS inc, (
+        SELECT y.id FROM sync_events_superseded y
+        WHERE y.session_id = b.session_id::uuid AND y.version = b.version + 1
+          AND y.event_type = 'session_deleted' AND y.incarnation_created_at IS NULL
+          AND stream_pos(y.stream_id) > stream_pos(b.stream_id)
+          AND NOT EXISTS (SELECT 1 FROM sync_events_superseded z WHERE z.session_id = y.session_id
+            AND stream_pos(z.stream_id) > stream_pos(b.stream_id)
+            AND stream_pos(z.stream_id) < stream_pos(y.stream_id))
+        ORDER BY stream_pos(y.stream_id) LIMIT 1) AS id
+  FROM persist_batch b WHERE b.superseded AND b.inc_ms IS NOT NULL
+), tagged AS (
+  UPDATE sync_events_superseded x SET incarnation_created_at = f.inc
+  FROM fill f
+  WHERE x.id = f.id AND x.id = ANY (ARRAY(SELECT id FROM fill)) -- by key, never a scan of the table
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM old)`
+
+// insertBatch moves the COPYed batch's current events into sync_events in
+// one statement; duplicates of (session_id, version) are skipped (another
+// stream entry under a recorded version is no duplicate: see dup).
+// sync_sessions is upserted from the batch's newest current event and
+// state per session, which the worker computes ($1..$5): total_cycles
+// counts only rows this statement inserted, and the status columns move
+// only to a higher version (last_version), so a redelivered batch changes
+// nothing and a late one never moves a session backwards. Settings never
+// change within an incarnation: the first known value wins.
 const insertBatch = `
 WITH ins AS (
   INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
-    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot)
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id)
   SELECT session_id::uuid, version, event_type, participant_id::uuid, group_id::uuid,
-    remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb
-  FROM persist_batch
+    remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb, stream_id
+  FROM persist_batch WHERE NOT superseded
   ON CONFLICT (session_id, version) DO NOTHING
-  RETURNING session_id, event_type
+  RETURNING session_id, version, event_type, stream_id
+), dup AS MATERIALIZED (
+  -- Left out by ON CONFLICT. A duplicate is the same stream entry; another
+  -- entry under a recorded version (a misplaced event, incarnation.go) is
+  -- kept below instead, its incarnation unknown.
+  SELECT b.* FROM persist_batch b
+    LEFT JOIN ins i ON i.session_id = b.session_id::uuid AND i.stream_id = b.stream_id
+  WHERE NOT b.superseded AND i.session_id IS NULL
+), clash AS (
+  INSERT INTO sync_events_superseded (session_id, version, event_type, participant_id, group_id,
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id)
+  SELECT d.session_id::uuid, d.version, d.event_type, d.participant_id::uuid, d.group_id::uuid,
+    d.remaining, d.elapsed, d.cycle, timestamptz 'epoch' + d.ts_ms * interval '1 millisecond', d.state::jsonb,
+    d.stream_id
+  FROM dup d
+    LEFT JOIN ins i ON i.session_id = d.session_id::uuid AND i.version = d.version
+  WHERE coalesce(i.stream_id, (SELECT e.stream_id FROM sync_events e -- an index probe per duplicate
+      WHERE e.session_id = d.session_id::uuid AND e.version = d.version)) <> d.stream_id
+  ON CONFLICT (session_id, stream_id) DO NOTHING
+  RETURNING 1
 ), cyc AS (
   SELECT session_id, count(*) FILTER (WHERE event_type IN ('cycle_switched', 'participant_expired')) AS n
   FROM ins GROUP BY session_id
@@ -70,22 +181,27 @@ WITH ins AS (
     last_version = greatest(o.last_version, excluded.last_version)
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)`
+SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM clash), (SELECT count(*) FROM up)`
 
 // sessionCols holds, per session of a batch, its newest event and the
-// newest state (a delete carries none).
+// newest state (a delete carries none), of its current incarnation.
 type sessionCols struct {
 	sessionID, typ []string
 	version, ts    []int64
 	state          []*string
 }
 
-func sessionsOf(evs []event) sessionCols {
+// sessionsOf summarises the events of evs that p leaves in sync_events; a
+// session with none there keeps its row as it is.
+func sessionsOf(evs []event, p []placement) sessionCols {
 	at := map[string]int{}
 	var c sessionCols
 	var stateVersion []int64
 	for i := range evs {
 		e := &evs[i]
+		if p[i].superseded {
+			continue
+		}
 		j, ok := at[e.sessionID]
 		if !ok {
 			j = len(c.sessionID)
@@ -107,36 +223,118 @@ func sessionsOf(evs []event) sessionCols {
 // hook lets tests stop the worker at a point of a batch, as a crash would.
 type hook func(stage string) bool
 
-// writeBatch writes evs in one transaction and returns how many rows were
-// new. When h("before_commit") returns true it abandons the transaction,
-// as a crash before the commit would.
-func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (int64, error) {
+// batchResult is what one committed batch did.
+type batchResult struct {
+	current, superseded int64 // new rows in sync_events, sync_events_superseded
+	clashes             int64 // more there: not duplicates, yet under a recorded version
+	lives               int   // incarnations the batch superseded
+	moved               int64 // rows it moved out of sync_events
+}
+
+// writeBatch writes evs in one transaction. When h("before_commit")
+// returns true it abandons the transaction, as a crash before the commit
+// would.
+func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (batchResult, error) {
+	var res batchResult
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
-	if _, err := tx.Exec(ctx, createBatchTable); err != nil {
-		return 0, err
+	recorded, err := lockSessionsOf(ctx, tx, evs)
+	if err != nil {
+		return res, err
+	}
+	p := classify(evs, recorded)
+	res.lives = p.lives
+	if len(p.switched) > 0 {
+		if err := tx.QueryRow(ctx, supersede, p.switched).Scan(&res.moved); err != nil {
+			return res, err
+		}
 	}
 	// COPY streams the rows: no batch-sized parameter buffer on either side.
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"persist_batch"}, batchColumns,
 		pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
 			e := &evs[i]
 			return []any{e.sessionID, e.version, e.typ, e.participantID, e.groupID,
-				e.remaining, e.elapsed, e.cycle, e.timestampMS, e.state}, nil
+				e.remaining, e.elapsed, e.cycle, e.timestampMS, e.state,
+				e.id, p.place[i].superseded, p.place[i].inc}, nil
 		}))
 	if err != nil {
-		return 0, err
+		return res, err
 	}
-	sc := sessionsOf(evs)
-	var inserted, sessions int64
-	err = tx.QueryRow(ctx, insertBatch, sc.sessionID, sc.version, sc.typ, sc.ts, sc.state).Scan(&inserted, &sessions)
+	if p.anySuperseded {
+		if err := tx.QueryRow(ctx, insertSuperseded).Scan(&res.superseded); err != nil {
+			return res, err
+		}
+	}
+	sc := sessionsOf(evs, p.place)
+	var sessions int64
+	err = tx.QueryRow(ctx, insertBatch, sc.sessionID, sc.version, sc.typ, sc.ts, sc.state).
+		Scan(&res.current, &res.clashes, &sessions)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	if h != nil && h("before_commit") {
-		return 0, errCrashed
+		return res, errCrashed
 	}
-	return inserted, tx.Commit(ctx)
+	return res, tx.Commit(ctx)
+}
+
+// lockSessionsOf creates the batch table, locks the batch's sessions and
+// reads their recorded incarnations, in one round trip.
+func lockSessionsOf(ctx context.Context, tx pgx.Tx, evs []event) (map[string]incarnation, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for i := range evs {
+		if id := evs[i].sessionID; !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	b := &pgx.Batch{}
+	b.Queue(createBatchTable)
+	b.Queue(placeholderSessions, ids)
+	b.Queue(lockSessions, ids)
+	b.Queue(readIncarnations, ids)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for range 3 {
+		if _, err := br.Exec(); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	recorded := make(map[string]incarnation, len(ids))
+	for rows.Next() {
+		var id string
+		var created *time.Time
+		var loV, hiV *int64
+		var loEntry, hiEntry, hiType *string
+		if err := rows.Scan(&id, &created, &loV, &loEntry, &hiV, &hiEntry, &hiType); err != nil {
+			return nil, err
+		}
+		if hiV == nil {
+			continue // a placeholder, or a row with no events: nothing recorded
+		}
+		c := incarnation{firstV: *loV, lastV: *hiV, deleted: hiType != nil && *hiType == "session_deleted"}
+		if created != nil {
+			c.createdAt, c.hasCreatedAt = created.UnixMilli(), true
+		}
+		if loEntry != nil {
+			c.first, c.hasFirst = parsePos(*loEntry)
+		}
+		if hiEntry != nil {
+			c.last, c.hasLast = parsePos(*hiEntry)
+		}
+		recorded[id] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return recorded, br.Close()
 }
