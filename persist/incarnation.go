@@ -154,6 +154,7 @@ type plan struct {
 	switched      []string
 	lives         int  // incarnations superseded, recorded or within the batch
 	anySuperseded bool // some place is superseded
+	current       int  // events placed in the current incarnation
 }
 
 // classify places every event of evs, which hold each session's events in
@@ -213,6 +214,9 @@ func classify(evs []event, recorded map[string]incarnation) plan {
 	}
 	for _, pl := range p.place {
 		p.anySuperseded = p.anySuperseded || pl.superseded
+		if !pl.superseded {
+			p.current++
+		}
 	}
 	return p
 }
