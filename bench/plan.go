@@ -99,11 +99,11 @@ func fanoutSet(o *options, p Params, perSession float64) []scenario {
 }
 
 // standard is the make bench set: the plan's scenarios, as far as two
-// shared cores carry them, in about five minutes. On these machines the
-// raw EVALSHA floor tops out near 7,000 switches/s and the server near
-// 3,500/s, so 1,000 and 10,000 sessions run at 2,000 switches/s in all
-// (2/s and 0.2/s each) instead of the plan's 10/s; the closed-loop run
-// shows where the limit is.
+// shared cores carry them, in about five minutes (4 min on 2026-12-02). On
+// these machines the raw EVALSHA floor tops out between 5,000 and 16,500
+// switches/s and the server between 3,500 and 16,500/s, so 1,000 and
+// 10,000 sessions run at 2,000 switches/s in all (2/s and 0.2/s each)
+// instead of the plan's 10/s; the closed-loop run shows where the limit is.
 func (o *options) standard() []scenario {
 	base := Params{Participants: 4, Concurrency: 32, WarmupS: 2, DurationS: 4, Reps: 3}
 	// Memory first, on its own fresh server, before the other runs leave
