@@ -67,6 +67,12 @@ local function iso(ms)
   return hit
 end
 
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
 local function fail(code, details)
   return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
@@ -367,7 +373,7 @@ local function write_frags(k_parts, changed)
       flat[#flat + 1] = c[2]
     end
   end
-  for i = 1, #flat, 200 do rcall('HSET', k_parts, unpack(flat, i, math.min(i + 199, #flat))) end
+  hset_flat(k_parts, flat)
 end
 
 -- group_members returns the rotation positions of group gid's members: the
@@ -389,7 +395,7 @@ local function group_members(k_parts, m, gid)
       flat[#flat + 1] = 'g:' .. g
       flat[#flat + 1] = table.concat(l, ',')
     end
-    for i = 1, #flat, 200 do rcall('HSET', k_parts, unpack(flat, i, math.min(i + 199, #flat))) end
+    hset_flat(k_parts, flat)
     v = lists[gid] and table.concat(lists[gid], ',') or ''
   end
   local out = {}
@@ -426,7 +432,7 @@ local function sync_group(k_parts, m, p, skip, changed)
       end
     end
   end
-  for i = 1, #flat, 200 do rcall('HSET', k_parts, unpack(flat, i, math.min(i + 199, #flat))) end
+  hset_flat(k_parts, flat)
 end
 
 -- next_live finds the next participant after position from (wrapping, cur
@@ -526,6 +532,33 @@ end
 local function late_room(k_stream, cap)
   if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
   return nil
+end
+
+-- stop_turn charges the running turn of p (at pos) up to now and rewrites
+-- its group-mates (sync_group), for a transition that stops the clock
+-- (pause, complete). A clock that ran out before any scheduler saw it gets
+-- its expiry first, as its own version (expire_turn). Returns an error
+-- (STREAM_FULL: a late stop needs room for two events), or the reply when
+-- that expiry ended the session, or nil, nil and then: whose turn it is now
+-- and its position, the ms the caller's event charges, the expiry's
+-- fragments ({} when there was none) and the caller's changed list.
+local function stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, now)
+  local was = p.has_expired
+  local elapsed = run_ms(m, p, now)
+  charge(m, p, elapsed)
+  local late = m.cycle_at ~= '' and ran_out(m, p, was)
+  if late then
+    local e = late_room(k_stream, cap)
+    if e then return e end
+  end
+  local changed = {}
+  sync_group(k_parts, m, p, pos, changed)
+  if not late then return nil, nil, p, pos, elapsed, {}, changed end
+  local r
+  r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, changed)
+  if m.status ~= 'running' then return nil, r end
+  -- auto_advance's turn started now, or the clock stopped: nothing to charge
+  return nil, nil, p, pos, 0, changed, {}
 end
 
 -- merge_reply turns the delta reply r of a transition that applied an

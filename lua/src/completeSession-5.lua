@@ -48,23 +48,11 @@ local now = now_ms()
 local changed, ev, elapsed = {}, { type = 'session_completed' }, 0
 local base, first = m.version, {}
 if p and m.status == 'running' then
-  local was = p.has_expired
-  elapsed = run_ms(m, p, now)
-  charge(m, p, elapsed)
-  -- a clock that ran out before the scheduler saw it: the expiry comes first
-  local late = m.cycle_at ~= '' and ran_out(m, p, was)
-  if late then
-    e = late_room(k_stream, cap)
-    if e then return e end
-  end
-  sync_group(k_parts, m, p, pos, changed)
-  if late then
-    local r
-    first, changed = changed, {}
-    r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, first)
-    if m.status ~= 'running' then return r end
-    elapsed = 0 -- auto_advance's turn started now, or the clock stopped
-  end
+  local done
+  e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap,
+    msg_ch, m, p, pos, now)
+  if e then return e end
+  if done then return done end
 end
 if p then
   p.is_active = false

@@ -158,13 +158,8 @@ for _, g in ipairs(members) do
   flat_parts[#flat_parts + 1] = 'g:' .. g
   flat_parts[#flat_parts + 1] = table.concat(members[g], ',')
 end
--- HSET in chunks: Lua's unpack has a C-stack limit of a few thousand values
-for i = 1, #flat_parts, 200 do
-  rcall('HSET', k_parts, unpack(flat_parts, i, math.min(i + 199, #flat_parts)))
-end
-for i = 1, #flat_index, 200 do
-  rcall('HSET', k_index, unpack(flat_index, i, math.min(i + 199, #flat_index)))
-end
+hset_flat(k_parts, flat_parts)
+hset_flat(k_index, flat_index)
 save_meta(k_meta, k_parts, k_index, m)
 
 -- publish and return

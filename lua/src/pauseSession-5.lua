@@ -44,23 +44,12 @@ local p = get_p(k_parts, pos)
 
 local now = now_ms()
 
-local was, base, first, changed = p.has_expired, m.version, {}, {}
-local elapsed = run_ms(m, p, now)
-charge(m, p, elapsed)
--- a clock that ran out before the scheduler saw it: the expiry comes first
-local late = m.cycle_at ~= '' and ran_out(m, p, was)
-if late then
-  e = late_room(k_stream, cap)
-  if e then return e end
-end
-sync_group(k_parts, m, p, pos, changed)
-if late then
-  local r
-  first, changed = changed, {}
-  r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, first)
-  if m.status ~= 'running' then return r end
-  elapsed = 0 -- auto_advance's turn started now, or the clock stopped
-end
+local base = m.version
+local done, elapsed, first, changed
+e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch,
+  m, p, pos, now)
+if e then return e end
+if done then return done end
 table.insert(changed, 1, { pos, enc_p(p) })
 write_frags(k_parts, changed)
 m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)
