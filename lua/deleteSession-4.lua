@@ -27,6 +27,10 @@ local floor = math.floor
 -- the full state; larger ones publish a delta of the participants that changed,
 -- so a switch costs the same at 1000 participants as at 4.
 local FULL_MAX = 32
+-- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
+-- to redis.call is formatted on every call
+local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
 
 -- TTLs (ms). Running and paused sessions never expire.
 local TTL_PENDING = 86400000
@@ -50,24 +54,28 @@ local iso_memo = {}
 local function iso(ms)
   local hit = iso_memo[ms]
   if hit then return hit end
-  local days = floor(ms / 86400000)
-  local rem = ms - days * 86400000
-  local z = days + 719468
-  local era = floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
-  local mp = floor((5 * doy + 2) / 153)
-  local d = doy - floor((153 * mp + 2) / 5) + 1
+  -- x - x % d is x rounded down to a multiple of d: VM arithmetic, where
+  -- math.floor is a function call
+  local rem = ms % 86400000
+  local z = (ms - rem) / 86400000 + 719468
+  local doe = z % 146097
+  local era = (z - doe) / 146097
+  local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524 - (doe - doe % 146096) / 146096
+  yoe = (yoe - yoe % 365) / 365
+  local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100)
+  local mp = 5 * doy + 2
+  mp = (mp - mp % 153) / 153
+  local d = 153 * mp + 2
+  d = doy - (d - d % 5) / 5 + 1
   local m = mp < 10 and mp + 3 or mp - 9
   local y = yoe + era * 400
   if m <= 2 then y = y + 1 end
-  local h = floor(rem / 3600000)
-  rem = rem - h * 3600000
-  local mi = floor(rem / 60000)
-  rem = rem - mi * 60000
-  local s = floor(rem / 1000)
-  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi, s, rem - s * 1000)
+  local ms_ = rem % 1000
+  local s = (rem - ms_) / 1000
+  local sec = s % 60
+  local mi = (s - sec) / 60
+  local h = (mi - mi % 60) / 60
+  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi % 60, sec, ms_)
   iso_memo[ms] = hit
   return hit
 end
@@ -103,9 +111,13 @@ local function load_meta(key)
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
   m.warned = tonumber(m.warned) or 0
+  -- per_group banks are the g:<group_id> fields (only per_group has them:
+  -- the scan costs a string per field)
   m.groups = {}
-  for i = 1, #flat, 2 do
-    if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
+  if m.mode == 'per_group' then
+    for i = 1, #flat, 2 do
+      if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
+    end
   end
   return m
 end
@@ -151,9 +163,9 @@ local function num_or_null(v)
   return v
 end
 
--- head encodes every session-level field of the state; extra ('' or
--- ',"k":v') is spliced in before the closing brace.
-local function head(m, now, extra)
+-- head_open encodes every session-level field of the state, without the
+-- closing brace; extra ('' or ',"k":v') comes last.
+local function head_open(m, now, extra)
   local active = 'null'
   if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
   local opt = ''
@@ -177,7 +189,11 @@ local function head(m, now, extra)
     .. ',"session_started_at":' .. iso_or_null(m.started_at)
     .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
     .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
-    .. '","server_time_ms":' .. int(now) .. extra .. '}'
+    .. '","server_time_ms":' .. int(now) .. extra
+end
+
+local function head(m, now, extra)
+  return head_open(m, now, extra) .. '}'
 end
 
 -- save_meta writes the fields a transition may change and sets the TTL that
@@ -221,19 +237,25 @@ end
 -- the session head plus the participants at `changed` positions
 -- (changed = {{pos, fragment}, ...}).
 local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-  local h = head(m, now, extra)
   local kind, payload, msg
   if m.n <= FULL_MAX then
-    local idx = {}
-    for i = 1, m.n do idx[i] = i - 1 end
-    local frags = rcall('HMGET', k_parts, unpack(idx))
+    -- one buffer, one concat: every long string Lua builds is hashed and
+    -- interned, and a switch's strings collide with the previous
+    -- switches' not yet collected ones
+    local frags = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n))
+    local buf = { head_open(m, now, extra), ',"participants":[' }
+    for i = 1, m.n do
+      buf[2 * i + 1] = frags[i]
+      buf[2 * i + 2] = ','
+    end
+    buf[2 * m.n + 2] = ']}'
     kind = 'full'
-    payload = string.sub(h, 1, -2) .. ',"participants":[' .. table.concat(frags, ',') .. ']}'
+    payload = table.concat(buf)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
       .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
   else
     kind = 'delta'
-    payload = delta(m, now, h, changed, ev.base or (m.version - 1))
+    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
     msg = payload
   end
   rcall('PUBLISH', channel, msg)
