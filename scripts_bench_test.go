@@ -25,6 +25,7 @@ import (
 // x-ping-p50 = switch p50 / that PING p50).
 //
 //	go test -run '^$' -bench 'Ping|Script' -benchtime 1000x .
+//	go test -run '^$' -bench SwitchFloor -benchtime 2000x .
 //
 // Sessions run with event_cap 0 (no audit events) so benchmarks do not
 // grow the shared shard streams; BenchmarkScriptSwitchRaw measures the
@@ -239,6 +240,114 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				lat.report(b)
 			})
 		}
+	}
+}
+
+// Stand-ins for BenchmarkSwitchFloor: scripts that do only what any
+// switch must do, with no logic, so the benchmark shows the least a
+// switch can cost beside a PING. They are measuring tools, not product
+// scripts. KEYS are the switch's; ARGV[4] is the STATE_UPDATE up to its
+// participants (taken from a real switch), ARGV[3] a value to write.
+const (
+	// floorSwitch: the calls this key layout needs (read meta, read the
+	// fragments, TIME, write two fragments, write meta, the deadline
+	// index, PUBLISH), each with its real payload.
+	floorSwitch = `
+local m = redis.call('HMGET', KEYS[1], 'status', 'version', 'active')
+local p = redis.call('HMGET', KEYS[2], '0', '1', '2', '3')
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], '0', p[1], '1', p[2])
+redis.call('HSET', KEYS[1], 'floor', ARGV[3])
+redis.call('ZADD', KEYS[5], '1764643200000', ARGV[1])
+local msg = ARGV[4] .. table.concat(p, ',') .. ']}}'
+redis.call('PUBLISH', ARGV[2], msg)
+return {'full', msg}`
+	// minSwitch: the fewest calls any layout could do (one hash holding
+	// meta and fragments, no deadline index): read, TIME, write, PUBLISH.
+	minSwitch = `
+local p = redis.call('HMGET', KEYS[2], '0', '1', '2', '3', 'floor')
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], '0', p[1], '1', p[2], 'floor', ARGV[3])
+local msg = ARGV[4] .. table.concat(p, ',', 1, 4) .. ']}}'
+redis.call('PUBLISH', ARGV[2], msg)
+return {'full', msg}`
+)
+
+// BenchmarkSwitchFloor puts the switch beside what bounds it from below,
+// each timed right after a PING in one loop, at 4 participants: a no-op
+// EVALSHA with no keys, the same with the switch's 5 keys and 7 args, the
+// two stand-ins above (on a session of their own), and the switch through
+// the wrapper. x-* is each one's p50 over the PING p50 of the same loop:
+// the issue's 1.5x target has to hold for the switch, which cannot be
+// cheaper than x-floor (and no layout cheaper than x-min).
+func BenchmarkSwitchFloor(b *testing.B) {
+	s, rdb := benchScripts(b, 0)
+	ctx := context.Background()
+	c, _ := running(b, s, session.ModePerParticipant, 4, 3_600_000)
+	f, _ := running(b, s, session.ModePerParticipant, 4, 3_600_000)
+	kc, kf := keyspace.For(c.ID), keyspace.For(f.ID)
+	dl := "sk:" + keyspace.Tag(keyspace.ShardOf(f.ID)) + ":bench-deadlines:" + f.ID
+	b.Cleanup(func() { rdb.Del(context.Background(), dl) })
+	state, err := s.Get(ctx, f.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cut := strings.Index(string(state), `"participants":[`)
+	if cut < 0 {
+		b.Fatalf("no participants in %s", state)
+	}
+	head := `{"type":"STATE_UPDATE","sessionId":"` + f.ID + `","timestamp":1764643200000,"version":3,"state":` +
+		string(state[:cut+len(`"participants":[`)])
+	floorKeys := []string{kf.Meta, kf.Parts, kf.Index, kf.Stream, dl}
+	switchKeys := []string{kc.Meta, kc.Parts, kc.Index, kc.Stream, dl}
+	noop, floor, minimal := redis.NewScript(`return 1`), redis.NewScript(floorSwitch), redis.NewScript(minSwitch)
+	for _, sc := range []*redis.Script{noop, floor, minimal} {
+		if err := sc.Load(ctx, rdb).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	type step struct {
+		name string
+		run  func() error
+		lat  latencies
+	}
+	steps := []*step{
+		{name: "x-noop", run: func() error { return noop.EvalSha(ctx, rdb, nil).Err() }},
+		{name: "x-noop-args", run: func() error {
+			return noop.EvalSha(ctx, rdb, switchKeys, c.ID, kc.StateChannel, "0", "", "", "", kc.MsgChannel).Err()
+		}},
+		{name: "x-min", run: func() error {
+			return minimal.EvalSha(ctx, rdb, floorKeys, f.ID, kf.StateChannel, "x", head, "", "", kf.MsgChannel).Err()
+		}},
+		{name: "x-floor", run: func() error {
+			return floor.EvalSha(ctx, rdb, floorKeys, f.ID, kf.StateChannel, "x", head, "", "", kf.MsgChannel).Err()
+		}},
+		{name: "x-switch", run: func() error {
+			_, err := s.Switch(ctx, c.ID, session.SwitchArgs{})
+			return err
+		}},
+	}
+	ping := make(latencies, 0, len(steps)*b.N)
+	b.ResetTimer()
+	for range b.N {
+		for _, st := range steps {
+			ping.time(func() {
+				if err := rdb.Ping(ctx).Err(); err != nil {
+					b.Fatal(err)
+				}
+			})
+			st.lat.time(func() {
+				if err := st.run(); err != nil {
+					b.Fatal(st.name, err)
+				}
+			})
+		}
+	}
+	b.StopTimer()
+	p := ping.p50()
+	b.ReportMetric(p, "ping-p50-us")
+	for _, st := range steps {
+		b.ReportMetric(st.lat.p50()/p, st.name)
 	}
 }
 
