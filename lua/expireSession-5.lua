@@ -132,22 +132,6 @@ local function load_meta(key)
   return m
 end
 
--- check_common validates what every mutating script checks first.
-local function check_common(m, sid, expected, stream, cap)
-  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
-  if expected ~= '' and tonumber(expected) ~= m.version then
-    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
-  end
-  if cap > 0 and rcall('XLEN', stream) >= cap then
-    return fail('STREAM_FULL', { stream_max = cap })
-  end
-  return nil
-end
-
-local function bad_transition(m, to)
-  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
-end
-
 local function enc_p(p)
   local g = ''
   if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
@@ -327,16 +311,6 @@ local function turn_left(m, p)
   return b
 end
 
--- run_ms is how long the turn has run since cycle_at, capped where its
--- time ran out: a clock stops at 0 even when nobody noticed in time.
-local function run_ms(m, p, now)
-  if m.cycle_at == '' then return 0 end
-  local e = now - tonumber(m.cycle_at)
-  local l = turn_left(m, p)
-  if l and e > l then e = math.max(l, 0) end
-  return e
-end
-
 -- charge books e ms of the running turn on p, its group or the session.
 local function charge(m, p, e)
   m.turn, m.used = m.turn + e, m.used + e
@@ -505,14 +479,6 @@ local function time_warning(ch, m, pid, remaining, now)
     .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 
--- ran_out reports whether the turn just charged on p ran its clock out
--- (was: p's has_expired before the charge): p's own limit or the session's.
-local function ran_out(m, p, was)
-  if p.has_expired and not was then return true end
-  local sl = sess_left(m)
-  return sl ~= nil and sl <= 0
-end
-
 -- expire_turn applies, as its own version, what expireSession applies when
 -- the running turn's clock has run out: p (at pos) was charged e ms, up to
 -- its limit, and changed holds its group-mates' fragments (sync_group).
@@ -562,59 +528,6 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
   local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
   time_expired(msg_ch, m, who, now)
   return r, active, apos
-end
-
--- late_room checks that the audit stream has room for a late transition's
--- two events (the expiry it applies first, then its own).
-local function late_room(k_stream, cap)
-  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
-  return nil
-end
-
--- stop_turn charges the running turn of p (at pos) up to now and rewrites
--- its group-mates (sync_group), for a transition that stops the clock
--- (pause, complete). A clock that ran out before any scheduler saw it gets
--- its expiry first, as its own version (expire_turn). Returns an error
--- (STREAM_FULL: a late stop needs room for two events), or the reply when
--- that expiry ended the session, or nil, nil and then: whose turn it is now
--- and its position, the ms the caller's event charges, the expiry's
--- fragments ({} when there was none) and the caller's changed list.
-local function stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, now)
-  local was = p.has_expired
-  local elapsed = run_ms(m, p, now)
-  charge(m, p, elapsed)
-  local late = m.cycle_at ~= '' and ran_out(m, p, was)
-  if late then
-    local e = late_room(k_stream, cap)
-    if e then return e end
-  end
-  local changed = {}
-  sync_group(k_parts, m, p, pos, changed)
-  if not late then return nil, nil, p, pos, elapsed, {}, changed end
-  local r
-  r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, changed)
-  if m.status ~= 'running' then return nil, r end
-  -- auto_advance's turn started now, or the clock stopped: nothing to charge
-  return nil, nil, p, pos, 0, changed, {}
-end
-
--- merge_reply turns the delta reply r of a transition that applied an
--- expiry first into one delta from base (the version before both), with
--- the positions of both steps (later fragments win). A full reply is
--- already whole.
-local function merge_reply(r, m, now, base, first, second)
-  if r[1] ~= 'delta' then return r end
-  local all, at = {}, {}
-  for _, list in ipairs({ first, second }) do
-    for _, c in ipairs(list) do
-      if at[c[1]] then all[at[c[1]]][2] = c[2]
-      else
-        all[#all + 1] = { c[1], c[2] }
-        at[c[1]] = #all
-      end
-    end
-  end
-  return { 'delta', delta(m, now, head(m, now, ''), all, base) }
 end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

@@ -501,13 +501,6 @@ local function time_expired(ch, m, pid, now)
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 
--- time_warning announces that the running turn has remaining ms left.
-local function time_warning(ch, m, pid, remaining, now)
-  if not ch or ch == '' then return end
-  rcall('PUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
-    .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
-end
-
 -- ran_out reports whether the turn just charged on p ran its clock out
 -- (was: p's has_expired before the charge): p's own limit or the session's.
 local function ran_out(m, p, was)
