@@ -65,8 +65,8 @@ func shake(include, user string) string {
 			}
 			defs = append(defs, def{names: names, text: pending.String() + line})
 			pending.Reset()
-		case len(defs) == 0 && pending.Len() == 0 && strings.HasPrefix(line, "-- ") && pre.Len() == 0:
-			pre.WriteString(line) // the file's own opening comment
+		case len(defs) == 0 && pending.Len() == 0 && strings.HasPrefix(line, "--"):
+			pre.WriteString(line) // the file's opening comment, up to a blank line
 		case strings.HasPrefix(line, "--") || strings.TrimSpace(line) == "":
 			pending.WriteString(line)
 		default:
@@ -91,13 +91,13 @@ func shake(include, user string) string {
 		}
 	}
 	visit(user)
-	out := pre.String()
+	out := &pre
 	for i, d := range defs {
 		if keep[i] {
-			out += d.text
+			out.WriteString(d.text)
 		}
 	}
-	return out
+	return out.String()
 }
 
 func TestLuaGeneratedUpToDate(t *testing.T) {
