@@ -239,8 +239,11 @@ func TestPerParticipantMode(t *testing.T) {
 // A time_per_cycle_ms cap ends a turn though the bank is not empty.
 func TestPerParticipantTurnCap(t *testing.T) {
 	t.Parallel()
+	// the cap must outlast start -> pause and resume -> noExpiry even on
+	// the embedded Redis, where a call under -race can take tens of ms
+	const turnCap = 400
 	c := modeConfig(t, session.ModePerParticipant, 60000, 60000)
-	c.TimePerCycleMS = ptr[int64](40)
+	c.TimePerCycleMS = ptr[int64](turnCap)
 	c.AutoAdvance = true
 	r := newModeRun(t, c)
 	st0 := r.do("start")
@@ -248,14 +251,14 @@ func TestPerParticipantTurnCap(t *testing.T) {
 	stp := r.do("pause") // the cap counts the whole turn, across pauses
 	e1 := stp.ServerTimeMS - ms(st0.CycleStartedAt)
 	str := r.do("resume")
-	due := ms(str.CycleStartedAt) + 40 - e1
+	due := ms(str.CycleStartedAt) + turnCap - e1
 	d, _ := r.deadline()
 	eq(t, "deadline after resume", d, due)
 	r.noExpiry()
 	st := r.expire()
 	p0 := r.p(0)
-	eq(t, "p0 used (exactly the cap)", p0.TimeUsedMS, 40)
-	eq(t, "p0 bank", p0.TotalTimeMS, 60000-40)
+	eq(t, "p0 used (exactly the cap)", p0.TimeUsedMS, turnCap)
+	eq(t, "p0 bank", p0.TotalTimeMS, 60000-turnCap)
 	if !p0.HasExpired || p0.IsActive || !r.p(1).IsActive || st.Status != "running" || p0.CycleCount != 1 {
 		t.Errorf("after the capped turn ran out: %+v", st)
 	}
@@ -267,7 +270,7 @@ func TestPerParticipantTurnCap(t *testing.T) {
 	// p1's fresh turn started when the expiry fired
 	eq(t, "p1 turn start", ms(st.CycleStartedAt), msgs[0].Timestamp)
 	d, _ = r.deadline()
-	eq(t, "p1 deadline", d, ms(st.CycleStartedAt)+40)
+	eq(t, "p1 deadline", d, ms(st.CycleStartedAt)+turnCap)
 }
 
 func TestPerCycleMode(t *testing.T) {
@@ -380,8 +383,11 @@ func TestGlobalMode(t *testing.T) {
 
 func TestCountUpMode(t *testing.T) {
 	t.Parallel()
+	// max_time_ms must outlast the calls before resume even on the
+	// embedded Redis (see TestPerParticipantTurnCap)
+	const maxTime = 600
 	c := modeConfig(t, session.ModeCountUp, 1000, 1000)
-	c.MaxTimeMS = ptr[int64](60)
+	c.MaxTimeMS = ptr[int64](maxTime)
 	r := newModeRun(t, c)
 	st0 := r.do("start")
 	time.Sleep(15 * time.Millisecond)
@@ -395,12 +401,12 @@ func TestCountUpMode(t *testing.T) {
 	eq(t, "p1 counted up", r.p(1).TimeUsedMS, e2)
 	st3 := r.do("resume")
 	d, _ := r.deadline()
-	eq(t, "deadline: max_time_ms of the whole session", d, ms(st3.CycleStartedAt)+60-e1-e2)
+	eq(t, "deadline: max_time_ms of the whole session", d, ms(st3.CycleStartedAt)+maxTime-e1-e2)
 	st := r.expire()
 	if st.Status != "expired" || r.p(0).HasExpired || r.p(1).HasExpired {
 		t.Fatalf("max_time_ms reached: %+v", st)
 	}
-	eq(t, "time counted in all", r.p(0).TimeUsedMS+r.p(1).TimeUsedMS, 60)
+	eq(t, "time counted in all", r.p(0).TimeUsedMS+r.p(1).TimeUsedMS, maxTime)
 	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, nil)
 
 	// without max_time_ms a stopwatch never expires
