@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,6 +187,18 @@ func checkTimeExpired(t *testing.T, m timeExpiredMsg, st State, pid *string) {
 	if m.Type != "TIME_EXPIRED" || m.SessionID != st.SessionID || m.Version != st.Version ||
 		(pid == nil) != (m.ParticipantID == nil) || (pid != nil && *pid != *m.ParticipantID) {
 		t.Errorf("TIME_EXPIRED %+v, want participant %v at v%d", m, pid, st.Version)
+	}
+}
+
+// checkFlags checks that exactly the participants at positions expired
+// have expired, and that only the one at active is active.
+func checkFlags(t *testing.T, st State, expired []int, active int) {
+	t.Helper()
+	for i, p := range st.Participants {
+		want := slices.Contains(expired, i)
+		if p.HasExpired != want || p.IsActive != (i == active) {
+			t.Errorf("participant %d: expired %v active %v, want %v %v", i, p.HasExpired, p.IsActive, want, i == active)
+		}
 	}
 }
 
@@ -676,15 +689,7 @@ func TestLateTransitionAppliesExpiry(t *testing.T) {
 			if st.Status != tc.status || st.Version != wantVersion {
 				t.Fatalf("late %s: %s v%d, want %s v%d: %+v", tc.op, st.Status, st.Version, tc.status, wantVersion, st)
 			}
-			expired := map[int]bool{}
-			for _, i := range tc.expired {
-				expired[i] = true
-			}
-			for i, p := range st.Participants {
-				if p.HasExpired != expired[i] || p.IsActive != (i == tc.active) {
-					t.Errorf("participant %d: expired %v active %v, want %v %v", i, p.HasExpired, p.IsActive, expired[i], i == tc.active)
-				}
-			}
+			checkFlags(t, st, tc.expired, tc.active)
 			// the turn that ran out is charged exactly up to its limit, and
 			// a turn that auto_advance started was paused at once
 			eq(t, "p0 used", r.p(0).TimeUsedMS, 30)
@@ -916,15 +921,7 @@ func TestSwitchToNextExpiredHere(t *testing.T) {
 			if st.Status != tc.status {
 				t.Fatalf("status %s, want %s: %+v", st.Status, tc.status, st)
 			}
-			expired := map[int]bool{}
-			for _, i := range tc.expired {
-				expired[i] = true
-			}
-			for i, p := range st.Participants {
-				if p.HasExpired != expired[i] || p.IsActive != (i == tc.active) {
-					t.Errorf("participant %d: expired %v active %v, want %v %v", i, p.HasExpired, p.IsActive, expired[i], i == tc.active)
-				}
-			}
+			checkFlags(t, st, tc.expired, tc.active)
 			if st.ExpiredParticipantID == nil || *st.ExpiredParticipantID != c.Participants[0].ID {
 				t.Errorf("expired_participant_id %v, want p0", st.ExpiredParticipantID)
 			}

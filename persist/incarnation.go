@@ -151,10 +151,9 @@ type plan struct {
 	// switched: sessions whose recorded incarnation this batch supersedes;
 	// their rows move to sync_events_superseded and their sync_sessions row
 	// starts over.
-	switched      []string
-	lives         int  // incarnations superseded, recorded or within the batch
-	anySuperseded bool // some place is superseded
-	current       int  // events placed in the current incarnation
+	switched []string
+	lives    int // incarnations superseded, recorded or within the batch
+	current  int // events placed in the current incarnation
 }
 
 // classify places every event of evs, which hold each session's events in
@@ -213,7 +212,6 @@ func classify(evs []event, recorded map[string]incarnation) plan {
 		}
 	}
 	for _, pl := range p.place {
-		p.anySuperseded = p.anySuperseded || pl.superseded
 		if !pl.superseded {
 			p.current++
 		}

@@ -20,6 +20,16 @@ const createBatchTable = `CREATE TEMP TABLE IF NOT EXISTS persist_batch (
 var batchColumns = []string{"session_id", "version", "event_type", "participant_id", "group_id",
 	"remaining", "elapsed", "cycle", "ts_ms", "state", "stream_id", "superseded", "inc_ms"}
 
+// eventColumns are the columns of sync_events (and sync_events_superseded)
+// that a batch row fills, and batchValues fills them from persist_batch b.
+const (
+	eventColumns = `session_id, version, event_type, participant_id, group_id,
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id`
+	batchValues = `b.session_id::uuid, b.version, b.event_type, b.participant_id::uuid, b.group_id::uuid,
+    b.remaining, b.elapsed, b.cycle, timestamptz 'epoch' + b.ts_ms * interval '1 millisecond', b.state::jsonb,
+    b.stream_id`
+)
+
 // The batch's sessions are locked before anything is decided about them, so
 // two workers (or lanes) holding events of one session serialise. A session
 // never seen gets a placeholder row first, which its events then fill (a
@@ -75,12 +85,8 @@ SELECT (SELECT count(*) FROM moved)`
 // that of a delete recorded just after it without one.
 const insertSuperseded = `
 WITH old AS (
-  INSERT INTO sync_events_superseded (session_id, version, event_type, participant_id, group_id,
-    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id,
-    incarnation_created_at)
-  SELECT b.session_id::uuid, b.version, b.event_type, b.participant_id::uuid, b.group_id::uuid,
-    b.remaining, b.elapsed, b.cycle, timestamptz 'epoch' + b.ts_ms * interval '1 millisecond', b.state::jsonb,
-    b.stream_id, coalesce(timestamptz 'epoch' + b.inc_ms * interval '1 millisecond', (
+  INSERT INTO sync_events_superseded (` + eventColumns + `, incarnation_created_at)
+  SELECT ` + batchValues + `, coalesce(timestamptz 'epoch' + b.inc_ms * interval '1 millisecond', (
       SELECT x.incarnation_created_at FROM sync_events_superseded x
       WHERE x.session_id = b.session_id::uuid AND x.version = b.version - 1
         AND stream_pos(x.stream_id) < stream_pos(b.stream_id)
@@ -119,11 +125,9 @@ SELECT (SELECT count(*) FROM old)`
 // value wins.
 const insertBatch = `
 WITH ins AS (
-  INSERT INTO sync_events (session_id, version, event_type, participant_id, group_id,
-    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id)
-  SELECT session_id::uuid, version, event_type, participant_id::uuid, group_id::uuid,
-    remaining, elapsed, cycle, timestamptz 'epoch' + ts_ms * interval '1 millisecond', state::jsonb, stream_id
-  FROM persist_batch WHERE NOT superseded
+  INSERT INTO sync_events (` + eventColumns + `)
+  SELECT ` + batchValues + `
+  FROM persist_batch b WHERE NOT b.superseded
   ON CONFLICT (session_id, version) DO NOTHING
   RETURNING session_id, event_type
 ), cyc AS (
@@ -173,11 +177,8 @@ SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM up)`
 // its own: folded into insertBatch, the anti-join against the inserted
 // rows cost four times the insert itself on every batch.
 const insertClashes = `
-INSERT INTO sync_events_superseded (session_id, version, event_type, participant_id, group_id,
-  time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id)
-SELECT b.session_id::uuid, b.version, b.event_type, b.participant_id::uuid, b.group_id::uuid,
-  b.remaining, b.elapsed, b.cycle, timestamptz 'epoch' + b.ts_ms * interval '1 millisecond', b.state::jsonb,
-  b.stream_id
+INSERT INTO sync_events_superseded (` + eventColumns + `)
+SELECT ` + batchValues + `
 FROM persist_batch b
   JOIN sync_events e ON e.session_id = b.session_id::uuid AND e.version = b.version
 WHERE NOT b.superseded AND e.stream_id <> b.stream_id
@@ -263,7 +264,7 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (b
 	if err != nil {
 		return res, err
 	}
-	if p.anySuperseded {
+	if p.current < len(evs) { // some are superseded
 		if err := tx.QueryRow(ctx, insertSuperseded).Scan(&res.superseded); err != nil {
 			return res, err
 		}
