@@ -515,11 +515,12 @@ if current_id ~= '' and current_id ~= m.active_id then
     actual_version = m.version })
 end
 local cur_pos = tonumber(m.active)
-local next_pos
+local next_pos, named
 if next_id ~= '' then
   next_pos = tonumber(rcall('HGET', k_index, next_id))
   if not next_pos then return fail('PARTICIPANT_NOT_FOUND', { participant_id = next_id }) end
-  if next_pos ~= cur_pos and get_p(k_parts, next_pos).has_expired then
+  if next_pos ~= cur_pos then named = get_p(k_parts, next_pos) end
+  if named and named.has_expired then
     return fail('VALIDATION_ERROR', { field = 'next_participant_id', message = 'has expired' })
   end
 end
@@ -555,7 +556,11 @@ end
 local nxt
 if m.status == 'running' then
   if next_id ~= '' then
-    if next_pos == cur_pos then nxt = cur else nxt = get_p(k_parts, next_pos) end
+    nxt = named or cur
+    -- as read, unless sync_group rewrote it (a group-mate of the current)
+    for _, c in ipairs(changed) do
+      if c[1] == next_pos then nxt = cjson.decode(c[2]) end
+    end
     -- the named next expired in this very switch (the current participant
     -- itself, or a group-mate of theirs): the rotation picks instead
     if nxt.has_expired then nxt = nil end
