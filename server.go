@@ -113,7 +113,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		a.mw.CORS = handlers.NewCORS(cfg.CORSOrigins)
 	}
 	if cfg.RateLimitEnabled {
-		a.mw.Limiter = ratelimit.New(a.rdb, scriptSources["rateLimit-1.lua"], scriptSources["rateLimit-2.lua"])
+		a.mw.Limiter = ratelimit.New(a.rdb)
 		if err := a.mw.Limiter.Load(ctx); err != nil {
 			a.close()
 			return nil, errors.New("loading the rate limit script: " + err.Error())
