@@ -34,7 +34,7 @@ var scriptSources = func() map[string]string {
 // It depends on redis.Scripter only, so a Cluster client works too.
 type Scripts struct {
 	rdb      redis.Scripter
-	eventCap string
+	eventCap *streamCap // read per call: the audit flag may change it (auditwire.go)
 	asm      *fullstate.Assembler
 	// dlSuffix is appended to the deadline index key; tests use a private
 	// one so that a scheduler running elsewhere on the same Redis leaves
@@ -48,7 +48,7 @@ type Scripts struct {
 // transition that finds it full fails with STREAM_FULL; 0 records no events
 // (persistence off). cacheMax bounds the large-session state cache.
 func NewScripts(rdb redis.Scripter, eventCap int64, cacheMax int) *Scripts {
-	s := &Scripts{rdb: rdb, eventCap: strconv.FormatInt(eventCap, 10)}
+	s := &Scripts{rdb: rdb, eventCap: newStreamCap(eventCap)}
 	script := func(name string) *redis.Script { return redis.NewScript(scriptSources[name]) }
 	s.create = script("createSession-4.lua")
 	s.start = script("startSession-5.lua")

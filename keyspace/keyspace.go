@@ -74,3 +74,11 @@ func Streams() []string {
 	}
 	return out
 }
+
+// Audit is the deployment's audit flag: the audit stream cap that every
+// instance with DATABASE_URL keeps there (no TTL), and that instances
+// without one pass to the scripts, so that whether a transition is
+// recorded does not depend on which instance served it (README.md
+// "Several instances: the audit rule"). It is one key of its own slot,
+// read by no script.
+const Audit = "sk:audit"
