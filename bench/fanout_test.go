@@ -23,7 +23,7 @@ func testRedisAddr() string {
 // left without a TTL.
 var sessions = sessiontest.New(testRedisAddr())
 
-func TestMain(m *testing.M) { sessions.Main(m) }
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
 // These run the fan-out scenario end to end against the machine's Redis:
 // the raw scripts from ../lua and the in-process minimal relay. They check

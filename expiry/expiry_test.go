@@ -37,7 +37,7 @@ func redisAddr() string {
 // ends, and TestMain fails the run if one is left without a TTL anyway.
 var sessions = sessiontest.New(redisAddr())
 
-func TestMain(m *testing.M) { sessions.Main(m) }
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
 type env struct {
 	t       *testing.T

@@ -5,7 +5,7 @@
 // Each test package holds one Tracker. Tracker.Hook on a test's Redis
 // client records every session a script call names and deletes its keys
 // when the test ends; Tracker.Track does the same for a session created
-// some other way (over HTTP, say). Tracker.Main, the package's TestMain,
+// some other way (over HTTP, say). Tracker.Run, in the package's TestMain,
 // then fails the run if any session it recorded still has a key without a
 // TTL: the leak of a test that bypassed the helpers. It looks at those
 // sessions only, never the whole Redis, which other runs share.
@@ -108,9 +108,10 @@ func sessionOf(key string) (string, bool) {
 	return id, id != "" && keyspace.For(id).Meta == key
 }
 
-// Main runs the tests, then fails the run when a session they recorded
-// was left with a key that has no TTL. Call it from TestMain.
-func (tr *Tracker) Main(m *testing.M) {
+// Run runs the tests, then fails the run (a non-zero exit code) when a
+// session they recorded was left with a key that has no TTL. Call it from
+// TestMain: os.Exit(tracker.Run(m)).
+func (tr *Tracker) Run(m *testing.M) int {
 	code := m.Run()
 	if err := tr.Check(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
@@ -119,7 +120,7 @@ func (tr *Tracker) Main(m *testing.M) {
 		}
 	}
 	_ = tr.rdb.Close()
-	os.Exit(code)
+	return code
 }
 
 // Check returns an error naming every recorded session that still has its

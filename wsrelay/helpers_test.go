@@ -45,7 +45,7 @@ func testRedisAddr() string {
 // without a TTL anyway (running sessions never expire).
 var sessions = sessiontest.New(testRedisAddr())
 
-func TestMain(m *testing.M) { sessions.Main(m) }
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
 func newRedis(t testing.TB, addr string) *redis.Client {
 	t.Helper()
