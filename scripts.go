@@ -20,7 +20,7 @@ import (
 // It depends on redis.Scripter only, so a Cluster client works too.
 type Scripts struct {
 	rdb      redis.Scripter
-	eventCap string
+	eventCap *streamCap // read per call: the audit flag may change it (auditwire.go)
 	asm      *fullstate.Assembler
 	idemTTL  string // ms an Idempotency-Key record lives
 	// dlSuffix is appended to the deadline index key; tests use a private
@@ -35,7 +35,7 @@ type Scripts struct {
 // transition that finds it full fails with STREAM_FULL; 0 records no events
 // (persistence off). cacheMax bounds the large-session state cache.
 func NewScripts(rdb redis.Scripter, eventCap int64, cacheMax int) *Scripts {
-	s := &Scripts{rdb: rdb, eventCap: strconv.FormatInt(eventCap, 10)}
+	s := &Scripts{rdb: rdb, eventCap: newStreamCap(eventCap)}
 	s.SetIdempotencyTTL(DefaultIdempotencyTTL)
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
 	s.create = script("createSession-5.lua")

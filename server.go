@@ -216,10 +216,13 @@ func (a *app) unreadable(ctx *fasthttp.RequestCtx, err error) {
 	a.badRequest(ctx)
 }
 
-// wire plugs in the WebSocket relay, the expiry scheduler and persistence. Each adds its routes,
+// wire plugs in the audit rule, the WebSocket relay, the expiry scheduler and persistence. Each adds its routes,
 // /ready check, metrics and shutdown step through the extension points
 // listed on app.
 func (a *app) wire(ctx context.Context) error {
+	if err := a.wireAudit(ctx); err != nil { // first: the cap must be right before any script runs
+		return err
+	}
 	if err := a.wireRelay(ctx); err != nil {
 		return err
 	}
