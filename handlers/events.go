@@ -41,9 +41,8 @@ func NewEvents(ctx context.Context, store EventStore, errs *Errors) *Events {
 // versions above after_version (default 0); next_after_version is the
 // after_version of the next page, null on the last one.
 func (e *Events) List(ctx *fasthttp.RequestCtx) {
-	id, _ := ctx.UserValue("id").(string)
-	if !isUUID(id) {
-		e.errs.Write(ctx, invalid("id", "Invalid uuid"))
+	id, ok := pathID(ctx, e.errs)
+	if !ok {
 		return
 	}
 	args := ctx.QueryArgs()

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/ratelimit"
+	"github.com/synckairos/synckairos/session"
 )
 
 // HeaderRequestID carries the request id in and out.
@@ -189,8 +190,9 @@ func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts) bool {
 		n++
 	}
 	if o.SwitchLimit {
-		if id, _ := ctx.UserValue("id").(string); isUUID(id) {
-			reqs[n] = ratelimit.Request{Key: "sk:rl:switch:" + strings.ToLower(id), Limit: m.SwitchLimit}
+		raw, _ := ctx.UserValue("id").(string)
+		if id, ok := session.NormalizeID(raw); ok {
+			reqs[n] = ratelimit.Request{Key: "sk:rl:switch:" + id, Limit: m.SwitchLimit}
 			n++
 		}
 	}

@@ -65,14 +65,19 @@ func (s *Sessions) reply(ctx *fasthttp.RequestCtx, status int, state []byte, err
 	writeData(ctx, status, state)
 }
 
-// pathID returns the {id} path parameter, or writes a 400 when it is not a UUID.
+// pathID returns the {id} path parameter in lower case, or writes a 400
+// when it is not a UUID.
 func (s *Sessions) pathID(ctx *fasthttp.RequestCtx) (string, bool) {
-	id, _ := ctx.UserValue("id").(string)
-	if !isUUID(id) {
-		s.errs.Write(ctx, invalid("id", "Invalid uuid"))
-		return "", false
+	return pathID(ctx, s.errs)
+}
+
+func pathID(ctx *fasthttp.RequestCtx, errs *Errors) (string, bool) {
+	raw, _ := ctx.UserValue("id").(string)
+	id, ok := session.NormalizeID(raw)
+	if !ok {
+		errs.Write(ctx, invalid("id", "Invalid uuid"))
 	}
-	return id, true
+	return id, ok
 }
 
 // Create serves POST /v1/sessions.

@@ -21,27 +21,6 @@ const (
 	dayMS           = 86_400_000
 )
 
-// isUUID matches Zod's uuid(): 8-4-4-4-12 hex digits, either case.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // fields collects the rejections of one request.
 type fields struct{ errs []FieldError }
 
@@ -154,11 +133,15 @@ func (f *fields) str(m map[string]json.RawMessage, path, key string, opt bool) (
 
 func (f *fields) uuid(m map[string]json.RawMessage, path, key string, opt bool) string {
 	s, ok := f.str(m, path, key, opt)
-	if ok && !isUUID(s) {
+	if !ok {
+		return ""
+	}
+	id, ok := session.NormalizeID(s)
+	if !ok {
 		f.add(join(path, key), "Invalid uuid")
 		return ""
 	}
-	return s
+	return id
 }
 
 // integer reads a number field that must be a whole number in [lo, hi].
@@ -306,9 +289,8 @@ func (f *fields) modeFields(c *session.Config) {
 				f.add(path+".group_id", "Required for sync_mode per_group")
 				continue
 			}
-			g := strings.ToLower(p.GroupID)
-			if j, ok := bank[g]; !ok {
-				bank[g] = i
+			if j, ok := bank[p.GroupID]; !ok {
+				bank[p.GroupID] = i
 			} else if c.Participants[j].TotalTimeMS != p.TotalTimeMS {
 				f.add(path+".total_time_ms", "Members of a group share one bank: must equal participants."+strconv.Itoa(j)+".total_time_ms")
 			}
@@ -345,10 +327,10 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 		var p session.Participant
 		p.ID = f.uuid(pm, path, "participant_id", false)
 		if p.ID != "" {
-			if j, dup := seen[strings.ToLower(p.ID)]; dup {
+			if j, dup := seen[p.ID]; dup {
 				f.add(path+".participant_id", "Duplicate participant_id (also participants."+strconv.Itoa(j)+")")
 			}
-			seen[strings.ToLower(p.ID)] = i
+			seen[p.ID] = i
 		}
 		p.Index, _ = f.integer(pm, path, "participant_index", false, 0, math.MaxInt32)
 		p.TotalTimeMS, _ = f.integer(pm, path, "total_time_ms", false, 1000, dayMS)
