@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,132 @@ func TestAPIIDCase(t *testing.T) {
 	}
 	if rows.Err() != nil || len(ids) != 1 || ids[0] != id {
 		t.Fatalf("sync_events holds session ids %v (%v), want only %s", ids, rows.Err(), id)
+	}
+}
+
+// rawReq sends body with exactly the Content-Type given ("" sends none).
+func rawReq(t *testing.T, method, url, body, contentType string) apiResp {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := apiClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return apiResp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// TestAPIContentType: a mutating request with a body must say it is JSON,
+// so that a cross-origin form or text/plain POST (which no preflight
+// stops) changes nothing; a request without a body needs no Content-Type.
+func TestAPIContentType(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, nil)
+	id, _ := apiSession(t, s, false)
+	u := s.base + "/v1/sessions/" + id
+	if r := rawReq(t, "POST", u+"/start", "", ""); r.status != 200 {
+		t.Fatalf("start with no body and no Content-Type: %d %s", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		ct   string
+		want int
+	}{
+		{"text/plain", 415},
+		{"text/plain;charset=UTF-8", 415},
+		{"application/x-www-form-urlencoded", 415},
+		{"multipart/form-data; boundary=x", 415},
+		{"", 415},
+		{"application/jsonp", 415},
+		{"application/json-seq", 415},
+		{"application/json", 200},
+		{"Application/JSON; charset=utf-8", 200},
+		{"application/json ; charset=UTF-8", 200},
+	} {
+		t.Run(tc.ct, func(t *testing.T) {
+			before := num(doReq(t, "GET", u, "").state(t)["version"])
+			r := rawReq(t, "POST", u+"/switch", `{}`, tc.ct)
+			after := num(doReq(t, "GET", u, "").state(t)["version"])
+			if r.status != tc.want {
+				t.Fatalf("switch with Content-Type %q: %d %s, want %d", tc.ct, r.status, r.body, tc.want)
+			}
+			if tc.want == 415 {
+				if e := r.errCode(t); e.Error.Code != "UNSUPPORTED_MEDIA_TYPE" || !strings.Contains(e.Error.Message, "application/json") {
+					t.Fatalf("415 body: %s", r.body)
+				}
+				if after != before {
+					t.Fatalf("a refused switch changed the session: version %d -> %d", before, after)
+				}
+			} else if after != before+1 {
+				t.Fatalf("an accepted switch: version %d -> %d", before, after)
+			}
+		})
+	}
+	// every mutating route, create and delete included
+	nid, _, body := newSessionBody(2, "")
+	for _, c := range []struct{ method, url, body string }{
+		{"POST", s.base + "/v1/sessions", body},
+		{"POST", u + "/pause", `{"expected_version":9}`},
+		{"DELETE", u, `{}`},
+	} {
+		if r := rawReq(t, c.method, c.url, c.body, "text/plain"); r.status != 415 {
+			t.Fatalf("%s %s as text/plain: %d %s", c.method, c.url, r.status, r.body)
+		}
+	}
+	if r := doReq(t, "GET", s.base+"/v1/sessions/"+nid, ""); r.status != 404 {
+		t.Fatalf("a text/plain create made the session: %d", r.status)
+	}
+	if r := doReq(t, "GET", u, ""); r.status != 200 || r.state(t)["status"] != "running" {
+		t.Fatalf("a text/plain pause or delete applied: %d %s", r.status, r.body)
+	}
+}
+
+// TestAPICORSPolicy: the default "*" lets any site read, never with
+// credentials; named origins are echoed with credentials.
+func TestAPICORSPolicy(t *testing.T) {
+	t.Parallel()
+	def := startAPI(t, nil, nil)
+	named := startAPI(t, map[string]string{"CORS_ORIGINS": "https://App.example/, https://b.example"}, nil)
+	mixed := startAPI(t, map[string]string{"CORS_ORIGINS": "https://a.example,*"}, nil)
+	for _, tc := range []struct {
+		name         string
+		s            *apiServer
+		origin       string
+		allow, creds string
+	}{
+		{"default", def, "https://evil.example", "*", ""},
+		{"named", named, "https://app.example", "https://app.example", "true"},
+		{"named other", named, "https://evil.example", "", ""},
+		{"mixed named", mixed, "https://a.example", "https://a.example", "true"},
+		{"mixed other", mixed, "https://evil.example", "*", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := doReq(t, "GET", tc.s.base+"/health", "", "Origin", tc.origin)
+			h := r.header
+			if h.Get("Access-Control-Allow-Origin") != tc.allow || h.Get("Access-Control-Allow-Credentials") != tc.creds ||
+				!strings.Contains(h.Get("Vary"), "Origin") {
+				t.Fatalf("headers: %v", h)
+			}
+			if tc.allow != "" && !strings.Contains(h.Get("Access-Control-Expose-Headers"), "Idempotent-Replayed") {
+				t.Fatalf("expose headers: %v", h)
+			}
+			r = doReq(t, "OPTIONS", tc.s.base+"/v1/sessions/x/switch", "", "Origin", tc.origin,
+				"Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type,idempotency-key")
+			allowH := r.header.Get("Access-Control-Allow-Headers")
+			if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != tc.allow ||
+				tc.allow != "" && !(strings.Contains(allowH, "Idempotency-Key") && strings.Contains(allowH, "Authorization")) {
+				t.Fatalf("preflight: %d %v", r.status, r.header)
+			}
+		})
 	}
 }

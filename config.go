@@ -19,7 +19,7 @@ type Config struct {
 	// PERSIST_WORKER=false: this instance serves but does not copy events to PostgreSQL
 	PersistWorker bool
 
-	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*" allows any
+	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*": any origin, without credentials
 	Production  bool     // NODE_ENV=production or PRODUCTION=true: 500s hide internals
 
 	LogLevel    slog.Level // LOG_LEVEL: debug|info|warn|error
@@ -109,11 +109,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ClockSync:         duration("CLOCK_SYNC_INTERVAL", time.Second),
 		ShutdownWait:      duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
-	for _, o := range strings.Split(str("CORS_ORIGINS", "*"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.CORSOrigins = append(c.CORSOrigins, o)
-		}
-	}
+	c.CORSOrigins = splitOrigins(str("CORS_ORIGINS", "*"))
 	if err := c.LogLevel.UnmarshalText([]byte(str("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, errors.New("LOG_LEVEL: "+err.Error()))
 	}
@@ -136,4 +132,16 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.Expiry, err = loadExpiryConfig(getenv)
 	errs = append(errs, err)
 	return c, errors.Join(errs...)
+}
+
+// splitOrigins reads a comma-separated origin list (CORS_ORIGINS,
+// WS_ORIGINS): entries trimmed, a trailing slash dropped, empty ones skipped.
+func splitOrigins(v string) []string {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }

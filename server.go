@@ -230,7 +230,10 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:           60 * time.Second,
 		CloseOnShutdown:       true,
 		NoDefaultServerHeader: true,
-		Logger:                fasthttpLogger{a.log},
+		// No route reads forms: a multipart body gets the 415 of any
+		// non-JSON body instead of being parsed first.
+		DisablePreParseMultipartForm: true,
+		Logger:                       fasthttpLogger{a.log},
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(ln) }()

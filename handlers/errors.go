@@ -12,11 +12,12 @@ import (
 
 // Codes this package adds to the scripts' codes (session.Err*).
 const (
-	CodeValidation       = "VALIDATION_ERROR"
-	CodeInternal         = "INTERNAL_ERROR"
-	CodeRateLimited      = "RATE_LIMITED"
-	CodeNotFound         = "NOT_FOUND"
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	CodeValidation           = "VALIDATION_ERROR"
+	CodeInternal             = "INTERNAL_ERROR"
+	CodeRateLimited          = "RATE_LIMITED"
+	CodeNotFound             = "NOT_FOUND"
+	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 )
 
 // kind is how one error code is answered.
@@ -39,6 +40,7 @@ var table = map[string]kind{
 	CodeRateLimited:                     {fasthttp.StatusTooManyRequests, "Too many requests"},
 	CodeNotFound:                        {fasthttp.StatusNotFound, "Route not found"},
 	CodeMethodNotAllowed:                {fasthttp.StatusMethodNotAllowed, "Method not allowed"},
+	CodeUnsupportedMediaType:            {fasthttp.StatusUnsupportedMediaType, "A request body must be JSON: send Content-Type: application/json"},
 	CodeInternal:                        {fasthttp.StatusInternalServerError, "Internal server error"},
 }
 
