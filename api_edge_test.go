@@ -224,3 +224,49 @@ func TestAPICORSPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIBadInput: what the decoder would get wrong is refused before any
+// script runs, naming the field.
+func TestAPIBadInput(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
+	id, _, body := newSessionBody(3, "")
+	live, _ := apiSession(t, s, true)
+	for _, tc := range []struct {
+		name, url, body string
+		fields          map[string]string // field -> message prefix
+	}{
+		{"duplicate key", "/v1/sessions", strings.Replace(body, `"sync_mode"`, `"sync_mode":"global","sync_mode"`, 1),
+			map[string]string{"sync_mode": "Duplicate key 'sync_mode'"}},
+		{"duplicate nested key", "/v1/sessions", strings.Replace(body, `"participant_index":1`, `"participant_index":1,"participant_index":2`, 1),
+			map[string]string{"participants.1.participant_index": "Duplicate key"}},
+		{"duplicate participant_index", "/v1/sessions", strings.Replace(body, `"participant_index":2`, `"participant_index":0`, 1),
+			map[string]string{"participants.0.participant_index": "Duplicate participant_index 0 (also participants.2",
+				"participants.2.participant_index": "Duplicate participant_index 0 (also participants.0"}},
+		{"not JSON", "/v1/sessions", `oops`, map[string]string{"body": "Malformed JSON"}},
+		{"duplicate switch key", "/v1/sessions/" + live + "/switch", `{"expected_version":2,"expected_version":3}`,
+			map[string]string{"expected_version": "Duplicate key"}},
+		{"switch not JSON", "/v1/sessions/" + live + "/switch", `oops`, map[string]string{"body": "Malformed JSON"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := doReq(t, "POST", s.base+tc.url, tc.body)
+			e := r.errCode(t)
+			var fields []struct{ Field, Message string }
+			_ = json.Unmarshal(e.Error.Details, &fields)
+			if r.status != 400 || e.Error.Code != "VALIDATION_ERROR" || len(fields) != len(tc.fields) {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			for _, f := range fields {
+				if !strings.HasPrefix(f.Message, tc.fields[f.Field]) || tc.fields[f.Field] == "" {
+					t.Fatalf("field %s: %q, want %q (%s)", f.Field, f.Message, tc.fields[f.Field], r.body)
+				}
+			}
+		})
+	}
+	if r := doReq(t, "GET", s.base+"/v1/sessions/"+id, ""); r.status != 404 {
+		t.Fatalf("a refused create made the session: %d %s", r.status, r.body)
+	}
+	if r := doReq(t, "GET", s.base+"/v1/sessions/"+live, ""); num(r.state(t)["version"]) != 2 {
+		t.Fatalf("a refused switch applied: %s", r.body)
+	}
+}

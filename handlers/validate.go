@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,6 +21,16 @@ const (
 	maxParticipants = 1000
 	dayMS           = 86_400_000
 )
+
+// checkBody runs checkJSON on a body that is not empty (an empty one is
+// judged by each parser: optional for switch and the others, an error for
+// create).
+func checkBody(body []byte) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return checkJSON(body)
+}
 
 // fields collects the rejections of one request.
 type fields struct{ errs []FieldError }
@@ -72,12 +83,12 @@ func (f *fields) object(path string, raw []byte, allowed ...string) map[string]j
 	}
 	var unknown []string
 	for k := range m {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			unknown = append(unknown, k)
 		}
 	}
 	if len(unknown) > 0 {
-		sortStrings(unknown)
+		slices.Sort(unknown)
 		f.add(orBody(path), "Unrecognized key(s) in object: '"+strings.Join(unknown, "', '")+"'")
 	}
 	return m
@@ -95,23 +106,6 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // str reads a required (or, with opt, optional) string field.
@@ -184,6 +178,9 @@ func optional(v int64, ok bool) *int64 {
 // ParseCreate validates a POST /v1/sessions body (CreateSessionSchema,
 // plus the optional session-level total_time_ms).
 func ParseCreate(body []byte) (*session.Config, error) {
+	if err := checkBody(body); err != nil {
+		return nil, err
+	}
 	var f fields
 	m := f.object("", body, "session_id", "sync_mode", "participants", "total_time_ms",
 		"time_per_cycle_ms", "increment_ms", "max_time_ms", "auto_advance", "metadata", "warnings_ms")
@@ -193,7 +190,7 @@ func ParseCreate(body []byte) (*session.Config, error) {
 	c := &session.Config{}
 	c.ID = f.uuid(m, "", "session_id", false)
 	if mode, ok := f.str(m, "", "sync_mode", false); ok {
-		if !contains(session.Modes, mode) {
+		if !slices.Contains(session.Modes, mode) {
 			f.add("sync_mode", "Invalid enum value. Expected '"+strings.Join(session.Modes, "' | '")+"', received '"+mode+"'")
 		}
 		c.SyncMode = mode
@@ -249,22 +246,13 @@ func (f *fields) warnings(m map[string]json.RawMessage) []int64 {
 		if !ok {
 			continue
 		}
-		if contains64(out, v) {
+		if slices.Contains(out, v) {
 			f.add("warnings_ms."+key, "Duplicate threshold")
 			continue
 		}
 		out = append(out, v)
 	}
 	return out
-}
-
-func contains64(list []int64, v int64) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // modeFields checks what each sync mode needs beyond the schema
@@ -318,6 +306,8 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 	}
 	out := make([]session.Participant, 0, len(list))
 	seen := make(map[string]int, len(list))
+	byIndex := make(map[int64]int, len(list))
+	named := map[int]bool{} // positions already reported as a duplicate index
 	for i, praw := range list {
 		path := "participants." + strconv.Itoa(i)
 		pm := f.object(path, praw, "participant_id", "participant_index", "total_time_ms", "group_id")
@@ -332,7 +322,22 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 			}
 			seen[p.ID] = i
 		}
-		p.Index, _ = f.integer(pm, path, "participant_index", false, 0, math.MaxInt32)
+		var ok bool
+		if p.Index, ok = f.integer(pm, path, "participant_index", false, 0, math.MaxInt32); ok {
+			if j, dup := byIndex[p.Index]; !dup {
+				byIndex[p.Index] = i
+			} else {
+				// Rotation follows participant_index: a tie leaves the order
+				// to the list's, which is seldom what was meant.
+				n := strconv.FormatInt(p.Index, 10)
+				other := "participants." + strconv.Itoa(j) + ".participant_index"
+				if !named[j] {
+					named[j] = true
+					f.add(other, "Duplicate participant_index "+n+" (also "+path+".participant_index)")
+				}
+				f.add(path+".participant_index", "Duplicate participant_index "+n+" (also "+other+")")
+			}
+		}
 		p.TotalTimeMS, _ = f.integer(pm, path, "total_time_ms", false, 1000, dayMS)
 		p.GroupID = f.uuid(pm, path, "group_id", true)
 		out = append(out, p)
@@ -344,6 +349,9 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 // plus expected_version and current_participant_id). An empty body is fine.
 func ParseSwitch(body []byte, ifMatch []byte) (session.SwitchArgs, error) {
 	var a session.SwitchArgs
+	if err := checkBody(body); err != nil {
+		return a, err
+	}
 	var f fields
 	if len(bytes.TrimSpace(body)) > 0 {
 		m := f.object("", body, "next_participant_id", "expected_version", "current_participant_id")
@@ -361,6 +369,9 @@ func ParseSwitch(body []byte, ifMatch []byte) (session.SwitchArgs, error) {
 // complete and delete: an optional {"expected_version": n} body and/or an
 // If-Match header ("n" or n). 0 means unset.
 func ParseVersion(body []byte, ifMatch []byte) (int64, error) {
+	if err := checkBody(body); err != nil {
+		return 0, err
+	}
 	var f fields
 	var v int64
 	if len(bytes.TrimSpace(body)) > 0 {
