@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,49 @@ func TestAPIBadInput(t *testing.T) {
 	}
 	if r := doReq(t, "GET", s.base+"/v1/sessions/"+live, ""); num(r.state(t)["version"]) != 2 {
 		t.Fatalf("a refused switch applied: %s", r.body)
+	}
+}
+
+// TestAPITransitionMessages: a refused transition names the session's
+// status and the call that would help; details stay as the script gave them.
+func TestAPITransitionMessages(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
+	pending, _ := apiSession(t, s, false)
+	running, _ := apiSession(t, s, true)
+	done, _ := apiSession(t, s, true)
+	if r := doReq(t, "POST", s.base+"/v1/sessions/"+done+"/complete", ""); r.status != 200 {
+		t.Fatalf("complete: %d %s", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		id, call, message, details string
+	}{
+		{pending, "switch", "Session " + pending + " is pending: start it first (POST /v1/sessions/{id}/start)", `{"from":"pending","to":"running","version":1}`},
+		{pending, "pause", "Session " + pending + " is pending: start it first (POST /v1/sessions/{id}/start)", `{"from":"pending","to":"paused","version":1}`},
+		{running, "resume", "Session " + running + " is running: it is not paused, so there is nothing to resume; pause it first (POST /v1/sessions/{id}/pause)", `{"from":"running","to":"running","version":2}`},
+		{running, "start", "Session " + running + " is running: it has already started; switch turns (POST /v1/sessions/{id}/switch) or pause it (POST /v1/sessions/{id}/pause)", `{"from":"running","to":"running","version":2}`},
+		{done, "complete", "Session " + done + " is completed: it has ended and cannot complete; create a new session (POST /v1/sessions)", `{"from":"completed","to":"completed","version":3}`},
+	} {
+		r := doReq(t, "POST", s.base+"/v1/sessions/"+strings.ToUpper(tc.id)+"/"+tc.call, "")
+		e := r.errCode(t)
+		var got, want map[string]any
+		_ = json.Unmarshal(e.Error.Details, &got)
+		_ = json.Unmarshal([]byte(tc.details), &want)
+		if r.status != 400 || e.Error.Code != "INVALID_STATE_TRANSITION" || e.Error.Message != tc.message || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s on %s: %d %s", tc.call, tc.id, r.status, r.body)
+		}
+	}
+}
+
+// TestAPIEventsWithoutPersistence: the history route exists without
+// DATABASE_URL and says why it cannot answer.
+func TestAPIEventsWithoutPersistence(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, nil, nil)
+	r := doReq(t, "GET", s.base+"/v1/sessions/"+uuid.NewString()+"/events", "")
+	e := r.errCode(t)
+	if r.status != 503 || e.Error.Code != "PERSISTENCE_DISABLED" ||
+		e.Error.Message != "Persistence is off: DATABASE_URL is not set on this instance" {
+		t.Fatalf("%d %s", r.status, r.body)
 	}
 }

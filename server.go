@@ -55,6 +55,7 @@ type app struct {
 	server   *fasthttp.Server
 
 	badRequest fasthttp.RequestHandler // the middleware around Errors.BadRequest
+	events     handlers.EventStore     // set by wirePersist; nil: the events route answers 503
 }
 
 type hook struct {
@@ -213,7 +214,11 @@ func (a *app) wire(ctx context.Context) error {
 	if err := a.wireExpiry(ctx); err != nil {
 		return err
 	}
-	return a.wirePersist(ctx)
+	if err := a.wirePersist(ctx); err != nil {
+		return err
+	}
+	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{}, handlers.NewEvents(a.bg, a.events, a.errs).List)
+	return nil
 }
 
 // serve answers HTTP until ctx is done, then shuts down gracefully: stop

@@ -57,9 +57,11 @@ func writeData(ctx *fasthttp.RequestCtx, status int, state []byte) {
 	ctx.Response.AppendBodyString("}")
 }
 
-func (s *Sessions) reply(ctx *fasthttp.RequestCtx, status int, state []byte, err error) {
+// reply writes the state, or the error of call op (create, start, switch…)
+// on session id: the error table names the call that would help.
+func (s *Sessions) reply(ctx *fasthttp.RequestCtx, op, id string, status int, state []byte, err error) {
 	if err != nil {
-		s.errs.Write(ctx, err)
+		s.errs.Write(ctx, &callError{op: op, id: id, err: err})
 		return
 	}
 	writeData(ctx, status, state)
@@ -88,7 +90,7 @@ func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	state, err := s.eng.Create(s.ctx, c)
-	s.reply(ctx, fasthttp.StatusCreated, state, err)
+	s.reply(ctx, "create", c.ID, fasthttp.StatusCreated, state, err)
 }
 
 // Get serves GET /v1/sessions/{id}.
@@ -98,7 +100,7 @@ func (s *Sessions) Get(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	state, err := s.eng.Get(s.ctx, id)
-	s.reply(ctx, fasthttp.StatusOK, state, err)
+	s.reply(ctx, "get", id, fasthttp.StatusOK, state, err)
 }
 
 // Switch serves POST /v1/sessions/{id}/switch, the hot path.
@@ -115,12 +117,12 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	state, err := s.eng.Switch(s.ctx, id, a)
 	s.switchHist.Update(float64(time.Since(start).Microseconds()) / 1000)
-	s.reply(ctx, fasthttp.StatusOK, state, err)
+	s.reply(ctx, "switch", id, fasthttp.StatusOK, state, err)
 }
 
-// transition serves start, pause, resume and complete: one call taking the
-// optional expected version (body or If-Match).
-func (s *Sessions) transition(call func(context.Context, string, int64) ([]byte, error)) fasthttp.RequestHandler {
+// transition serves start, pause, resume and complete (op): one call
+// taking the optional expected version (body or If-Match).
+func (s *Sessions) transition(op string, call func(context.Context, string, int64) ([]byte, error)) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		id, ok := s.pathID(ctx)
 		if !ok {
@@ -132,21 +134,23 @@ func (s *Sessions) transition(call func(context.Context, string, int64) ([]byte,
 			return
 		}
 		state, err := call(s.ctx, id, v)
-		s.reply(ctx, fasthttp.StatusOK, state, err)
+		s.reply(ctx, op, id, fasthttp.StatusOK, state, err)
 	}
 }
 
 // Start serves POST /v1/sessions/{id}/start.
-func (s *Sessions) Start() fasthttp.RequestHandler { return s.transition(s.eng.Start) }
+func (s *Sessions) Start() fasthttp.RequestHandler { return s.transition("start", s.eng.Start) }
 
 // Pause serves POST /v1/sessions/{id}/pause.
-func (s *Sessions) Pause() fasthttp.RequestHandler { return s.transition(s.eng.Pause) }
+func (s *Sessions) Pause() fasthttp.RequestHandler { return s.transition("pause", s.eng.Pause) }
 
 // Resume serves POST /v1/sessions/{id}/resume.
-func (s *Sessions) Resume() fasthttp.RequestHandler { return s.transition(s.eng.Resume) }
+func (s *Sessions) Resume() fasthttp.RequestHandler { return s.transition("resume", s.eng.Resume) }
 
 // Complete serves POST /v1/sessions/{id}/complete.
-func (s *Sessions) Complete() fasthttp.RequestHandler { return s.transition(s.eng.Complete) }
+func (s *Sessions) Complete() fasthttp.RequestHandler {
+	return s.transition("complete", s.eng.Complete)
+}
 
 // Delete serves DELETE /v1/sessions/{id}: 204 whether or not it existed.
 func (s *Sessions) Delete(ctx *fasthttp.RequestCtx) {
