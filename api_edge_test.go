@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"os/exec"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -313,5 +317,164 @@ func TestAPIEventsWithoutPersistence(t *testing.T) {
 	if r.status != 503 || e.Error.Code != "PERSISTENCE_DISABLED" ||
 		e.Error.Message != "Persistence is off: DATABASE_URL is not set on this instance" {
 		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
+
+// TestAPIReadyHidesCauses: /ready and 500 bodies name no address, user or
+// database unless DEBUG_ERRORS=true; the log has the cause with the
+// request id.
+func TestAPIReadyHidesCauses(t *testing.T) {
+	for _, debug := range []bool{false, true} {
+		t.Run("debug="+strconv.FormatBool(debug), func(t *testing.T) {
+			t.Parallel()
+			redisAddr, cmd := startRedisServer(t)
+			pgPort := freePort(t) // nobody listens: PostgreSQL unreachable
+			s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
+				"DATABASE_URL":   "postgres://secretuser@127.0.0.1:" + strconv.Itoa(pgPort) + "/secretdb?connect_timeout=1",
+				"DEBUG_ERRORS":   strconv.FormatBool(debug),
+				"PERSIST_WORKER": "false"}, nil)
+			leaks := func(b []byte) bool {
+				return strings.Contains(string(b), "127.0.0.1") || strings.Contains(string(b), "secret") ||
+					strings.Contains(string(b), strconv.Itoa(pgPort))
+			}
+			r := doReq(t, "GET", s.base+"/v1/sessions/"+uuid.NewString()+"/events", "", "X-Request-Id", "events-req")
+			if r.status != 500 || leaks(r.body) != debug {
+				t.Fatalf("events with PostgreSQL down: %d %s (debug %v)", r.status, r.body, debug)
+			}
+			if line := grepLines(s.logs.String(), `"request_id":"events-req"`); !strings.Contains(line, "secret") {
+				t.Fatalf("the log lacks the cause: %q", line)
+			}
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			r = doReq(t, "GET", s.base+"/ready", "", "X-Request-Id", "ready-req")
+			var body struct{ Checks map[string]string }
+			_ = json.Unmarshal(r.body, &body)
+			if r.status != 503 || leaks(r.body) != debug {
+				t.Fatalf("ready: %d %s (debug %v)", r.status, r.body, debug)
+			}
+			if !debug && (body.Checks["redis"] != "failed" || body.Checks["persistence"] != "degraded") {
+				t.Fatalf("ready checks: %s", r.body)
+			}
+			if line := grepLines(s.logs.String(), `"request_id":"ready-req"`); !strings.Contains(line, redisAddr) {
+				t.Fatalf("the /ready log line lacks the cause: %q", line)
+			}
+		})
+	}
+}
+
+// TestFasthttpLoggerRateLimit: fasthttp's own lines pass at most
+// fasthttpLogPerSecond a second; the dropped ones are counted and the
+// count is logged with the next line let through.
+func TestFasthttpLoggerRateLimit(t *testing.T) {
+	var out syncBuffer
+	now := time.Unix(1_000_000, 0)
+	l := newFasthttpLogger(slog.New(slog.NewJSONHandler(&out, nil)), func() time.Time { return now })
+	for i := range 100 {
+		l.Printf("error when serving connection %d", i)
+	}
+	if n := strings.Count(out.String(), "fasthttp: error when serving"); n != fasthttpLogPerSecond {
+		t.Fatalf("%d lines in one second, want %d", n, fasthttpLogPerSecond)
+	}
+	now = now.Add(999 * time.Millisecond)
+	l.Printf("still the same second")
+	now = now.Add(time.Millisecond)
+	l.Printf("next second")
+	want := `"msg":"fasthttp: warnings dropped by the log rate limit","dropped":91,"limit_per_second":10}`
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 12 ||
+		!strings.Contains(lines[10], want) || !strings.Contains(lines[11], "fasthttp: next second") {
+		t.Fatalf("after the window, want the dropped count then the line:\n%s", out.String())
+	}
+}
+
+// TestAPIMalformedFlood: a flood of malformed requests logs at most the
+// limit, and every line is either written or counted as dropped.
+func TestAPIMalformedFlood(t *testing.T) {
+	t.Parallel()
+	s := startAPI(t, map[string]string{"LOG_REQUESTS": "false"}, nil)
+	addr := strings.TrimPrefix(s.base, "http://")
+	garbage := func() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("GARBAGE\r\n\r\n"))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if b, _ := io.ReadAll(c); !strings.HasPrefix(string(b), "HTTP/1.1 400") {
+			t.Fatalf("reply to garbage: %q", b)
+		}
+	}
+	const flood = 5 * fasthttpLogPerSecond
+	for range flood {
+		garbage()
+	}
+	time.Sleep(1100 * time.Millisecond) // into the next window, so the count is logged
+	garbage()
+	var written, dropped int
+	waitFor(t, 5*time.Second, "every malformed request accounted for", func() bool {
+		written, dropped = 0, 0
+		for _, line := range strings.Split(s.logs.String(), "\n") {
+			switch {
+			case strings.Contains(line, "fasthttp: error when serving connection"):
+				written++
+			case strings.Contains(line, "dropped by the log rate limit"):
+				var l struct{ Dropped int }
+				_ = json.Unmarshal([]byte(line), &l)
+				dropped += l.Dropped
+			}
+		}
+		return written+dropped == flood+1
+	})
+	if dropped == 0 || written >= flood {
+		t.Fatalf("%d lines written, %d dropped: the flood was not limited", written, dropped)
+	}
+}
+
+// TestBinaryHost: HOST=127.0.0.1 binds loopback only; without HOST the
+// service listens on every interface, as before.
+func TestBinaryHost(t *testing.T) {
+	t.Parallel()
+	other := func(b *binary) string { return strings.Replace(b.base, "127.0.0.1", "127.0.0.2", 1) }
+	all := runBinary(t)
+	if r, err := tryReq("GET", other(all)+"/health", ""); err != nil || r.status != 200 {
+		t.Fatalf("without HOST, 127.0.0.2 should reach the service: %v", err)
+	}
+	lo := runBinary(t, "HOST=127.0.0.1")
+	if r, err := tryReq("GET", lo.base+"/health", ""); err != nil || r.status != 200 {
+		t.Fatalf("HOST=127.0.0.1: %v", err)
+	}
+	if _, err := tryReq("GET", other(lo)+"/health", ""); err == nil {
+		t.Fatal("HOST=127.0.0.1 still answers on 127.0.0.2")
+	}
+	hc := exec.Command(buildBinary(t), "healthcheck")
+	hc.Env = []string{"HOST=127.0.0.1", "PORT=" + lo.base[strings.LastIndexByte(lo.base, ':')+1:]}
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck with HOST: %v %s", err, out)
+	}
+}
+
+func TestConfigEdge(t *testing.T) {
+	for _, tc := range []struct {
+		env   map[string]string
+		debug bool
+		host  string
+		bad   string
+	}{
+		{env: nil},
+		{env: map[string]string{"DEBUG_ERRORS": "true"}, debug: true},
+		{env: map[string]string{"DEBUG_ERRORS": "true", "PRODUCTION": "true"}},
+		{env: map[string]string{"DEBUG_ERRORS": "true", "NODE_ENV": "production"}},
+		{env: map[string]string{"DEBUG_ERRORS": "yes please"}, bad: "DEBUG_ERRORS"},
+		{env: map[string]string{"HOST": "127.0.0.1"}, host: "127.0.0.1"},
+		{env: map[string]string{"HOST": "::1"}, host: "::1"},
+		{env: map[string]string{"HOST": "0.0.0.0:3000"}, bad: "HOST"},
+	} {
+		c, err := loadConfig(apiEnv(tc.env))
+		switch {
+		case tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)):
+			t.Errorf("%v: want an error naming %s, got %v", tc.env, tc.bad, err)
+		case tc.bad == "" && (err != nil || c.DebugErrors != tc.debug || c.Host != tc.host):
+			t.Errorf("%v: debug %v host %q err %v", tc.env, c.DebugErrors, c.Host, err)
+		}
 	}
 }

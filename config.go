@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,11 @@ type Config struct {
 	PersistWorker bool
 
 	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*": any origin, without credentials
-	Production  bool     // NODE_ENV=production or PRODUCTION=true: 500s hide internals
+	// DEBUG_ERRORS=true: 500 bodies and /ready show the internal cause
+	// (addresses, users, driver messages). Off by default, and forced off by
+	// NODE_ENV=production or PRODUCTION=true.
+	DebugErrors bool
+	Host        string // HOST: bind address; "" is every interface
 
 	LogLevel    slog.Level // LOG_LEVEL: debug|info|warn|error
 	LogFormat   string     // LOG_FORMAT: json|text
@@ -94,7 +99,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RedisURL:          str("REDIS_URL", ""),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
-		Production:        str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false),
+		Host:              str("HOST", ""),
 		LogFormat:         str("LOG_FORMAT", "json"),
 		LogRequests:       boolean("LOG_REQUESTS", true),
 		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED", true),
@@ -110,11 +115,16 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ShutdownWait:      duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
 	c.CORSOrigins = splitOrigins(str("CORS_ORIGINS", "*"))
+	production := str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false)
+	c.DebugErrors = boolean("DEBUG_ERRORS", false) && !production
 	if err := c.LogLevel.UnmarshalText([]byte(str("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, errors.New("LOG_LEVEL: "+err.Error()))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, errors.New("LOG_FORMAT: want json or text, got "+strconv.Quote(c.LogFormat)))
+	}
+	if _, _, err := net.SplitHostPort(c.Host); err == nil {
+		errs = append(errs, errors.New("HOST: want an address without a port (the port is PORT), got "+strconv.Quote(c.Host)))
 	}
 	if c.Port > 65535 {
 		errs = append(errs, errors.New("PORT: out of range"))

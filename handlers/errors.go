@@ -116,8 +116,8 @@ func (e codeError) Error() string { return string(e) }
 // Errors writes every error response; the router's panic, not-found and
 // method-not-allowed handlers come here too.
 type Errors struct {
-	Production bool // hide internal error text in 500s
-	Log        *slog.Logger
+	Debug bool // show a 500's internal cause in its body (DEBUG_ERRORS); the log always has it
+	Log   *slog.Logger
 }
 
 // userValue key under which Write leaves the cause for the request log.
@@ -151,7 +151,7 @@ func (e *Errors) Write(ctx *fasthttp.RequestCtx, err error) {
 	if code == session.ErrInvalidTransition.Code && errors.As(err, &call) {
 		msg = transitionMessage(call.op, call.id, details)
 	}
-	if code == CodeInternal && !e.Production && err != nil {
+	if code == CodeInternal && e.Debug && err != nil {
 		msg = err.Error()
 	}
 	if code == session.ErrStreamFull.Code {
