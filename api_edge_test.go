@@ -296,7 +296,7 @@ func TestAPITransitionMessages(t *testing.T) {
 		{running, "start", "Session " + running + " is running: it has already started; switch turns (POST /v1/sessions/{id}/switch) or pause it (POST /v1/sessions/{id}/pause)", `{"from":"running","to":"running","version":2}`},
 		{done, "complete", "Session " + done + " is completed: it has ended and cannot complete; create a new session (POST /v1/sessions)", `{"from":"completed","to":"completed","version":3}`},
 	} {
-		r := doReq(t, "POST", s.base+"/v1/sessions/"+strings.ToUpper(tc.id)+"/"+tc.call, "")
+		r := doReq(t, "POST", s.base+"/v1/sessions/"+tc.id+"/"+tc.call, "")
 		e := r.errCode(t)
 		var got, want map[string]any
 		_ = json.Unmarshal(e.Error.Details, &got)

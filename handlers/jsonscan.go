@@ -8,15 +8,17 @@ import (
 	json "github.com/goccy/go-json"
 )
 
-// checkJSON reads body once, before any decoding: it refuses malformed
-// JSON, and a key named twice in one object at any depth (the decoder
-// would keep the last one silently). A duplicate is named by its dotted
-// path, such as participants.0.participant_id. The scan allocates nothing
-// for bodies whose objects have up to 8 keys each, such as a switch's.
-func checkJSON(body []byte) error {
+// scanJSON reads body once, and is the only decode of its top level: it
+// refuses malformed JSON, and a key named twice in one object at any depth
+// (a decoder would keep the last one silently), naming the duplicate by
+// its dotted path, such as participants.0.participant_id. When body is an
+// object, top holds its members (values as raw JSON, sharing body's
+// bytes); otherwise top is nil. Beyond top's keys, the scan allocates
+// nothing for objects of up to 8 keys, such as a switch's.
+func scanJSON(body []byte) (top map[string]json.RawMessage, err error) {
 	s := scanner{b: body}
 	s.ws()
-	err := s.value(0)
+	err = s.value(0)
 	if err == nil {
 		if s.ws(); s.i < len(s.b) {
 			err = errMalformed
@@ -24,23 +26,24 @@ func checkJSON(body []byte) error {
 	}
 	switch e := err.(type) {
 	case nil:
-		return nil
+		return s.top, nil
 	case *dupKey:
 		segs := make([]string, len(e.segs))
 		for i, seg := range e.segs {
 			segs[len(segs)-1-i] = seg
 		}
-		return invalid(strings.Join(segs, "."), "Duplicate key '"+e.segs[0]+"': name each key once")
+		return nil, invalid(strings.Join(segs, "."), "Duplicate key '"+e.segs[0]+"': name each key once")
 	}
-	return invalid("body", "Malformed JSON at byte "+strconv.Itoa(min(s.i, len(s.b))))
+	return nil, invalid("body", "Malformed JSON at byte "+strconv.Itoa(min(s.i, len(s.b))))
 }
 
 // maxDepth bounds nesting, so a body of a million '[' cannot exhaust the stack.
 const maxDepth = 128
 
 type scanner struct {
-	b []byte
-	i int
+	b   []byte
+	i   int
+	top map[string]json.RawMessage // the members of a top-level object
 }
 
 type scanError string
@@ -92,6 +95,9 @@ func (s *scanner) value(depth int) error {
 
 func (s *scanner) object(depth int) error {
 	s.i++ // {
+	if depth == 0 {
+		s.top = make(map[string]json.RawMessage, 4)
+	}
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
 		s.i++
@@ -143,11 +149,15 @@ func (s *scanner) object(depth int) error {
 		}
 		s.i++
 		s.ws()
+		start := s.i
 		if err := s.value(depth + 1); err != nil {
 			if d, ok := err.(*dupKey); ok {
 				d.segs = append(d.segs, string(key))
 			}
 			return err
+		}
+		if depth == 0 {
+			s.top[string(key)] = s.b[start:s.i]
 		}
 		s.ws()
 		if s.i >= len(s.b) {

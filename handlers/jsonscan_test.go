@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestCheckJSON(t *testing.T) {
+func TestScanJSON(t *testing.T) {
 	twenty := make([]string, 20)
 	for i := range twenty {
 		twenty[i] = `"k` + string(rune('a'+i)) + `":1`
@@ -46,7 +46,7 @@ func TestCheckJSON(t *testing.T) {
 		{`{` + strings.Join(twenty, ",") + `}`, ""},
 		{`{` + strings.Join(twenty, ",") + `,"kc":2}`, "kc"},
 	} {
-		err := checkJSON([]byte(tc.body))
+		_, err := scanJSON([]byte(tc.body))
 		got := fieldsOf(t, err)
 		switch {
 		case tc.field == "" && err != nil:
@@ -61,14 +61,14 @@ func TestCheckJSON(t *testing.T) {
 	}
 }
 
-// FuzzCheckJSON: checkJSON accepts exactly what encoding/json accepts,
+// FuzzCheckJSON: scanJSON accepts exactly what encoding/json accepts,
 // less the bodies that repeat a key.
-func FuzzCheckJSON(f *testing.F) {
+func FuzzScanJSON(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":[1,2,{"b":null}]}`, `{"a":1,"a":2}`, `oops`, `[1,]`, `"\u00e9"`, `-0.5E-7`, `{"a":"\"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		err := checkJSON(b)
+		_, err := scanJSON(b)
 		valid := stdjson.Valid(b)
 		var ve *ValidationError
 		switch {
@@ -82,11 +82,11 @@ func FuzzCheckJSON(f *testing.F) {
 	})
 }
 
-func BenchmarkCheckJSONSwitch(b *testing.B) {
+func BenchmarkScanJSONSwitch(b *testing.B) {
 	body := []byte(`{"expected_version":12,"current_participant_id":"` + p1 + `","next_participant_id":"` + p2 + `"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if checkJSON(body) != nil {
+		if _, err := scanJSON(body); err != nil {
 			b.Fatal("refused")
 		}
 	}

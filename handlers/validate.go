@@ -22,14 +22,14 @@ const (
 	dayMS           = 86_400_000
 )
 
-// checkBody runs checkJSON on a body that is not empty (an empty one is
+// scanBody runs scanJSON on a body that is not empty (an empty one is
 // judged by each parser: optional for switch and the others, an error for
 // create).
-func checkBody(body []byte) error {
+func scanBody(body []byte) (map[string]json.RawMessage, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
+		return nil, nil
 	}
-	return checkJSON(body)
+	return scanJSON(body)
 }
 
 // fields collects the rejections of one request.
@@ -72,13 +72,19 @@ func typeMsg(want string, raw []byte) string {
 // object decodes raw as a JSON object, adding an error for a non-object or
 // for keys outside allowed.
 func (f *fields) object(path string, raw []byte, allowed ...string) map[string]json.RawMessage {
-	if jsonType(raw) != "object" {
-		f.add(orBody(path), typeMsg("object", raw))
+	var m map[string]json.RawMessage
+	if jsonType(raw) == "object" && json.Unmarshal(raw, &m) != nil {
+		f.add(orBody(path), "Malformed JSON")
 		return nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		f.add(orBody(path), "Malformed JSON")
+	return f.members(path, raw, m, allowed...)
+}
+
+// members checks m, the members of raw (nil when raw is not an object),
+// against allowed.
+func (f *fields) members(path string, raw []byte, m map[string]json.RawMessage, allowed ...string) map[string]json.RawMessage {
+	if m == nil {
+		f.add(orBody(path), typeMsg("object", raw))
 		return nil
 	}
 	var unknown []string
@@ -178,11 +184,12 @@ func optional(v int64, ok bool) *int64 {
 // ParseCreate validates a POST /v1/sessions body (CreateSessionSchema,
 // plus the optional session-level total_time_ms).
 func ParseCreate(body []byte) (*session.Config, error) {
-	if err := checkBody(body); err != nil {
+	top, err := scanBody(body)
+	if err != nil {
 		return nil, err
 	}
 	var f fields
-	m := f.object("", body, "session_id", "sync_mode", "participants", "total_time_ms",
+	m := f.members("", body, top, "session_id", "sync_mode", "participants", "total_time_ms",
 		"time_per_cycle_ms", "increment_ms", "max_time_ms", "auto_advance", "metadata", "warnings_ms")
 	if m == nil {
 		return nil, f.err()
@@ -212,7 +219,7 @@ func ParseCreate(body []byte) (*session.Config, error) {
 		if jsonType(raw) != "object" || !json.Valid(raw) {
 			f.add("metadata", typeMsg("object", raw))
 		} else {
-			c.Metadata = bytes.TrimSpace(raw)
+			c.Metadata = bytes.Clone(bytes.TrimSpace(raw)) // not body's bytes: the config may outlive the request
 		}
 	}
 	c.Participants = f.participants(m)
@@ -349,12 +356,13 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 // plus expected_version and current_participant_id). An empty body is fine.
 func ParseSwitch(body []byte, ifMatch []byte) (session.SwitchArgs, error) {
 	var a session.SwitchArgs
-	if err := checkBody(body); err != nil {
+	top, err := scanBody(body)
+	if err != nil {
 		return a, err
 	}
 	var f fields
 	if len(bytes.TrimSpace(body)) > 0 {
-		m := f.object("", body, "next_participant_id", "expected_version", "current_participant_id")
+		m := f.members("", body, top, "next_participant_id", "expected_version", "current_participant_id")
 		if m != nil {
 			a.NextParticipantID = f.uuid(m, "", "next_participant_id", true)
 			a.CurrentParticipantID = f.uuid(m, "", "current_participant_id", true)
@@ -369,13 +377,14 @@ func ParseSwitch(body []byte, ifMatch []byte) (session.SwitchArgs, error) {
 // complete and delete: an optional {"expected_version": n} body and/or an
 // If-Match header ("n" or n). 0 means unset.
 func ParseVersion(body []byte, ifMatch []byte) (int64, error) {
-	if err := checkBody(body); err != nil {
+	top, err := scanBody(body)
+	if err != nil {
 		return 0, err
 	}
 	var f fields
 	var v int64
 	if len(bytes.TrimSpace(body)) > 0 {
-		if m := f.object("", body, "expected_version"); m != nil {
+		if m := f.members("", body, top, "expected_version"); m != nil {
 			v, _ = f.integer(m, "", "expected_version", true, 1, 1<<53)
 		}
 	}
