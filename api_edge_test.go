@@ -188,6 +188,9 @@ func TestAPIContentType(t *testing.T) {
 	if r := doReq(t, "GET", u, ""); r.status != 200 || r.state(t)["status"] != "running" {
 		t.Fatalf("a text/plain pause or delete applied: %d %s", r.status, r.body)
 	}
+	if r := rawReq(t, "POST", u+"/pause", "", "text/plain"); r.status != 200 || r.state(t)["status"] != "paused" {
+		t.Fatalf("pause with no body, whatever its Content-Type: %d %s", r.status, r.body)
+	}
 }
 
 // TestAPICORSPolicy: the default "*" lets any site read, never with
