@@ -240,6 +240,7 @@ func TestAPIBadInput(t *testing.T) {
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
 	id, _, body := newSessionBody(3, "")
 	live, _ := apiSession(t, s, true)
+	t.Cleanup(func() { doReq(t, "DELETE", s.base+"/v1/sessions/"+live, "") }) // a running session has no TTL
 	for _, tc := range []struct {
 		name, url, body string
 		fields          map[string]string // field -> message prefix
@@ -287,6 +288,7 @@ func TestAPITransitionMessages(t *testing.T) {
 	pending, _ := apiSession(t, s, false)
 	running, _ := apiSession(t, s, true)
 	done, _ := apiSession(t, s, true)
+	t.Cleanup(func() { doReq(t, "DELETE", s.base+"/v1/sessions/"+running, "") }) // a running session has no TTL
 	if r := doReq(t, "POST", s.base+"/v1/sessions/"+done+"/complete", ""); r.status != 200 {
 		t.Fatalf("complete: %d %s", r.status, r.body)
 	}
