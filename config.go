@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -109,7 +110,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Port:              int(integer("PORT", 3000)),
 		RedisURL:          str("REDIS_URL", ""),
 		RedisTimeout:      duration("REDIS_TIMEOUT", 3*time.Second),
-		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", DefaultIdempotencyTTL),
+		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", engine.DefaultIdempotencyTTL),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
 		AuditRefresh:      duration("AUDIT_REFRESH", 5*time.Second),

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/ratelimit"
 	"github.com/synckairos/synckairos/redisclock"
@@ -39,7 +40,7 @@ type app struct {
 	cfg     Config
 	log     *slog.Logger
 	rdb     redis.UniversalClient
-	scripts *Scripts
+	engine  *engine.Engine
 	clock   *redisclock.Clock
 	router  *router.Router
 	mw      *handlers.Middleware
@@ -87,11 +88,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		a.close()
 		return nil, err
 	}
-	a.scripts = NewScripts(a.rdb, cfg.EventStreamMax, cfg.StateCacheMax)
-	a.scripts.SetIdempotencyTTL(cfg.IdempotencyTTL)
-	if err := a.scripts.Load(ctx); err != nil {
+	var err error
+	if a.engine, err = newEngine(ctx, a.rdb, cfg); err != nil {
 		a.close()
-		return nil, errors.New("loading scripts into Redis: " + err.Error())
+		return nil, err
 	}
 	a.clock = redisclock.New(a.rdb)
 	if err := a.clock.Sync(ctx); err != nil {
@@ -193,7 +193,7 @@ func (a *app) routes() {
 	// gets the request id, CORS headers, metrics and log line of any other.
 	a.badRequest = a.mw.Wrap("ANY", "unreadable", handlers.RouteOpts{NoLimit: true}, a.errs.BadRequest)
 
-	s := handlers.NewSessions(a.bg, a.scripts, a.errs, a.httpSet)
+	s := handlers.NewSessions(a.bg, a.engine, a.errs, a.httpSet)
 	a.handle("POST", "/v1/sessions", any, s.Create)
 	a.handle("GET", "/v1/sessions/{id}", any, s.Get)
 	a.handle("DELETE", "/v1/sessions/{id}", any, s.Delete)
