@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/docs"
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/ratelimit"
@@ -209,6 +210,7 @@ func (a *app) routes() {
 	a.handle("GET", "/health", quiet, handlers.Health)
 	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, readyTimeout, a.cfg.DebugErrors))
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
+	a.handle("GET", "/openapi.json", quiet, docs.OpenAPI)
 }
 
 // unreadable is the server's ErrorHandler: fasthttp calls it with the

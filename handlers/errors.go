@@ -226,3 +226,13 @@ func (e *Errors) BadRequest(ctx *fasthttp.RequestCtx) {
 	}
 	e.Write(ctx, invalid("body", msg))
 }
+
+// Statuses returns the HTTP status of every code the table answers
+// (docs/openapi.yaml is checked against it).
+func Statuses() map[string]int {
+	m := make(map[string]int, len(table))
+	for code, k := range table {
+		m[code] = k.status
+	}
+	return m
+}
