@@ -1,0 +1,208 @@
+import { Timers } from './util.js';
+
+/** A server reading: when the request arrived and when the reply left, epoch ms. */
+export interface ServerStamps {
+  receivedMs: number;
+  sentMs: number;
+}
+
+/** One NTP-style exchange: t0/t3 on the local monotonic base, s1/s2 the server's. */
+export interface Sample {
+  offset: number; // server time - local monotonic time, ms
+  rtt: number; // the network's share of the round trip, ms
+  at: number; // local monotonic time of the reply
+}
+
+export interface ClockInfo {
+  /** Server clock minus this machine's wall clock (Date.now()), ms. */
+  offsetMs: number;
+  /** Network round trip of the best sample (server processing removed), ms. */
+  rttMs: number;
+  /** How far sk.now() may be from the server clock: half the best RTT. */
+  uncertaintyMs: number;
+  /** Samples the estimate is chosen from. */
+  samples: number;
+  synced: boolean;
+}
+
+export interface ClockOptions {
+  /** Samples taken back to back at start (the lowest-RTT one wins). */
+  burst?: number;
+  /** Period of the resync bursts, ms. */
+  resyncMs?: number;
+  /** Samples in each resync burst. */
+  resyncBurst?: number;
+  /** Most recent samples kept to choose from. */
+  window?: number;
+  /** Slew rate: how fast a small correction is worked in (0.05 = 50 ms per s). */
+  slewRate?: number;
+  /** A correction larger than this jumps at once (and emits 'jump'). */
+  jumpMs?: number;
+}
+
+/** sample computes one Sample from the four stamps (NTP's formulas). */
+export function sampleOf(t0: number, t3: number, s: ServerStamps): Sample {
+  const rtt = Math.max(0, t3 - t0 - Math.max(0, s.sentMs - s.receivedMs));
+  const offset = (s.receivedMs - t0 + (s.sentMs - t3)) / 2;
+  return { offset, rtt, at: t3 };
+}
+
+/**
+ * ClockSync estimates the server clock on a monotonic local base
+ * (performance.now()), so changing the OS clock moves nothing. The estimate
+ * is the offset of the lowest-RTT sample among the recent ones: its two
+ * legs were both near their minimum, so it is the least skewed by
+ * asymmetric delay. A new estimate close to the current one is slewed in
+ * (now() stays monotonic and smooth); a far one jumps, announced.
+ */
+export class ClockSync {
+  private readonly mono: () => number;
+  private readonly wall: () => number;
+  private readonly fetchStamps: () => Promise<ServerStamps>;
+  private readonly timers: Timers;
+  private readonly o: Required<ClockOptions>;
+  private readonly onJump: (deltaMs: number) => void;
+  private readonly onSync: () => void;
+
+  private kept: Sample[] = [];
+  private cur: number; // applied offset at curAt
+  private curAt = 0;
+  private tgt: number; // the estimate being slewed toward
+  private last = -Infinity; // last value now() returned
+  private timer: unknown;
+  private running = false;
+  private busy: Promise<void> | null = null;
+  synced = false;
+
+  constructor(
+    mono: () => number,
+    wall: () => number,
+    fetchStamps: () => Promise<ServerStamps>,
+    timers: Timers,
+    opts: ClockOptions = {},
+    onJump: (deltaMs: number) => void = () => {},
+    onSync: () => void = () => {},
+  ) {
+    this.mono = mono;
+    this.wall = wall;
+    this.fetchStamps = fetchStamps;
+    this.timers = timers;
+    this.onJump = onJump;
+    this.onSync = onSync;
+    this.o = {
+      burst: 8, resyncMs: 30_000, resyncBurst: 4, window: 12, slewRate: 0.05, jumpMs: 100,
+      ...opts,
+    };
+    // Until the first sample, the wall clock is the only guess there is.
+    this.cur = this.tgt = wall() - mono();
+  }
+
+  /** offsetAt is the applied offset at local time t, slewing toward tgt. */
+  private offsetAt(t: number): number {
+    const d = this.tgt - this.cur;
+    const step = this.o.slewRate * Math.max(0, t - this.curAt);
+    return Math.abs(d) <= step ? this.tgt : this.cur + Math.sign(d) * step;
+  }
+
+  /** now is the server-clock estimate, epoch ms, monotonic between jumps. */
+  now(): number {
+    const t = this.mono();
+    const v = Math.max(t + this.offsetAt(t), this.last);
+    if (this.synced) this.last = v;
+    return v;
+  }
+
+  info(): ClockInfo {
+    const best = this.best();
+    return {
+      offsetMs: this.now() - this.wall(),
+      rttMs: best ? best.rtt : Infinity,
+      uncertaintyMs: best ? best.rtt / 2 : Infinity,
+      samples: this.kept.length,
+      synced: this.synced,
+    };
+  }
+
+  private best(): Sample | undefined {
+    let b: Sample | undefined;
+    for (const s of this.kept) if (!b || s.rtt < b.rtt) b = s;
+    return b;
+  }
+
+  /** add takes one sample and moves the estimate; initial applies it at once. */
+  add(s: Sample, initial: boolean): void {
+    this.kept.push(s);
+    if (this.kept.length > this.o.window) this.kept.shift();
+    const o = this.best()!.offset;
+    const t = this.mono();
+    this.cur = this.offsetAt(t);
+    this.curAt = t;
+    if (initial) {
+      this.cur = this.tgt = o;
+      return;
+    }
+    if (Math.abs(o - this.cur) > this.o.jumpMs) {
+      const delta = o - this.cur;
+      this.cur = this.tgt = o;
+      this.last = -Infinity;
+      this.onJump(delta);
+    } else {
+      this.tgt = o;
+    }
+  }
+
+  /** measure takes one exchange; a failed one is skipped. */
+  private async measure(initial: boolean): Promise<boolean> {
+    const t0 = this.mono();
+    let st: ServerStamps;
+    try {
+      st = await this.fetchStamps();
+    } catch {
+      return false;
+    }
+    this.add(sampleOf(t0, this.mono(), st), initial);
+    return true;
+  }
+
+  /** burst takes n samples back to back. */
+  async burst(n: number): Promise<void> {
+    if (this.busy) return this.busy;
+    const initial = !this.synced;
+    this.busy = (async () => {
+      let got = 0;
+      for (let i = 0; i < n * 2 && got < n; i++) if (await this.measure(initial)) got++;
+      if (got > 0 && initial) {
+        this.synced = true;
+        this.last = -Infinity;
+      }
+      if (got > 0) this.onSync();
+    })();
+    try {
+      await this.busy;
+    } finally {
+      this.busy = null;
+    }
+  }
+
+  /** start runs the connect burst, then a resync burst every resyncMs. */
+  start(): Promise<void> {
+    if (this.running) return this.busy ?? Promise.resolve();
+    this.running = true;
+    const loop = () => {
+      this.timer = this.timers.setTimeout(async () => {
+        if (!this.running) return;
+        await this.burst(this.o.resyncBurst);
+        if (this.running) loop();
+      }, this.synced ? this.o.resyncMs : 2000);
+    };
+    const first = this.burst(this.o.burst).then(() => {
+      if (this.running) loop();
+    });
+    return first;
+  }
+
+  stop(): void {
+    this.running = false;
+    this.timers.clearTimeout(this.timer);
+  }
+}
