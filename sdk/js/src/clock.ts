@@ -6,10 +6,17 @@ export interface ServerStamps {
   sentMs: number;
 }
 
-/** One NTP-style exchange: t0/t3 on the local monotonic base, s1/s2 the server's. */
+/**
+ * One NTP-style exchange, t0/t3 on the local monotonic base and s1/s2 the
+ * server's stamps. Causality bounds the true offset: the request cannot
+ * arrive before it left (offset <= s1 - t0 = hi) and the reply cannot
+ * arrive before it was sent (offset >= s2 - t3 = lo).
+ */
 export interface Sample {
-  offset: number; // server time - local monotonic time, ms
-  rtt: number; // the network's share of the round trip, ms
+  offset: number; // NTP's estimate, (lo + hi) / 2: server time - local monotonic time, ms
+  rtt: number; // the network's share of the round trip, hi - lo, ms
+  lo: number;
+  hi: number;
   at: number; // local monotonic time of the reply
 }
 
@@ -18,7 +25,10 @@ export interface ClockInfo {
   offsetMs: number;
   /** Network round trip of the best sample (server processing removed), ms. */
   rttMs: number;
-  /** How far sk.now() may be from the server clock: half the best RTT. */
+  /**
+   * How far the estimate may be from the server clock: half the width of
+   * the samples' intersected bounds, at most half the best RTT.
+   */
   uncertaintyMs: number;
   /** Samples the estimate is chosen from. */
   samples: number;
@@ -42,18 +52,23 @@ export interface ClockOptions {
 
 /** sample computes one Sample from the four stamps (NTP's formulas). */
 export function sampleOf(t0: number, t3: number, s: ServerStamps): Sample {
-  const rtt = Math.max(0, t3 - t0 - Math.max(0, s.sentMs - s.receivedMs));
-  const offset = (s.receivedMs - t0 + (s.sentMs - t3)) / 2;
-  return { offset, rtt, at: t3 };
+  const hi = s.receivedMs - t0;
+  const lo = Math.min(hi, s.sentMs - t3);
+  return { offset: (lo + hi) / 2, rtt: hi - lo, lo, hi, at: t3 };
 }
 
 /**
  * ClockSync estimates the server clock on a monotonic local base
- * (performance.now()), so changing the OS clock moves nothing. The estimate
- * is the offset of the lowest-RTT sample among the recent ones: its two
- * legs were both near their minimum, so it is the least skewed by
- * asymmetric delay. A new estimate close to the current one is slewed in
- * (now() stays monotonic and smooth); a far one jumps, announced.
+ * (performance.now()), so changing the OS clock moves nothing. Each sample
+ * bounds the offset to [lo, hi], an interval as wide as its RTT; the
+ * estimate is the middle of the intersection of the recent samples'
+ * intervals. That is at least as tight as the lowest-RTT sample alone (the
+ * bounds come from the fastest request leg and the fastest reply leg, even
+ * in different samples), and slow or skewed samples cannot pull it off:
+ * they only widen their own interval. Samples that contradict newer ones
+ * (a drifted or stepped server clock) are dropped, oldest first. A new
+ * estimate close to the current one is slewed in (now() stays monotonic
+ * and smooth); a far one jumps, announced.
  */
 export class ClockSync {
   private readonly mono: () => number;
@@ -113,27 +128,42 @@ export class ClockSync {
   }
 
   info(): ClockInfo {
-    const best = this.best();
+    const e = this.kept.length ? this.estimate() : undefined;
     return {
       offsetMs: this.now() - this.wall(),
-      rttMs: best ? best.rtt : Infinity,
-      uncertaintyMs: best ? best.rtt / 2 : Infinity,
+      rttMs: e ? Math.min(...this.kept.map((s) => s.rtt)) : Infinity,
+      uncertaintyMs: e ? e.width / 2 : Infinity,
       samples: this.kept.length,
       synced: this.synced,
     };
   }
 
-  private best(): Sample | undefined {
-    let b: Sample | undefined;
-    for (const s of this.kept) if (!b || s.rtt < b.rtt) b = s;
-    return b;
+  /**
+   * estimate intersects the kept samples' intervals, newest first; an older
+   * sample that would empty the intersection is dropped with all older ones.
+   */
+  private estimate(): { offset: number; width: number } {
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (let i = this.kept.length - 1; i >= 0; i--) {
+      const s = this.kept[i];
+      const l = Math.max(lo, s.lo);
+      const h = Math.min(hi, s.hi);
+      if (h < l) {
+        this.kept.splice(0, i + 1);
+        break;
+      }
+      lo = l;
+      hi = h;
+    }
+    return { offset: (lo + hi) / 2, width: hi - lo };
   }
 
   /** add takes one sample and moves the estimate; initial applies it at once. */
   add(s: Sample, initial: boolean): void {
     this.kept.push(s);
     if (this.kept.length > this.o.window) this.kept.shift();
-    const o = this.best()!.offset;
+    const o = this.estimate().offset;
     const t = this.mono();
     this.cur = this.offsetAt(t);
     this.curAt = t;

@@ -21,7 +21,7 @@ test('sampleOf removes the server processing time from the round trip', () => {
   assert.equal(s.offset, 500);
 });
 
-test('the lowest-RTT sample wins over asymmetric jitter', async () => {
+test('the intersected bounds pick out the fast symmetric sample among asymmetric ones', async () => {
   const time = new FakeTime();
   // up/down delays: sample 5 is the only symmetric, fast one; the others are
   // skewed by up to 40 ms one way, and the server spends 25 ms on each.
@@ -40,6 +40,37 @@ test('the lowest-RTT sample wins over asymmetric jitter', async () => {
   // A mean of the samples (timesync's way) would be off by ~14 ms here (uplink slower).
   const mean = delays.reduce((a, [u, d]) => a + (u - d) / 2, 0) / delays.length;
   assert.ok(Math.abs(mean) > 10, `mean error ${mean}`);
+  sk.close();
+});
+
+test('bounds from two skewed samples are tighter than either alone', async () => {
+  const time = new FakeTime();
+  // One fast request leg, one fast reply leg, in different samples.
+  const delays = [[5, 40, 3], [40, 5, 3]];
+  const fetch = timeServer(time, OFFSET, (i) => delays[i % 2]);
+  const { sk } = client(time, fetch, { clock: { burst: 2 } });
+  const p = sk.startSync();
+  await time.advance(500);
+  await p;
+  assert.equal(sk.clock.rttMs, 45, 'each sample alone: 45 ms RTT, +-17.5 ms off');
+  assert.equal(sk.clock.uncertaintyMs, 5);
+  assert.ok(Math.abs(sk.now() - (time.t + OFFSET)) < 1e-6);
+  sk.close();
+});
+
+test('samples contradicting newer ones (a stepped server clock) are dropped', async () => {
+  const time = new FakeTime();
+  let off = OFFSET;
+  const fetch = (url) => timeServer(time, off, () => [2, 2, 0])(url);
+  const { sk } = client(time, fetch, { clock: { burst: 4, resyncBurst: 2, resyncMs: 1000, window: 12 } });
+  const p = sk.startSync();
+  await time.advance(50);
+  await p;
+  assert.equal(sk.clock.samples, 4);
+  off = OFFSET + 300;
+  await time.advance(1100);
+  assert.equal(sk.clock.samples, 2, 'the four old samples went');
+  assert.ok(Math.abs(sk.now() - (time.t + off)) < 1e-6);
   sk.close();
 });
 
