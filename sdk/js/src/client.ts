@@ -53,6 +53,7 @@ export class SyncKairos extends Emitter<ClientEvents> {
   private tokenExp: number | undefined;
   private tokenReq: Promise<string | undefined> | null = null;
   private views = new Set<LiveSession>();
+  private seq = 0;
 
   constructor(opts: SyncKairosOptions = {}) {
     super();
@@ -89,16 +90,28 @@ export class SyncKairos extends Emitter<ClientEvents> {
     return this.sync.burst(n);
   }
 
-  /** stamps is one /v1/time reading (its receive and send stamps, in ms). */
+  /**
+   * stamps is one /v1/time reading (its receive and send stamps, in ms).
+   * In a browser the request's Resource Timing gives when it really left
+   * and when the reply's first byte came, free of main-thread delays; a
+   * unique query finds its entry.
+   */
   private async stamps(): Promise<ServerStamps> {
-    const r = await this.fetchFn(this.baseUrl + '/v1/time', { cache: 'no-store' });
+    const url = this.baseUrl + '/v1/time?n=' + ++this.seq;
+    const r = await this.fetchFn(url, { cache: 'no-store' });
     if (!r.ok) throw new Error('/v1/time: HTTP ' + r.status);
     const j = await r.json();
-    if (typeof j.server_received_us === 'number' && typeof j.server_sent_us === 'number') {
-      return { receivedMs: j.server_received_us / 1000, sentMs: j.server_sent_us / 1000 };
+    const st: ServerStamps = typeof j.server_received_us === 'number' && typeof j.server_sent_us === 'number'
+      ? { receivedMs: j.server_received_us / 1000, sentMs: j.server_sent_us / 1000 }
+      // An older server: whole ms, truncated, so its midpoint is +0.5.
+      : { receivedMs: j.timestamp_ms + 0.5, sentMs: j.timestamp_ms + 0.5 };
+    const perf = globalThis.performance as Performance | undefined;
+    const e = this.opts.monotonic ? undefined : (perf?.getEntriesByName?.(url) as PerformanceResourceTiming[] | undefined)?.[0];
+    if (e && e.requestStart > 0 && e.responseStart > 0) {
+      st.sentAt = e.requestStart;
+      st.receivedAt = e.responseStart;
     }
-    // An older server: whole ms, truncated, so its midpoint is +0.5.
-    return { receivedMs: j.timestamp_ms + 0.5, sentMs: j.timestamp_ms + 0.5 };
+    return st;
   }
 
   /** @internal getToken returns a token fresh for at least 30 s, or undefined. */

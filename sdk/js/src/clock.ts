@@ -4,6 +4,14 @@ import { Timers } from './util.js';
 export interface ServerStamps {
   receivedMs: number;
   sentMs: number;
+  /**
+   * Local monotonic times at which the request went out and the reply
+   * came in, when the transport knows them better than the caller's
+   * stamps around the call (the browser's Resource Timing): taken only if
+   * they lie within those stamps.
+   */
+  sentAt?: number;
+  receivedAt?: number;
 }
 
 /**
@@ -40,6 +48,12 @@ export interface ClockOptions {
   burst?: number;
   /** Period of the resync bursts, ms. */
   resyncMs?: number;
+  /**
+   * The first resync comes this soon after the connect burst: that burst
+   * often runs while the page loads, when both the network and the main
+   * thread are busiest (NTP's iburst does the same).
+   */
+  settleMs?: number;
   /** Samples in each resync burst. */
   resyncBurst?: number;
   /** Most recent samples kept to choose from. */
@@ -105,7 +119,7 @@ export class ClockSync {
     this.onJump = onJump;
     this.onSync = onSync;
     this.o = {
-      burst: 8, resyncMs: 30_000, resyncBurst: 4, window: 12, slewRate: 0.05, jumpMs: 100,
+      burst: 8, resyncMs: 30_000, settleMs: 2000, resyncBurst: 4, window: 12, slewRate: 0.05, jumpMs: 100,
       ...opts,
     };
     // Until the first sample, the wall clock is the only guess there is.
@@ -190,7 +204,10 @@ export class ClockSync {
     } catch {
       return false;
     }
-    this.add(sampleOf(t0, this.mono(), st), initial);
+    const t3 = this.mono();
+    const in_ = (x?: number) => x !== undefined && x >= t0 && x <= t3;
+    const ok = in_(st.sentAt) && in_(st.receivedAt) && st.sentAt! <= st.receivedAt!;
+    this.add(sampleOf(ok ? st.sentAt! : t0, ok ? st.receivedAt! : t3, st), initial);
     return true;
   }
 
@@ -218,12 +235,14 @@ export class ClockSync {
   start(): Promise<void> {
     if (this.running) return this.busy ?? Promise.resolve();
     this.running = true;
+    let bursts = 0;
     const loop = () => {
+      const wait = !this.synced ? 2000 : bursts++ === 0 ? this.o.settleMs : this.o.resyncMs;
       this.timer = this.timers.setTimeout(async () => {
         if (!this.running) return;
         await this.burst(this.o.resyncBurst);
         if (this.running) loop();
-      }, this.synced ? this.o.resyncMs : 2000);
+      }, wait);
     };
     const first = this.burst(this.o.burst).then(() => {
       if (this.running) loop();

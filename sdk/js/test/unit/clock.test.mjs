@@ -30,7 +30,7 @@ test('the intersected bounds pick out the fast symmetric sample among asymmetric
   const fetch = timeServer(time, OFFSET, (i) => delays[i % delays.length]);
   const { sk } = client(time, fetch);
   const done = sk.startSync();
-  await time.advance(5000);
+  await time.advance(1500);
   await done;
   assert.equal(fetch.calls.length, 8, 'a burst of 8 at connect');
   assert.ok(Math.abs(sk.now() - (time.t + OFFSET)) < 1e-6, `error ${sk.now() - (time.t + OFFSET)}`);
@@ -62,7 +62,7 @@ test('samples contradicting newer ones (a stepped server clock) are dropped', as
   const time = new FakeTime();
   let off = OFFSET;
   const fetch = (url) => timeServer(time, off, () => [2, 2, 0])(url);
-  const { sk } = client(time, fetch, { clock: { burst: 4, resyncBurst: 2, resyncMs: 1000, window: 12 } });
+  const { sk } = client(time, fetch, { clock: { burst: 4, resyncBurst: 2, resyncMs: 1000, settleMs: 1000, window: 12 } });
   const p = sk.startSync();
   await time.advance(50);
   await p;
@@ -144,6 +144,8 @@ test('resync bursts run periodically and failed samples are skipped', async () =
   await p;
   assert.equal(sk.clock.samples, 8);
   assert.ok(sk.clock.synced);
+  await time.advance(2_100);
+  assert.equal(sk.clock.samples, 12, 'the settle burst 2 s after the first: 8 + 4');
   await time.advance(30_100);
   assert.equal(sk.clock.samples, 12, 'window of 12');
   sk.close();
