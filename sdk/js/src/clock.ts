@@ -74,12 +74,12 @@ export function sampleOf(t0: number, t3: number, s: ServerStamps): Sample {
 /**
  * ClockSync estimates the server clock on a monotonic local base
  * (performance.now()), so changing the OS clock moves nothing. Each sample
- * bounds the offset to [lo, hi], an interval as wide as its RTT; the
- * estimate is the middle of the intersection of the recent samples'
- * intervals. That is at least as tight as the lowest-RTT sample alone (the
- * bounds come from the fastest request leg and the fastest reply leg, even
- * in different samples), and slow or skewed samples cannot pull it off:
- * they only widen their own interval. Samples that contradict newer ones
+ * bounds the offset to [lo, hi], an interval as wide as its RTT, and the
+ * recent samples' intervals are intersected: at least as tight as the
+ * lowest-RTT sample alone (the bounds come from the fastest request leg and
+ * the fastest reply leg, even in different samples). The estimate is taken
+ * inside that interval (see estimate), so no slow or skewed sample can pull
+ * it out of what causality allows. Samples that contradict newer ones
  * (a drifted or stepped server clock) are dropped, oldest first. A new
  * estimate close to the current one is slewed in (now() stays monotonic
  * and smooth); a far one jumps, announced.
@@ -155,6 +155,11 @@ export class ClockSync {
   /**
    * estimate intersects the kept samples' intervals, newest first; an older
    * sample that would empty the intersection is dropped with all older ones.
+   * The offset is the mean of two estimates: the intersection's middle
+   * (set by the fastest legs: best when some samples got through quickly)
+   * and the mean NTP offset of the samples whose RTT is under median + one
+   * standard deviation (best when every sample was slowed a little),
+   * clamped into the intersection, which is certain to hold the truth.
    */
   private estimate(): { offset: number; width: number } {
     let lo = -Infinity;
@@ -170,7 +175,21 @@ export class ClockSync {
       lo = l;
       hi = h;
     }
-    return { offset: (lo + hi) / 2, width: hi - lo };
+    const rtts = this.kept.map((s) => s.rtt).sort((a, b) => a - b);
+    const n = rtts.length;
+    const med = n % 2 ? rtts[(n - 1) / 2] : (rtts[n / 2 - 1] + rtts[n / 2]) / 2;
+    const avg = rtts.reduce((a, b) => a + b, 0) / n;
+    const lim = med + Math.sqrt(rtts.reduce((a, b) => a + (b - avg) ** 2, 0) / n);
+    let sum = 0;
+    let k = 0;
+    for (const s of this.kept) {
+      if (s.rtt <= lim) {
+        sum += s.offset;
+        k++;
+      }
+    }
+    const mean = Math.min(hi, Math.max(lo, sum / k));
+    return { offset: ((lo + hi) / 2 + mean) / 2, width: hi - lo };
   }
 
   /** add takes one sample and moves the estimate; initial applies it at once. */
