@@ -30,6 +30,8 @@ fi
 fail=0
 echo "--- sdk/js: committed bundle vs a fresh build"
 node build.mjs --check || fail=1
+# the tests import dist/ (not committed): build it, as a fresh clone has none
+node build.mjs >/dev/null || { echo "FAIL: the SDK build"; exit 1; }
 echo "--- sdk/js: unit tier"
 node --test test/unit/ || fail=1
 if command -v go >/dev/null; then
