@@ -18,8 +18,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/handlers"
-	"github.com/synckairos/synckairos/ratelimit"
 	"github.com/synckairos/synckairos/redisclock"
 	"github.com/synckairos/synckairos/webassets"
 )

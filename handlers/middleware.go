@@ -15,7 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/synckairos/synckairos/ratelimit"
+	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/session"
 )
 
