@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/metricslint"
 )
 
 // backends: the embedded dev-mode Redis and the machine's real one.
@@ -483,34 +483,19 @@ func TestAPIMetrics(t *testing.T) {
 			t.Errorf("switch duration lacks bucket le=%s", le)
 		}
 	}
-	promtoolCheck(t, r.body)
+	metricsCheck(t, r.body)
 }
 
-// promtoolCheck runs `promtool check metrics`. The parser must accept the
-// text (exit 1 is a format error). Lint findings (exit 3) are accepted only
-// where we cannot act on them: VictoriaMetrics writes no help text, the
-// plan's names end in _ms, and the library's go_/process_ names are its own.
-func promtoolCheck(t *testing.T, text []byte) {
-	path, err := exec.LookPath("promtool")
+// metricsCheck fails the test when Prometheus's parser refuses the page or
+// promlint finds a naming problem we could act on (metricslint.Accepted).
+func metricsCheck(t *testing.T, text []byte) {
+	t.Helper()
+	problems, err := metricslint.Check(text)
 	if err != nil {
-		t.Fatal("promtool not found: run `make deps` (installs Debian's prometheus package)")
+		t.Fatalf("metrics format: %v\n%s", err, text)
 	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(text)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		switch {
-		case line == "",
-			strings.HasSuffix(line, " no help text"),
-			strings.HasPrefix(line, "synckairos_") && strings.HasSuffix(line, "should not contain abbreviated units"),
-			strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_"):
-		default:
-			t.Errorf("promtool: %s", line)
-		}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s", p)
 	}
 }
 

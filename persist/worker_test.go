@@ -3,8 +3,6 @@ package persist
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/metricslint"
 )
 
 // TestWorkerRecordsEveryTransition drives every kind of transition through
@@ -197,20 +196,12 @@ func TestDeadLetter(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, out.String())
 		}
 	}
-	if path, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(path, "check", "metrics")
-		cmd.Stdin = &out
-		// Exit 3 is lint only; VictoriaMetrics writes no help text, the one finding allowed.
-		res, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-			t.Fatalf("promtool: %v\n%s", err, res)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(res)), "\n") {
-			if line != "" && !strings.HasSuffix(line, " no help text") {
-				t.Errorf("promtool: %s", line)
-			}
-		}
+	problems, err := metricslint.Check(out.Bytes())
+	if err != nil {
+		t.Fatalf("metrics format: %v\n%s", err, out.String())
+	}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s", p)
 	}
 }
 
