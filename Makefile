@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test deps bench bench-go lint lua migrate
+.PHONY: run test deps tidy bench bench-go lint lua migrate
 
 run:
 	$(GO) run .
@@ -17,7 +17,12 @@ deps:
 		[ ! testdata/node/node_modules/.package-lock.json -nt testdata/node/package-lock.json ]; then \
 		npm --prefix testdata/node ci --no-audit --no-fund --silent; fi
 
-test: deps
+# tidy fails (printing the diff) when `go mod tidy` would change go.mod or
+# go.sum; test and lint run it first.
+tidy:
+	@$(GO) mod tidy -diff || { echo '*** go.mod/go.sum are not tidy: run `go mod tidy` ***' >&2; exit 1; }
+
+test: deps tidy
 	$(GO) test -race -count=1 -timeout 30m ./...
 	@command -v node >/dev/null || echo $(NODE_MISSING) >&2
 
@@ -38,7 +43,7 @@ bench:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 .
 
-lint:
+lint: tidy
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
 
