@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/pgtest"
 )
 
 // TestAuditEveryInstanceRecords: three instances share one Redis, and only
@@ -30,7 +31,7 @@ func TestAuditEveryInstanceRecords(t *testing.T) {
 	if c := early.app.engine.EventCap(); c != 0 {
 		t.Fatalf("an instance without DATABASE_URL on a Redis no persisting instance announced itself on records with cap %d", c)
 	}
-	persisting := startAPI(t, map[string]string{"REDIS_URL": rurl, "DATABASE_URL": persistURL("127.0.0.1:5432", schema)}, nil)
+	persisting := startAPI(t, map[string]string{"REDIS_URL": rurl, "DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
 	late := startAPI(t, map[string]string{"REDIS_URL": rurl}, nil) // default AUDIT_REFRESH: 5 s
 	if c := late.app.engine.EventCap(); c != 100_000 {
 		t.Fatalf("an instance started after a persisting one records with cap %d, want its EVENT_STREAM_MAX 100000", c)
@@ -66,7 +67,7 @@ func TestAuditEveryInstanceRecords(t *testing.T) {
 		want[id] = num(r.state(t)["version"])
 	}
 
-	pool, err := pgxpool.New(context.Background(), persistURL("127.0.0.1:5432", schema))
+	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestAuditOff(t *testing.T) {
 			}
 			env := map[string]string{"REDIS_URL": "redis://" + redisAddr, "AUDIT": "off", "AUDIT_REFRESH": "20ms"}
 			if c.database {
-				env["DATABASE_URL"] = persistURL("127.0.0.1:5432", persistSchema(t))
+				env["DATABASE_URL"] = persistURL(pgtest.Addr(), persistSchema(t))
 			}
 			s := startAPI(t, env, nil)
 			id, _ := apiSession(t, s, true)
@@ -178,9 +179,9 @@ func TestPersistRefusedURL(t *testing.T) {
 		name, url string
 		want      []string // in the start error; none: it starts
 	}{
-		{"unknown role", "postgres://synckairos_no_such_role@127.0.0.1:5432/test?sslmode=disable",
+		{"unknown role", pgtest.With("synckairos_no_such_role", ""),
 			[]string{"DATABASE_URL: PostgreSQL refused the credentials (SQLSTATE 28000)", "synckairos_no_such_role"}},
-		{"unknown database", "postgres://postgres@127.0.0.1:5432/synckairos_no_such_db?sslmode=disable",
+		{"unknown database", pgtest.With("", "synckairos_no_such_db"),
 			[]string{"DATABASE_URL: the database does not exist (SQLSTATE 3D000)", "synckairos_no_such_db"}},
 		{"unreachable", persistURL("127.0.0.1:"+strconv.Itoa(freePort(t)), schema), nil},
 	}
