@@ -15,9 +15,14 @@ import (
 )
 
 // envReaders are the calls that read an environment variable by a literal
-// name: os.Getenv and os.LookupEnv, and a getenv passed around (config.go's
-// loadConfig takes one so that tests hand it their own).
-var envReaders = []string{"Getenv", "LookupEnv", "getenv"}
+// name: os.Getenv and os.LookupEnv (tests read the environment only so), and
+// in the service also a getenv passed around and envconf.Reader's methods,
+// with the short names config.go gives them.
+var (
+	envReaders     = []string{"Getenv", "LookupEnv"}
+	serviceReaders = append([]string{"getenv", "Str", "Int", "IntRange", "Bool", "Duration", "List",
+		"str", "integer", "boolean", "duration"}, envReaders...)
+)
 
 // systemVars are read by tests but belong to the machine, not to us.
 var systemVars = []string{"PATH"}
@@ -74,12 +79,12 @@ func codeVars(t *testing.T, root string) (service, tests map[string]bool) {
 			if err != nil {
 				return err
 			}
-			into := service
+			into, readers := service, serviceReaders
 			if strings.HasSuffix(path, "_test.go") || strings.HasSuffix(f.Name.Name, "test") {
-				into = tests
+				into, readers = tests, envReaders
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
-				if name, ok := envRead(n); ok {
+				if name, ok := envRead(n, readers); ok {
 					into[name] = true
 				}
 				return true
@@ -96,8 +101,8 @@ func codeVars(t *testing.T, root string) (service, tests map[string]bool) {
 	return service, tests
 }
 
-// envRead reports the literal variable name an envReaders call reads.
-func envRead(n ast.Node) (string, bool) {
+// envRead reports the literal variable name a call of one of readers reads.
+func envRead(n ast.Node, readers []string) (string, bool) {
 	call, ok := n.(*ast.CallExpr)
 	if !ok || len(call.Args) == 0 {
 		return "", false
@@ -110,7 +115,7 @@ func envRead(n ast.Node) (string, bool) {
 		fn = f.Sel.Name
 	}
 	lit, ok := call.Args[0].(*ast.BasicLit)
-	if !ok || lit.Kind != token.STRING || !slices.Contains(envReaders, fn) {
+	if !ok || lit.Kind != token.STRING || !slices.Contains(readers, fn) {
 		return "", false
 	}
 	name, err := strconv.Unquote(lit.Value)
@@ -231,6 +236,8 @@ func f() {
 	os.Getenv("A_ONE")
 	os.LookupEnv("A_TWO")
 	getenv("A_THREE")
+	e.Duration("A_FOUR", time.Second)
+	integer("A_FIVE", 3)
 	os.Getenv(name)
 	strings.TrimSpace("NOT_ENV")
 	os.Getenv("lower")
@@ -239,14 +246,22 @@ func f() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	ast.Inspect(f, func(n ast.Node) bool {
-		if name, ok := envRead(n); ok {
-			got = append(got, name)
+	for _, tt := range []struct {
+		readers []string
+		want    []string
+	}{
+		{serviceReaders, []string{"A_ONE", "A_TWO", "A_THREE", "A_FOUR", "A_FIVE"}},
+		{envReaders, []string{"A_ONE", "A_TWO"}},
+	} {
+		var got []string
+		ast.Inspect(f, func(n ast.Node) bool {
+			if name, ok := envRead(n, tt.readers); ok {
+				got = append(got, name)
+			}
+			return true
+		})
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("got %q, want %q", got, tt.want)
 		}
-		return true
-	})
-	if want := []string{"A_ONE", "A_TWO", "A_THREE"}; !slices.Equal(got, want) {
-		t.Errorf("got %q, want %q", got, want)
 	}
 }
