@@ -7,7 +7,6 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/synckairos/synckairos/envconf"
-	"github.com/synckairos/synckairos/redisclock"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -45,14 +44,9 @@ func loadWSConfig(e *envconf.Reader, corsOrigins []string, trustProxy bool) wsre
 // with 1001 first at shutdown.
 func (a *app) wireRelay(context.Context) error {
 	set := metrics.NewSet()
-	relay := wsrelay.New(a.cfg.WS, a.rdb, a.engine, a.engine.Assembler(), clockMS{a.clock}, a.log, set)
+	relay := wsrelay.New(a.cfg.WS, a.rdb, a.engine, a.engine.Assembler(), a.clock, a.log, set)
 	a.addMetrics(set)
 	a.router.GET("/ws", relay.Handler)
 	a.onShutdown("close WebSockets", relay.Shutdown)
 	return nil
 }
-
-// clockMS adapts the µs Redis clock to the relay's ms one.
-type clockMS struct{ c *redisclock.Clock }
-
-func (c clockMS) NowMS() int64 { return c.c.Now() / 1000 }

@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 )
 
 // Expirer applies one session's expiry if it is due (main wires
@@ -34,9 +35,6 @@ import (
 type Expirer interface {
 	Expire(ctx context.Context, id string) (fired bool, err error)
 }
-
-// Clock is Redis time in epoch µs (redisclock.Clock).
-type Clock interface{ Now() int64 }
 
 // Config tunes the loop; zero values take the defaults.
 type Config struct {
@@ -66,7 +64,7 @@ func (c Config) withDefaults() Config {
 type Scheduler struct {
 	rdb   redis.Cmdable
 	exp   Expirer
-	clock Clock
+	clock redisclock.Source
 	cfg   Config
 	log   *slog.Logger
 	keys  []string
@@ -80,7 +78,7 @@ type Scheduler struct {
 
 // New builds a scheduler; keySuffix is appended to every deadline index
 // key ("" in production; tests use a private index).
-func New(rdb redis.Cmdable, exp Expirer, clock Clock, cfg Config, log *slog.Logger, keySuffix string) *Scheduler {
+func New(rdb redis.Cmdable, exp Expirer, clock redisclock.Source, cfg Config, log *slog.Logger, keySuffix string) *Scheduler {
 	s := &Scheduler{rdb: rdb, exp: exp, clock: clock, cfg: cfg.withDefaults(), log: log, set: metrics.NewSet()}
 	for i := range keyspace.Shards {
 		s.keys = append(s.keys, keyspace.Deadlines(i)+keySuffix)
