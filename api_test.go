@@ -328,6 +328,25 @@ func TestAPIRateLimits(t *testing.T) {
 			t.Fatalf("after Retry-After: %d %s", r.status, r.body)
 		}
 	})
+	// The budget is the client's (clientip.Of): its X-Forwarded-For entry
+	// behind a trusted proxy, else the peer, whatever the header says.
+	for _, trust := range []bool{true, false} {
+		t.Run("per IP, TRUST_PROXY="+strconv.FormatBool(trust), func(t *testing.T) {
+			t.Parallel()
+			s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_IP_MAX": "1",
+				"RATE_LIMIT_IP_WINDOW": "1m", "TRUST_PROXY": strconv.FormatBool(trust)}, nil)
+			u := s.base + "/v1/sessions/" + uuid.NewString()
+			want := []int{404, 429, 404}
+			if !trust {
+				want = []int{404, 429, 429}
+			}
+			for i, xff := range []string{"203.0.113.1", "203.0.113.1, 10.0.0.9", "203.0.113.2"} {
+				if r := doReq(t, "GET", u, "", "X-Forwarded-For", xff); r.status != want[i] {
+					t.Errorf("X-Forwarded-For %s: %d, want %d", xff, r.status, want[i])
+				}
+			}
+		})
+	}
 	t.Run("per session switch", func(t *testing.T) {
 		t.Parallel()
 		s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_SWITCH_MAX": "2", "RATE_LIMIT_SWITCH_WINDOW": "1s"}, nil)
