@@ -33,7 +33,7 @@ func (a *app) wireExpiry(context.Context) error {
 		return nil
 	}
 	s := expiry.New(a.rdb, a.engine, a.clock, expiry.Config{Poll: a.cfg.Expiry.Poll},
-		a.log.With("component", "expiry"), "")
+		a.log.With("component", "expiry"))
 	a.addMetrics(s.Metrics())
 	done := make(chan struct{})
 	go func() {

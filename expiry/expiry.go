@@ -42,6 +42,12 @@ type Config struct {
 	Batch   int64         // due ids read per shard per round (256)
 	Workers int           // expiries run at once (16)
 	Timeout time.Duration // per Redis call (2 s)
+	// DeadlineSuffix names a private deadline index (keyspace.Deadlines +
+	// the suffix), the one an engine with the same
+	// engine.Options.DeadlineSuffix writes: the scheduler polls only it.
+	// Tests sharing a Redis with running services use one; a deployment
+	// leaves it empty.
+	DeadlineSuffix string
 }
 
 func (c Config) withDefaults() Config {
@@ -76,12 +82,11 @@ type Scheduler struct {
 	lag                            *metrics.PrometheusHistogram
 }
 
-// New builds a scheduler; keySuffix is appended to every deadline index
-// key ("" in production; tests use a private index).
-func New(rdb redis.Cmdable, exp Expirer, clock redisclock.Source, cfg Config, log *slog.Logger, keySuffix string) *Scheduler {
+// New builds a scheduler.
+func New(rdb redis.Cmdable, exp Expirer, clock redisclock.Source, cfg Config, log *slog.Logger) *Scheduler {
 	s := &Scheduler{rdb: rdb, exp: exp, clock: clock, cfg: cfg.withDefaults(), log: log, set: metrics.NewSet()}
 	for i := range keyspace.Shards {
-		s.keys = append(s.keys, keyspace.Deadlines(i)+keySuffix)
+		s.keys = append(s.keys, keyspace.Deadlines(i)+s.cfg.DeadlineSuffix)
 	}
 	s.ticks = s.set.NewCounter("synckairos_expiry_ticks_total")
 	s.due = s.set.NewCounter("synckairos_expiry_due_total")

@@ -289,14 +289,15 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := d.create(ctx, id, 2); err != nil {
 		t.Fatal(err)
 	}
-	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	runCtx, cancel := context.WithCancel(ctx)
-	w.hook = func(stage string) bool {
-		if stage == "after_commit" {
+	cfg := testConfig()
+	cfg.CrashAt = func(s Stage) bool {
+		if s == AfterCommit {
 			cancel() // the signal arrives now
 		}
 		return false
 	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
 	if err := w.Run(runCtx); err != nil {
 		t.Fatal(err)
 	}
