@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -213,23 +210,6 @@ func TestPersistRefusedURL(t *testing.T) {
 				t.Fatal("the service started with a DATABASE_URL PostgreSQL refuses")
 			}
 		})
-	}
-}
-
-// TestRefused: the SQLSTATEs that no retry can fix, and only those.
-func TestRefused(t *testing.T) {
-	// 28P01 (wrong password) needs password authentication, which the
-	// test PostgreSQL (trust) never asks for: TestPersistRefusedURL runs
-	// the other two against it.
-	for code, fatal := range map[string]bool{"28P01": true, "28000": true, "3D000": true,
-		"53300": false, "57P03": false, "42P01": false} {
-		err := fmt.Errorf("migrate: %w", &pgconn.PgError{Code: code})
-		if got := refused(err) != ""; got != fatal {
-			t.Errorf("SQLSTATE %s: refused = %v, want %v", code, got, fatal)
-		}
-	}
-	if refused(nil) != "" || refused(errors.New("dial tcp: connection refused")) != "" {
-		t.Error("a network error counts as refused")
 	}
 }
 

@@ -26,6 +26,7 @@ type Config struct {
 	DatabaseURL    string // DATABASE_URL; "" turns persistence off
 	// PERSIST_WORKER=false: this instance serves but does not copy events to PostgreSQL
 	PersistWorker bool
+	PersistRetry  time.Duration // PERSIST_RETRY: between migration attempts while PostgreSQL is unreachable
 	// AUDIT=off: record no audit events (set it on every instance); the
 	// default, auto, follows the audit rule (auditwire.go)
 	AuditOff     bool
@@ -76,6 +77,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", engine.DefaultIdempotencyTTL),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
+		PersistRetry:      duration("PERSIST_RETRY", 5*time.Second),
 		AuditRefresh:      duration("AUDIT_REFRESH", 5*time.Second),
 		Host:              str("HOST", ""),
 		LogFormat:         str("LOG_FORMAT", "json"),

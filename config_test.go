@@ -21,7 +21,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	want := Config{
 		Port: 3000, RedisTimeout: 3 * time.Second, IdempotencyTTL: engine.DefaultIdempotencyTTL,
-		PersistWorker: true, AuditRefresh: 5 * time.Second, CORSOrigins: []string{"*"},
+		PersistWorker: true, PersistRetry: 5 * time.Second, AuditRefresh: 5 * time.Second, CORSOrigins: []string{"*"},
 		LogLevel: slog.LevelInfo, LogFormat: "json", LogRequests: true,
 		RateLimitEnabled: true, RateLimitIP: 100, RateLimitIPWindow: time.Minute,
 		RateLimitSwitch: 10, RateLimitSwWindow: time.Second,

@@ -250,17 +250,14 @@ func TestMigrateCommand(t *testing.T) {
 // TestPersistStartsWithPostgresDown: an instance started during a
 // PostgreSQL outage serves, says degraded, keeps the events in Redis, and
 // catches up (migrations, then the worker) once PostgreSQL answers.
-// Not parallel: it shortens persistRetry before any server reads it.
 func TestPersistStartsWithPostgresDown(t *testing.T) {
-	old := persistRetry
-	persistRetry = 50 * time.Millisecond
-	t.Cleanup(func() { persistRetry = old }) // runs after the server stopped
+	t.Parallel()
 	redisAddr, _ := startRedisServer(t)
 	schema := persistSchema(t)
 	px := newCuttableProxy(t, pgtest.Addr())
 	px.set(true)
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema), "DEBUG_ERRORS": "true"}, nil)
+		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema), "DEBUG_ERRORS": "true", "PERSIST_RETRY": "50ms"}, nil)
 
 	id, _, body := newSessionBody(2, "")
 	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
