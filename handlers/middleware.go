@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/session"
 )
@@ -170,20 +170,6 @@ func printable(b []byte) bool {
 	return true
 }
 
-// clientIP is the peer address, or with TrustProxy the first
-// X-Forwarded-For entry.
-func (m *Middleware) clientIP(ctx *fasthttp.RequestCtx) string {
-	if m.TrustProxy {
-		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
-			first, _, _ := strings.Cut(string(xff), ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	return ctx.RemoteIP().String()
-}
-
 // allow charges the route's budgets in one round trip and answers 429 when
 // one is spent. RateLimit-* headers describe the tightest budget. When
 // Redis fails the request goes through: the limiter protects, it must not
@@ -193,7 +179,7 @@ func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts) bool {
 	var res [2]ratelimit.Result
 	n := 0
 	if !o.NoLimit {
-		reqs[n] = ratelimit.Request{Key: "sk:rl:ip:" + m.clientIP(ctx), Limit: m.IPLimit}
+		reqs[n] = ratelimit.Request{Key: "sk:rl:ip:" + clientip.Of(ctx, m.TrustProxy), Limit: m.IPLimit}
 		n++
 	}
 	if o.SwitchLimit {

@@ -18,14 +18,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/synckairos/synckairos/keyspace"
-
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/pgtest"
 	"github.com/synckairos/synckairos/session"
 )
 
-// pgAddr is the machine's PostgreSQL; every test works in a schema of its own.
-const pgAddr = "127.0.0.1:5432"
+// pgAddr is the tests' PostgreSQL (pgtest: DATABASE_TEST_URL); every test
+// works in a schema of its own.
+var pgAddr = pgtest.Addr()
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -74,9 +75,7 @@ func newTestDB(t testing.TB) *testDB {
 	return &testDB{schema: schema, admin: admin}
 }
 
-func dbURL(addr, schema string) string {
-	return "postgres://postgres@" + addr + "/test?sslmode=disable&search_path=" + schema
-}
+func dbURL(addr, schema string) string { return pgtest.Via(addr, schema) }
 
 func (d *testDB) pool(t testing.TB, addr string) *pgxpool.Pool {
 	t.Helper()

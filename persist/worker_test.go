@@ -3,8 +3,6 @@ package persist
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
-
+	"github.com/synckairos/synckairos/metricslint"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -199,20 +197,12 @@ func TestDeadLetter(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, out.String())
 		}
 	}
-	if path, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(path, "check", "metrics")
-		cmd.Stdin = &out
-		// Exit 3 is lint only; VictoriaMetrics writes no help text, the one finding allowed.
-		res, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-			t.Fatalf("promtool: %v\n%s", err, res)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(res)), "\n") {
-			if line != "" && !strings.HasSuffix(line, " no help text") {
-				t.Errorf("promtool: %s", line)
-			}
-		}
+	problems, err := metricslint.Check(out.Bytes())
+	if err != nil {
+		t.Fatalf("metrics format: %v\n%s", err, out.String())
+	}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s", p)
 	}
 }
 
@@ -300,14 +290,15 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := d.create(ctx, id, 2); err != nil {
 		t.Fatal(err)
 	}
-	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	runCtx, cancel := context.WithCancel(ctx)
-	w.hook = func(stage string) bool {
-		if stage == "after_commit" {
+	cfg := testConfig()
+	cfg.CrashAt = func(s Stage) bool {
+		if s == AfterCommit {
 			cancel() // the signal arrives now
 		}
 		return false
 	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
 	if err := w.Run(runCtx); err != nil {
 		t.Fatal(err)
 	}

@@ -221,9 +221,6 @@ func sessionsOf(evs []event, p []placement) sessionCols {
 	return c
 }
 
-// hook lets tests stop the worker at a point of a batch, as a crash would.
-type hook func(stage string) bool
-
 // batchResult is what one committed batch did.
 type batchResult struct {
 	current, superseded int64 // new rows in sync_events, sync_events_superseded
@@ -232,10 +229,10 @@ type batchResult struct {
 	moved               int64 // rows it moved out of sync_events
 }
 
-// writeBatch writes evs in one transaction. When h("before_commit")
-// returns true it abandons the transaction, as a crash before the commit
+// writeBatch writes evs in one transaction. When cfg.CrashAt stops it at
+// BeforeCommit it abandons the transaction, as a crash before the commit
 // would.
-func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (batchResult, error) {
+func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, cfg *Config) (batchResult, error) {
 	var res batchResult
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
@@ -283,8 +280,8 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (b
 		}
 		res.clashes = tag.RowsAffected()
 	}
-	if h != nil && h("before_commit") {
-		return res, errCrashed
+	if cfg.crashAt(BeforeCommit) {
+		return res, ErrCrashed
 	}
 	return res, tx.Commit(ctx)
 }

@@ -57,7 +57,7 @@ func (r *Relay) written(p *published) {
 	if p.ts > 0 && !p.timed.Load() && p.timed.CompareAndSwap(false, true) {
 		// Below 0 only by the clock's error (ms truncation, offset
 		// estimate): the sample is kept, as 0, so every message counts.
-		r.m.publishToSend.Update(float64(max(0, r.clock.NowMS()-p.ts)) / 1000)
+		r.m.publishToSend.Update(float64(max(0, r.nowMS()-p.ts)) / 1000)
 	}
 	r.m.delivered.Inc()
 }
@@ -101,7 +101,7 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 		return
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
-	if err := conn.WriteMessage(websocket.TextMessage, connectedMessage(id, r.clock.NowMS())); err != nil {
+	if err := conn.WriteMessage(websocket.TextMessage, connectedMessage(id, r.nowMS())); err != nil {
 		return
 	}
 	c.started.Store(true)
@@ -340,7 +340,7 @@ func (c *client) readLoop() {
 			if len(ts) == 4 && string(ts) == "null" {
 				ts = nil
 			}
-			c.send(pongMessage(c.r.clock.NowMS(), ts))
+			c.send(pongMessage(c.r.nowMS(), ts))
 		case "RECONNECT":
 			// One at a time: a RECONNECT while one is pending (its reply not
 			// yet written) is answered by that reply, so a client cannot

@@ -2,7 +2,6 @@ package wsrelay
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -27,7 +27,7 @@ import (
 // and closed with 1013 at once.
 func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 	id, valid := session.NormalizeID(string(ctx.QueryArgs().Peek("sessionId")))
-	ip := clientIP(ctx, r.cfg.TrustProxy)
+	ip := clientip.Of(ctx, r.cfg.TrustProxy)
 	if valid && !r.adm.room(ip) {
 		r.m.rejectLimit.Inc()
 		ctx.Error("too many connections", fasthttp.StatusServiceUnavailable)
@@ -102,22 +102,6 @@ func originChecker(origins []string) func(*fasthttp.RequestCtx) bool {
 		}
 		return false
 	}
-}
-
-// clientIP is the peer address, or the first X-Forwarded-For hop when the
-// relay sits behind a trusted proxy.
-func clientIP(ctx *fasthttp.RequestCtx, trustProxy bool) string {
-	if trustProxy {
-		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
-			if i := bytes.IndexByte(xff, ','); i >= 0 {
-				xff = xff[:i]
-			}
-			if ip := net.ParseIP(string(bytes.TrimSpace(xff))); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	return ctx.RemoteIP().String()
 }
 
 // admission enforces the total and per-IP connection caps.

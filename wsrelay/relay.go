@@ -77,6 +77,7 @@ import (
 
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 )
 
 // StateReader reads a session's current full v1 state (*Scripts in package
@@ -84,12 +85,6 @@ import (
 // session.ErrSessionNotFound.
 type StateReader interface {
 	Get(ctx context.Context, id string) ([]byte, error)
-}
-
-// Clock is the Redis clock in epoch milliseconds. It must be cheap: the
-// relay reads it for every message it stamps or measures.
-type Clock interface {
-	NowMS() int64
 }
 
 // Config tunes the relay; zero values take the defaults below.
@@ -138,7 +133,7 @@ type Relay struct {
 	rdb    redis.UniversalClient
 	states StateReader
 	asm    *fullstate.Assembler
-	clock  Clock
+	clock  redisclock.Source
 	log    *slog.Logger
 	m      *relayMetrics
 	up     websocket.FastHTTPUpgrader
@@ -156,7 +151,7 @@ type Relay struct {
 // New starts a relay: its Pub/Sub reader, workers and subscriber run until
 // Shutdown. asm is the instance's large-session cache (Scripts.Assembler).
 func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullstate.Assembler,
-	clock Clock, logger *slog.Logger, set *metrics.Set) *Relay {
+	clock redisclock.Source, logger *slog.Logger, set *metrics.Set) *Relay {
 	cfg.defaults()
 	r := &Relay{
 		cfg: cfg, rdb: rdb, states: states, asm: asm, clock: clock, log: logger,
@@ -175,6 +170,9 @@ func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullsta
 	r.hub.start(func() { r.heartbeat(r.hub.done) })
 	return r
 }
+
+// nowMS is the Redis clock in the ms the relay's messages carry.
+func (r *Relay) nowMS() int64 { return r.clock.Now() / 1000 }
 
 // BroadcastToSession publishes message (one JSON object, forwarded as is)
 // on the session's message channel, so the clients of every instance get it.
