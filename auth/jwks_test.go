@@ -79,7 +79,7 @@ func TestJWKS(t *testing.T) {
 	srv := newJWKSServer(t, rsaJWK("rsa-1", &k.rsa.PublicKey), ecJWK("ec-1", &k.ec.PublicKey),
 		edJWK("ed-1", k.ed.Public().(ed25519.PublicKey)),
 		map[string]string{"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}, // skipped
-		map[string]string{"kty": "oct", "kid": "sym", "k": b64(testSecret)})                    // skipped
+		map[string]string{"kty": "oct", "kid": "sym", "k": b64(testSecret)})                   // skipped
 	v := newVerifier(t, Config{JWKSURL: srv.URL, JWKSRefetch: time.Hour})
 	if n := srv.fetches.Load(); n != 1 {
 		t.Fatalf("fetches at start: %d", n)
