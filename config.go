@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -41,6 +42,7 @@ type Config struct {
 
 	WS     wsrelay.Config // WS_*: the WebSocket relay (wsrelaywire.go)
 	Expiry ExpiryConfig   // EXPIRY_*: the expiry scheduler (expirywire.go)
+	Auth   auth.Config    // AUTH_*: token verification (authwire.go)
 }
 
 // loadConfig reads the environment through getenv, so tests pass their own.
@@ -134,6 +136,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.WS = ws
 	errs = append(errs, err)
 	c.Expiry, err = loadExpiryConfig(getenv)
+	errs = append(errs, err)
+	c.Auth, err = loadAuthConfig(getenv)
 	errs = append(errs, err)
 	return c, errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/persist"
 )
@@ -55,7 +56,7 @@ func (a *app) wirePersist(ctx context.Context) error {
 	}
 	store := persist.NewStore(pool)
 	ev := handlers.NewEvents(a.bg, store, a.errs)
-	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{}, ev.List)
+	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{Right: auth.Read}, ev.List)
 
 	var w *persist.Worker
 	if a.cfg.PersistWorker {

@@ -80,7 +80,11 @@ func loadWSConfig(getenv func(string) string, corsOrigins []string, trustProxy b
 // with 1001 first at shutdown.
 func (a *app) wireRelay(context.Context) error {
 	set := metrics.NewSet()
-	relay := wsrelay.New(a.cfg.WS, a.rdb, a.scripts, a.scripts.Assembler(), clockMS{a.clock}, a.log, set)
+	cfg := a.cfg.WS
+	if a.auth != nil {
+		cfg.Auth = a.auth
+	}
+	relay := wsrelay.New(cfg, a.rdb, a.scripts, a.scripts.Assembler(), clockMS{a.clock}, a.log, set)
 	a.addMetrics(set)
 	a.router.GET("/ws", relay.Handler)
 	a.onShutdown("close WebSockets", relay.Shutdown)

@@ -17,6 +17,8 @@ const (
 	CodeRateLimited      = "RATE_LIMITED"
 	CodeNotFound         = "NOT_FOUND"
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
+	CodeUnauthenticated  = "UNAUTHENTICATED" // AUTH_MODE=jwt: no token, or a bad one
+	CodeForbidden        = "FORBIDDEN"       // AUTH_MODE=jwt: a valid token without the right
 )
 
 // kind is how one error code is answered.
@@ -39,6 +41,8 @@ var table = map[string]kind{
 	CodeRateLimited:                     {fasthttp.StatusTooManyRequests, "Too many requests"},
 	CodeNotFound:                        {fasthttp.StatusNotFound, "Route not found"},
 	CodeMethodNotAllowed:                {fasthttp.StatusMethodNotAllowed, "Method not allowed"},
+	CodeUnauthenticated:                 {fasthttp.StatusUnauthorized, "A valid bearer token is required"},
+	CodeForbidden:                       {fasthttp.StatusForbidden, "The token does not grant this right on this session"},
 	CodeInternal:                        {fasthttp.StatusInternalServerError, "Internal server error"},
 }
 

@@ -78,6 +78,9 @@ func (s *Sessions) pathID(ctx *fasthttp.RequestCtx) (string, bool) {
 // Create serves POST /v1/sessions.
 func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
 	c, err := ParseCreate(ctx.PostBody())
+	if err == nil {
+		err = canCreate(ctx, c.ID)
+	}
 	if err != nil {
 		s.errs.Write(ctx, err)
 		return
@@ -103,6 +106,9 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	a, err := ParseSwitch(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
+	if err == nil {
+		err = pinPlayer(ctx, &a)
+	}
 	if err != nil {
 		s.errs.Write(ctx, err)
 		return

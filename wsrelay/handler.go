@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Handler serves GET /ws?sessionId=<uuid>. Everything it needs from ctx is
+// Handler serves GET /ws?sessionId=<uuid>[&token=<jwt>]. Everything it needs from ctx is
 // copied before the upgrade: the connection outlives the RequestCtx.
 //
 // The caps are checked before the upgrade (503, nothing upgraded) and taken
@@ -23,6 +23,15 @@ import (
 // and closed with 1013 at once.
 func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 	id := string(ctx.QueryArgs().Peek("sessionId"))
+	var sub string
+	var until time.Time
+	if r.cfg.Auth != nil {
+		var ok bool
+		if sub, until, ok = r.cfg.Auth.Handshake(ctx, string(ctx.QueryArgs().Peek("token")), id); !ok {
+			r.m.rejectAuth.Inc()
+			return
+		}
+	}
 	ip := clientIP(ctx, r.cfg.TrustProxy)
 	if validID(id) && !r.adm.room(ip) {
 		r.m.rejectLimit.Inc()
@@ -42,7 +51,7 @@ func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		defer r.adm.release(ip)
-		r.serve(conn, id)
+		r.serve(conn, id, sub, until)
 	})
 }
 
