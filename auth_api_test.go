@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +35,7 @@ const (
 
 // authEnv is a jwt-mode server on the machine's Redis with the HS256
 // secret, an RSA public key (for the HS/RS confusion case) and iss/aud.
-func authEnv(t *testing.T, over map[string]string) map[string]string {
+func authEnv(t testing.TB, over map[string]string) map[string]string {
 	env := map[string]string{"REDIS_URL": "redis://" + testRedisAddr(), "AUTH_MODE": "jwt",
 		"AUTH_JWT_SECRET": authSecret, "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(t),
 		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}
@@ -58,7 +58,7 @@ func authRSAPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-func authRSAFile(t *testing.T) string {
+func authRSAFile(t testing.TB) string {
 	p := filepath.Join(t.TempDir(), "rsa.pem")
 	if err := os.WriteFile(p, authRSAPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func bearerH(tok string) []string { return []string{"Authorization", "Bearer " +
 // authSession creates a session as admin and brings it to state
 // ("pending", "running" or "paused"); it returns the id, the participants
 // and the version.
-func authSession(t *testing.T, s *apiServer, state string, n int) (string, []string, int64) {
+func authSession(t testing.TB, s *apiServer, state string, n int) (string, []string, int64) {
 	t.Helper()
 	adm := bearerH(adminToken(t))
 	id, parts, body := newSessionBody(n, "")
