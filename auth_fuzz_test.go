@@ -17,7 +17,10 @@ import (
 // unless the input holds a token valid for the session. The seeds run in
 // every `go test`; fuzz with
 //
-//	go test -run '^$' -fuzz FuzzAuthToken -fuzztime 30s .
+//	go test -run '^$' -fuzz FuzzAuthToken -fuzztime 30s -fuzzminimizetime 100x .
+//
+// (the default minimization, 60 s per new input at a few ms per run, would
+// stall the fuzzing).
 func FuzzAuthToken(f *testing.F) {
 	env := authEnv(f, map[string]string{"LOG_REQUESTS": "false"})
 	s := startAPI(f, env, nil)

@@ -274,3 +274,50 @@ func TestMint(t *testing.T) {
 		t.Error("short secret: minted")
 	}
 }
+
+// BenchmarkVerify is one token verification per algorithm, the cost the
+// auth step adds to every request (BenchmarkHTTPSwitchAuth in package
+// main sets it against a switch).
+//
+//	go test -run '^$' -bench Verify -benchmem ./auth/
+func BenchmarkVerify(b *testing.B) {
+	k := testKeys()
+	dir := b.TempDir()
+	write := func(name string, pub crypto.PublicKey) string {
+		der, _ := x509.MarshalPKIXPublicKey(pub)
+		p := filepath.Join(dir, name)
+		_ = os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+		return p
+	}
+	c := jwt.MapClaims{"sub": "u", "role": "host", "sessions": []string{"3f1c5d9e-0b7a-4c21-9a3e-6d2f8b1e4c70"},
+		"iss": "iss", "aud": "aud", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		m    jwt.SigningMethod
+		key  any
+	}{
+		{"HS256", Config{Secret: testSecret}, jwt.SigningMethodHS256, testSecret},
+		{"RS256", Config{PublicKeyFile: write("rsa.pem", &k.rsa.PublicKey)}, jwt.SigningMethodRS256, k.rsa},
+		{"ES256", Config{PublicKeyFile: write("ec.pem", &k.ec.PublicKey)}, jwt.SigningMethodES256, k.ec},
+		{"EdDSA", Config{PublicKeyFile: write("ed.pem", k.ed.Public())}, jwt.SigningMethodEdDSA, k.ed},
+	} {
+		tc.cfg.Issuer, tc.cfg.Audience = "iss", "aud"
+		v, err := New(context.Background(), tc.cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok, err := jwt.NewWithClaims(tc.m, c).SignedString(tc.key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
