@@ -275,6 +275,37 @@ func TestMint(t *testing.T) {
 	}
 }
 
+// TestCacheExpiry: a token verified (and cached) before its exp is refused
+// after it, and the cache stays bounded.
+func TestCacheExpiry(t *testing.T) {
+	t.Parallel()
+	v := newVerifier(t, Config{Secret: testSecret, Leeway: time.Millisecond})
+	tok := sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"exp": time.Now().Add(time.Second).Unix()}), "")
+	c1, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := v.Verify(tok); err != nil || c2 != c1 {
+		t.Fatalf("second Verify not served from the cache: %v", err)
+	}
+	time.Sleep(time.Until(c1.Until) + 10*time.Millisecond)
+	if _, err := v.Verify(tok); reasonOf(err) != ReasonExpired {
+		t.Fatalf("after exp: %v", err)
+	}
+
+	small := &cache{max: 3}
+	now := time.Now()
+	for i := range 10 {
+		small.put(string(rune('a'+i)), &Claims{Until: now.Add(time.Hour)}, now)
+		if len(small.m) > 3 {
+			t.Fatalf("cache grew to %d", len(small.m))
+		}
+	}
+	if small.get("j", now) == nil || small.get("j", now.Add(2*time.Hour)) != nil {
+		t.Fatal("cache get")
+	}
+}
+
 // BenchmarkVerify is one token verification per algorithm, the cost the
 // auth step adds to every request (BenchmarkHTTPSwitchAuth in package
 // main sets it against a switch).
@@ -311,7 +342,15 @@ func BenchmarkVerify(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(tc.name, func(b *testing.B) {
+		b.Run(tc.name+"/uncached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/cached", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := v.Verify(tok); err != nil {

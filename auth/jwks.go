@@ -32,6 +32,9 @@ type jwks struct {
 	keys atomic.Pointer[map[string]jwk]
 	mu   sync.Mutex // one fetch at a time; guards last
 	last time.Time
+	// fetched runs after each successful fetch: the Verifier forgets its
+	// cached tokens, so a key the set dropped stops verifying at once.
+	fetched func()
 }
 
 // jwk is one usable key of the set.
@@ -112,6 +115,9 @@ func (j *jwks) fetchLocked(ctx context.Context) error {
 		return err
 	}
 	j.keys.Store(&m)
+	if j.fetched != nil {
+		j.fetched()
+	}
 	return nil
 }
 

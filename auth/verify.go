@@ -52,12 +52,13 @@ type Verifier struct {
 	jwks   *jwks
 	leeway time.Duration
 	parser *jwt.Parser
+	cache  cache
 }
 
 // New loads the keys of cfg (reading the PEM file and fetching the JWKS
 // once); log receives JWKS refetch failures.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
-	v := &Verifier{leeway: cfg.Leeway}
+	v := &Verifier{leeway: cfg.Leeway, cache: cache{max: cacheMax}}
 	var algs []string
 	if len(cfg.Secret) > 0 {
 		if len(cfg.Secret) < MinSecretBytes {
@@ -89,7 +90,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Verifier, error) {
 		if log == nil {
 			log = slog.New(slog.DiscardHandler)
 		}
-		v.jwks = &jwks{url: cfg.JWKSURL, client: client, gap: gap, log: log}
+		v.jwks = &jwks{url: cfg.JWKSURL, client: client, gap: gap, log: log, fetched: v.cache.reset}
 		if err := v.jwks.refresh(ctx); err != nil {
 			return nil, errors.New("AUTH_JWKS_URL: " + err.Error())
 		}
@@ -123,11 +124,25 @@ type tokenClaims struct {
 }
 
 // Verify checks token (the compact JWT, without "Bearer ") and returns its
-// claims, or an *Invalid saying why it is refused.
+// claims, or an *Invalid saying why it is refused. The claims are shared:
+// callers must not change them.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, ErrMissing
 	}
+	now := time.Now()
+	if c := v.cache.get(token, now); c != nil {
+		return c, nil
+	}
+	c, err := v.verify(token)
+	if err == nil {
+		v.cache.put(token, c, now)
+	}
+	return c, err
+}
+
+// verify is Verify without the cache.
+func (v *Verifier) verify(token string) (*Claims, error) {
 	var tc tokenClaims
 	if _, err := v.parser.ParseWithClaims(token, &tc, v.key); err != nil {
 		return nil, &Invalid{Reason: reason(err), Err: err}
