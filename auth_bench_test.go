@@ -36,7 +36,7 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 	off := benchServer(b, base, nil)
 	hs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": authSecret,
 		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}), nil)
-	rs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(b),
+	rs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(b), "AUTH_JWT_SECRET": authSecret,
 		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}), nil)
 
 	const maxConns = 64
