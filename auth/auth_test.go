@@ -13,6 +13,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,6 +138,8 @@ func TestVerify(t *testing.T) {
 		{"no iss", issAud, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"aud": "synckairos"}), ""), ReasonIssuer},
 		{"wrong aud", issAud, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"iss": "https://app.example", "aud": "other"}), ""), ReasonAudience},
 		{"unknown role", hs, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"role": "owner"}), ""), ReasonClaims},
+		{"sub with a NUL", hs, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sub": "a\x00b"}), ""), ReasonClaims},
+		{"sub too long", hs, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sub": strings.Repeat("x", 257)}), ""), ReasonClaims},
 		{"no sub", hs, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sub": nil}), ""), ReasonClaims},
 		{"player without participant_id", hs, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"role": "player"}), ""), ReasonClaims},
 		{"no sessions", hs, sign(t, jwt.SigningMethodHS256, testSecret, claims(map[string]any{"sessions": nil}), ""), ReasonClaims},

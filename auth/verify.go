@@ -154,6 +154,9 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 		return nil, &Invalid{Reason: ReasonClaims, Err: errors.New("role must be admin, host, player or viewer")}
 	case c.Subject == "":
 		return nil, &Invalid{Reason: ReasonClaims, Err: errors.New("sub is required")}
+	case !printableSub(c.Subject):
+		// It becomes a Redis key and the audit actor (PostgreSQL text).
+		return nil, &Invalid{Reason: ReasonClaims, Err: errors.New("sub must be 1-256 bytes without control characters")}
 	case c.Role == RolePlayer && c.ParticipantID == "":
 		return nil, &Invalid{Reason: ReasonClaims, Err: errors.New("participant_id is required for role player")}
 	}
@@ -168,6 +171,18 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 		c.Sessions = tc.Sessions
 	}
 	return c, nil
+}
+
+func printableSub(s string) bool {
+	if len(s) > 256 {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // key picks the verification key for t: only one of the configured keys
