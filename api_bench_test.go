@@ -19,7 +19,7 @@ import (
 // BenchmarkHTTPSwitch measures POST /v1/sessions/{id}/switch through the
 // real server on the machine's Redis, beside two floors taken in the same
 // run: a bare fasthttp handler writing a state-sized body (HTTP cost alone)
-// and a raw EVALSHA of switchCycle-5 (Redis cost alone). The server runs
+// and a raw EVALSHA of switchCycle-6 (Redis cost alone). The server runs
 // twice: rate limiter and request log off, then on (limits set high enough
 // never to refuse; the log goes to a file). Each connection switches its
 // own session. Reports p50 and p99 latency (µs) and throughput (req/s).
@@ -46,7 +46,7 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr(), PoolSize: 128})
 	defer rdb.Close()
-	sw := redis.NewScript(scriptSources["switchCycle-5.lua"])
+	sw := redis.NewScript(scriptSources["switchCycle-6.lua"])
 	if err := sw.Load(context.Background(), rdb).Err(); err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 			runLoad(b, conns, func(w int) func() error {
 				id := rawIDs[w]
 				k := keyspace.For(id)
-				keys := []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
+				keys := []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)), k.Idem("")}
 				ctx := context.Background()
 				return func() error {
 					return sw.EvalSha(ctx, rdb, keys, id, k.StateChannel, "0", "", "", "").Err()

@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	json "github.com/goccy/go-json"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/auth"
 )
@@ -555,5 +557,71 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"token", "--role", "host", "--session", "*"}, apiEnv(nil), &out); err == nil {
 		t.Error("without AUTH_JWT_SECRET: no error")
+	}
+}
+
+// TestAuthAuditActor: with auth on, each recorded event names its actor,
+// the sub of the token that made it, in the events route ("who ended my
+// turn?"); the same calls without auth record none.
+func TestAuthAuditActor(t *testing.T) {
+	t.Parallel()
+	schema := persistSchema(t)
+	s := startAPI(t, authEnv(t, map[string]string{"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}), nil)
+	id, parts, body := newSessionBody(2, "")
+	tokenFor := func(sub string, role auth.Role, participant string) []string {
+		tok, err := auth.Mint([]byte(authSecret), auth.Token{Subject: sub, Role: role, Sessions: []string{id},
+			ParticipantID: participant, TTL: time.Hour, Issuer: authIssuer, Audience: authAudience}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bearerH(tok)
+	}
+	alice := tokenFor("alice@host", auth.RoleHost, "")
+	bob := tokenFor("bob@player", auth.RolePlayer, parts[0])
+	for _, c := range []struct {
+		path, body string
+		hdr        []string
+		want       int
+	}{
+		{"/v1/sessions", body, alice, 201},
+		{"/v1/sessions/" + id + "/start", "", alice, 200},
+		{"/v1/sessions/" + id + "/switch", "", bob, 200},
+		{"/v1/sessions/" + id + "/pause", "", alice, 200},
+	} {
+		if r := doReq(t, "POST", s.base+c.path, c.body, c.hdr...); r.status != c.want {
+			t.Fatalf("%s: %d %s", c.path, r.status, r.body)
+		}
+	}
+	var events []struct {
+		Version   int64   `json:"version"`
+		EventType string  `json:"event_type"`
+		Actor     *string `json:"actor"`
+	}
+	waitFor(t, 10*time.Second, "4 events recorded", func() bool {
+		r := doReq(t, "GET", s.base+"/v1/sessions/"+id+"/events", "", bob...)
+		var page struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if r.status != 200 || json.Unmarshal(r.body, &page) != nil || json.Unmarshal(page.Data, &events) != nil {
+			return false
+		}
+		return len(events) == 4
+	})
+	want := []string{"alice@host", "alice@host", "bob@player", "alice@host"}
+	for i, e := range events {
+		if e.Actor == nil || *e.Actor != want[i] {
+			t.Fatalf("event %d (%s): actor %v, want %q", e.Version, e.EventType, e.Actor, want[i])
+		}
+	}
+	// The stream entry carries it too (before the worker trims it, or in
+	// PostgreSQL: the column is filled only from the entry).
+	var n int64
+	pool, err := pgxpool.New(t.Context(), persistURL("127.0.0.1:5432", schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM sync_events WHERE session_id = $1 AND actor = 'bob@player' AND event_type = 'cycle_switched'`, id).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("sync_events.actor of the switch: %d %v", n, err)
 	}
 }

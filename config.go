@@ -14,9 +14,14 @@ import (
 // Config is everything the service reads from the environment. README.md
 // ("Configuration") documents each variable; defaults suit `make run`.
 type Config struct {
-	Port        int    // PORT
-	RedisURL    string // REDIS_URL; "" starts an embedded dev-mode Redis
-	DatabaseURL string // DATABASE_URL; "" turns persistence off
+	Port     int    // PORT
+	RedisURL string // REDIS_URL; "" starts an embedded dev-mode Redis
+	// REDIS_TIMEOUT: how long a Redis call may wait for its answer; a
+	// transition past it answers 503 OUTCOME_UNKNOWN
+	RedisTimeout time.Duration
+	// IDEMPOTENCY_TTL: how long a reply stays kept under its Idempotency-Key
+	IdempotencyTTL time.Duration
+	DatabaseURL    string // DATABASE_URL; "" turns persistence off
 	// PERSIST_WORKER=false: this instance serves but does not copy events to PostgreSQL
 	PersistWorker bool
 
@@ -94,6 +99,8 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		Port:              int(integer("PORT", 3000)),
 		RedisURL:          str("REDIS_URL", ""),
+		RedisTimeout:      duration("REDIS_TIMEOUT", 3*time.Second),
+		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", DefaultIdempotencyTTL),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
 		Production:        str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false),
@@ -124,6 +131,9 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if c.Port > 65535 {
 		errs = append(errs, errors.New("PORT: out of range"))
+	}
+	if c.IdempotencyTTL < 10*time.Minute {
+		errs = append(errs, errors.New("IDEMPOTENCY_TTL: at least 10m, so that a client retrying after a long outage still gets its reply"))
 	}
 	if c.RateLimitIP == 0 || c.RateLimitSwitch == 0 {
 		errs = append(errs, errors.New("RATE_LIMIT_*_MAX must be > 0; use RATE_LIMIT_ENABLED=false to switch limits off"))

@@ -789,8 +789,8 @@ func TestLatePauseLargeSession(t *testing.T) {
 			time.Sleep(60 * time.Millisecond)
 			var st State
 			if raw {
-				k, keys := r.s.turnKeys(c.ID)
-				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession-5.lua"), keys,
+				k, keys := r.s.turnKeys(c.ID, nil)
+				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession-6.lua"), keys,
 					c.ID, k.StateChannel, "0", "", k.MsgChannel).Slice()
 				if err != nil || len(v) != 2 || v[0] != "delta" {
 					t.Fatalf("raw pause: %v %v", v, err)
@@ -842,20 +842,20 @@ func TestLatePauseNeedsRoomForTwoEvents(t *testing.T) {
 			}
 			r := newModeRun(t, c)
 			r.do("start")
-			k, keys := r.s.turnKeys(c.ID)
+			k, keys := r.s.turnKeys(c.ID, nil)
 			keys[3] = "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":test-events:" + c.ID
 			t.Cleanup(func() { r.rdb.Del(context.Background(), keys[3]) })
 			ctx := context.Background()
 			before, _ := r.s.Get(ctx, c.ID)
 			time.Sleep(60 * time.Millisecond)
-			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err())
+			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession-6.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err(), true)
 			if !errors.Is(err, session.ErrStreamFull) {
 				t.Fatalf("late pause with room for one event: %v", err)
 			}
 			if after, _ := r.s.Get(ctx, c.ID); maskServerTime(after) != maskServerTime(before) {
 				t.Fatalf("a refused pause changed the session:\n%s\n%s", before, after)
 			}
-			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession-5.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
+			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession-6.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
 				t.Fatalf("late pause with room for two: %v", err)
 			}
 			if n := r.rdb.XLen(ctx, keys[3]).Val(); n != 2 {

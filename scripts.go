@@ -4,8 +4,11 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
+	"net"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -36,6 +39,7 @@ type Scripts struct {
 	rdb      redis.Scripter
 	eventCap string
 	asm      *fullstate.Assembler
+	idemTTL  string // ms an Idempotency-Key record lives
 	// dlSuffix is appended to the deadline index key; tests use a private
 	// one so that a scheduler running elsewhere on the same Redis leaves
 	// their sessions alone.
@@ -49,18 +53,29 @@ type Scripts struct {
 // (persistence off). cacheMax bounds the large-session state cache.
 func NewScripts(rdb redis.Scripter, eventCap int64, cacheMax int) *Scripts {
 	s := &Scripts{rdb: rdb, eventCap: strconv.FormatInt(eventCap, 10)}
+	s.SetIdempotencyTTL(DefaultIdempotencyTTL)
 	script := func(name string) *redis.Script { return redis.NewScript(scriptSources[name]) }
-	s.create = script("createSession-4.lua")
-	s.start = script("startSession-5.lua")
-	s.switchCycle = script("switchCycle-5.lua")
+	s.create = script("createSession-5.lua")
+	s.start = script("startSession-6.lua")
+	s.switchCycle = script("switchCycle-6.lua")
 	s.get = script("getSession-2.lua")
-	s.pause = script("pauseSession-5.lua")
-	s.resume = script("resumeSession-5.lua")
-	s.complete = script("completeSession-5.lua")
-	s.del = script("deleteSession-4.lua")
+	s.pause = script("pauseSession-6.lua")
+	s.resume = script("resumeSession-6.lua")
+	s.complete = script("completeSession-6.lua")
+	s.del = script("deleteSession-5.lua")
 	s.expire = script("expireSession-5.lua")
 	s.asm = fullstate.New(s.parts, cacheMax)
 	return s
+}
+
+// DefaultIdempotencyTTL is how long a reply stays kept under its
+// Idempotency-Key (IDEMPOTENCY_TTL).
+const DefaultIdempotencyTTL = 10 * time.Minute
+
+// SetIdempotencyTTL sets how long replies stay kept under their
+// Idempotency-Key (whole ms, at least 1).
+func (s *Scripts) SetIdempotencyTTL(d time.Duration) {
+	s.idemTTL = strconv.FormatInt(max(d.Milliseconds(), 1), 10)
 }
 
 // Load runs SCRIPT LOAD for every script, so EVALSHA never misses; scripts
@@ -78,16 +93,47 @@ func (s *Scripts) Load(ctx context.Context) error {
 // relay shares.
 func (s *Scripts) Assembler() *fullstate.Assembler { return s.asm }
 
-func mutatorKeys(id string) (keyspace.Session, []string) {
+// mutatorKeys are the keys of create and delete: the session's, its
+// shard's stream, and the call's Idempotency-Key record.
+func mutatorKeys(id string, c *session.Call) (keyspace.Session, []string) {
 	k := keyspace.For(id)
-	return k, []string{k.Meta, k.Parts, k.Index, k.Stream}
+	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem(idemKey(c))}
 }
 
 // turnKeys adds the shard's deadline index, for the scripts that can
 // start or stop a running turn.
-func (s *Scripts) turnKeys(id string) (keyspace.Session, []string) {
+func (s *Scripts) turnKeys(id string, c *session.Call) (keyspace.Session, []string) {
 	k := keyspace.For(id)
-	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)) + s.dlSuffix}
+	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)) + s.dlSuffix,
+		k.Idem(idemKey(c))}
+}
+
+// the calls' optional *session.Call: at most one, nil for none
+func callOf(c []*session.Call) *session.Call {
+	if len(c) == 0 {
+		return nil
+	}
+	return c[0]
+}
+
+func idemKey(c *session.Call) string {
+	if c == nil {
+		return ""
+	}
+	return c.IdemKey
+}
+
+// callArgs appends the ARGV every mutating script ends with:
+// idem_fingerprint, idem_ttl_ms, actor.
+func (s *Scripts) callArgs(args []any, c *session.Call) []any {
+	if c == nil {
+		return append(args, "", "", "")
+	}
+	fp := c.Fingerprint
+	if c.IdemKey == "" {
+		fp = ""
+	}
+	return append(args, fp, s.idemTTL, c.Actor)
 }
 
 func versionArg(v int64) string {
@@ -105,15 +151,17 @@ func optInt(v *int64) string {
 }
 
 // Create creates a pending session and returns its state JSON.
-func (s *Scripts) Create(ctx context.Context, c *session.Config) ([]byte, error) {
-	k, keys := mutatorKeys(c.ID)
+func (s *Scripts) Create(ctx context.Context, c *session.Config, call ...*session.Call) ([]byte, error) {
+	cl := callOf(call)
+	k, keys := mutatorKeys(c.ID, cl)
 	auto := "0"
 	if c.AutoAdvance {
 		auto = "1"
 	}
-	args := make([]any, 0, 10+4*len(c.Participants))
+	args := make([]any, 0, 14+4*len(c.Participants))
 	args = append(args, c.ID, k.StateChannel, s.eventCap, c.SyncMode, optInt(c.TotalTimeMS),
 		optInt(c.TimePerCycleMS), optInt(c.IncrementMS), optInt(c.MaxTimeMS), auto, string(c.Metadata))
+	args = s.callArgs(args, cl)
 	for _, p := range c.Participants {
 		args = append(args, p.ID, p.Index, p.TotalTimeMS, p.GroupID)
 	}
@@ -127,76 +175,93 @@ func (s *Scripts) Create(ctx context.Context, c *session.Config) ([]byte, error)
 		}
 		args = append(args, string(w))
 	}
-	return s.state(ctx, s.create.Run(ctx, s.rdb, keys, args...))
+	return s.state(ctx, s.create.Run(ctx, s.rdb, keys, args...), cl)
 }
 
 // Start moves a pending session to running.
-func (s *Scripts) Start(ctx context.Context, id string, expectedVersion int64) ([]byte, error) {
-	return s.simple(ctx, s.start, id, expectedVersion)
+func (s *Scripts) Start(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.simple(ctx, callOf(c), s.start, id, expectedVersion)
 }
 
 // Pause moves a running session to paused. A pause that lands after the
 // running turn's deadline applies that expiry first (TIME_EXPIRED,
 // auto_advance), so the result may be another participant paused, or an
 // expired session.
-func (s *Scripts) Pause(ctx context.Context, id string, expectedVersion int64) ([]byte, error) {
-	return s.late(ctx, s.pause, id, expectedVersion)
+func (s *Scripts) Pause(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.late(ctx, callOf(c), s.pause, id, expectedVersion)
 }
 
 // Resume moves a paused session to running.
-func (s *Scripts) Resume(ctx context.Context, id string, expectedVersion int64) ([]byte, error) {
-	return s.simple(ctx, s.resume, id, expectedVersion)
+func (s *Scripts) Resume(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.simple(ctx, callOf(c), s.resume, id, expectedVersion)
 }
 
 // Complete ends a pending, running or paused session. Like Pause, a late
 // complete applies the expiry first; when that ends the session, it stays
 // expired.
-func (s *Scripts) Complete(ctx context.Context, id string, expectedVersion int64) ([]byte, error) {
-	return s.late(ctx, s.complete, id, expectedVersion)
+func (s *Scripts) Complete(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.late(ctx, callOf(c), s.complete, id, expectedVersion)
 }
 
-func (s *Scripts) simple(ctx context.Context, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
-	k, keys := s.turnKeys(id)
-	return s.state(ctx, sc.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, versionArg(expectedVersion)))
+func (s *Scripts) simple(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
+	k, keys := s.turnKeys(id, c)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, c)
+	return s.state(ctx, sc.Run(ctx, s.rdb, keys, args...), c)
 }
 
 // late runs a script that may apply an expiry first: it also gets the
 // message channel, for TIME_EXPIRED.
-func (s *Scripts) late(ctx context.Context, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
-	k, keys := s.turnKeys(id)
-	return s.state(ctx, sc.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel))
+func (s *Scripts) late(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
+	k, keys := s.turnKeys(id, c)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel}, c)
+	return s.state(ctx, sc.Run(ctx, s.rdb, keys, args...), c)
 }
 
 // Switch ends the active turn and returns the state, which doubles as the
 // v1 SwitchCycleResult (it adds expired_participant_id when a clock ran out).
-func (s *Scripts) Switch(ctx context.Context, id string, a session.SwitchArgs) ([]byte, error) {
-	k, keys := s.turnKeys(id)
-	return s.state(ctx, s.switchCycle.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap,
-		versionArg(a.ExpectedVersion), a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel))
+func (s *Scripts) Switch(ctx context.Context, id string, a session.SwitchArgs, c ...*session.Call) ([]byte, error) {
+	cl := callOf(c)
+	k, keys := s.turnKeys(id, cl)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
+		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel}, cl)
+	return s.state(ctx, s.switchCycle.Run(ctx, s.rdb, keys, args...), cl)
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
 // has passed (expireSession-5.lua). It is idempotent: fired reports
 // whether this call changed the session (and published TIME_EXPIRED).
 func (s *Scripts) Expire(ctx context.Context, id string) (fired bool, err error) {
-	k, keys := s.turnKeys(id)
-	v, err := s.expire.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, k.MsgChannel).Result()
+	k, keys := s.turnKeys(id, nil)
+	v, err := s.expire.Run(ctx, s.rdb, keys[:5], id, k.StateChannel, s.eventCap, k.MsgChannel).Result()
 	if err != nil {
-		return false, scriptErr(err)
+		return false, scriptErr(err, true)
 	}
 	_, isState := v.([]any)
 	return isState, nil
 }
 
 // Delete removes a session; it reports whether the session existed.
-func (s *Scripts) Delete(ctx context.Context, id string, expectedVersion int64) (bool, error) {
-	k, keys := mutatorKeys(id)
-	n, err := s.del.Run(ctx, s.rdb, keys, id, k.StateChannel, s.eventCap, versionArg(expectedVersion)).Int64()
+func (s *Scripts) Delete(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) (bool, error) {
+	cl := callOf(c)
+	k, keys := mutatorKeys(id, cl)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, cl)
+	v, err := s.del.Run(ctx, s.rdb, keys, args...).Result()
 	if err != nil {
-		return false, scriptErr(err)
+		return false, scriptErr(err, true)
 	}
 	s.asm.Forget(id)
-	return n == 1, nil
+	if n, ok := v.(int64); ok {
+		return n == 1, nil
+	}
+	// {"replay", "1"|"0"}: the kept reply of an earlier call with this key
+	r, ok := v.([]any)
+	if !ok || len(r) != 2 || r[0] != "replay" {
+		return false, errReply
+	}
+	if cl != nil {
+		cl.Replayed = true
+	}
+	return r[1] == "1", nil
 }
 
 // Get returns a session's current state.
@@ -212,7 +277,7 @@ func (s *Scripts) parts(ctx context.Context, id string) ([]byte, [][]byte, error
 	k := keyspace.For(id)
 	vals, err := s.get.Run(ctx, s.rdb, []string{k.Meta, k.Parts}, id).Slice()
 	if err != nil {
-		return nil, nil, scriptErr(err)
+		return nil, nil, scriptErr(err, false)
 	}
 	if len(vals) == 0 {
 		return nil, nil, errReply
@@ -230,11 +295,12 @@ func (s *Scripts) parts(ctx context.Context, id string) ([]byte, [][]byte, error
 
 var errReply = errors.New("scripts: unexpected reply shape")
 
-// state decodes the {kind, json} reply of a mutating script into full state.
-func (s *Scripts) state(ctx context.Context, cmd *redis.Cmd) ([]byte, error) {
+// state decodes the {kind, json} reply of a mutating script into full
+// state; a replay is flagged on c.
+func (s *Scripts) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]byte, error) {
 	vals, err := cmd.Slice()
 	if err != nil {
-		return nil, scriptErr(err)
+		return nil, scriptErr(err, true)
 	}
 	if len(vals) != 2 {
 		return nil, errReply
@@ -243,6 +309,11 @@ func (s *Scripts) state(ctx context.Context, cmd *redis.Cmd) ([]byte, error) {
 	payload, _ := vals[1].(string)
 	switch kind {
 	case "full":
+		return []byte(payload), nil
+	case "replay":
+		if c != nil {
+			c.Replayed = true
+		}
 		return []byte(payload), nil
 	case "delta":
 		d, err := fullstate.Decode([]byte(payload))
@@ -254,14 +325,30 @@ func (s *Scripts) state(ctx context.Context, cmd *redis.Cmd) ([]byte, error) {
 	return nil, errReply
 }
 
-// scriptErr maps a script's error reply to a *session.Error, and passes
-// any other error (network, NOSCRIPT...) through.
-func scriptErr(err error) error {
+// scriptErr maps a script's error reply to a *session.Error. A call that
+// got no reply is UNAVAILABLE when it never left (no connection), and, for
+// a script that writes (mutating), OUTCOME_UNKNOWN once it may have been
+// sent: it may have run, so nothing re-sends it (the client is told
+// to re-read, or to retry with its Idempotency-Key). The cause stays
+// wrapped for the log. Any other reply error (NOSCRIPT...) passes through.
+func scriptErr(err error, mutating bool) error {
 	var re redis.Error
 	if errors.As(err, &re) {
 		if e := session.ParseScriptError(re.Error()); e != nil {
 			return e
 		}
+		return err
 	}
-	return err
+	if !mutating || notSent(err) {
+		return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %w", session.ErrOutcomeUnknown, err)
+}
+
+// notSent reports whether err proves a command never reached Redis: no
+// connection could be made or taken from the pool.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed)
 }

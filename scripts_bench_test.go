@@ -218,12 +218,12 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				k := keyspace.For(c.ID)
 				stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":bench-events:" + c.ID
 				b.Cleanup(func() { rdb.Del(context.Background(), stream) })
-				keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID))}
+				keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)), k.Idem("")}
 				eventCap := "0"
 				if events {
 					eventCap = "100000000"
 				}
-				sha := shaOf("switchCycle-5.lua")
+				sha := shaOf("switchCycle-6.lua")
 				lat := make(latencies, 0, b.N)
 				cpu := newCPUMeter(b, rdb)
 				b.ResetTimer()

@@ -889,7 +889,7 @@ func TestStreamEvents(t *testing.T) {
 		t.Fatalf("%d events for %d transitions", len(evs), len(ops))
 	}
 	fields := []string{"type", "session_id", "version", "participant_id", "group_id", "time_remaining_ms",
-		"time_elapsed_ms", "cycle_number", "timestamp", "state_kind", "state"}
+		"time_elapsed_ms", "cycle_number", "timestamp", "state_kind", "state", "actor"}
 	for i, ev := range evs {
 		v := ev.Values
 		if len(v) != len(fields) {
@@ -936,26 +936,26 @@ func TestStreamFull(t *testing.T) {
 	k := keyspace.For(c.ID)
 	stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":test-events:" + c.ID
 	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
-	keys := []string{k.Meta, k.Parts, k.Index, stream}
-	args := []any{c.ID, k.StateChannel, "2", "per_participant", "", "", "", "", "0", "",
+	keys := []string{k.Meta, k.Parts, k.Index, stream, k.Idem("")}
+	args := []any{c.ID, k.StateChannel, "2", "per_participant", "", "", "", "", "0", "", "", "", "",
 		c.Participants[0].ID, 0, 60000, "", c.Participants[1].ID, 1, 60000, ""}
-	keys5 := append(append([]string{}, keys...), keyspace.Deadlines(keyspace.ShardOf(c.ID))+s.dlSuffix)
+	keys6 := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)) + s.dlSuffix, k.Idem("")}
 	run := func(sc string, args ...any) error {
-		if strings.HasSuffix(sc, "-5.lua") {
-			return s.rdb.EvalSha(ctx, shaOf(sc), keys5, args...).Err()
+		if strings.HasSuffix(sc, "-6.lua") {
+			return s.rdb.EvalSha(ctx, shaOf(sc), keys6, args...).Err()
 		}
 		return s.rdb.EvalSha(ctx, shaOf(sc), keys, args...).Err()
 	}
-	if err := run("createSession-4.lua", args...); err != nil {
+	if err := run("createSession-5.lua", args...); err != nil {
 		t.Fatal(err)
 	}
-	if err := run("startSession-5.lua", c.ID, k.StateChannel, "2", ""); err != nil {
+	if err := run("startSession-6.lua", c.ID, k.StateChannel, "2", ""); err != nil {
 		t.Fatal(err)
 	}
 	w := watch(t, rdb, c.ID)
 	before, _ := s.Get(ctx, c.ID)
-	for _, sc := range []string{"switchCycle-5.lua", "pauseSession-5.lua", "completeSession-5.lua", "deleteSession-4.lua"} {
-		err := scriptErr(run(sc, c.ID, k.StateChannel, "2", "", "", ""))
+	for _, sc := range []string{"switchCycle-6.lua", "pauseSession-6.lua", "completeSession-6.lua", "deleteSession-5.lua"} {
+		err := scriptErr(run(sc, c.ID, k.StateChannel, "2", "", "", ""), true)
 		if !errors.Is(err, session.ErrStreamFull) {
 			t.Fatalf("%s: %v", sc, err)
 		}
@@ -966,8 +966,8 @@ func TestStreamFull(t *testing.T) {
 	// a fresh create is refused too, before it writes anything
 	c2 := newConfig(t, session.ModePerParticipant, 1, 1000)
 	k2 := keyspace.For(c2.ID)
-	err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-4.lua"), []string{k2.Meta, k2.Parts, k2.Index, stream},
-		c2.ID, k2.StateChannel, "2", "per_participant", "", "", "", "", "0", "", c2.Participants[0].ID, 0, 1000, "").Err())
+	err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-5.lua"), []string{k2.Meta, k2.Parts, k2.Index, stream, k2.Idem("")},
+		c2.ID, k2.StateChannel, "2", "per_participant", "", "", "", "", "0", "", "", "", "", c2.Participants[0].ID, 0, 1000, "").Err(), true)
 	if !errors.Is(err, session.ErrStreamFull) {
 		t.Errorf("create: %v", err)
 	}
@@ -986,11 +986,11 @@ func TestStreamFull(t *testing.T) {
 	}
 	// once the worker has trimmed, transitions go on
 	rdb.XTrimMaxLen(ctx, stream, 1)
-	if err := run("switchCycle-5.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
+	if err := run("switchCycle-6.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
 		t.Errorf("after trim: %v", err)
 	}
 	// event_cap 0 records nothing
-	if err := run("pauseSession-5.lua", c.ID, k.StateChannel, "0", ""); err != nil {
+	if err := run("pauseSession-6.lua", c.ID, k.StateChannel, "0", ""); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := rdb.XLen(ctx, stream).Result(); n != 2 {
@@ -1269,18 +1269,22 @@ func TestWrapperErrors(t *testing.T) {
 	if s.Assembler() == nil || s.Assembler() != s.asm {
 		t.Error("Assembler() is not the wrapper's cache")
 	}
-	// transport errors pass through unmapped
+	// a call without a reply keeps its cause; a read is UNAVAILABLE, and a
+	// transition OUTCOME_UNKNOWN (it may have been sent)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	id := uuid.NewString()
-	checks := map[string]error{}
-	_, checks["get"] = s.Get(ctx, id)
-	_, checks["start"] = s.Start(ctx, id, 0)
-	_, checks["delete"] = s.Delete(ctx, id, 0)
-	for name, err := range checks {
-		var se *session.Error
-		if !errors.Is(err, context.Canceled) || errors.As(err, &se) {
-			t.Errorf("%s on a canceled context: %v", name, err)
+	for _, c := range []struct {
+		name string
+		call func() error
+		want *session.Error
+	}{
+		{"get", func() error { _, err := s.Get(ctx, id); return err }, session.ErrUnavailable},
+		{"start", func() error { _, err := s.Start(ctx, id, 0); return err }, session.ErrOutcomeUnknown},
+		{"delete", func() error { _, err := s.Delete(ctx, id, 0); return err }, session.ErrOutcomeUnknown},
+	} {
+		if err := c.call(); !errors.Is(err, context.Canceled) || !errors.Is(err, c.want) {
+			t.Errorf("%s on a canceled context: %v, want %s wrapping the cause", c.name, err, c.want.Code)
 		}
 	}
 	closed := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
@@ -1298,16 +1302,16 @@ func TestWrapperErrors(t *testing.T) {
 	} {
 		cmd := redis.NewCmd(context.Background())
 		cmd.SetVal(val)
-		if b, err := s.state(context.Background(), cmd); err == nil {
+		if b, err := s.state(context.Background(), cmd, nil); err == nil {
 			t.Errorf("reply %v decoded to %s", val, b)
 		}
 	}
 	// an error reply that is not one of ours passes through as is
-	if err := scriptErr(redis.Nil); err != redis.Nil {
+	if err := scriptErr(redis.Nil, true); err != redis.Nil {
 		t.Errorf("scriptErr(redis.Nil) = %v", err)
 	}
-	if err := s.rdb.Eval(context.Background(), "return redis.error_reply('OOPS x')", nil).Err(); scriptErr(err) != err {
-		t.Errorf("unknown code mapped: %v", scriptErr(err))
+	if err := s.rdb.Eval(context.Background(), "return redis.error_reply('OOPS x')", nil).Err(); scriptErr(err, true) != err {
+		t.Errorf("unknown code mapped: %v", scriptErr(err, true))
 	}
 }
 
@@ -1332,18 +1336,18 @@ func TestCreateValidationRaw(t *testing.T) {
 		{10, "[1,2]", "metadata"},
 		{10, "{bad", "metadata"},
 		{10, `{"a":1} x`, "metadata"},
-		{12, "1.5", "participants"},
-		{12, "-1", "participants"},
-		{13, "60000.5", "participants"},
+		{15, "1.5", "participants"},
+		{15, "-1", "participants"},
+		{16, "60000.5", "participants"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.field+"="+tc.value, func(t *testing.T) {
 			c := newConfig(t, session.ModePerParticipant, 1, 1000)
 			k := keyspace.For(c.ID)
-			args := []any{c.ID, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "",
+			args := []any{c.ID, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", "",
 				c.Participants[0].ID, "0", "1000", ""}
 			args[tc.slot-1] = tc.value
-			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-4.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream}, args...).Err())
+			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-5.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem("")}, args...).Err(), true)
 			if !errors.Is(err, session.ErrValidation) {
 				t.Fatalf("err = %v", err)
 			}

@@ -88,6 +88,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.scripts = NewScripts(a.rdb, cfg.EventStreamMax, cfg.StateCacheMax)
+	a.scripts.SetIdempotencyTTL(cfg.IdempotencyTTL)
 	if err := a.scripts.Load(ctx); err != nil {
 		a.close()
 		return nil, errors.New("loading scripts into Redis: " + err.Error())
@@ -154,6 +155,14 @@ func (a *app) connect(ctx context.Context) error {
 	if err != nil {
 		return errors.New("REDIS_URL: " + err.Error())
 	}
+	// A script that may have run is never sent again (go-redis retries a
+	// read timeout by default, and a stalled Redis then runs it twice): a
+	// call without an answer is OUTCOME_UNKNOWN, and the client retries with
+	// its Idempotency-Key. Contexts bound calls, so /ready's deadline holds
+	// even while Redis hangs.
+	opt.MaxRetries = -1
+	opt.ContextTimeoutEnabled = true
+	opt.ReadTimeout, opt.WriteTimeout = a.cfg.RedisTimeout, a.cfg.RedisTimeout
 	a.rdb = redis.NewClient(opt)
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return errors.New("connecting to Redis at " + opt.Addr + ": " + err.Error())
@@ -169,6 +178,10 @@ func (a *app) connect(ctx context.Context) error {
 	}
 	return nil
 }
+
+// readyTimeout bounds /ready's checks together (README "Health"): a hung
+// Redis makes it answer 503 by then, not hang the load balancer's probe.
+const readyTimeout = time.Second
 
 func (a *app) routes() {
 	r := router.New()
@@ -202,7 +215,7 @@ func (a *app) routes() {
 	quiet := handlers.RouteOpts{NoLimit: true, Quiet: true}
 	a.handle("GET", "/v1/time", exempt, handlers.Time(a.clock))
 	a.handle("GET", "/health", quiet, handlers.Health)
-	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, 2*time.Second, a.cfg.Production))
+	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, readyTimeout, a.cfg.Production))
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
 }
 

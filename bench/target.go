@@ -204,7 +204,7 @@ func newEvalTarget(ctx context.Context, rdb *redis.Client, luaDir string) (*eval
 	for _, x := range []struct {
 		sc   **redis.Script
 		file string
-	}{{&t.create, "createSession-4.lua"}, {&t.start, "startSession-5.lua"}, {&t.switchSc, "switchCycle-5.lua"}, {&t.del, "deleteSession-4.lua"}} {
+	}{{&t.create, "createSession-5.lua"}, {&t.start, "startSession-6.lua"}, {&t.switchSc, "switchCycle-6.lua"}, {&t.del, "deleteSession-5.lua"}} {
 		sc, err := loadScript(luaDir, x.file)
 		if err != nil {
 			return nil, err
@@ -228,8 +228,9 @@ func (t *evalTarget) wsURL(id string) string {
 
 func keysOf(id string) (keyspace.Session, []string) {
 	k := keyspace.For(id)
-	// the fifth key, the shard's deadline index, is for the turn scripts
-	// (create and delete ignore it)
+	// the fifth key, the shard's deadline index, is for the turn scripts;
+	// create and delete take it as their unused Idempotency-Key slot (same
+	// hash tag), and the turn scripts read no sixth without a key
 	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
 }
 
@@ -266,7 +267,7 @@ func scriptErrKind(err error) string {
 func (t *evalTarget) setup(ctx context.Context, s *sess) error {
 	k, keys := keysOf(s.id)
 	// event_cap 0: no audit events, as the server runs with persistence off.
-	args := []any{s.id, k.StateChannel, "0", "per_participant", "", "", "", "", "0", ""}
+	args := []any{s.id, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", ""}
 	for i, p := range s.parts {
 		args = append(args, p, i, bankMS, "")
 	}

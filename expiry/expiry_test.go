@@ -52,7 +52,7 @@ func newEnv(t *testing.T) *env {
 	if err := e.clock.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, op := range []string{"createSession-4", "startSession-5", "expireSession-5"} {
+	for _, op := range []string{"createSession-5", "startSession-6", "expireSession-5"} {
 		src, err := os.ReadFile("../lua/" + op + ".lua")
 		if err != nil {
 			t.Fatal(err)
@@ -91,7 +91,7 @@ func (e *env) running(bankMS int) string {
 	id := uuid.NewString()
 	k := keyspace.For(id)
 	e.t.Cleanup(func() { e.rdb.Del(context.Background(), k.Meta, k.Parts, k.Index) })
-	args := []any{id, k.StateChannel, "0", "per_participant", "", "", "", "", "1", "",
+	args := []any{id, k.StateChannel, "0", "per_participant", "", "", "", "", "1", "", "", "", "",
 		uuid.NewString(), 0, bankMS, "", uuid.NewString(), 1, 600000, ""}
 	if err := e.scripts["createSession"].Run(ctx, e.rdb, e.keys(id), args...).Err(); err != nil {
 		e.t.Fatal(err)

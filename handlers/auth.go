@@ -58,6 +58,7 @@ func (a *Auth) check(ctx *fasthttp.RequestCtx, r auth.Right) (*auth.Claims, erro
 		return nil, err
 	}
 	ctx.SetUserValue(claimsKey, c)
+	ctx.SetUserValue(ActorKey, c.Subject) // the audit actor (NewCall)
 	if r == auth.Create {
 		if !c.Allows(r) {
 			return c, &auth.Denied{Right: r, Role: c.Role}

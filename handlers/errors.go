@@ -21,29 +21,38 @@ const (
 	CodeForbidden        = "FORBIDDEN"       // AUTH_MODE=jwt: a valid token without the right
 )
 
-// kind is how one error code is answered.
+// kind is how one error code is answered; retry, when set, is the
+// Retry-After seconds of a failure that a later try may not meet.
 type kind struct {
 	status  int
 	message string
+	retry   string
 }
 
 // table is the one map from error code to HTTP status and message.
 // STREAM_FULL keeps its own code with 503: the audit stream is at its cap
 // because PostgreSQL is behind, and clients should retry later.
 var table = map[string]kind{
-	session.ErrSessionNotFound.Code:     {fasthttp.StatusNotFound, "Session not found"},
-	session.ErrSessionExists.Code:       {fasthttp.StatusConflict, "Session already exists"},
-	session.ErrInvalidTransition.Code:   {fasthttp.StatusBadRequest, "Invalid state transition"},
-	session.ErrParticipantNotFound.Code: {fasthttp.StatusBadRequest, "Participant not found"},
-	session.ErrConflict.Code:            {fasthttp.StatusConflict, "Version or turn conflict: reload the state and retry"},
-	session.ErrValidation.Code:          {fasthttp.StatusBadRequest, "Request validation failed"},
-	session.ErrStreamFull.Code:          {fasthttp.StatusServiceUnavailable, "Audit stream full: retry later"},
-	CodeRateLimited:                     {fasthttp.StatusTooManyRequests, "Too many requests"},
-	CodeNotFound:                        {fasthttp.StatusNotFound, "Route not found"},
-	CodeMethodNotAllowed:                {fasthttp.StatusMethodNotAllowed, "Method not allowed"},
-	CodeUnauthenticated:                 {fasthttp.StatusUnauthorized, "A valid bearer token is required"},
-	CodeForbidden:                       {fasthttp.StatusForbidden, "The token does not grant this right on this session"},
-	CodeInternal:                        {fasthttp.StatusInternalServerError, "Internal server error"},
+	session.ErrSessionNotFound.Code:     {fasthttp.StatusNotFound, "Session not found", ""},
+	session.ErrSessionExists.Code:       {fasthttp.StatusConflict, "Session already exists", ""},
+	session.ErrInvalidTransition.Code:   {fasthttp.StatusBadRequest, "Invalid state transition", ""},
+	session.ErrParticipantNotFound.Code: {fasthttp.StatusBadRequest, "Participant not found", ""},
+	session.ErrConflict.Code:            {fasthttp.StatusConflict, "Version or turn conflict: reload the state and retry", ""},
+	session.ErrValidation.Code:          {fasthttp.StatusBadRequest, "Request validation failed", ""},
+	session.ErrStreamFull.Code:          {fasthttp.StatusServiceUnavailable, "Audit stream full: retry later", "1"},
+	session.ErrIdempotencyReused.Code: {fasthttp.StatusUnprocessableEntity,
+		"Idempotency-Key already used for a different request: send a new key for a new request", ""},
+	session.ErrUnavailable.Code: {fasthttp.StatusServiceUnavailable,
+		"Redis is unreachable: nothing was changed, retry later", "1"},
+	session.ErrOutcomeUnknown.Code: {fasthttp.StatusServiceUnavailable,
+		"Redis did not answer in time: the change may or may not have been applied. Re-read the session's state, " +
+			"or retry with the same Idempotency-Key to get its outcome", "1"},
+	CodeRateLimited:      {fasthttp.StatusTooManyRequests, "Too many requests", ""},
+	CodeNotFound:         {fasthttp.StatusNotFound, "Route not found", ""},
+	CodeMethodNotAllowed: {fasthttp.StatusMethodNotAllowed, "Method not allowed", ""},
+	CodeUnauthenticated:  {fasthttp.StatusUnauthorized, "A valid bearer token is required", ""},
+	CodeForbidden:        {fasthttp.StatusForbidden, "The token does not grant this right on this session", ""},
+	CodeInternal:         {fasthttp.StatusInternalServerError, "Internal server error", ""},
 }
 
 // FieldError names one rejected field, Zod style: field is the dotted path.
@@ -108,8 +117,8 @@ func (e *Errors) Write(ctx *fasthttp.RequestCtx, err error) {
 	if code == CodeInternal && !e.Production && err != nil {
 		msg = err.Error()
 	}
-	if code == session.ErrStreamFull.Code {
-		ctx.Response.Header.Set("Retry-After", "1")
+	if k.retry != "" {
+		ctx.Response.Header.Set("Retry-After", k.retry)
 	}
 	ctx.SetUserValue(causeKey, err)
 	writeError(ctx, k.status, code, msg, details)

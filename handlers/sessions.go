@@ -16,15 +16,17 @@ import (
 
 // Engine runs session transitions; main wires *Scripts into it. Each
 // []byte is the v1 state JSON, written to the client unchanged.
+// The *session.Call carries the request's Idempotency-Key and actor; the
+// engine flags a kept reply on it (Replayed).
 type Engine interface {
-	Create(ctx context.Context, c *session.Config) ([]byte, error)
-	Start(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
-	Pause(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
-	Resume(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
-	Complete(ctx context.Context, id string, expectedVersion int64) ([]byte, error)
-	Switch(ctx context.Context, id string, a session.SwitchArgs) ([]byte, error)
+	Create(ctx context.Context, c *session.Config, call ...*session.Call) ([]byte, error)
+	Start(ctx context.Context, id string, expectedVersion int64, call ...*session.Call) ([]byte, error)
+	Pause(ctx context.Context, id string, expectedVersion int64, call ...*session.Call) ([]byte, error)
+	Resume(ctx context.Context, id string, expectedVersion int64, call ...*session.Call) ([]byte, error)
+	Complete(ctx context.Context, id string, expectedVersion int64, call ...*session.Call) ([]byte, error)
+	Switch(ctx context.Context, id string, a session.SwitchArgs, call ...*session.Call) ([]byte, error)
 	Get(ctx context.Context, id string) ([]byte, error)
-	Delete(ctx context.Context, id string, expectedVersion int64) (bool, error)
+	Delete(ctx context.Context, id string, expectedVersion int64, call ...*session.Call) (bool, error)
 }
 
 var (
@@ -57,11 +59,12 @@ func writeData(ctx *fasthttp.RequestCtx, status int, state []byte) {
 	ctx.Response.AppendBodyString("}")
 }
 
-func (s *Sessions) reply(ctx *fasthttp.RequestCtx, status int, state []byte, err error) {
+func (s *Sessions) reply(ctx *fasthttp.RequestCtx, status int, c *session.Call, state []byte, err error) {
 	if err != nil {
 		s.errs.Write(ctx, err)
 		return
 	}
+	markReplayed(ctx, c)
 	writeData(ctx, status, state)
 }
 
@@ -85,8 +88,13 @@ func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
 		s.errs.Write(ctx, err)
 		return
 	}
-	state, err := s.eng.Create(s.ctx, c)
-	s.reply(ctx, fasthttp.StatusCreated, state, err)
+	call, err := NewCall(ctx, "create")
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return
+	}
+	state, err := s.eng.Create(s.ctx, c, call)
+	s.reply(ctx, fasthttp.StatusCreated, call, state, err)
 }
 
 // Get serves GET /v1/sessions/{id}.
@@ -96,7 +104,7 @@ func (s *Sessions) Get(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	state, err := s.eng.Get(s.ctx, id)
-	s.reply(ctx, fasthttp.StatusOK, state, err)
+	s.reply(ctx, fasthttp.StatusOK, nil, state, err)
 }
 
 // Switch serves POST /v1/sessions/{id}/switch, the hot path.
@@ -113,15 +121,20 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 		s.errs.Write(ctx, err)
 		return
 	}
+	call, err := NewCall(ctx, "switch")
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return
+	}
 	start := time.Now()
-	state, err := s.eng.Switch(s.ctx, id, a)
+	state, err := s.eng.Switch(s.ctx, id, a, call)
 	s.switchHist.Update(float64(time.Since(start).Microseconds()) / 1000)
-	s.reply(ctx, fasthttp.StatusOK, state, err)
+	s.reply(ctx, fasthttp.StatusOK, call, state, err)
 }
 
 // transition serves start, pause, resume and complete: one call taking the
 // optional expected version (body or If-Match).
-func (s *Sessions) transition(call func(context.Context, string, int64) ([]byte, error)) fasthttp.RequestHandler {
+func (s *Sessions) transition(op string, do func(context.Context, string, int64, ...*session.Call) ([]byte, error)) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		id, ok := s.pathID(ctx)
 		if !ok {
@@ -132,22 +145,29 @@ func (s *Sessions) transition(call func(context.Context, string, int64) ([]byte,
 			s.errs.Write(ctx, err)
 			return
 		}
-		state, err := call(s.ctx, id, v)
-		s.reply(ctx, fasthttp.StatusOK, state, err)
+		call, err := NewCall(ctx, op)
+		if err != nil {
+			s.errs.Write(ctx, err)
+			return
+		}
+		state, err := do(s.ctx, id, v, call)
+		s.reply(ctx, fasthttp.StatusOK, call, state, err)
 	}
 }
 
 // Start serves POST /v1/sessions/{id}/start.
-func (s *Sessions) Start() fasthttp.RequestHandler { return s.transition(s.eng.Start) }
+func (s *Sessions) Start() fasthttp.RequestHandler { return s.transition("start", s.eng.Start) }
 
 // Pause serves POST /v1/sessions/{id}/pause.
-func (s *Sessions) Pause() fasthttp.RequestHandler { return s.transition(s.eng.Pause) }
+func (s *Sessions) Pause() fasthttp.RequestHandler { return s.transition("pause", s.eng.Pause) }
 
 // Resume serves POST /v1/sessions/{id}/resume.
-func (s *Sessions) Resume() fasthttp.RequestHandler { return s.transition(s.eng.Resume) }
+func (s *Sessions) Resume() fasthttp.RequestHandler { return s.transition("resume", s.eng.Resume) }
 
 // Complete serves POST /v1/sessions/{id}/complete.
-func (s *Sessions) Complete() fasthttp.RequestHandler { return s.transition(s.eng.Complete) }
+func (s *Sessions) Complete() fasthttp.RequestHandler {
+	return s.transition("complete", s.eng.Complete)
+}
 
 // Delete serves DELETE /v1/sessions/{id}: 204 whether or not it existed.
 func (s *Sessions) Delete(ctx *fasthttp.RequestCtx) {
@@ -156,12 +176,17 @@ func (s *Sessions) Delete(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	v, err := ParseVersion(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
+	var call *session.Call
 	if err == nil {
-		_, err = s.eng.Delete(s.ctx, id, v)
+		call, err = NewCall(ctx, "delete")
+	}
+	if err == nil {
+		_, err = s.eng.Delete(s.ctx, id, v, call)
 	}
 	if err != nil {
 		s.errs.Write(ctx, err)
 		return
 	}
+	markReplayed(ctx, call)
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }

@@ -74,3 +74,8 @@ func Streams() []string {
 	}
 	return out
 }
+
+// Idem returns the key of the session's Idempotency-Key record for key
+// (lua/README.md "Idempotency"): in the session's slot, so the scripts
+// check and keep it atomically with the transition.
+func (s Session) Idem(key string) string { return s.Meta + ":idem:" + key }

@@ -226,24 +226,35 @@ local function delta(m, now, h, changed, base)
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end
 
+-- full_state encodes the whole v1 state: the head and every participant, in
+-- one buffer and one concat (every string Lua builds is copied, interned and
+-- later swept, ~10 instructions a byte: callgrind).
+local function full_state(k_parts, m, now, extra)
+  local pos = POSITIONS
+  if m.n > FULL_MAX then
+    pos = {}
+    for i = 1, m.n do pos[i] = int(i - 1) end
+  end
+  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
+  local buf = { head_open(m, now, extra), ',"participants":[' }
+  for i = 1, m.n do
+    buf[2 * i + 1] = frags[i]
+    buf[2 * i + 2] = ','
+  end
+  buf[2 * m.n + 2] = ']}'
+  return table.concat(buf)
+end
+
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
 -- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}).
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
 local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   local kind, payload, msg
   if m.n <= FULL_MAX then
-    -- one buffer, one concat: every string Lua builds is copied, interned
-    -- and later swept, ~10 instructions a byte (callgrind)
-    local frags = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n))
-    local buf = { head_open(m, now, extra), ',"participants":[' }
-    for i = 1, m.n do
-      buf[2 * i + 1] = frags[i]
-      buf[2 * i + 2] = ','
-    end
-    buf[2 * m.n + 2] = ']}'
     kind = 'full'
-    payload = table.concat(buf)
+    payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
       .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
   else
@@ -258,7 +269,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload)
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
   end
   return { kind, payload }
 end

@@ -207,8 +207,8 @@ type driver struct {
 func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
 	t.Helper()
 	d := &driver{rdb: rdb, cap: fmt.Sprint(eventCap), scripts: map[string]*redis.Script{}}
-	for _, op := range []string{"createSession-4", "startSession-5", "switchCycle-5", "pauseSession-5",
-		"resumeSession-5", "completeSession-5", "deleteSession-4", "expireSession-5"} {
+	for _, op := range []string{"createSession-5", "startSession-6", "switchCycle-6", "pauseSession-6",
+		"resumeSession-6", "completeSession-6", "deleteSession-5", "expireSession-5"} {
 		src, err := os.ReadFile("../lua/" + op + ".lua")
 		if err != nil {
 			t.Fatal(err)
@@ -218,8 +218,9 @@ func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
 	return d
 }
 
-// keysOf gives the five KEYS of the turn scripts (createSession-4 and
-// deleteSession-4 ignore the fifth, the shard's deadline index).
+// keysOf gives the five KEYS the tests pass: the turn scripts read no
+// sixth (no Idempotency-Key), and createSession-5 and deleteSession-5 take
+// the fifth as their unused Idempotency-Key slot (same hash tag).
 func keysOf(id string) []string {
 	k := keyspace.For(id)
 	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
@@ -227,7 +228,7 @@ func keysOf(id string) []string {
 
 // createArgs: n participants of 10 minutes each, per_participant.
 func (d *driver) createArgs(id string, n int) []any {
-	args := []any{id, keyspace.For(id).StateChannel, d.cap, "per_participant", "", "", "", "", "0", `{"game":"chess"}`}
+	args := []any{id, keyspace.For(id).StateChannel, d.cap, "per_participant", "", "", "", "", "0", `{"game":"chess"}`, "", "", ""}
 	for i := 0; i < n; i++ {
 		args = append(args, newUUID(), i, 600000, "")
 	}

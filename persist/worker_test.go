@@ -420,7 +420,7 @@ func TestWorkerRecordsExpiry(t *testing.T) {
 	db := newTestDB(t)
 	d := newDriver(t, rdb, 1000)
 	id := newUUID()
-	args := []any{id, keyspace.For(id).StateChannel, d.cap, "global", "20", "", "", "", "0", ""}
+	args := []any{id, keyspace.For(id).StateChannel, d.cap, "global", "20", "", "", "", "0", "", "", "", ""}
 	for i := 0; i < 2; i++ {
 		args = append(args, newUUID(), i, 600000, "")
 	}

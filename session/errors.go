@@ -35,6 +35,16 @@ var (
 	ErrConflict            = &Error{Code: "CONFLICT"}
 	ErrValidation          = &Error{Code: "VALIDATION_ERROR"}
 	ErrStreamFull          = &Error{Code: "STREAM_FULL"}
+	ErrIdempotencyReused   = &Error{Code: "IDEMPOTENCY_KEY_REUSED"}
+)
+
+// Failures of the call itself rather than of the transition: Redis could
+// not be reached (nothing was sent, retrying is safe), or the call was sent
+// and no answer came (it may have run: re-read, or retry with the same
+// Idempotency-Key).
+var (
+	ErrUnavailable    = &Error{Code: "UNAVAILABLE"}
+	ErrOutcomeUnknown = &Error{Code: "OUTCOME_UNKNOWN"}
 )
 
 // ParseScriptError turns a script's error reply into an *Error. It returns
@@ -43,7 +53,8 @@ func ParseScriptError(msg string) *Error {
 	code, details, _ := strings.Cut(msg, " ")
 	switch code {
 	case ErrSessionNotFound.Code, ErrSessionExists.Code, ErrInvalidTransition.Code,
-		ErrParticipantNotFound.Code, ErrConflict.Code, ErrValidation.Code, ErrStreamFull.Code:
+		ErrParticipantNotFound.Code, ErrConflict.Code, ErrValidation.Code, ErrStreamFull.Code,
+		ErrIdempotencyReused.Code:
 	default:
 		return nil
 	}

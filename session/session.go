@@ -45,3 +45,17 @@ type SwitchArgs struct {
 	CurrentParticipantID string
 	NextParticipantID    string
 }
+
+// Call is what one API request adds to a transition beyond its arguments:
+// its Idempotency-Key and who asked. A nil *Call is a call without either.
+type Call struct {
+	// IdemKey is the request's Idempotency-Key ("" none) and Fingerprint a
+	// digest of the request (route, body, preconditions) that a repeat must
+	// match; the engine keeps the reply for IdemTTL.
+	IdemKey, Fingerprint string
+	// Actor is who asked (a token's sub), recorded in the audit event.
+	Actor string
+	// Replayed is set by the engine when the reply is the one kept for
+	// IdemKey: nothing changed this time.
+	Replayed bool
+}

@@ -66,9 +66,9 @@ type engine struct {
 }
 
 func newEngine(t testing.TB, rdb *redis.Client) *engine {
-	return &engine{rdb: rdb, create: loadScript(t, "createSession-4.lua"), start: loadScript(t, "startSession-5.lua"),
-		switchCycle: loadScript(t, "switchCycle-5.lua"), get: loadScript(t, "getSession-2.lua"),
-		del: loadScript(t, "deleteSession-4.lua")}
+	return &engine{rdb: rdb, create: loadScript(t, "createSession-5.lua"), start: loadScript(t, "startSession-6.lua"),
+		switchCycle: loadScript(t, "switchCycle-6.lua"), get: loadScript(t, "getSession-2.lua"),
+		del: loadScript(t, "deleteSession-5.lua")}
 }
 
 // keys gives the five KEYS of the turn scripts (create and delete ignore
@@ -126,7 +126,7 @@ func (e *engine) newSession(t testing.TB, n int) string {
 
 func (e *engine) createID(t testing.TB, id string, n int) {
 	t.Helper()
-	args := []any{id, keyspace.For(id).StateChannel, "0", "per_participant", "", "", "", "", "0", ""}
+	args := []any{id, keyspace.For(id).StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", ""}
 	for i := 0; i < n; i++ {
 		args = append(args, uuid.NewString(), i, 600000, "")
 	}

@@ -212,24 +212,35 @@ local function delta(m, now, h, changed, base)
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end
 
+-- full_state encodes the whole v1 state: the head and every participant, in
+-- one buffer and one concat (every string Lua builds is copied, interned and
+-- later swept, ~10 instructions a byte: callgrind).
+local function full_state(k_parts, m, now, extra)
+  local pos = POSITIONS
+  if m.n > FULL_MAX then
+    pos = {}
+    for i = 1, m.n do pos[i] = int(i - 1) end
+  end
+  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
+  local buf = { head_open(m, now, extra), ',"participants":[' }
+  for i = 1, m.n do
+    buf[2 * i + 1] = frags[i]
+    buf[2 * i + 2] = ','
+  end
+  buf[2 * m.n + 2] = ']}'
+  return table.concat(buf)
+end
+
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
 -- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}).
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
 local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   local kind, payload, msg
   if m.n <= FULL_MAX then
-    -- one buffer, one concat: every string Lua builds is copied, interned
-    -- and later swept, ~10 instructions a byte (callgrind)
-    local frags = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n))
-    local buf = { head_open(m, now, extra), ',"participants":[' }
-    for i = 1, m.n do
-      buf[2 * i + 1] = frags[i]
-      buf[2 * i + 2] = ','
-    end
-    buf[2 * m.n + 2] = ']}'
     kind = 'full'
-    payload = table.concat(buf)
+    payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
       .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
   else
@@ -244,9 +255,44 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload)
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
   end
   return { kind, payload }
+end
+
+-- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
+-- record's key (KEYS), the request's fingerprint ("" = the call has no key)
+-- and how long the record lives (ms). A record is fp, a newline, then the
+-- reply's JSON; only calls that succeed leave one (an error changed nothing).
+
+-- replayed answers a repeat: {'replay', json} for the same request,
+-- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
+local function replayed(idem)
+  if idem.fp == '' then return nil end
+  if not string.match(idem.ttl or '', '^[1-9]%d*$') then
+    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+  end
+  local rec = rcall('GET', idem.key)
+  if not rec then return nil end
+  local n = #idem.fp
+  if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
+    return { 'replay', string.sub(rec, n + 2) }
+  end
+  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+end
+
+-- keep records json as the reply of the call's key, if it has one.
+local function keep(idem, json)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the full state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, extra)
+  if idem.fp ~= '' then
+    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+  end
+  return r
 end
 
 -- event_for describes participant p for the audit event.

@@ -1,24 +1,28 @@
---[[ startSession: pending -> running; the participant with the lowest
-participant_index becomes active.
+--[[ resumeSession: paused -> running; the active participant's turn goes on
+from now (a participant whose clock ran out stays stopped).
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
-KEYS[5] deadlines  sk:{<shard>}:deadlines   zset: session_id -> next deadline (ms)
+KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
+ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
+ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json} (see lua/README.md)
-Errors:  SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
-  INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
 Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
-Events:  session_started
-Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
-  the turn's deadline goes into KEYS[5].
+Events:  session_resumed
+Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
+  deadline goes into KEYS[5].
 ]]
 -- Generated from lua/src by `make lua`: edit the source, not this file.
 -- Shared helpers, pasted into every script by the build (`make lua`).
@@ -135,17 +139,6 @@ local function bad_transition(m, to)
   return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
 
-local function enc_p(p)
-  local g = ''
-  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
-    .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
-    p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
-    p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
-end
-
 local function get_p(key, pos)
   return cjson.decode(rcall('HGET', key, pos))
 end
@@ -229,24 +222,35 @@ local function delta(m, now, h, changed, base)
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end
 
+-- full_state encodes the whole v1 state: the head and every participant, in
+-- one buffer and one concat (every string Lua builds is copied, interned and
+-- later swept, ~10 instructions a byte: callgrind).
+local function full_state(k_parts, m, now, extra)
+  local pos = POSITIONS
+  if m.n > FULL_MAX then
+    pos = {}
+    for i = 1, m.n do pos[i] = int(i - 1) end
+  end
+  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
+  local buf = { head_open(m, now, extra), ',"participants":[' }
+  for i = 1, m.n do
+    buf[2 * i + 1] = frags[i]
+    buf[2 * i + 2] = ','
+  end
+  buf[2 * m.n + 2] = ']}'
+  return table.concat(buf)
+end
+
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
 -- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}).
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
 local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   local kind, payload, msg
   if m.n <= FULL_MAX then
-    -- one buffer, one concat: every string Lua builds is copied, interned
-    -- and later swept, ~10 instructions a byte (callgrind)
-    local frags = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n))
-    local buf = { head_open(m, now, extra), ',"participants":[' }
-    for i = 1, m.n do
-      buf[2 * i + 1] = frags[i]
-      buf[2 * i + 2] = ','
-    end
-    buf[2 * m.n + 2] = ']}'
     kind = 'full'
-    payload = table.concat(buf)
+    payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
       .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
   else
@@ -261,9 +265,44 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload)
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
   end
   return { kind, payload }
+end
+
+-- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
+-- record's key (KEYS), the request's fingerprint ("" = the call has no key)
+-- and how long the record lives (ms). A record is fp, a newline, then the
+-- reply's JSON; only calls that succeed leave one (an error changed nothing).
+
+-- replayed answers a repeat: {'replay', json} for the same request,
+-- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
+local function replayed(idem)
+  if idem.fp == '' then return nil end
+  if not string.match(idem.ttl or '', '^[1-9]%d*$') then
+    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+  end
+  local rec = rcall('GET', idem.key)
+  if not rec then return nil end
+  local n = #idem.fp
+  if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
+    return { 'replay', string.sub(rec, n + 2) }
+  end
+  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+end
+
+-- keep records json as the reply of the call's key, if it has one.
+local function keep(idem, json)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the full state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, extra)
+  if idem.fp ~= '' then
+    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+  end
+  return r
 end
 
 -- event_for describes participant p for the audit event.
@@ -346,22 +385,28 @@ end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
+local actor = ARGV[7] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
-if m.status ~= 'pending' then return bad_transition(m, 'running') end
-local p = get_p(k_parts, 0)
+if m.status ~= 'paused' then return bad_transition(m, 'running') end
+local pos = tonumber(m.active)
+local p = get_p(k_parts, pos)
 
 local now = now_ms()
 
-p.is_active = true
+-- a resumed turn keeps what it ran before the pause, and its warnings
+local turn, warned = m.turn, m.warned
 begin_turn(m, p, now)
-local frag = enc_p(p)
-rcall('HSET', k_parts, 0, frag)
-m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
-m.started_at, m.updated_at = int(now), int(now)
+m.turn, m.warned = turn, warned
+m.status, m.version, m.updated_at = 'running', m.version + 1, int(now)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 
-return emit(k_parts, k_stream, channel, cap, m, now, '', { { 0, frag } }, event_for('session_started', p, 0))
+local ev = event_for('session_resumed', p, 0)
+ev.actor = actor
+return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', {}, ev), k_parts, m, now, '')

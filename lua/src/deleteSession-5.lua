@@ -5,14 +5,19 @@ KEYS[1] meta    sk:{<shard>}:session:<id>
 KEYS[2] parts   sk:{<shard>}:session:<id>:parts
 KEYS[3] index   sk:{<shard>}:session:<id>:index
 KEYS[4] stream  sk:{<shard>}:events
+KEYS[5] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
+ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
+ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: 1 if the session existed, 0 if not.
-Errors:  CONFLICT {expected_version, actual_version}; STREAM_FULL {stream_max}
+Returns: 1 if the session existed, 0 if not; {"replay", "1"|"0"} repeats a call with the
+  same Idempotency-Key and request, changing nothing.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; CONFLICT {expected_version, actual_version}; STREAM_FULL {stream_max}
 Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version"}
 Events:  session_deleted (version = the deleted state's version + 1)
 Time:    timestamp = Redis TIME in ms.
@@ -21,9 +26,16 @@ Time:    timestamp = Redis TIME in ms.
 
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local idem = { key = KEYS[5], fp = ARGV[5] or '', ttl = ARGV[6] }
+local actor = ARGV[7] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local version = tonumber(rcall('HGET', k_meta, 'version'))
-if not version then return 0 end
+if not version then
+  keep(idem, '0')
+  return 0
+end
 local e = check_common({ version = version }, sid, expected, k_stream, cap)
 if e then return e end
 
@@ -35,6 +47,7 @@ rcall('PUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '"
 if cap > 0 then
   rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(version + 1),
     'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
-    'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '')
+    'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '', 'actor', actor)
 end
+keep(idem, '1')
 return 1

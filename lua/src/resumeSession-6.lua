@@ -6,14 +6,19 @@ KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
+ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
+ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json} (see lua/README.md)
-Errors:  SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
 Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
 Events:  session_resumed
 Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
@@ -23,6 +28,10 @@ Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
+local actor = ARGV[7] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
@@ -41,4 +50,6 @@ m.status, m.version, m.updated_at = 'running', m.version + 1, int(now)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 
-return emit(k_parts, k_stream, channel, cap, m, now, '', {}, event_for('session_resumed', p, 0))
+local ev = event_for('session_resumed', p, 0)
+ev.actor = actor
+return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', {}, ev), k_parts, m, now, '')

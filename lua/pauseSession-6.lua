@@ -1,33 +1,39 @@
---[[ completeSession: pending|running|paused -> completed. A running turn is
-charged first; then nobody is active.
+--[[ pauseSession: running -> paused. The running turn's time is charged to
+the active participant, who stays active; cycle_started_at becomes null.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
 ARGV[5] message_channel   sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[6] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[7] idem_ttl_ms       integer ms the record lives (when ARGV[6] is set)
+ARGV[8] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-A complete that lands after the running turn's deadline, before any
-scheduler applied it, first applies that expiry exactly as expireSession
-does (its own version, event and TIME_EXPIRED), then completes unless the
-expiry ended the session (`expired` stays).
+A pause that lands after the running turn's deadline, before any scheduler
+applied it, first applies that expiry exactly as expireSession does (its own
+version, event and TIME_EXPIRED; with auto_advance the next participant's
+turn starts, and is what gets paused), then pauses if the session is still
+running.
 
-Returns: {kind, json} (see lua/README.md); the state after both steps (a
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
   delta from the version before both), or the expired state when the expiry
   ended the session.
-Errors:  SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
-  (a late complete needs room for two events)
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late complete first
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
+  (a late pause needs room for two events)
+Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
   publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
-Events:  session_completed; a late complete first participant_expired or session_expired
-Time:    session_completed_at = updated_at = Redis TIME in ms; the running
-  turn is charged up to where its clock ran out; the session leaves KEYS[5].
+Events:  session_paused; a late pause first participant_expired or session_expired
+Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
+  clock ran out; the session leaves KEYS[5].
 ]]
 -- Generated from lua/src by `make lua`: edit the source, not this file.
 -- Shared helpers, pasted into every script by the build (`make lua`).
@@ -244,24 +250,35 @@ local function delta(m, now, h, changed, base)
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end
 
+-- full_state encodes the whole v1 state: the head and every participant, in
+-- one buffer and one concat (every string Lua builds is copied, interned and
+-- later swept, ~10 instructions a byte: callgrind).
+local function full_state(k_parts, m, now, extra)
+  local pos = POSITIONS
+  if m.n > FULL_MAX then
+    pos = {}
+    for i = 1, m.n do pos[i] = int(i - 1) end
+  end
+  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
+  local buf = { head_open(m, now, extra), ',"participants":[' }
+  for i = 1, m.n do
+    buf[2 * i + 1] = frags[i]
+    buf[2 * i + 2] = ','
+  end
+  buf[2 * m.n + 2] = ']}'
+  return table.concat(buf)
+end
+
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
 -- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}).
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
 local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   local kind, payload, msg
   if m.n <= FULL_MAX then
-    -- one buffer, one concat: every string Lua builds is copied, interned
-    -- and later swept, ~10 instructions a byte (callgrind)
-    local frags = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n))
-    local buf = { head_open(m, now, extra), ',"participants":[' }
-    for i = 1, m.n do
-      buf[2 * i + 1] = frags[i]
-      buf[2 * i + 2] = ','
-    end
-    buf[2 * m.n + 2] = ']}'
     kind = 'full'
-    payload = table.concat(buf)
+    payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
       .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
   else
@@ -276,9 +293,44 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload)
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
   end
   return { kind, payload }
+end
+
+-- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
+-- record's key (KEYS), the request's fingerprint ("" = the call has no key)
+-- and how long the record lives (ms). A record is fp, a newline, then the
+-- reply's JSON; only calls that succeed leave one (an error changed nothing).
+
+-- replayed answers a repeat: {'replay', json} for the same request,
+-- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
+local function replayed(idem)
+  if idem.fp == '' then return nil end
+  if not string.match(idem.ttl or '', '^[1-9]%d*$') then
+    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+  end
+  local rec = rcall('GET', idem.key)
+  if not rec then return nil end
+  local n = #idem.fp
+  if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
+    return { 'replay', string.sub(rec, n + 2) }
+  end
+  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+end
+
+-- keep records json as the reply of the call's key, if it has one.
+local function keep(idem, json)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the full state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, extra)
+  if idem.fp ~= '' then
+    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+  end
+  return r
 end
 
 -- event_for describes participant p for the audit event.
@@ -613,38 +665,34 @@ end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local actor = ARGV[8] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
-if m.status ~= 'pending' and m.status ~= 'running' and m.status ~= 'paused' then
-  return bad_transition(m, 'completed')
-end
-local pos, p = tonumber(m.active), nil
-if pos then p = get_p(k_parts, pos) end
+if m.status ~= 'running' then return bad_transition(m, 'paused') end
+local pos = tonumber(m.active)
+local p = get_p(k_parts, pos)
 
 local now = now_ms()
 
-local changed, ev, elapsed = {}, { type = 'session_completed' }, 0
-local base, first = m.version, {}
-if p and m.status == 'running' then
-  local done
-  e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap,
-    msg_ch, m, p, pos, now)
-  if e then return e end
-  if done then return done end
-end
-if p then
-  p.is_active = false
-  table.insert(changed, 1, { pos, enc_p(p) })
-  ev = event_for('session_completed', p, elapsed)
-end
+local base = m.version
+local done, elapsed, first, changed
+e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch,
+  m, p, pos, now)
+if e then return e end
+if done then return kept(idem, done, k_parts, m, now, '') end
+table.insert(changed, 1, { pos, enc_p(p) })
 write_frags(k_parts, changed)
-m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
-m.cycle_at, m.completed_at, m.updated_at = '', int(now), int(now)
+m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)
 save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, nil)
+sync_deadline(k_dl, m, p)
 
+local ev = event_for('session_paused', p, elapsed)
+ev.actor = actor
 local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
 if m.version > base + 1 then r = merge_reply(r, m, now, base, first, changed) end
-return r
+return kept(idem, r, k_parts, m, now, '')

@@ -6,12 +6,16 @@ KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
 ARGV[5] message_channel   sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[6] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[7] idem_ttl_ms       integer ms the record lives (when ARGV[6] is set)
+ARGV[8] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
 A pause that lands after the running turn's deadline, before any scheduler
 applied it, first applies that expiry exactly as expireSession does (its own
@@ -19,10 +23,11 @@ version, event and TIME_EXPIRED; with auto_advance the next participant's
 turn starts, and is what gets paused), then pauses if the session is still
 running.
 
-Returns: {kind, json} (see lua/README.md); the state after both steps (a
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
   delta from the version before both), or the expired state when the expiry
   ended the session.
-Errors:  SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
   (a late pause needs room for two events)
 Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
   publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
@@ -34,6 +39,10 @@ Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local actor = ARGV[8] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
@@ -49,13 +58,15 @@ local done, elapsed, first, changed
 e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch,
   m, p, pos, now)
 if e then return e end
-if done then return done end
+if done then return kept(idem, done, k_parts, m, now, '') end
 table.insert(changed, 1, { pos, enc_p(p) })
 write_frags(k_parts, changed)
 m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 
-local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, event_for('session_paused', p, elapsed))
+local ev = event_for('session_paused', p, elapsed)
+ev.actor = actor
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
 if m.version > base + 1 then r = merge_reply(r, m, now, base, first, changed) end
-return r
+return kept(idem, r, k_parts, m, now, '')

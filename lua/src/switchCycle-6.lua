@@ -8,6 +8,7 @@ KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id              UUID
 ARGV[2] channel                 sk:{<shard>}:session:<id>:state
@@ -18,10 +19,14 @@ ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant
                                 one that expires in this switch (the current participant, or
                                 in per_group a group-mate of theirs) is replaced the same way
 ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[8] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[9] idem_ttl_ms       integer ms the record lives (when ARGV[8] is set)
+ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json}; the state (or delta head) carries
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing; the state (or delta head) carries
   "expired_participant_id" when the ending turn ran out of time.
-Errors:  SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
@@ -37,6 +42,10 @@ Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
+local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
+local actor = ARGV[10] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
@@ -67,6 +76,7 @@ cur.cycle_count = cur.cycle_count + 1
 cur.is_active = false
 local extra, announce = '', false
 local ev = event_for('cycle_switched', cur, elapsed)
+ev.actor = actor
 local changed = {}
 sync_group(k_parts, m, cur, cur_pos, changed)
 local sl, pl = sess_left(m), part_left(m, cur)
@@ -119,4 +129,4 @@ if announce then
   if cur.has_expired and not was_expired then who = cur.participant_id end
   time_expired(msg_ch, m, who, now)
 end
-return r
+return kept(idem, r, k_parts, m, now, extra)

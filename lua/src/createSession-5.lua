@@ -5,6 +5,7 @@ KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant 
                                                   per_group also g:<group_id> -> member positions
 KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
 KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
+KEYS[5] idem    sk:{<shard>}:session:<id>:idem:<key>  the Idempotency-Key record
 
 ARGV[1]  session_id         UUID
 ARGV[2]  channel            state channel, sk:{<shard>}:session:<id>:state
@@ -16,17 +17,21 @@ ARGV[7]  increment_ms       integer ms or ""
 ARGV[8]  max_time_ms        integer ms or ""
 ARGV[9]  auto_advance       0|1
 ARGV[10] metadata           a JSON object, stored and returned verbatim, or ""
-ARGV[11..] participants, four slots each: participant_id (UUID), participant_index
+ARGV[11] idem_fingerprint   the request's fingerprint, or "": no Idempotency-Key
+ARGV[12] idem_ttl_ms        integer ms the record lives (when ARGV[11] is set)
+ARGV[13] actor              who asked (a token's sub), or ""; recorded in the event
+ARGV[14..] participants, four slots each: participant_id (UUID), participant_index
            (integer >= 0), total_time_ms (integer ms), group_id (UUID or "")
-ARGV[last] optional, when the slots after ARGV[10] are 4n+1: warnings_ms, up to 5
+ARGV[last] optional, when the slots after ARGV[13] are 4n+1: warnings_ms, up to 5
            comma-separated integers ms ("10000,5000,1000"): TIME_WARNING thresholds
 
 Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
 needs every group_id, and a group's bank is its first member's total_time_ms.
 
 Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
-  STATE_DELTA carrying every participant (see lua/README.md).
-Errors:  SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
+  STATE_DELTA carrying every participant (see lua/README.md); kind "replay": json is
+  the kept reply of a call with the same Idempotency-Key and request, which changed nothing.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
   STREAM_FULL {stream_max}
 Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
 Events:  session_created
@@ -38,6 +43,12 @@ local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local auto, metadata = ARGV[9], ARGV[10]
+local idem = { key = KEYS[5], fp = ARGV[11], ttl = ARGV[12] }
+local actor = ARGV[13]
+local FIRST = 14 -- the first participant slot
+
+local replay = replayed(idem)
+if replay then return replay end
 
 -- read and validate
 if rcall('EXISTS', k_meta) == 1 then return fail('SESSION_EXISTS', { session_id = sid }) end
@@ -68,7 +79,7 @@ if metadata ~= '' then
     return fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
   end
 end
-local nargs, warn = #ARGV - 10, ''
+local nargs, warn = #ARGV - (FIRST - 1), ''
 if nargs % 4 == 1 then
   warn, nargs = ARGV[#ARGV], nargs - 1
   local ws = {}
@@ -87,7 +98,7 @@ if nargs < 4 or nargs % 4 ~= 0 then
   return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
 end
 local ps, seen, sum = {}, {}, 0
-for i = 11, 10 + nargs, 4 do
+for i = FIRST, FIRST - 1 + nargs, 4 do
   local p = { participant_id = ARGV[i], participant_index = tonumber(ARGV[i + 1]),
     total_time_ms = tonumber(ARGV[i + 2]), group_id = ARGV[i + 3], order = #ps,
     time_used_ms = 0, cycle_count = 0, is_active = false, has_expired = false }
@@ -163,4 +174,5 @@ hset_flat(k_index, flat_index)
 save_meta(k_meta, k_parts, k_index, m)
 
 -- publish and return
-return emit(k_parts, k_stream, channel, cap, m, now, '', changed, { type = 'session_created', base = 0 })
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, { type = 'session_created', base = 0, actor = actor })
+return kept(idem, r, k_parts, m, now, '')

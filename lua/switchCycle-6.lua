@@ -1,0 +1,646 @@
+--[[ switchCycle: end the active participant's turn and start the next one
+who has not expired. The hot path: O(1) in the number of participants
+(skipping expired participants reads one fragment each; in per_group the
+charged group's other members are rewritten to show its bank: O(group size)).
+
+KEYS[1] meta       sk:{<shard>}:session:<id>
+KEYS[2] parts      sk:{<shard>}:session:<id>:parts
+KEYS[3] index      sk:{<shard>}:session:<id>:index
+KEYS[4] stream     sk:{<shard>}:events
+KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
+
+ARGV[1] session_id              UUID
+ARGV[2] channel                 sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap               integer (see createSession)
+ARGV[4] expected_version        integer or ""
+ARGV[5] current_participant_id  UUID or "": the caller says whose turn ends
+ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant_index, wrapping;
+                                one that expires in this switch (the current participant, or
+                                in per_group a group-mate of theirs) is replaced the same way
+ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[8] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[9] idem_ttl_ms       integer ms the record lives (when ARGV[8] is set)
+ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in the event
+
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing; the state (or delta head) carries
+  "expired_participant_id" when the ending turn ran out of time.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+  or {expected_participant_id, active_participant_id, actual_version};
+  INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
+  VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
+Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
+  switch is the first to see a clock run out
+Events:  cycle_switched; participant_expired when the ending turn ran out here;
+  session_expired when the session's time ran out or nobody is left
+Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
+  cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
+]]
+-- Generated from lua/src by `make lua`: edit the source, not this file.
+-- Shared helpers, pasted into every script by the build (`make lua`).
+local rcall = redis.call
+local fmt = string.format
+local floor = math.floor
+
+-- FULL_MAX: sessions with at most this many participants publish and return
+-- the full state; larger ones publish a delta of the participants that changed,
+-- so a switch costs the same at 1000 participants as at 4.
+local FULL_MAX = 32
+-- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
+-- to redis.call is formatted on every call
+local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
+
+-- TTLs (ms). Running and paused sessions never expire.
+local TTL_PENDING = 86400000
+local TTL_FINISHED = 3600000
+
+local function int(x)
+  return fmt('%d', x)
+end
+
+-- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
+local function now_ms()
+  local t = rcall('TIME')
+  return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+end
+
+-- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
+-- civil-from-days arithmetic (Lua in Redis has no os.date). A state often
+-- holds one instant twice (a switch's cycle_started_at and updated_at), so
+-- each run formats a value once.
+local iso_memo = {}
+local function iso(ms)
+  local hit = iso_memo[ms]
+  if hit then return hit end
+  -- x - x % d is x rounded down to a multiple of d: VM arithmetic, where
+  -- math.floor is a function call
+  local rem = ms % 86400000
+  local z = (ms - rem) / 86400000 + 719468
+  local doe = z % 146097
+  local era = (z - doe) / 146097
+  local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524 - (doe - doe % 146096) / 146096
+  yoe = (yoe - yoe % 365) / 365
+  local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100)
+  local mp = 5 * doy + 2
+  mp = (mp - mp % 153) / 153
+  local d = 153 * mp + 2
+  d = doy - (d - d % 5) / 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local ms_ = rem % 1000
+  local s = (rem - ms_) / 1000
+  local sec = s % 60
+  local mi = (s - sec) / 60
+  local h = (mi - mi % 60) / 60
+  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi % 60, sec, ms_)
+  iso_memo[ms] = hit
+  return hit
+end
+
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+
+-- load_meta returns the session's meta hash as a table, or nil.
+local function load_meta(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  m.version = tonumber(m.version)
+  m.n = tonumber(m.n)
+  m.loaded_status = m.status
+  m.turn = tonumber(m.turn) or 0
+  m.used = tonumber(m.used) or 0
+  m.bank = tonumber(m.bank)
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  m.warns = {}
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  m.warned = tonumber(m.warned) or 0
+  -- per_group banks are the g:<group_id> fields (only per_group has them:
+  -- the scan costs a string per field)
+  m.groups = {}
+  if m.mode == 'per_group' then
+    for i = 1, #flat, 2 do
+      if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
+    end
+  end
+  return m
+end
+
+-- check_common validates what every mutating script checks first.
+local function check_common(m, sid, expected, stream, cap)
+  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+  if expected ~= '' and tonumber(expected) ~= m.version then
+    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+  end
+  if cap > 0 and rcall('XLEN', stream) >= cap then
+    return fail('STREAM_FULL', { stream_max = cap })
+  end
+  return nil
+end
+
+local function bad_transition(m, to)
+  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
+end
+
+local function enc_p(p)
+  local g = ''
+  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
+    .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
+    p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
+    p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
+end
+
+local function get_p(key, pos)
+  return cjson.decode(rcall('HGET', key, pos))
+end
+
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
+end
+
+local function num_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return v
+end
+
+-- head_open encodes every session-level field of the state, without the
+-- closing brace; extra ('' or ',"k":v') comes last.
+local function head_open(m, now, extra)
+  local active = 'null'
+  if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
+  local opt = ''
+  if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
+  if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
+  if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
+  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
+  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
+  if m.mode == 'per_group' then
+    local ids, gs = {}, {}
+    for g in pairs(m.groups) do ids[#ids + 1] = g end
+    table.sort(ids)
+    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
+    opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
+  end
+  return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
+    .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
+    .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
+    .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
+    .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
+    .. ',"session_started_at":' .. iso_or_null(m.started_at)
+    .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
+    .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
+    .. '","server_time_ms":' .. int(now) .. extra
+end
+
+local function head(m, now, extra)
+  return head_open(m, now, extra) .. '}'
+end
+
+-- save_meta writes the fields a transition may change and sets the TTL that
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m)
+  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
+    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
+    'warned', int(m.warned or 0))
+  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
+  if m.gdirty then
+    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
+  end
+  if m.status == m.loaded_status then return end
+  local ttl = TTL_FINISHED
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = TTL_PENDING end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+
+-- delta encodes a STATE_DELTA from base to m.version: head h and the
+-- participants at `changed` positions.
+local function delta(m, now, h, changed, base)
+  local pos, frags = {}, {}
+  for i, c in ipairs(changed) do
+    pos[i] = int(c[1])
+    frags[i] = c[2]
+  end
+  return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+    .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(base)
+    .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
+    .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
+end
+
+-- full_state encodes the whole v1 state: the head and every participant, in
+-- one buffer and one concat (every string Lua builds is copied, interned and
+-- later swept, ~10 instructions a byte: callgrind).
+local function full_state(k_parts, m, now, extra)
+  local pos = POSITIONS
+  if m.n > FULL_MAX then
+    pos = {}
+    for i = 1, m.n do pos[i] = int(i - 1) end
+  end
+  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
+  local buf = { head_open(m, now, extra), ',"participants":[' }
+  for i = 1, m.n do
+    buf[2 * i + 1] = frags[i]
+    buf[2 * i + 2] = ','
+  end
+  buf[2 * m.n + 2] = ']}'
+  return table.concat(buf)
+end
+
+-- emit publishes the change and appends its audit event, then returns the
+-- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
+-- the session head plus the participants at `changed` positions
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
+local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+  local kind, payload, msg
+  if m.n <= FULL_MAX then
+    kind = 'full'
+    payload = full_state(k_parts, m, now, extra)
+    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
+  else
+    kind = 'delta'
+    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
+    msg = payload
+  end
+  rcall('PUBLISH', channel, msg)
+  if cap > 0 then
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
+      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
+      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
+      'cycle_number', ev.cycle and int(ev.cycle) or '',
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
+  end
+  return { kind, payload }
+end
+
+-- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
+-- record's key (KEYS), the request's fingerprint ("" = the call has no key)
+-- and how long the record lives (ms). A record is fp, a newline, then the
+-- reply's JSON; only calls that succeed leave one (an error changed nothing).
+
+-- replayed answers a repeat: {'replay', json} for the same request,
+-- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
+local function replayed(idem)
+  if idem.fp == '' then return nil end
+  if not string.match(idem.ttl or '', '^[1-9]%d*$') then
+    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+  end
+  local rec = rcall('GET', idem.key)
+  if not rec then return nil end
+  local n = #idem.fp
+  if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
+    return { 'replay', string.sub(rec, n + 2) }
+  end
+  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+end
+
+-- keep records json as the reply of the call's key, if it has one.
+local function keep(idem, json)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the full state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, extra)
+  if idem.fp ~= '' then
+    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+  end
+  return r
+end
+
+-- event_for describes participant p for the audit event.
+local function event_for(typ, p, elapsed)
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
+    elapsed = elapsed, cycle = p.cycle_count }
+end
+
+-- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
+-- charged before its last pause, m.used the ms charged in the whole
+-- session, m.bank the global bank, m.groups[gid] the per_group banks.
+
+-- part_left is what participant p may still run this turn by its own
+-- clock (nil: no limit).
+local function part_left(m, p)
+  local mode = m.mode
+  if mode == 'per_participant' then
+    local r = p.total_time_ms
+    if m.per_cycle ~= '' then r = math.min(r, tonumber(m.per_cycle) - m.turn) end
+    return r
+  elseif mode == 'per_cycle' then
+    return math.min(tonumber(m.per_cycle) - m.turn, p.total_time_ms)
+  elseif mode == 'per_group' and p.group_id then
+    return m.groups[p.group_id] or p.total_time_ms
+  end
+  return nil
+end
+
+-- sess_left is what the session may still run (global bank, max_time_ms).
+local function sess_left(m)
+  local r
+  if m.mode == 'global' then r = m.bank end
+  if m.max ~= '' then
+    local x = tonumber(m.max) - m.used
+    if r == nil or x < r then r = x end
+  end
+  return r
+end
+
+-- turn_left is the ms the running turn may still run from cycle_at.
+local function turn_left(m, p)
+  local a, b = part_left(m, p), sess_left(m)
+  if a == nil then return b end
+  if b == nil or a < b then return a end
+  return b
+end
+
+-- run_ms is how long the turn has run since cycle_at, capped where its
+-- time ran out: a clock stops at 0 even when nobody noticed in time.
+local function run_ms(m, p, now)
+  if m.cycle_at == '' then return 0 end
+  local e = now - tonumber(m.cycle_at)
+  local l = turn_left(m, p)
+  if l and e > l then e = math.max(l, 0) end
+  return e
+end
+
+-- charge books e ms of the running turn on p, its group or the session.
+local function charge(m, p, e)
+  m.turn, m.used = m.turn + e, m.used + e
+  p.time_used_ms = p.time_used_ms + e
+  if m.mode == 'global' then
+    m.bank = m.bank - e
+  elseif m.mode == 'per_group' and p.group_id then
+    local g = (m.groups[p.group_id] or p.total_time_ms) - e
+    m.groups[p.group_id], m.gdirty = g, true
+    p.total_time_ms = g
+  elseif m.mode ~= 'count_up' then
+    p.total_time_ms = p.total_time_ms - e
+  end
+  -- a clock at 0 has expired, whoever noticed (a pause or complete that
+  -- lands after the deadline, before the scheduler)
+  local l = part_left(m, p)
+  if l and l <= 0 then p.has_expired = true end
+end
+
+-- begin_turn starts p's clock at now, unless p has expired: its clock then
+-- stays stopped (cycle_started_at null) until a switch or complete.
+local function begin_turn(m, p, now)
+  m.turn = 0
+  if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
+  if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
+  -- a turn that starts below a warning threshold is not warned of it
+  m.warned = 0
+  local l = turn_left(m, p)
+  if l then
+    while m.warned < #m.warns and m.warns[m.warned + 1] >= l do m.warned = m.warned + 1 end
+  end
+end
+
+-- sync_deadline keeps the shard's deadline index true: the session is in
+-- it, scored by the ms its running turn runs out, exactly when there is one.
+-- The score is the next warning's time when one is pending (warnings ride
+-- the same index; expireSession sends them).
+local function sync_deadline(k_dl, m, p)
+  if m.status == 'running' and m.cycle_at ~= '' and p then
+    local l = turn_left(m, p)
+    if l then
+      l = math.max(l, 0)
+      if m.warned < #m.warns then l = math.max(l - m.warns[m.warned + 1], 0) end
+      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + l), m.id)
+      return
+    end
+  end
+  rcall('ZREM', k_dl, m.id)
+end
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- set_frag records pos's new fragment, replacing an earlier one.
+local function set_frag(changed, pos, frag)
+  for _, c in ipairs(changed) do
+    if c[1] == pos then
+      c[2], c[3] = frag, nil
+      return
+    end
+  end
+  changed[#changed + 1] = { pos, frag }
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = c[2]
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+
+-- group_members returns the rotation positions of group gid's members: the
+-- list createSession stores in the parts hash (field g:<gid>, positions
+-- comma-separated). A session created before the lists were stored has
+-- none: one scan of every participant builds and stores them all.
+local function group_members(k_parts, m, gid)
+  local v = rcall('HGET', k_parts, 'g:' .. gid)
+  if not v then
+    local lists, flat = {}, {}
+    for i = 0, m.n - 1 do
+      local g = get_p(k_parts, i).group_id
+      if g then
+        if not lists[g] then lists[g] = {} end
+        lists[g][#lists[g] + 1] = int(i)
+      end
+    end
+    for g, l in pairs(lists) do
+      flat[#flat + 1] = 'g:' .. g
+      flat[#flat + 1] = table.concat(l, ',')
+    end
+    hset_flat(k_parts, flat)
+    v = lists[gid] and table.concat(lists[gid], ',') or ''
+  end
+  local out = {}
+  for x in string.gmatch(v, '%d+') do out[#out + 1] = tonumber(x) end
+  return out
+end
+
+-- sync_group, after p's turn was charged in per_group, rewrites the
+-- fragments of the other members of p's group (p, at skip, is the
+-- caller's) so that each shows the group's bank, and has expired once it
+-- ran out; it stores them and appends them to changed. O(group size): one
+-- HGET, and an HMGET and HSET per 200 members.
+local function sync_group(k_parts, m, p, skip, changed)
+  if m.mode ~= 'per_group' or not p.group_id then return end
+  local bank = m.groups[p.group_id]
+  if not bank then return end
+  local out = bank <= 0
+  local members, flat = group_members(k_parts, m, p.group_id), {}
+  for i = 1, #members, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for j = 1, #idx do
+      if idx[j] ~= skip and frags[j] then
+        local q = cjson.decode(frags[j])
+        if q.total_time_ms ~= bank or (out and not q.has_expired) then
+          q.total_time_ms = bank
+          if out then q.has_expired = true end
+          local f = enc_p(q)
+          flat[#flat + 1] = idx[j]
+          flat[#flat + 1] = f
+          changed[#changed + 1] = { idx[j], f, true }
+        end
+      end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+
+-- next_live finds the next participant after position from (wrapping, cur
+-- is the in-memory participant at from) who has not expired.
+local function next_live(k_parts, m, from, cur)
+  for k = 1, m.n do
+    local pos = (from + k) % m.n
+    local q = cur
+    if pos ~= from then q = get_p(k_parts, pos) end
+    if not q.has_expired then return pos, q end
+  end
+  return nil, nil
+end
+
+local function end_expired(m, now)
+  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)
+end
+
+-- time_expired announces an expiry on the session's message channel
+-- (pid nil: the session's own time ran out).
+local function time_expired(ch, m, pid, now)
+  if not ch or ch == '' then return end
+  local who = 'null'
+  if pid then who = '"' .. pid .. '"' end
+  rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+    .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+end
+
+local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
+local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
+local actor = ARGV[10] or ''
+local replay = replayed(idem)
+if replay then return replay end
+
+local m = load_meta(k_meta)
+local e = check_common(m, sid, expected, k_stream, cap)
+if e then return e end
+if m.status ~= 'running' then return bad_transition(m, 'running') end
+if current_id ~= '' and current_id ~= m.active_id then
+  return fail('CONFLICT', { expected_participant_id = current_id, active_participant_id = m.active_id,
+    actual_version = m.version })
+end
+local cur_pos = tonumber(m.active)
+local next_pos, named
+if next_id ~= '' then
+  next_pos = tonumber(rcall('HGET', k_index, next_id))
+  if not next_pos then return fail('PARTICIPANT_NOT_FOUND', { participant_id = next_id }) end
+  if next_pos ~= cur_pos then named = get_p(k_parts, next_pos) end
+  if named and named.has_expired then
+    return fail('VALIDATION_ERROR', { field = 'next_participant_id', message = 'has expired' })
+  end
+end
+local cur = get_p(k_parts, cur_pos)
+
+local now = now_ms()
+
+local was_expired = cur.has_expired
+local elapsed = run_ms(m, cur, now)
+charge(m, cur, elapsed)
+cur.cycle_count = cur.cycle_count + 1
+cur.is_active = false
+local extra, announce = '', false
+local ev = event_for('cycle_switched', cur, elapsed)
+ev.actor = actor
+local changed = {}
+sync_group(k_parts, m, cur, cur_pos, changed)
+local sl, pl = sess_left(m), part_left(m, cur)
+m.version, m.updated_at = m.version + 1, int(now)
+if sl and sl <= 0 then
+  end_expired(m, now)
+  ev.type, announce = 'session_expired', true
+else
+  if was_expired or (pl and pl <= 0) then
+    extra = ',"expired_participant_id":"' .. cur.participant_id .. '"'
+    if not was_expired then
+      cur.has_expired, ev.type, announce = true, 'participant_expired', true
+    end
+  elseif m.incr ~= '' and m.mode == 'per_participant' then
+    cur.total_time_ms = cur.total_time_ms + tonumber(m.incr)
+    ev.remaining = cur.total_time_ms
+  end
+end
+local nxt
+if m.status == 'running' then
+  if next_id ~= '' then
+    nxt = named or cur
+    -- as read, unless sync_group rewrote it (a group-mate of the current)
+    for _, c in ipairs(changed) do
+      if c[1] == next_pos then nxt = cjson.decode(c[2]) end
+    end
+    -- the named next expired in this very switch (the current participant
+    -- itself, or a group-mate of theirs): the rotation picks instead
+    if nxt.has_expired then nxt = nil end
+  end
+  if not nxt then next_pos, nxt = next_live(k_parts, m, cur_pos, cur) end
+  if not nxt then
+    end_expired(m, now)
+    ev.type, announce = 'session_expired', true
+  else
+    nxt.is_active = true
+    begin_turn(m, nxt, now)
+    m.active, m.active_id = int(next_pos), nxt.participant_id
+  end
+end
+table.insert(changed, 1, { cur_pos, enc_p(cur) })
+if nxt and next_pos ~= cur_pos then set_frag(changed, next_pos, enc_p(nxt)) end
+write_frags(k_parts, changed)
+save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, nxt)
+
+local r = emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+if announce then
+  local who
+  if cur.has_expired and not was_expired then who = cur.participant_id end
+  time_expired(msg_ch, m, who, now)
+end
+return kept(idem, r, k_parts, m, now, extra)
