@@ -46,7 +46,7 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr(), PoolSize: 128})
 	defer rdb.Close()
-	sw := redis.NewScript(scriptSources["switchCycle-6.lua"])
+	sw := redis.NewScript(luaSource("switchCycle-6.lua"))
 	if err := sw.Load(context.Background(), rdb).Err(); err != nil {
 		b.Fatal(err)
 	}

@@ -134,10 +134,6 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		if r := doReq(t, "POST", b.base+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
 			t.Fatal(r.status, string(r.body))
 		}
-		t.Cleanup(func() {
-			k := keyspace.For(id)
-			rdb.Del(context.Background(), k.Meta, k.Parts, k.Index)
-		})
 	}
 	ok := make([]int64, workers)
 	failedAt := make([]time.Time, workers) // when the worker's request was refused

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,7 +138,24 @@ func doReq(t testing.TB, method, url, body string, hdr ...string) apiResp {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if id := createdSession(method, url, r); id != "" {
+		sessions.Track(t, id) // deleted from the machine's Redis when t ends
+	}
 	return r
+}
+
+// createdSession returns the id of the session a request created, if it did.
+func createdSession(method, url string, r apiResp) string {
+	if method != "POST" || r.status != 201 || !strings.HasSuffix(url, "/v1/sessions") {
+		return ""
+	}
+	var d struct {
+		Data struct {
+			ID string `json:"session_id"`
+		} `json:"data"`
+	}
+	_ = json.Unmarshal(r.body, &d)
+	return d.Data.ID
 }
 
 func tryReq(method, url, body string, hdr ...string) (apiResp, error) {
@@ -164,7 +182,11 @@ func tryReq(method, url, body string, hdr ...string) (apiResp, error) {
 	if err != nil {
 		return apiResp{}, err
 	}
-	return apiResp{status: res.StatusCode, header: res.Header, body: b}, nil
+	r := apiResp{status: res.StatusCode, header: res.Header, body: b}
+	if id := createdSession(method, url, r); id != "" {
+		sessions.Note(id) // doReq deletes it at cleanup; TestMain checks it is gone
+	}
+	return r, nil
 }
 
 // newSessionBody returns a create body with n participants and their ids.

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/handlers"
+	"github.com/synckairos/synckairos/keyspace"
 )
 
 // backends: the embedded dev-mode Redis and the machine's real one.
@@ -198,8 +199,16 @@ func TestAPIErrors(t *testing.T) {
 // TestAPIStreamFull: a full audit stream refuses transitions with 503.
 func TestAPIStreamFull(t *testing.T) {
 	t.Parallel()
-	s := startAPI(t, nil, func(c *Config) { c.EventStreamMax = 1 })
-	id, _ := apiSession(t, s, false) // the create fills the shard's stream (embedded Redis: ours alone)
+	// A Redis of its own whose audit flag says a cap of 1: the create fills
+	// the shard's stream.
+	addr, _ := startRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.Set(context.Background(), keyspace.Audit, "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
+	id, _ := apiSession(t, s, false)
 	r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/start", "")
 	if e := r.errCode(t); r.status != 503 || e.Error.Code != "STREAM_FULL" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("got %d %s %v", r.status, r.body, r.header)

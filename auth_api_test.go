@@ -68,6 +68,15 @@ func authRSAFile(t testing.TB) string {
 	return p
 }
 
+// authPersistEnv is authEnv with persistence: a schema and a Redis of the
+// test's own (an instance with DATABASE_URL sets the sticky audit flag on
+// its Redis, which the shared one must not get).
+func authPersistEnv(t *testing.T) map[string]string {
+	addr, _ := startRedisServer(t)
+	return authEnv(t, map[string]string{"REDIS_URL": "redis://" + addr,
+		"DATABASE_URL": persistURL("127.0.0.1:5432", persistSchema(t))})
+}
+
 // mint is a valid token for the test server.
 func mint(t testing.TB, role auth.Role, sessions []string, participant string, ttl time.Duration) string {
 	t.Helper()
@@ -144,8 +153,7 @@ var roles = []auth.Role{auth.RoleAdmin, auth.RoleHost, auth.RolePlayer, auth.Rol
 // and a refused call changes nothing.
 func TestAuthRoleTable(t *testing.T) {
 	t.Parallel()
-	schema := persistSchema(t)
-	s := startAPI(t, authEnv(t, map[string]string{"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}), nil)
+	s := startAPI(t, authPersistEnv(t), nil)
 	// One persisted session serves the read routes.
 	readID, _, _ := authSession(t, s, "running", 2)
 	waitFor(t, 10*time.Second, "the events of "+readID, func() bool {
@@ -358,8 +366,7 @@ func TestAuthBadTokens(t *testing.T) {
 // the always-open ones answer anything but 401.
 func TestAuthOpenRoutes(t *testing.T) {
 	t.Parallel()
-	schema := persistSchema(t)
-	s := startAPI(t, authEnv(t, map[string]string{"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}), nil)
+	s := startAPI(t, authPersistEnv(t), nil)
 	open := func(p string) bool {
 		switch p {
 		case "/health", "/ready", "/metrics", "/v1/time", "/openapi.json":
@@ -565,8 +572,8 @@ func TestTokenCommand(t *testing.T) {
 // turn?"); the same calls without auth record none.
 func TestAuthAuditActor(t *testing.T) {
 	t.Parallel()
-	schema := persistSchema(t)
-	s := startAPI(t, authEnv(t, map[string]string{"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}), nil)
+	env := authPersistEnv(t)
+	s := startAPI(t, env, nil)
 	id, parts, body := newSessionBody(2, "")
 	tokenFor := func(sub string, role auth.Role, participant string) []string {
 		tok, err := auth.Mint([]byte(authSecret), auth.Token{Subject: sub, Role: role, Sessions: []string{id},
@@ -613,10 +620,10 @@ func TestAuthAuditActor(t *testing.T) {
 			t.Fatalf("event %d (%s): actor %v, want %q", e.Version, e.EventType, e.Actor, want[i])
 		}
 	}
-	// The stream entry carries it too (before the worker trims it, or in
-	// PostgreSQL: the column is filled only from the entry).
+	// The column behind the route, which the worker fills from the stream
+	// entry's actor field alone.
 	var n int64
-	pool, err := pgxpool.New(t.Context(), persistURL("127.0.0.1:5432", schema))
+	pool, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,10 @@ type Config struct {
 	DatabaseURL    string // DATABASE_URL; "" turns persistence off
 	// PERSIST_WORKER=false: this instance serves but does not copy events to PostgreSQL
 	PersistWorker bool
+	// AUDIT=off: record no audit events (set it on every instance); the
+	// default, auto, follows the audit rule (auditwire.go)
+	AuditOff     bool
+	AuditRefresh time.Duration // AUDIT_REFRESH: how often the audit flag is re-read or re-written
 
 	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*" allows any
 	Production  bool     // NODE_ENV=production or PRODUCTION=true: 500s hide internals
@@ -39,7 +43,9 @@ type Config struct {
 	RateLimitSwWindow time.Duration // RATE_LIMIT_SWITCH_WINDOW
 	TrustProxy        bool          // TRUST_PROXY: take the client IP from X-Forwarded-For
 
-	EventStreamMax int64         // EVENT_STREAM_MAX: per-shard audit stream cap (0 when DATABASE_URL is empty)
+	// EVENT_STREAM_MAX: per-shard audit stream cap this instance starts
+	// with; 0 with AUDIT=off, and without DATABASE_URL until the audit flag says otherwise
+	EventStreamMax int64
 	StateCacheMax  int           // STATE_CACHE_MAX: large-session states cached per instance
 	BodyLimit      int           // BODY_LIMIT_BYTES
 	ClockSync      time.Duration // CLOCK_SYNC_INTERVAL: how often /v1/time re-reads Redis TIME
@@ -103,6 +109,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", DefaultIdempotencyTTL),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
+		AuditRefresh:      duration("AUDIT_REFRESH", 5*time.Second),
 		Production:        str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false),
 		LogFormat:         str("LOG_FORMAT", "json"),
 		LogRequests:       boolean("LOG_REQUESTS", true),
@@ -138,8 +145,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if c.RateLimitIP == 0 || c.RateLimitSwitch == 0 {
 		errs = append(errs, errors.New("RATE_LIMIT_*_MAX must be > 0; use RATE_LIMIT_ENABLED=false to switch limits off"))
 	}
-	if c.DatabaseURL == "" {
-		// Nothing drains the audit streams without PostgreSQL.
+	switch v := strings.ToLower(str("AUDIT", "auto")); v {
+	case "auto":
+	case "off":
+		c.AuditOff = true
+	default:
+		errs = append(errs, errors.New("AUDIT: want auto or off, got "+strconv.Quote(v)))
+	}
+	if c.DatabaseURL == "" || c.AuditOff {
+		// Without PostgreSQL the audit flag in Redis decides (auditwire.go).
 		c.EventStreamMax = 0
 	}
 	ws, err := loadWSConfig(getenv, c.CORSOrigins, c.TrustProxy)

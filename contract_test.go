@@ -101,6 +101,7 @@ func TestContract(t *testing.T) {
 			t.Parallel()
 			// RESP2, as the Node runner and most clients speak it
 			rdb := redis.NewClient(&redis.Options{Addr: be.addr(t), Protocol: 2})
+			rdb.AddHook(sessions.Hook(t))
 			t.Cleanup(func() { rdb.Close() })
 			names := make([]string, 0, len(cases))
 			for n := range cases {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/persist"
@@ -45,7 +47,13 @@ var persistRetry = 5 * time.Second
 // whose transitions keep queueing in Redis until EVENT_STREAM_MAX, and a
 // 503 would make a load balancer drop every instance at once. For the same
 // reason an instance also starts while PostgreSQL is down: it retries the
-// migrations in the background and starts the worker once they are in.
+// migrations in the background and starts the worker once they are in. A
+// URL that can never work (PostgreSQL refuses the user or does not know the
+// database) stops the start instead: retrying would only hide it.
+//
+// Once PostgreSQL did not refuse it, the instance announces that this
+// deployment persists (announceAudit), so that instances without
+// DATABASE_URL record their transitions too.
 func (a *app) wirePersist(ctx context.Context) error {
 	if a.cfg.DatabaseURL == "" {
 		return nil
@@ -65,22 +73,38 @@ func (a *app) wirePersist(ctx context.Context) error {
 	}
 	wctx, stopWorker := context.WithCancel(context.Background())
 	var migErr atomic.Pointer[error]
-	migrate := func(ctx context.Context) bool {
+	migrate := func(ctx context.Context) error {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		applied, err := persist.Migrate(mctx, pool)
 		if err != nil {
 			migErr.Store(&err)
-			a.log.Error("persistence degraded: cannot apply migrations; retrying", "err", err, "every", persistRetry)
-			return false
+			return err
 		}
 		migErr.Store(nil)
 		if len(applied) > 0 {
 			a.log.Info("migrations applied", "applied", strings.Join(applied, ","))
 		}
-		return true
+		return nil
 	}
-	ok := migrate(ctx)
+	degraded := func(err error) {
+		a.log.Error("persistence degraded: cannot apply migrations; retrying", "err", err, "every", persistRetry)
+	}
+	err = migrate(ctx)
+	if why := refused(err); why != "" {
+		stopWorker()
+		pool.Close()
+		return errors.New("DATABASE_URL: " + why + "; fix DATABASE_URL (" + err.Error() + ")")
+	}
+	ok := err == nil
+	if !ok {
+		degraded(err)
+	}
+	if err := a.announceAudit(ctx); err != nil {
+		stopWorker()
+		pool.Close()
+		return err
+	}
 	retry := persistRetry
 	done := make(chan struct{})
 	go func() {
@@ -91,7 +115,11 @@ func (a *app) wirePersist(ctx context.Context) error {
 				return
 			case <-time.After(retry):
 			}
-			ok = migrate(wctx)
+			if err := migrate(wctx); err != nil {
+				degraded(err)
+			} else {
+				ok = true
+			}
 		}
 		if w == nil {
 			return
@@ -118,4 +146,22 @@ func (a *app) wirePersist(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// refused says why PostgreSQL refused a connection for good (pgconn's
+// SQLSTATE: 28P01 wrong password, 28000 unknown role or no pg_hba entry,
+// 3D000 unknown database), or "" when retrying may help: the server is
+// down, unreachable or overloaded.
+func refused(err error) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	switch pe.Code {
+	case "28P01", "28000":
+		return "PostgreSQL refused the credentials (SQLSTATE " + pe.Code + ")"
+	case "3D000":
+		return "the database does not exist (SQLSTATE " + pe.Code + ")"
+	}
+	return ""
 }

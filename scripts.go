@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"strconv"
 	"time"
@@ -14,30 +12,15 @@ import (
 
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/lua"
 	"github.com/synckairos/synckairos/session"
 )
-
-// The scripts, one file per transition; lua/README.md is their contract.
-//
-//go:embed lua/*.lua
-var luaFiles embed.FS
-
-// scriptSources maps each lua/ file name to its text.
-var scriptSources = func() map[string]string {
-	out := map[string]string{}
-	names, _ := fs.Glob(luaFiles, "lua/*.lua")
-	for _, n := range names {
-		b, _ := luaFiles.ReadFile(n)
-		out[n[len("lua/"):]] = string(b)
-	}
-	return out
-}()
 
 // Scripts runs the session transitions, each one EVALSHA of a script in lua/.
 // It depends on redis.Scripter only, so a Cluster client works too.
 type Scripts struct {
 	rdb      redis.Scripter
-	eventCap string
+	eventCap *streamCap // read per call: the audit flag may change it (auditwire.go)
 	asm      *fullstate.Assembler
 	idemTTL  string // ms an Idempotency-Key record lives
 	// dlSuffix is appended to the deadline index key; tests use a private
@@ -52,9 +35,9 @@ type Scripts struct {
 // transition that finds it full fails with STREAM_FULL; 0 records no events
 // (persistence off). cacheMax bounds the large-session state cache.
 func NewScripts(rdb redis.Scripter, eventCap int64, cacheMax int) *Scripts {
-	s := &Scripts{rdb: rdb, eventCap: strconv.FormatInt(eventCap, 10)}
+	s := &Scripts{rdb: rdb, eventCap: newStreamCap(eventCap)}
 	s.SetIdempotencyTTL(DefaultIdempotencyTTL)
-	script := func(name string) *redis.Script { return redis.NewScript(scriptSources[name]) }
+	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
 	s.create = script("createSession-5.lua")
 	s.start = script("startSession-6.lua")
 	s.switchCycle = script("switchCycle-6.lua")

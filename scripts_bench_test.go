@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -444,4 +445,93 @@ func evalshaStats(b testing.TB, rdb *redis.Client) cmdStats {
 		}
 	}
 	return st
+}
+
+// BenchmarkSwitchIdempotencyAB measures what the Idempotency-Key contract
+// costs the switch in Redis CPU, at 4 participants with its audit event:
+// the previous main's switchCycle-5.lua (SK_PREV_SWITCH names the file,
+// e.g. `git show a82e43f:lua/switchCycle-5.lua > /tmp/prev.lua`), today's
+// without a key, and today's with a new key per call. The three take turns
+// in blocks of cpuWindow calls on sessions of their own, so the machine's
+// drift hits all alike; each reports the median redis-us/call of its clean
+// blocks, and x-prev is that over the previous script's.
+//
+//	SK_PREV_SWITCH=/tmp/prev.lua go test -run '^$' -bench SwitchIdempotencyAB -benchtime 3000x .
+func BenchmarkSwitchIdempotencyAB(b *testing.B) {
+	prevPath := os.Getenv("SK_PREV_SWITCH")
+	if prevPath == "" {
+		b.Skip("SK_PREV_SWITCH is not set: no previous switch script to compare with")
+	}
+	src, err := os.ReadFile(prevPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, rdb := benchScripts(b, 0)
+	ctx := context.Background()
+	prev := redis.NewScript(string(src))
+	if err := prev.Load(ctx, rdb).Err(); err != nil {
+		b.Fatal(err)
+	}
+	type variant struct {
+		name string
+		call func(i int) error
+		usec []float64
+	}
+	mk := func(name string, call func(id string, k keyspace.Session, keys []string, stream string, i int) error) *variant {
+		c, _ := running(b, s, session.ModePerParticipant, 4, 3_600_000_000)
+		k := keyspace.For(c.ID)
+		stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":bench-events:" + c.ID
+		b.Cleanup(func() { rdb.Del(context.Background(), stream) })
+		keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)) + s.dlSuffix}
+		return &variant{name: name, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
+	}
+	const eventCap = "100000000"
+	cur := shaOf("switchCycle-6.lua")
+	vs := []*variant{
+		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
+			return prev.EvalSha(ctx, rdb, keys, id, k.StateChannel, eventCap, "", "", "", "").Err()
+		}),
+		mk("no-key", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
+			return rdb.EvalSha(ctx, cur, append(keys, k.Idem("")), id, k.StateChannel, eventCap, "", "", "", "", "", "", "").Err()
+		}),
+		mk("key", func(id string, k keyspace.Session, keys []string, _ string, i int) error {
+			key := k.Idem("ab-" + strconv.Itoa(i))
+			err := rdb.EvalSha(ctx, cur, append(keys, key), id, k.StateChannel, eventCap, "", "", "", "",
+				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "600000", "").Err()
+			rdb.Del(ctx, key)
+			return err
+		}),
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += cpuWindow {
+		for _, v := range vs {
+			before := evalshaStats(b, rdb)
+			for j := range cpuWindow {
+				if err := v.call(done + j); err != nil {
+					b.Fatal(v.name, err)
+				}
+			}
+			after := evalshaStats(b, rdb)
+			// the key variant's DELs are not EVALSHAs; any other client's are
+			if calls := after.calls - before.calls; calls == cpuWindow {
+				v.usec = append(v.usec, float64(after.usec-before.usec)/cpuWindow)
+			}
+		}
+	}
+	b.StopTimer()
+	median := func(x []float64) float64 {
+		if len(x) == 0 {
+			return 0
+		}
+		slices.Sort(x)
+		return x[len(x)/2]
+	}
+	base := median(vs[0].usec)
+	for _, v := range vs {
+		m := median(v.usec)
+		b.ReportMetric(m, v.name+"-redis-us/call")
+		if base > 0 {
+			b.ReportMetric(m/base, v.name+"-x-prev")
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/session"
+	"github.com/synckairos/synckairos/sessiontest"
 )
 
 // testRedisAddr is the machine's Redis; REDIS_TEST_ADDR overrides it.
@@ -32,6 +34,7 @@ const testEventCap = 100_000_000
 func newTestClient(t testing.TB) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb.AddHook(sessions.Hook(t)) // every session its scripts touch is deleted when t ends
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("redis at %s: %v", testRedisAddr(), err)
@@ -114,16 +117,37 @@ func ms(t *time.Time) int64 {
 
 func ptr[T any](v T) *T { return &v }
 
-// cleanupRDB removes test sessions after each test: running sessions never
-// expire, so a test must not leave them in the shared Redis.
+// cleanupRDB removes what tests leave in the shared Redis besides sessions
+// (private deadline indexes, streams).
 var cleanupRDB = redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+
+// sessions deletes each session a test creates on the machine's Redis when
+// the test ends (running sessions never expire), and TestMain fails the run
+// if one was left without a TTL anyway. newTestClient's hook tracks every
+// session its scripts touch; doReq every session an HTTP create made.
+var sessions = sessiontest.New(testRedisAddr())
+
+// TestMain also fails the run when the tests left the audit flag on the
+// shared Redis: it is sticky, and would make every later instance there
+// without DATABASE_URL record into streams nobody drains.
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	had := cleanupRDB.Exists(ctx, keyspace.Audit).Val() == 1
+	code := sessions.Run(m)
+	if !had && cleanupRDB.Exists(ctx, keyspace.Audit).Val() == 1 {
+		fmt.Fprintln(os.Stderr, "FAIL: a test set the audit flag "+keyspace.Audit+" on "+testRedisAddr()+
+			" (an instance with DATABASE_URL on the shared Redis): give it a Redis of its own (startRedisServer), "+
+			"and delete the key if no persisting instance uses that Redis")
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
 
 // newConfig returns a config with n participants, each with bank ms; its
 // keys are deleted when the test ends.
 func newConfig(t testing.TB, mode string, n int, bank int64) *session.Config {
 	c := &session.Config{ID: uuid.NewString(), SyncMode: mode}
-	k := keyspace.For(c.ID)
-	t.Cleanup(func() { cleanupRDB.Del(context.Background(), k.Meta, k.Parts, k.Index) })
+	sessions.Track(t, c.ID) // whichever client creates it
 	for i := 0; i < n; i++ {
 		c.Participants = append(c.Participants, session.Participant{ID: uuid.NewString(), Index: int64(i), TotalTimeMS: bank})
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/lua"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -999,7 +1000,16 @@ func TestStreamFull(t *testing.T) {
 }
 
 // shaOf returns the SHA1 the scripts are loaded under.
-func shaOf(name string) string { return redis.NewScript(scriptSources[name]).Hash() }
+func shaOf(name string) string { return redis.NewScript(luaSource(name)).Hash() }
+
+// luaSource is the text of a lua/ script, as the wrappers load it.
+func luaSource(name string) string {
+	src, ok := lua.Source(name)
+	if !ok {
+		panic("no script " + name)
+	}
+	return src
+}
 
 // TestConcurrentSwitchOneWinner: 200 clients switch one session with the
 // same expected_version; exactly one wins, the others get CONFLICT.

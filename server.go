@@ -115,7 +115,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		a.mw.CORS = handlers.NewCORS(cfg.CORSOrigins)
 	}
 	if cfg.RateLimitEnabled {
-		a.mw.Limiter = ratelimit.New(a.rdb, scriptSources["rateLimit-1.lua"], scriptSources["rateLimit-2.lua"])
+		a.mw.Limiter = ratelimit.New(a.rdb)
 		if err := a.mw.Limiter.Load(ctx); err != nil {
 			a.close()
 			return nil, errors.New("loading the rate limit script: " + err.Error())
@@ -226,10 +226,13 @@ func (a *app) unreadable(ctx *fasthttp.RequestCtx, err error) {
 	a.badRequest(ctx)
 }
 
-// wire plugs in the WebSocket relay, the expiry scheduler and persistence. Each adds its routes,
+// wire plugs in the audit rule, the WebSocket relay, the expiry scheduler and persistence. Each adds its routes,
 // /ready check, metrics and shutdown step through the extension points
 // listed on app.
 func (a *app) wire(ctx context.Context) error {
+	if err := a.wireAudit(ctx); err != nil { // first: the cap must be right before any script runs
+		return err
+	}
 	if err := a.wireRelay(ctx); err != nil {
 		return err
 	}

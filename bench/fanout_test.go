@@ -2,10 +2,28 @@ package main
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/sessiontest"
 )
+
+// testRedisAddr is the machine's Redis; REDIS_TEST_ADDR overrides it.
+func testRedisAddr() string {
+	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
+		return a
+	}
+	return "127.0.0.1:6379"
+}
+
+// sessions deletes every session a scenario's scripts touch when the test
+// ends (teardown should already have), and TestMain fails the run if one is
+// left without a TTL.
+var sessions = sessiontest.New(testRedisAddr())
+
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
 // These run the fan-out scenario end to end against the machine's Redis:
 // the raw scripts from ../lua and the in-process minimal relay. They check
@@ -14,10 +32,11 @@ import (
 func fanoutFixture(t *testing.T, drop func(int64) bool) (context.Context, *evalTarget) {
 	t.Helper()
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("no Redis on 127.0.0.1:6379: %v", err)
+		t.Skipf("no Redis on %s: %v", testRedisAddr(), err)
 	}
 	et, err := newEvalTarget(ctx, rdb, "../lua")
 	if err != nil {

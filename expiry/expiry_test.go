@@ -19,6 +19,7 @@ import (
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/sessiontest"
 )
 
 // The tests drive the real scripts from ../lua on the machine's Redis, with
@@ -32,6 +33,12 @@ func redisAddr() string {
 	return "127.0.0.1:6379"
 }
 
+// sessions deletes every session the tests' scripts touch when the test
+// ends, and TestMain fails the run if one is left without a TTL anyway.
+var sessions = sessiontest.New(redisAddr())
+
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
+
 type env struct {
 	t       *testing.T
 	rdb     *redis.Client
@@ -43,6 +50,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), PoolSize: 64})
+	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {

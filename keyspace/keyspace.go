@@ -79,3 +79,11 @@ func Streams() []string {
 // (lua/README.md "Idempotency"): in the session's slot, so the scripts
 // check and keep it atomically with the transition.
 func (s Session) Idem(key string) string { return s.Meta + ":idem:" + key }
+
+// Audit is the deployment's audit flag: the audit stream cap that every
+// instance with DATABASE_URL keeps there (no TTL), and that instances
+// without one pass to the scripts, so that whether a transition is
+// recorded does not depend on which instance served it (README.md
+// "Several instances: the audit rule"). It is one key of its own slot,
+// read by no script.
+const Audit = "sk:audit"

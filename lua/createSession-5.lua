@@ -1,3 +1,4 @@
+-- Generated from lua/src/createSession-5.lua by `go generate ./lua`: edit the source, not this file.
 --[[ createSession: create a session in status `pending` at version 1.
 
 KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
@@ -37,7 +38,9 @@ Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
 Events:  session_created
 Time:    created_at = updated_at = Redis TIME in ms.
 ]]
--- Generated from lua/src by `make lua`: edit the source, not this file.
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
 local fmt = string.format
@@ -59,6 +62,17 @@ local TTL_FINISHED = 3600000
 local function int(x)
   return fmt('%d', x)
 end
+
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
 -- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
 local function now_ms()
@@ -100,14 +114,9 @@ local function iso(ms)
   return hit
 end
 
--- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
--- Lua's unpack has a C-stack limit of a few thousand values.
-local function hset_flat(key, flat)
-  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
-end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
 end
 
 -- check_common validates what every mutating script checks first.
@@ -122,6 +131,29 @@ local function check_common(m, sid, expected, stream, cap)
   return nil
 end
 
+-- save_meta writes the fields a transition may change and sets the TTL that
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m)
+  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
+    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
+    'warned', int(m.warned or 0))
+  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
+  if m.gdirty then
+    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
+  end
+  if m.status == m.loaded_status then return end
+  local ttl = TTL_FINISHED
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = TTL_PENDING end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+-- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+
 local function enc_p(p)
   local g = ''
   if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
@@ -131,11 +163,6 @@ local function enc_p(p)
     .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
     p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
     p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
 end
 
 local function num_or_null(v)
@@ -176,28 +203,6 @@ local function head(m, now, extra)
   return head_open(m, now, extra) .. '}'
 end
 
--- save_meta writes the fields a transition may change and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
-  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
-    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
-    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
-    'warned', int(m.warned or 0))
-  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
-  if m.gdirty then
-    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
-  end
-  if m.status == m.loaded_status then return end
-  local ttl = TTL_FINISHED
-  if m.status == 'running' or m.status == 'paused' then ttl = 0
-  elseif m.status == 'pending' then ttl = TTL_PENDING end
-  for _, k in ipairs({ k_meta, k_parts, k_index }) do
-    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
-  end
-end
-
 -- delta encodes a STATE_DELTA from base to m.version: head h and the
 -- participants at `changed` positions.
 local function delta(m, now, h, changed, base)
@@ -230,6 +235,7 @@ local function full_state(k_parts, m, now, extra)
   buf[2 * m.n + 2] = ']}'
   return table.concat(buf)
 end
+-- Publishing a change and appending its audit event.
 
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
@@ -259,6 +265,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   end
   return { kind, payload }
 end
+-- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
@@ -293,45 +300,6 @@ local function kept(idem, r, k_parts, m, now, extra)
     if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
   end
   return r
-end
-
--- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
--- charged before its last pause, m.used the ms charged in the whole
--- session, m.bank the global bank, m.groups[gid] the per_group banks.
-
--- part_left is what participant p may still run this turn by its own
--- clock (nil: no limit).
-local function part_left(m, p)
-  local mode = m.mode
-  if mode == 'per_participant' then
-    local r = p.total_time_ms
-    if m.per_cycle ~= '' then r = math.min(r, tonumber(m.per_cycle) - m.turn) end
-    return r
-  elseif mode == 'per_cycle' then
-    return math.min(tonumber(m.per_cycle) - m.turn, p.total_time_ms)
-  elseif mode == 'per_group' and p.group_id then
-    return m.groups[p.group_id] or p.total_time_ms
-  end
-  return nil
-end
-
--- charge books e ms of the running turn on p, its group or the session.
-local function charge(m, p, e)
-  m.turn, m.used = m.turn + e, m.used + e
-  p.time_used_ms = p.time_used_ms + e
-  if m.mode == 'global' then
-    m.bank = m.bank - e
-  elseif m.mode == 'per_group' and p.group_id then
-    local g = (m.groups[p.group_id] or p.total_time_ms) - e
-    m.groups[p.group_id], m.gdirty = g, true
-    p.total_time_ms = g
-  elseif m.mode ~= 'count_up' then
-    p.total_time_ms = p.total_time_ms - e
-  end
-  -- a clock at 0 has expired, whoever noticed (a pause or complete that
-  -- lands after the deadline, before the scheduler)
-  local l = part_left(m, p)
-  if l and l <= 0 then p.has_expired = true end
 end
 
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

@@ -1,3 +1,4 @@
+-- Generated from lua/src/deleteSession-5.lua by `go generate ./lua`: edit the source, not this file.
 --[[ deleteSession: remove every key of the session. Idempotent: deleting an
 absent session is not an error and announces nothing.
 
@@ -22,7 +23,9 @@ Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version
 Events:  session_deleted (version = the deleted state's version + 1)
 Time:    timestamp = Redis TIME in ms.
 ]]
--- Generated from lua/src by `make lua`: edit the source, not this file.
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
 local fmt = string.format
@@ -32,14 +35,15 @@ local function int(x)
   return fmt('%d', x)
 end
 
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
+
 -- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
 local function now_ms()
   local t = rcall('TIME')
   return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
-end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
 
 -- check_common validates what every mutating script checks first.
@@ -53,6 +57,7 @@ local function check_common(m, sid, expected, stream, cap)
   end
   return nil
 end
+-- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)

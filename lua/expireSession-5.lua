@@ -1,3 +1,4 @@
+-- Generated from lua/src/expireSession-5.lua by `go generate ./lua`: edit the source, not this file.
 --[[ expireSession: apply the expiry of the running turn, if its clock has
 really run out. Idempotent: it recomputes the deadline from the state, so
 running it early, twice, or from many instances at once changes nothing
@@ -27,7 +28,9 @@ Events:  participant_expired, or session_expired when the session ends
 Time:    the turn is charged exactly up to its deadline; with auto_advance the
   next participant's clock starts at now (Redis TIME, ms).
 ]]
--- Generated from lua/src by `make lua`: edit the source, not this file.
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
 local fmt = string.format
@@ -49,6 +52,17 @@ local TTL_FINISHED = 3600000
 local function int(x)
   return fmt('%d', x)
 end
+
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
 -- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
 local function now_ms()
@@ -90,15 +104,12 @@ local function iso(ms)
   return hit
 end
 
--- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
--- Lua's unpack has a C-stack limit of a few thousand values.
-local function hset_flat(key, flat)
-  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
 end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
-end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
 
 -- load_meta returns the session's meta hash as a table, or nil.
 local function load_meta(key)
@@ -132,6 +143,29 @@ local function load_meta(key)
   return m
 end
 
+-- save_meta writes the fields a transition may change and sets the TTL that
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m)
+  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
+    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
+    'warned', int(m.warned or 0))
+  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
+  if m.gdirty then
+    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
+  end
+  if m.status == m.loaded_status then return end
+  local ttl = TTL_FINISHED
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = TTL_PENDING end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+-- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+
 local function enc_p(p)
   local g = ''
   if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
@@ -145,11 +179,6 @@ end
 
 local function get_p(key, pos)
   return cjson.decode(rcall('HGET', key, pos))
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
 end
 
 local function num_or_null(v)
@@ -190,28 +219,6 @@ local function head(m, now, extra)
   return head_open(m, now, extra) .. '}'
 end
 
--- save_meta writes the fields a transition may change and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
-  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
-    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
-    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
-    'warned', int(m.warned or 0))
-  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
-  if m.gdirty then
-    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
-  end
-  if m.status == m.loaded_status then return end
-  local ttl = TTL_FINISHED
-  if m.status == 'running' or m.status == 'paused' then ttl = 0
-  elseif m.status == 'pending' then ttl = TTL_PENDING end
-  for _, k in ipairs({ k_meta, k_parts, k_index }) do
-    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
-  end
-end
-
 -- delta encodes a STATE_DELTA from base to m.version: head h and the
 -- participants at `changed` positions.
 local function delta(m, now, h, changed, base)
@@ -244,43 +251,7 @@ local function full_state(k_parts, m, now, extra)
   buf[2 * m.n + 2] = ']}'
   return table.concat(buf)
 end
-
--- emit publishes the change and appends its audit event, then returns the
--- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
--- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
--- nobody said: auth off, or the server's own expiry).
-local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-  local kind, payload, msg
-  if m.n <= FULL_MAX then
-    kind = 'full'
-    payload = full_state(k_parts, m, now, extra)
-    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
-  else
-    kind = 'delta'
-    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
-    msg = payload
-  end
-  rcall('PUBLISH', channel, msg)
-  if cap > 0 then
-    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
-      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
-      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
-      'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
-  end
-  return { kind, payload }
-end
-
--- event_for describes participant p for the audit event.
-local function event_for(typ, p, elapsed)
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
-    elapsed = elapsed, cycle = p.cycle_count }
-end
+-- How each sync_mode charges time.
 
 -- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
 -- charged before its last pause, m.used the ms charged in the whole
@@ -353,6 +324,7 @@ local function begin_turn(m, p, now)
     while m.warned < #m.warns and m.warns[m.warned + 1] >= l do m.warned = m.warned + 1 end
   end
 end
+-- The shard deadline index the expiry scheduler polls.
 
 -- sync_deadline keeps the shard's deadline index true: the session is in
 -- it, scored by the ms its running turn runs out, exactly when there is one.
@@ -370,32 +342,7 @@ local function sync_deadline(k_dl, m, p)
   end
   rcall('ZREM', k_dl, m.id)
 end
-
--- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
--- entry flagged written was stored already (sync_group).
-
--- set_frag records pos's new fragment, replacing an earlier one.
-local function set_frag(changed, pos, frag)
-  for _, c in ipairs(changed) do
-    if c[1] == pos then
-      c[2], c[3] = frag, nil
-      return
-    end
-  end
-  changed[#changed + 1] = { pos, frag }
-end
-
--- write_frags stores the fragments of changed not stored yet.
-local function write_frags(k_parts, changed)
-  local flat = {}
-  for _, c in ipairs(changed) do
-    if not c[3] then
-      flat[#flat + 1] = c[1]
-      flat[#flat + 1] = c[2]
-    end
-  end
-  hset_flat(k_parts, flat)
-end
+-- per_group: a bank shared by a group's members.
 
 -- group_members returns the rotation positions of group gid's members: the
 -- list createSession stores in the parts hash (field g:<gid>, positions
@@ -455,6 +402,72 @@ local function sync_group(k_parts, m, p, skip, changed)
   end
   hset_flat(k_parts, flat)
 end
+-- Publishing a change and appending its audit event.
+
+-- emit publishes the change and appends its audit event, then returns the
+-- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
+-- the session head plus the participants at `changed` positions
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
+local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+  local kind, payload, msg
+  if m.n <= FULL_MAX then
+    kind = 'full'
+    payload = full_state(k_parts, m, now, extra)
+    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
+  else
+    kind = 'delta'
+    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
+    msg = payload
+  end
+  rcall('PUBLISH', channel, msg)
+  if cap > 0 then
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
+      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
+      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
+      'cycle_number', ev.cycle and int(ev.cycle) or '',
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
+  end
+  return { kind, payload }
+end
+
+-- event_for describes participant p for the audit event.
+local function event_for(typ, p, elapsed)
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
+    elapsed = elapsed, cycle = p.cycle_count }
+end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- set_frag records pos's new fragment, replacing an earlier one.
+local function set_frag(changed, pos, frag)
+  for _, c in ipairs(changed) do
+    if c[1] == pos then
+      c[2], c[3] = frag, nil
+      return
+    end
+  end
+  changed[#changed + 1] = { pos, frag }
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = c[2]
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+-- Turn order: the next participant who has not expired.
 
 -- next_live finds the next participant after position from (wrapping, cur
 -- is the in-memory participant at from) who has not expired.
@@ -467,6 +480,8 @@ local function next_live(k_parts, m, from, cur)
   end
   return nil, nil
 end
+-- Running out of time: expiries, TIME_EXPIRED and TIME_WARNING, and the late
+-- pause or complete that applies an expiry first.
 
 local function end_expired(m, now)
   m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)

@@ -1,3 +1,4 @@
+-- Generated from lua/src/getSession-2.lua by `go generate ./lua`: edit the source, not this file.
 --[[ getSession: read the whole state. Read-only.
 
 KEYS[1] meta   sk:{<shard>}:session:<id>
@@ -12,7 +13,9 @@ Errors:  SESSION_NOT_FOUND {session_id}
 Publishes: nothing
 Time:    server_time_ms = Redis TIME in ms at the read.
 ]]
--- Generated from lua/src by `make lua`: edit the source, not this file.
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
 local fmt = string.format
@@ -21,6 +24,11 @@ local floor = math.floor
 local function int(x)
   return fmt('%d', x)
 end
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
 -- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
 local function now_ms()
@@ -62,9 +70,12 @@ local function iso(ms)
   return hit
 end
 
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
 end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
 
 -- load_meta returns the session's meta hash as a table, or nil.
 local function load_meta(key)
@@ -96,11 +107,6 @@ local function load_meta(key)
     end
   end
   return m
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
 end
 
 local function num_or_null(v)

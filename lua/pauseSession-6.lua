@@ -1,3 +1,4 @@
+-- Generated from lua/src/pauseSession-6.lua by `go generate ./lua`: edit the source, not this file.
 --[[ pauseSession: running -> paused. The running turn's time is charged to
 the active participant, who stays active; cycle_started_at becomes null.
 
@@ -35,7 +36,9 @@ Events:  session_paused; a late pause first participant_expired or session_expir
 Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
   clock ran out; the session leaves KEYS[5].
 ]]
--- Generated from lua/src by `make lua`: edit the source, not this file.
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
 local fmt = string.format
@@ -57,6 +60,17 @@ local TTL_FINISHED = 3600000
 local function int(x)
   return fmt('%d', x)
 end
+
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
 -- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
 local function now_ms()
@@ -98,15 +112,12 @@ local function iso(ms)
   return hit
 end
 
--- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
--- Lua's unpack has a C-stack limit of a few thousand values.
-local function hset_flat(key, flat)
-  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
 end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
-end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
 
 -- load_meta returns the session's meta hash as a table, or nil.
 local function load_meta(key)
@@ -156,6 +167,29 @@ local function bad_transition(m, to)
   return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
 
+-- save_meta writes the fields a transition may change and sets the TTL that
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m)
+  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
+    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
+    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
+    'warned', int(m.warned or 0))
+  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
+  if m.gdirty then
+    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
+  end
+  if m.status == m.loaded_status then return end
+  local ttl = TTL_FINISHED
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = TTL_PENDING end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+-- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+
 local function enc_p(p)
   local g = ''
   if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
@@ -169,11 +203,6 @@ end
 
 local function get_p(key, pos)
   return cjson.decode(rcall('HGET', key, pos))
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
 end
 
 local function num_or_null(v)
@@ -214,28 +243,6 @@ local function head(m, now, extra)
   return head_open(m, now, extra) .. '}'
 end
 
--- save_meta writes the fields a transition may change and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
-  rcall('HSET', k_meta, 'status', m.status, 'version', int(m.version), 'active', m.active,
-    'active_id', m.active_id, 'cycle_at', m.cycle_at, 'started_at', m.started_at,
-    'completed_at', m.completed_at, 'updated_at', m.updated_at, 'turn', int(m.turn), 'used', int(m.used),
-    'warned', int(m.warned or 0))
-  if m.bank then rcall('HSET', k_meta, 'bank', int(m.bank)) end
-  if m.gdirty then
-    for g, v in pairs(m.groups) do rcall('HSET', k_meta, 'g:' .. g, int(v)) end
-  end
-  if m.status == m.loaded_status then return end
-  local ttl = TTL_FINISHED
-  if m.status == 'running' or m.status == 'paused' then ttl = 0
-  elseif m.status == 'pending' then ttl = TTL_PENDING end
-  for _, k in ipairs({ k_meta, k_parts, k_index }) do
-    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
-  end
-end
-
 -- delta encodes a STATE_DELTA from base to m.version: head h and the
 -- participants at `changed` positions.
 local function delta(m, now, h, changed, base)
@@ -268,6 +275,7 @@ local function full_state(k_parts, m, now, extra)
   buf[2 * m.n + 2] = ']}'
   return table.concat(buf)
 end
+-- Publishing a change and appending its audit event.
 
 -- emit publishes the change and appends its audit event, then returns the
 -- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
@@ -297,6 +305,15 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   end
   return { kind, payload }
 end
+
+-- event_for describes participant p for the audit event.
+local function event_for(typ, p, elapsed)
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
+    elapsed = elapsed, cycle = p.cycle_count }
+end
+-- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
@@ -332,14 +349,7 @@ local function kept(idem, r, k_parts, m, now, extra)
   end
   return r
 end
-
--- event_for describes participant p for the audit event.
-local function event_for(typ, p, elapsed)
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
-    elapsed = elapsed, cycle = p.cycle_count }
-end
+-- How each sync_mode charges time.
 
 -- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
 -- charged before its last pause, m.used the ms charged in the whole
@@ -422,6 +432,7 @@ local function begin_turn(m, p, now)
     while m.warned < #m.warns and m.warns[m.warned + 1] >= l do m.warned = m.warned + 1 end
   end
 end
+-- The shard deadline index the expiry scheduler polls.
 
 -- sync_deadline keeps the shard's deadline index true: the session is in
 -- it, scored by the ms its running turn runs out, exactly when there is one.
@@ -439,6 +450,7 @@ local function sync_deadline(k_dl, m, p)
   end
   rcall('ZREM', k_dl, m.id)
 end
+-- The participant fragments a transition changed, to write and publish.
 
 -- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
 -- entry flagged written was stored already (sync_group).
@@ -465,6 +477,7 @@ local function write_frags(k_parts, changed)
   end
   hset_flat(k_parts, flat)
 end
+-- per_group: a bank shared by a group's members.
 
 -- group_members returns the rotation positions of group gid's members: the
 -- list createSession stores in the parts hash (field g:<gid>, positions
@@ -524,6 +537,7 @@ local function sync_group(k_parts, m, p, skip, changed)
   end
   hset_flat(k_parts, flat)
 end
+-- Turn order: the next participant who has not expired.
 
 -- next_live finds the next participant after position from (wrapping, cur
 -- is the in-memory participant at from) who has not expired.
@@ -536,6 +550,8 @@ local function next_live(k_parts, m, from, cur)
   end
   return nil, nil
 end
+-- Running out of time: expiries, TIME_EXPIRED and TIME_WARNING, and the late
+-- pause or complete that applies an expiry first.
 
 local function end_expired(m, now)
   m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)

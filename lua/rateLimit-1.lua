@@ -1,3 +1,4 @@
+-- Generated from lua/src/rateLimit-1.lua by `go generate ./lua`: edit the source, not this file.
 --[[ rateLimit: charge one request against a GCRA budget (as go-redis/redis_rate).
 A budget is `burst` requests at once, refilled at one per `interval_us`:
 100 per minute is burst 100, interval 600000. Shared by every instance.
@@ -16,7 +17,6 @@ Publishes: nothing
 Time:    now = Redis TIME in whole µs. The key expires when the budget is full again.
 ]]
 local rcall = redis.call
--- Generated from lua/src by `make lua`: edit the source, not this file.
 -- GCRA (shared by the rateLimit scripts). A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the

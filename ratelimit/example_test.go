@@ -3,7 +3,6 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -16,10 +15,7 @@ import (
 func Example() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer rdb.Close()
-	// The service passes the embedded lua/ files; here they are read from disk.
-	src1, _ := os.ReadFile("../lua/rateLimit-1.lua")
-	src2, _ := os.ReadFile("../lua/rateLimit-2.lua")
-	l := ratelimit.New(rdb, string(src1), string(src2))
+	l := ratelimit.New(rdb)
 
 	ctx := context.Background()
 	key := "sk:rl:example:" + uuid.NewString()
@@ -41,9 +37,7 @@ func Example() {
 func BenchmarkAllow(b *testing.B) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer rdb.Close()
-	src1, _ := os.ReadFile("../lua/rateLimit-1.lua")
-	src2, _ := os.ReadFile("../lua/rateLimit-2.lua")
-	l := ratelimit.New(rdb, string(src1), string(src2))
+	l := ratelimit.New(rdb)
 	ctx := context.Background()
 	if err := l.Load(ctx); err != nil {
 		b.Fatal(err)

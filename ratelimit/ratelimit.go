@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/lua"
 )
 
 // Rediser is what the limiter needs from a client; *redis.Client and
@@ -57,15 +59,17 @@ type Request struct {
 type Limiter struct {
 	rdb     Rediser
 	script  *redis.Script // rateLimit-1: one budget
-	script2 *redis.Script // rateLimit-2: two budgets, all or nothing
+	script2 *redis.Script // rateLimitBoth-2: two budgets, all or nothing
 	cluster bool          // keys of one request may sit in different slots
 }
 
-// New returns a limiter running src1 and src2, the texts of
-// lua/rateLimit-1.lua and lua/rateLimit-2.lua.
-func New(rdb Rediser, src1, src2 string) *Limiter {
+// New returns a limiter on rdb running lua/rateLimit-1.lua and
+// lua/rateLimitBoth-2.lua.
+func New(rdb Rediser) *Limiter {
 	_, cluster := rdb.(*redis.ClusterClient)
-	return &Limiter{rdb: rdb, script: redis.NewScript(src1), script2: redis.NewScript(src2), cluster: cluster}
+	one, _ := lua.Source("rateLimit-1.lua")
+	both, _ := lua.Source("rateLimitBoth-2.lua")
+	return &Limiter{rdb: rdb, script: redis.NewScript(one), script2: redis.NewScript(both), cluster: cluster}
 }
 
 // Load runs SCRIPT LOAD, so EVALSHA does not miss.
@@ -84,7 +88,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim Limit) (Result, err
 
 // AllowAll charges one request to each budget in one round trip, filling
 // out[i] for reqs[i]; the request is allowed only when every budget allows
-// it. Two budgets run as one rateLimit-2 call, all or nothing (neither is
+// it. Two budgets run as one rateLimitBoth-2 call, all or nothing (neither is
 // charged when one refuses). On Cluster, or for more budgets, it pipelines
 // rateLimit-1 calls, and budgets that allowed are charged regardless.
 func (l *Limiter) AllowAll(ctx context.Context, reqs []Request, out []Result) error {

@@ -2,34 +2,21 @@ package ratelimit
 
 import (
 	"context"
-	"os"
+
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
-)
 
-// The scripts are the files scripts.go embeds; tests read the same files.
-func sources(t testing.TB) (string, string) {
-	t.Helper()
-	src1, err := os.ReadFile("../lua/rateLimit-1.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src2, err := os.ReadFile("../lua/rateLimit-2.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(src1), string(src2)
-}
+	"github.com/synckairos/synckairos/lua"
+)
 
 func newLimiter(t testing.TB) (*Limiter, *redis.Client) {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	t.Cleanup(func() { _ = rdb.Close() })
-	src1, src2 := sources(t)
-	l := New(rdb, src1, src2)
+	l := New(rdb)
 	if err := l.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +93,7 @@ func TestRefillAfterWindow(t *testing.T) {
 	}
 }
 
-// TestAllowAllTwo: two budgets in one rateLimit-2 call, all or nothing.
+// TestAllowAllTwo: two budgets in one rateLimitBoth-2 call, all or nothing.
 func TestAllowAllTwo(t *testing.T) {
 	t.Parallel()
 	l, rdb := newLimiter(t)
@@ -159,8 +146,9 @@ func TestAllowAllPipelined(t *testing.T) {
 		t.Fatalf("second: %+v, want a allowed, b refused", out)
 	}
 	// A script Redis has not seen (NOSCRIPT) is loaded and the pipeline retried.
-	src1, src2 := sources(t)
-	fresh := New(rdb, src1+"\n-- variant "+uuid.NewString()+"\n", src2)
+	fresh := New(rdb)
+	src, _ := lua.Source("rateLimit-1.lua")
+	fresh.script = redis.NewScript(src + "\n-- variant " + uuid.NewString() + "\n")
 	fresh.cluster = true
 	c := key(t)
 	t.Cleanup(func() { rdb.Del(ctx, c) })

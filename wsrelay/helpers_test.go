@@ -26,6 +26,7 @@ import (
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/session"
+	"github.com/synckairos/synckairos/sessiontest"
 )
 
 // The tests drive the real scripts (lua/*.lua, loaded as any other
@@ -39,9 +40,17 @@ func testRedisAddr() string {
 	return "127.0.0.1:6379"
 }
 
+// sessions deletes every session the tests' scripts touch on the machine's
+// Redis when the test ends, and TestMain fails the run if one is left
+// without a TTL anyway (running sessions never expire).
+var sessions = sessiontest.New(testRedisAddr())
+
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
+
 func newRedis(t testing.TB, addr string) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatalf("redis at %s: %v", addr, err)

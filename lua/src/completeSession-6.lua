@@ -34,7 +34,15 @@ Events:  session_completed; a late complete first participant_expired or session
 Time:    session_completed_at = updated_at = Redis TIME in ms; the running
   turn is charged up to where its clock ran out; the session leaves KEYS[5].
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
+-- @include emit
+-- @include idempotency
+-- @include deadlines
+-- @include fragments
+-- @include expiry
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]

@@ -37,7 +37,12 @@ Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
 Events:  session_created
 Time:    created_at = updated_at = Redis TIME in ms.
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
+-- @include emit
+-- @include idempotency
 
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])

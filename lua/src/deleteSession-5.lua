@@ -22,7 +22,10 @@ Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version
 Events:  session_deleted (version = the deleted state's version + 1)
 Time:    timestamp = Redis TIME in ms.
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include idempotency
 
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]

@@ -27,7 +27,14 @@ Events:  participant_expired, or session_expired when the session ends
 Time:    the turn is charged exactly up to its deadline; with auto_advance the
   next participant's clock starts at now (Redis TIME, ms).
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
+-- @include modes
+-- @include deadlines
+-- @include groups
+-- @include expiry
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]

@@ -12,7 +12,10 @@ Errors:  SESSION_NOT_FOUND {session_id}
 Publishes: nothing
 Time:    server_time_ms = Redis TIME in ms at the read.
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
 
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local sid = ARGV[1]

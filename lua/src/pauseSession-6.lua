@@ -35,7 +35,15 @@ Events:  session_paused; a late pause first participant_expired or session_expir
 Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
   clock ran out; the session leaves KEYS[5].
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
+-- @include emit
+-- @include idempotency
+-- @include deadlines
+-- @include fragments
+-- @include expiry
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]

@@ -24,7 +24,14 @@ Events:  session_resumed
 Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
   deadline goes into KEYS[5].
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
+-- @include emit
+-- @include idempotency
+-- @include modes
+-- @include deadlines
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]

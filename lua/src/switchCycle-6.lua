@@ -37,7 +37,18 @@ Events:  cycle_switched; participant_expired when the ending turn ran out here;
 Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
   cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
 ]]
--- @include common
+-- @include prelude
+-- @include clock
+-- @include meta
+-- @include encoding
+-- @include emit
+-- @include idempotency
+-- @include modes
+-- @include deadlines
+-- @include groups
+-- @include fragments
+-- @include rotation
+-- @include expiry
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]

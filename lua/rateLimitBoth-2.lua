@@ -1,4 +1,5 @@
---[[ rateLimit: charge one request against two GCRA budgets at once, all or
+-- Generated from lua/src/rateLimitBoth-2.lua by `go generate ./lua`: edit the source, not this file.
+--[[ rateLimitBoth: charge one request against two GCRA budgets at once, all or
 nothing: when either budget is spent, neither is charged. One round trip and
 one script call where rateLimit-1 would need two (the switch route: per IP and
 per session). Both keys must be in one slot, so on Redis Cluster the service
@@ -19,7 +20,6 @@ Publishes: nothing
 Time:    now = Redis TIME in whole µs. Each key expires when its budget is full again.
 ]]
 local rcall = redis.call
--- Generated from lua/src by `make lua`: edit the source, not this file.
 -- GCRA (shared by the rateLimit scripts). A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the

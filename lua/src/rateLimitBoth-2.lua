@@ -1,4 +1,4 @@
---[[ rateLimit: charge one request against two GCRA budgets at once, all or
+--[[ rateLimitBoth: charge one request against two GCRA budgets at once, all or
 nothing: when either budget is spent, neither is charged. One round trip and
 one script call where rateLimit-1 would need two (the switch route: per IP and
 per session). Both keys must be in one slot, so on Redis Cluster the service

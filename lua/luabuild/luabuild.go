@@ -1,0 +1,171 @@
+// Package luabuild builds the scripts other languages load, lua/*.lua,
+// from lua/src: each "-- @include <name>" line of a script pulls in
+// lua/src/include/<name>.lua, and an include may name its own includes the
+// same way. Only the top-level definitions a script reaches are kept (see
+// shake): Redis runs a script's whole body on every call, so every helper
+// pasted in is a closure built per call.
+package luabuild
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Marker opens every generated file, on its first line.
+const Marker = "-- Generated from lua/src/%s by `go generate ./lua`: edit the source, not this file.\n"
+
+const includeDirective = "-- @include "
+
+// Build returns every script of srcDir (lua/src) built, by file name.
+func Build(srcDir string) (map[string][]byte, error) {
+	srcs, err := filepath.Glob(filepath.Join(srcDir, "*.lua"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, src := range srcs {
+		in, err := os.ReadFile(src)
+		if err != nil {
+			return nil, err
+		}
+		b, err := Script(filepath.Base(src), in, filepath.Join(srcDir, "include"))
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Base(src)] = b
+	}
+	return out, nil
+}
+
+// Script builds one script: the marker, then the source with its includes
+// (and theirs, each once, dependencies first) pasted at its first include
+// line, shaken to what the script reaches.
+func Script(name string, src []byte, incDir string) ([]byte, error) {
+	var direct []string
+	var body strings.Builder
+	at := -1 // where the includes go in body
+	for line := range strings.Lines(string(src)) {
+		if inc, ok := strings.CutPrefix(strings.TrimSpace(line), includeDirective); ok {
+			direct = append(direct, strings.TrimSpace(inc))
+			if at < 0 {
+				at = body.Len()
+			}
+			continue
+		}
+		body.WriteString(line)
+	}
+	var out bytes.Buffer
+	out.WriteString(strings.Replace(Marker, "%s", name, 1))
+	if at < 0 {
+		out.WriteString(body.String())
+		return out.Bytes(), nil
+	}
+	lib, err := resolve(direct, incDir)
+	if err != nil {
+		return nil, err
+	}
+	b := body.String()
+	out.WriteString(b[:at])
+	out.WriteString(shake(lib, b))
+	out.WriteString(b[at:])
+	return out.Bytes(), nil
+}
+
+// resolve concatenates the includes names reach, each once, every include
+// after the ones it includes, without their own include lines.
+func resolve(names []string, dir string) (string, error) {
+	var out strings.Builder
+	done := map[string]bool{}
+	var visit func(name string) error
+	visit = func(name string) error {
+		if done[name] {
+			return nil
+		}
+		done[name] = true
+		text, err := os.ReadFile(filepath.Join(dir, name+".lua"))
+		if err != nil {
+			return err
+		}
+		var own strings.Builder
+		for line := range strings.Lines(string(text)) {
+			if inc, ok := strings.CutPrefix(strings.TrimSpace(line), includeDirective); ok {
+				if err := visit(strings.TrimSpace(inc)); err != nil {
+					return err
+				}
+				continue
+			}
+			own.WriteString(line)
+		}
+		out.WriteString(own.String())
+		return nil
+	}
+	for _, n := range names {
+		if err := visit(n); err != nil {
+			return "", err
+		}
+	}
+	return out.String(), nil
+}
+
+var (
+	identRe = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+	localRe = regexp.MustCompile(`^local (?:function ([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_, ]*)=)`)
+)
+
+// shake returns the top-level definitions of include that the script
+// (user) reaches, directly or through other definitions, in their order.
+// A definition is a top-level `local` statement with the comment above it;
+// what it references is every identifier in it, which can keep too much
+// but never too little. Comments that belong to no kept definition go.
+func shake(include, user string) string {
+	type def struct {
+		names []string
+		text  string
+	}
+	var defs []def
+	var pending strings.Builder // comments awaiting their statement
+	for line := range strings.Lines(include) {
+		m := localRe.FindStringSubmatch(line)
+		switch {
+		case m != nil:
+			names := []string{m[1]}
+			if m[1] == "" {
+				names = strings.Split(strings.ReplaceAll(m[2], " ", ""), ",")
+			}
+			defs = append(defs, def{names: names, text: pending.String() + line})
+			pending.Reset()
+		case strings.HasPrefix(line, "--") || strings.TrimSpace(line) == "":
+			pending.WriteString(line)
+		case len(defs) > 0:
+			defs[len(defs)-1].text += pending.String() + line
+			pending.Reset()
+		}
+	}
+	by := map[string]int{}
+	for i, d := range defs {
+		for _, n := range d.names {
+			by[n] = i
+		}
+	}
+	keep := make([]bool, len(defs))
+	var visit func(text string)
+	visit = func(text string) {
+		for _, id := range identRe.FindAllString(text, -1) {
+			if i, ok := by[id]; ok && !keep[i] {
+				keep[i] = true
+				visit(defs[i].text)
+			}
+		}
+	}
+	visit(user)
+	var out strings.Builder
+	for i, d := range defs {
+		if keep[i] {
+			out.WriteString(d.text)
+		}
+	}
+	return out.String()
+}

@@ -1,0 +1,38 @@
+-- Idempotency-Key records (lua/README.md "Idempotency").
+-- @include prelude
+-- @include encoding
+
+-- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
+-- record's key (KEYS), the request's fingerprint ("" = the call has no key)
+-- and how long the record lives (ms). A record is fp, a newline, then the
+-- reply's JSON; only calls that succeed leave one (an error changed nothing).
+
+-- replayed answers a repeat: {'replay', json} for the same request,
+-- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
+local function replayed(idem)
+  if idem.fp == '' then return nil end
+  if not string.match(idem.ttl or '', '^[1-9]%d*$') then
+    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+  end
+  local rec = rcall('GET', idem.key)
+  if not rec then return nil end
+  local n = #idem.fp
+  if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
+    return { 'replay', string.sub(rec, n + 2) }
+  end
+  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+end
+
+-- keep records json as the reply of the call's key, if it has one.
+local function keep(idem, json)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the full state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, extra)
+  if idem.fp ~= '' then
+    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+  end
+  return r
+end
