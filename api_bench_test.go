@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/lua"
 )
 
 // BenchmarkHTTPSwitch measures POST /v1/sessions/{id}/switch through the
@@ -46,7 +47,8 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr(), PoolSize: 128})
 	defer rdb.Close()
-	sw := redis.NewScript(luaSource("switchCycle-6.lua"))
+	src, _ := lua.Source("switchCycle-6.lua")
+	sw := redis.NewScript(src)
 	if err := sw.Load(context.Background(), rdb).Err(); err != nil {
 		b.Fatal(err)
 	}

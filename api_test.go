@@ -216,24 +216,38 @@ func TestAPIStreamFull(t *testing.T) {
 }
 
 // TestAPIInternalErrors: panics become 500 INTERNAL_ERROR, with the cause
-// shown only outside production.
+// in the body only with DEBUG_ERRORS=true (and never in production); the
+// log has it, with the request id, either way.
 func TestAPIInternalErrors(t *testing.T) {
-	for _, prod := range []bool{false, true} {
-		t.Run("production="+strconv.FormatBool(prod), func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		show bool
+	}{
+		{"default", nil, false},
+		{"DEBUG_ERRORS", map[string]string{"DEBUG_ERRORS": "true"}, true},
+		{"PRODUCTION=false", map[string]string{"PRODUCTION": "false"}, false},
+		{"PRODUCTION_wins", map[string]string{"DEBUG_ERRORS": "true", "PRODUCTION": "true"}, false},
+		{"NODE_ENV_wins", map[string]string{"DEBUG_ERRORS": "true", "NODE_ENV": "production"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startAPI(t, map[string]string{"PRODUCTION": strconv.FormatBool(prod)}, func(*Config) {})
+			s := startAPI(t, tc.env, func(*Config) {})
 			s.app.handle("GET", "/test/panic", handlers.RouteOpts{}, func(*fasthttp.RequestCtx) { panic(errors.New("secret detail")) })
 			s.app.handle("GET", "/test/fail", handlers.RouteOpts{}, func(ctx *fasthttp.RequestCtx) {
 				s.app.errs.Write(ctx, errors.New("dial tcp: secret detail"))
 			})
 			for _, path := range []string{"/test/panic", "/test/fail"} {
-				r := doReq(t, "GET", s.base+path, "")
+				r := doReq(t, "GET", s.base+path, "", "X-Request-Id", "req-"+tc.name+path)
 				e := r.errCode(t)
 				if r.status != 500 || e.Error.Code != "INTERNAL_ERROR" {
 					t.Fatalf("%s: %d %s", path, r.status, r.body)
 				}
-				if leaked := strings.Contains(e.Error.Message, "secret"); leaked == prod {
-					t.Fatalf("%s: production=%v message %q", path, prod, e.Error.Message)
+				if shown := strings.Contains(e.Error.Message, "secret"); shown != tc.show {
+					t.Fatalf("%s: message %q, want the cause shown: %v", path, e.Error.Message, tc.show)
+				}
+				if line := grepLines(s.logs.String(), `"request_id":"req-`+tc.name+path+`"`); !strings.Contains(line, "secret detail") {
+					t.Fatalf("%s: the log line lacks the cause: %q", path, line)
 				}
 			}
 			// a panic is counted and logged like any other request

@@ -27,16 +27,16 @@ func TestAuditEveryInstanceRecords(t *testing.T) {
 	schema := persistSchema(t)
 	rurl := "redis://" + redisAddr
 	early := startAPI(t, map[string]string{"REDIS_URL": rurl, "AUDIT_REFRESH": "50ms"}, nil)
-	if c := early.app.scripts.eventCap.Load(); c != 0 {
+	if c := early.app.engine.EventCap(); c != 0 {
 		t.Fatalf("an instance without DATABASE_URL on a Redis no persisting instance announced itself on records with cap %d", c)
 	}
 	persisting := startAPI(t, map[string]string{"REDIS_URL": rurl, "DATABASE_URL": persistURL("127.0.0.1:5432", schema)}, nil)
 	late := startAPI(t, map[string]string{"REDIS_URL": rurl}, nil) // default AUDIT_REFRESH: 5 s
-	if c := late.app.scripts.eventCap.Load(); c != 100_000 {
+	if c := late.app.engine.EventCap(); c != 100_000 {
 		t.Fatalf("an instance started after a persisting one records with cap %d, want its EVENT_STREAM_MAX 100000", c)
 	}
 	waitFor(t, 5*time.Second, "the early instance to read the audit flag", func() bool {
-		return early.app.scripts.eventCap.Load() == 100_000
+		return early.app.engine.EventCap() == 100_000
 	})
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
 	defer rdb.Close()
@@ -163,7 +163,7 @@ func TestAuditFlagChanges(t *testing.T) {
 			rdb.Set(ctx, keyspace.Audit, c.flag, 0)
 		}
 		waitFor(t, 5*time.Second, "cap "+strconv.FormatInt(c.want, 10)+" after flag "+strconv.Quote(c.flag), func() bool {
-			return s.app.scripts.eventCap.Load() == c.want
+			return s.app.engine.EventCap() == c.want
 		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,35 +22,6 @@ import (
 // operator deletes the key with no persisting instance left to restore it.
 // An instance that started before any persisting one did records nothing
 // until its next read: at most AUDIT_REFRESH of transitions.
-
-// streamCap is the audit stream cap the scripts get as ARGV[3] ("0": record
-// nothing). Scripts reads it on every call, so the audit flag can turn
-// recording on or off in a running instance without a new script contract:
-// go-redis writes an encoding.BinaryMarshaler argument as its bytes.
-type streamCap struct {
-	n   atomic.Int64
-	arg atomic.Pointer[[]byte]
-}
-
-func newStreamCap(n int64) *streamCap {
-	c := &streamCap{}
-	c.Set(n)
-	return c
-}
-
-// Set stores n and reports whether it differs from the cap before.
-func (c *streamCap) Set(n int64) (changed bool) {
-	b := strconv.AppendInt(nil, n, 10)
-	c.arg.Store(&b)
-	return c.n.Swap(n) != n
-}
-
-// Load returns the cap the next script call gets.
-func (c *streamCap) Load() int64 { return c.n.Load() }
-
-// MarshalBinary is the script argument. The bytes are never modified
-// (Set stores new ones), and go-redis copies them into its write buffer.
-func (c *streamCap) MarshalBinary() ([]byte, error) { return *c.arg.Load(), nil }
 
 // wireAudit runs first in wire(), so that this instance's cap is right
 // before anything (the expiry scheduler included) runs a script. An
@@ -73,7 +43,7 @@ func (a *app) wireAudit(ctx context.Context) error {
 	go every(a.bg, a.cfg.AuditRefresh, func(ctx context.Context) {
 		if err := a.followAudit(ctx, false); err != nil && a.bg.Err() == nil {
 			a.log.Warn("cannot re-read the audit flag; keeping the last value", "key", keyspace.Audit,
-				"event_stream_max", a.scripts.eventCap.Load(), "err", err)
+				"event_stream_max", a.engine.EventCap(), "err", err)
 		}
 	})
 	return nil
@@ -97,7 +67,7 @@ func (a *app) followAudit(ctx context.Context, start bool) error {
 			n, bad = 0, true
 		}
 	}
-	if changed := a.scripts.eventCap.Set(n); !changed && !start {
+	if changed := a.engine.SetEventCap(n); !changed && !start {
 		return nil
 	}
 	switch {
@@ -118,7 +88,7 @@ func (a *app) followAudit(ctx context.Context, start bool) error {
 // stops does not turn recording off for the others. Instances should share
 // one EVENT_STREAM_MAX; with several, the last writer's holds.
 func (a *app) announceAudit(ctx context.Context) error {
-	n := a.scripts.eventCap.Load()
+	n := a.engine.EventCap()
 	if n == 0 { // AUDIT=off or EVENT_STREAM_MAX=0: this instance records nothing itself
 		return nil
 	}

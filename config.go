@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/synckairos/synckairos/auth"
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -29,8 +31,12 @@ type Config struct {
 	AuditOff     bool
 	AuditRefresh time.Duration // AUDIT_REFRESH: how often the audit flag is re-read or re-written
 
-	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*" allows any
-	Production  bool     // NODE_ENV=production or PRODUCTION=true: 500s hide internals
+	CORSOrigins []string // CORS_ORIGINS, comma-separated; "*": any origin, without credentials
+	// DEBUG_ERRORS=true: 500 bodies and /ready show the internal cause
+	// (addresses, users, driver messages). Off by default, and forced off by
+	// NODE_ENV=production or PRODUCTION=true.
+	DebugErrors bool
+	Host        string // HOST: bind address; "" is every interface
 
 	LogLevel    slog.Level // LOG_LEVEL: debug|info|warn|error
 	LogFormat   string     // LOG_FORMAT: json|text
@@ -106,11 +112,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		Port:              int(integer("PORT", 3000)),
 		RedisURL:          str("REDIS_URL", ""),
 		RedisTimeout:      duration("REDIS_TIMEOUT", 3*time.Second),
-		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", DefaultIdempotencyTTL),
+		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", engine.DefaultIdempotencyTTL),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
 		AuditRefresh:      duration("AUDIT_REFRESH", 5*time.Second),
-		Production:        str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false),
+		Host:              str("HOST", ""),
 		LogFormat:         str("LOG_FORMAT", "json"),
 		LogRequests:       boolean("LOG_REQUESTS", true),
 		RateLimitEnabled:  boolean("RATE_LIMIT_ENABLED", true),
@@ -125,16 +131,17 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ClockSync:         duration("CLOCK_SYNC_INTERVAL", time.Second),
 		ShutdownWait:      duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
-	for _, o := range strings.Split(str("CORS_ORIGINS", "*"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.CORSOrigins = append(c.CORSOrigins, o)
-		}
-	}
+	c.CORSOrigins = splitOrigins(str("CORS_ORIGINS", "*"))
+	production := str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false)
+	c.DebugErrors = boolean("DEBUG_ERRORS", false) && !production
 	if err := c.LogLevel.UnmarshalText([]byte(str("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, errors.New("LOG_LEVEL: "+err.Error()))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, errors.New("LOG_FORMAT: want json or text, got "+strconv.Quote(c.LogFormat)))
+	}
+	if _, _, err := net.SplitHostPort(c.Host); err == nil {
+		errs = append(errs, errors.New("HOST: want an address without a port (the port is PORT), got "+strconv.Quote(c.Host)))
 	}
 	if c.Port > 65535 {
 		errs = append(errs, errors.New("PORT: out of range"))
@@ -164,4 +171,16 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	c.Auth, err = loadAuthConfig(getenv)
 	errs = append(errs, err)
 	return c, errors.Join(errs...)
+}
+
+// splitOrigins reads a comma-separated origin list (CORS_ORIGINS,
+// WS_ORIGINS): entries trimmed, a trailing slash dropped, empty ones skipped.
+func splitOrigins(v string) []string {
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
 	"github.com/synckairos/synckairos/session"
@@ -60,7 +61,7 @@ func runExpiryBench(b *testing.B, n int) {
 		}
 	}
 	addr, _ := startKillable(b, raddr, "WS_MAX_CONNECTIONS=0", "WS_MAX_CONNECTIONS_PER_IP=0", "LOG_REQUESTS=false")
-	s := NewScripts(rdb, 0, 100)
+	s := engine.New(rdb, engine.Options{StateCacheMax: 100})
 	if err := s.Load(ctx); err != nil {
 		b.Fatal(err)
 	}

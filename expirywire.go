@@ -48,7 +48,7 @@ func (a *app) wireExpiry(context.Context) error {
 		a.log.Warn("EXPIRY_ENABLED=false: this instance applies no expiries; another instance must")
 		return nil
 	}
-	s := expiry.New(a.rdb, a.scripts, a.clock, expiry.Config{Poll: a.cfg.Expiry.Poll},
+	s := expiry.New(a.rdb, a.engine, a.clock, expiry.Config{Poll: a.cfg.Expiry.Poll},
 		a.log.With("component", "expiry"), "")
 	a.addMetrics(s.Metrics())
 	done := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -36,7 +37,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if len(args) > 0 {
 		switch args[0] {
 		case "healthcheck":
-			return healthcheck(cfg.Port)
+			return healthcheck(cfg.Host, cfg.Port)
 		case "migrate":
 			return migrate(ctx, cfg, log)
 		case "token":
@@ -49,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err != nil {
 		return err
 	}
-	ln, err := listen(cfg.Port)
+	ln, err := listen(cfg.Host, cfg.Port)
 	if err != nil {
 		a.close()
 		return err
@@ -66,10 +67,14 @@ func newLogger(cfg Config, out io.Writer) *slog.Logger {
 }
 
 // healthcheck asks the local server's /health; the Docker HEALTHCHECK runs
-// it because the image has no shell or curl.
-func healthcheck(port int) error {
+// it because the image has no shell or curl. It calls the HOST the server
+// binds, or loopback when that is every interface.
+func healthcheck(host string, port int) error {
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
 	c := &http.Client{Timeout: 3 * time.Second}
-	res, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/health")
+	res, err := c.Get("http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/health")
 	if err != nil {
 		return err
 	}

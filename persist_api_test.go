@@ -259,7 +259,7 @@ func TestPersistStartsWithPostgresDown(t *testing.T) {
 	px := newCuttableProxy(t, "127.0.0.1:5432")
 	px.set(true)
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema)}, nil)
+		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema), "DEBUG_ERRORS": "true"}, nil)
 
 	id, _, body := newSessionBody(2, "")
 	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/persist"
 )
@@ -39,7 +38,7 @@ func migrate(ctx context.Context, cfg Config, log *slog.Logger) error {
 var persistRetry = 5 * time.Second
 
 // wirePersist connects PostgreSQL when DATABASE_URL is set: migrations,
-// the events route, the /ready check, and (unless PERSIST_WORKER=false) the
+// the events route's store, the /ready check, and (unless PERSIST_WORKER=false) the
 // worker that copies the audit streams into PostgreSQL, drained at shutdown.
 //
 // /ready stays 200 when persistence is degraded (status "degraded", the
@@ -63,8 +62,7 @@ func (a *app) wirePersist(ctx context.Context) error {
 		return errors.New("DATABASE_URL: " + err.Error())
 	}
 	store := persist.NewStore(pool)
-	ev := handlers.NewEvents(a.bg, store, a.errs)
-	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{Right: auth.Read}, ev.List)
+	a.events = store
 
 	var w *persist.Worker
 	if a.cfg.PersistWorker {

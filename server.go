@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -17,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/auth"
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/ratelimit"
 	"github.com/synckairos/synckairos/redisclock"
@@ -39,7 +41,7 @@ type app struct {
 	cfg     Config
 	log     *slog.Logger
 	rdb     redis.UniversalClient
-	scripts *Scripts
+	engine  *engine.Engine
 	clock   *redisclock.Clock
 	router  *router.Router
 	mw      *handlers.Middleware
@@ -57,6 +59,7 @@ type app struct {
 	server   *fasthttp.Server
 
 	badRequest fasthttp.RequestHandler // the middleware around Errors.BadRequest
+	events     handlers.EventStore     // set by wirePersist; nil: the events route answers 503
 }
 
 type hook struct {
@@ -87,11 +90,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		a.close()
 		return nil, err
 	}
-	a.scripts = NewScripts(a.rdb, cfg.EventStreamMax, cfg.StateCacheMax)
-	a.scripts.SetIdempotencyTTL(cfg.IdempotencyTTL)
-	if err := a.scripts.Load(ctx); err != nil {
+	var err error
+	if a.engine, err = newEngine(ctx, a.rdb, cfg); err != nil {
 		a.close()
-		return nil, errors.New("loading scripts into Redis: " + err.Error())
+		return nil, err
 	}
 	a.clock = redisclock.New(a.rdb)
 	if err := a.clock.Sync(ctx); err != nil {
@@ -102,7 +104,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 
 	// TYPE lines make the histograms real Prometheus histograms to parsers.
 	metrics.ExposeMetadata(true)
-	a.errs = &handlers.Errors{Production: cfg.Production, Log: log}
+	a.errs = &handlers.Errors{Debug: cfg.DebugErrors, Log: log}
 	a.httpSet = metrics.NewSet()
 	a.addMetrics(a.httpSet)
 	a.mw = &handlers.Middleware{
@@ -198,7 +200,7 @@ func (a *app) routes() {
 	a.badRequest = a.mw.Wrap("ANY", "unreadable", handlers.RouteOpts{NoLimit: true}, a.errs.BadRequest)
 
 	// Right: what each route needs with AUTH_MODE=jwt (auth.Open: nothing).
-	s := handlers.NewSessions(a.bg, a.scripts, a.errs, a.httpSet)
+	s := handlers.NewSessions(a.bg, a.engine, a.errs, a.httpSet)
 	create := handlers.RouteOpts{Right: auth.Create}
 	control := handlers.RouteOpts{Right: auth.Control}
 	read := handlers.RouteOpts{Right: auth.Read}
@@ -215,7 +217,7 @@ func (a *app) routes() {
 	quiet := handlers.RouteOpts{NoLimit: true, Quiet: true}
 	a.handle("GET", "/v1/time", exempt, handlers.Time(a.clock))
 	a.handle("GET", "/health", quiet, handlers.Health)
-	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, readyTimeout, a.cfg.Production))
+	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, readyTimeout, a.cfg.DebugErrors))
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
 }
 
@@ -239,7 +241,11 @@ func (a *app) wire(ctx context.Context) error {
 	if err := a.wireExpiry(ctx); err != nil {
 		return err
 	}
-	return a.wirePersist(ctx)
+	if err := a.wirePersist(ctx); err != nil {
+		return err
+	}
+	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{Right: auth.Read}, handlers.NewEvents(a.bg, a.events, a.errs).List)
+	return nil
 }
 
 // serve answers HTTP until ctx is done, then shuts down gracefully: stop
@@ -256,7 +262,10 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:           60 * time.Second,
 		CloseOnShutdown:       true,
 		NoDefaultServerHeader: true,
-		Logger:                fasthttpLogger{a.log},
+		// No route reads forms: a multipart body gets the 415 of any
+		// non-JSON body instead of being parsed first.
+		DisablePreParseMultipartForm: true,
+		Logger:                       newFasthttpLogger(a.log, time.Now),
 	}
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(ln) }()
@@ -302,14 +311,51 @@ func (a *app) close() {
 	}
 }
 
-func listen(port int) (net.Listener, error) {
-	return net.Listen("tcp", ":"+strconv.Itoa(port))
+// listen binds host (HOST; "" is every interface) and port.
+func listen(host string, port int) (net.Listener, error) {
+	return net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog.
-type fasthttpLogger struct{ log *slog.Logger }
+// fasthttpLogPerSecond bounds fasthttp's own log lines: it writes one per
+// connection that sent a malformed request, so a flood of them must not
+// fill the disk.
+const fasthttpLogPerSecond = 10
 
-func (l fasthttpLogger) Printf(format string, args ...any) {
+// fasthttpLogger sends fasthttp's own messages to slog, at most
+// fasthttpLogPerSecond a second. The lines dropped are counted, and the
+// count is logged before the next line let through.
+type fasthttpLogger struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	window  time.Time // start of the current second
+	n       int       // lines let through in it
+	dropped int       // lines dropped since the last one let through
+}
+
+func newFasthttpLogger(log *slog.Logger, now func() time.Time) *fasthttpLogger {
+	return &fasthttpLogger{log: log, now: now}
+}
+
+func (l *fasthttpLogger) Printf(format string, args ...any) {
+	l.mu.Lock()
+	if now := l.now(); now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= fasthttpLogPerSecond {
+		l.dropped++
+		l.mu.Unlock()
+		return
+	}
+	l.n++
+	dropped := l.dropped
+	l.dropped = 0
+	l.mu.Unlock()
+	if dropped > 0 {
+		l.log.Warn("fasthttp: warnings dropped by the log rate limit", "dropped", dropped,
+			"limit_per_second", fasthttpLogPerSecond)
+	}
 	// A request's logger prefixes its URI, which may carry a WebSocket ?token=.
 	l.log.Warn("fasthttp: " + handlers.RedactToken(fmt.Sprintf(format, args...)))
 }

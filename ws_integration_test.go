@@ -20,6 +20,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -185,7 +186,7 @@ func TestWSCrossInstanceMessageChannel(t *testing.T) {
 	// A third instance, in-process, broadcasts.
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
 	t.Cleanup(func() { rdb.Close() })
-	scripts := NewScripts(rdb, 0, 10)
+	scripts := engine.New(rdb, engine.Options{StateCacheMax: 10})
 	relay := wsrelay.New(wsrelay.Config{}, rdb, scripts, scripts.Assembler(), wallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
 	t.Cleanup(func() { _ = relay.Shutdown(context.Background()) })
 	msg := `{"type":"PARTICIPANT_EXPIRING","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(time.Now().UnixMilli(), 10) + `}`

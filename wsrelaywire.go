@@ -62,12 +62,7 @@ func loadWSConfig(getenv func(string) string, corsOrigins []string, trustProxy b
 		MaxMessageBytes: num("WS_MAX_MESSAGE_BYTES", 4096),
 	}
 	if v := strings.TrimSpace(getenv("WS_ORIGINS")); v != "" {
-		c.Origins = nil
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				c.Origins = append(c.Origins, o)
-			}
-		}
+		c.Origins = splitOrigins(v)
 	}
 	if c.QueueSize == 0 {
 		errs = append(errs, errors.New("WS_QUEUE_SIZE must be > 0"))
@@ -84,7 +79,7 @@ func (a *app) wireRelay(context.Context) error {
 	if a.auth != nil {
 		cfg.Auth = a.auth
 	}
-	relay := wsrelay.New(cfg, a.rdb, a.scripts, a.scripts.Assembler(), clockMS{a.clock}, a.log, set)
+	relay := wsrelay.New(cfg, a.rdb, a.engine, a.engine.Assembler(), clockMS{a.clock}, a.log, set)
 	a.addMetrics(set)
 	a.router.GET("/ws", relay.Handler)
 	a.onShutdown("close WebSockets", relay.Shutdown)

@@ -12,13 +12,15 @@ import (
 
 // Codes this package adds to the scripts' codes (session.Err*).
 const (
-	CodeValidation       = "VALIDATION_ERROR"
-	CodeInternal         = "INTERNAL_ERROR"
-	CodeRateLimited      = "RATE_LIMITED"
-	CodeNotFound         = "NOT_FOUND"
-	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
-	CodeUnauthenticated  = "UNAUTHENTICATED" // AUTH_MODE=jwt: no token, or a bad one
-	CodeForbidden        = "FORBIDDEN"       // AUTH_MODE=jwt: a valid token without the right
+	CodeValidation           = "VALIDATION_ERROR"
+	CodeInternal             = "INTERNAL_ERROR"
+	CodeRateLimited          = "RATE_LIMITED"
+	CodeNotFound             = "NOT_FOUND"
+	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	CodePersistenceDisabled  = "PERSISTENCE_DISABLED"
+	CodeUnauthenticated      = "UNAUTHENTICATED" // AUTH_MODE=jwt: no token, or a bad one
+	CodeForbidden            = "FORBIDDEN"       // AUTH_MODE=jwt: a valid token without the right
 )
 
 // kind is how one error code is answered; retry, when set, is the
@@ -47,12 +49,14 @@ var table = map[string]kind{
 	session.ErrOutcomeUnknown.Code: {fasthttp.StatusServiceUnavailable,
 		"Redis did not answer in time: the change may or may not have been applied. Re-read the session's state, " +
 			"or retry with the same Idempotency-Key to get its outcome", "1"},
-	CodeRateLimited:      {fasthttp.StatusTooManyRequests, "Too many requests", ""},
-	CodeNotFound:         {fasthttp.StatusNotFound, "Route not found", ""},
-	CodeMethodNotAllowed: {fasthttp.StatusMethodNotAllowed, "Method not allowed", ""},
-	CodeUnauthenticated:  {fasthttp.StatusUnauthorized, "A valid bearer token is required", ""},
-	CodeForbidden:        {fasthttp.StatusForbidden, "The token does not grant this right on this session", ""},
-	CodeInternal:         {fasthttp.StatusInternalServerError, "Internal server error", ""},
+	CodeRateLimited:          {fasthttp.StatusTooManyRequests, "Too many requests", ""},
+	CodeUnsupportedMediaType: {fasthttp.StatusUnsupportedMediaType, "A request body must be JSON: send Content-Type: application/json", ""},
+	CodePersistenceDisabled:  {fasthttp.StatusServiceUnavailable, "Persistence is off: DATABASE_URL is not set on this instance", ""},
+	CodeNotFound:             {fasthttp.StatusNotFound, "Route not found", ""},
+	CodeMethodNotAllowed:     {fasthttp.StatusMethodNotAllowed, "Method not allowed", ""},
+	CodeUnauthenticated:      {fasthttp.StatusUnauthorized, "A valid bearer token is required", ""},
+	CodeForbidden:            {fasthttp.StatusForbidden, "The token does not grant this right on this session", ""},
+	CodeInternal:             {fasthttp.StatusInternalServerError, "Internal server error", ""},
 }
 
 // FieldError names one rejected field, Zod style: field is the dotted path.
@@ -75,6 +79,48 @@ func invalid(field, message string) *ValidationError {
 	return &ValidationError{Fields: []FieldError{{field, message}}}
 }
 
+// callError is the failure of one call (op) on session id; Write uses both
+// to say what would help, and unwraps to the cause for everything else.
+type callError struct {
+	op, id string
+	err    error
+}
+
+func (e *callError) Error() string { return e.err.Error() }
+func (e *callError) Unwrap() error { return e.err }
+
+// transitionMessage says why op was refused in the session's status
+// (details.from, as the script reported it) and which call would help. The
+// paths are the routes' templates, as README.md lists them.
+func transitionMessage(op, id string, details []byte) string {
+	var d struct{ From string }
+	if json.Unmarshal(details, &d) != nil || d.From == "" {
+		return table[session.ErrInvalidTransition.Code].message
+	}
+	is := "Session " + id + " is " + d.From + ": "
+	switch d.From {
+	case "completed", "expired", "cancelled":
+		return is + "it has ended and cannot " + op + "; create a new session (POST /v1/sessions)"
+	}
+	switch op + " " + d.From {
+	case "switch pending", "pause pending":
+		return is + "start it first (POST /v1/sessions/{id}/start)"
+	case "resume pending":
+		return is + "it has not started, so there is nothing to resume; start it (POST /v1/sessions/{id}/start)"
+	case "start running":
+		return is + "it has already started; switch turns (POST /v1/sessions/{id}/switch) or pause it (POST /v1/sessions/{id}/pause)"
+	case "start paused":
+		return is + "it has already started; resume it (POST /v1/sessions/{id}/resume)"
+	case "switch paused":
+		return is + "resume it first (POST /v1/sessions/{id}/resume)"
+	case "pause paused":
+		return is + "it is already paused; resume it when play goes on (POST /v1/sessions/{id}/resume)"
+	case "resume running":
+		return is + "it is not paused, so there is nothing to resume; pause it first (POST /v1/sessions/{id}/pause)"
+	}
+	return is + "it cannot " + op + " from here"
+}
+
 // codeError is an error that only needs a code, such as a missing route.
 type codeError string
 
@@ -83,8 +129,8 @@ func (e codeError) Error() string { return string(e) }
 // Errors writes every error response; the router's panic, not-found and
 // method-not-allowed handlers come here too.
 type Errors struct {
-	Production bool // hide internal error text in 500s
-	Log        *slog.Logger
+	Debug bool // show a 500's internal cause in its body (DEBUG_ERRORS); the log always has it
+	Log   *slog.Logger
 }
 
 // userValue key under which Write leaves the cause for the request log.
@@ -114,7 +160,11 @@ func (e *Errors) Write(ctx *fasthttp.RequestCtx, err error) {
 		code, k = CodeInternal, table[CodeInternal]
 	}
 	msg := k.message
-	if code == CodeInternal && !e.Production && err != nil {
+	var call *callError
+	if code == session.ErrInvalidTransition.Code && errors.As(err, &call) {
+		msg = transitionMessage(call.op, call.id, details)
+	}
+	if code == CodeInternal && e.Debug && err != nil {
 		msg = err.Error()
 	}
 	if k.retry != "" {

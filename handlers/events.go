@@ -32,7 +32,9 @@ type Events struct {
 	timeout time.Duration
 }
 
-// NewEvents serves store; ctx bounds every query, as for Sessions.
+// NewEvents serves store; ctx bounds every query, as for Sessions. A nil
+// store (no DATABASE_URL) answers 503 PERSISTENCE_DISABLED, so the route
+// exists on every instance and a user learns why, not "route not found".
 func NewEvents(ctx context.Context, store EventStore, errs *Errors) *Events {
 	return &Events{store: store, ctx: ctx, errs: errs, timeout: 5 * time.Second}
 }
@@ -41,9 +43,12 @@ func NewEvents(ctx context.Context, store EventStore, errs *Errors) *Events {
 // versions above after_version (default 0); next_after_version is the
 // after_version of the next page, null on the last one.
 func (e *Events) List(ctx *fasthttp.RequestCtx) {
-	id, _ := ctx.UserValue("id").(string)
-	if !isUUID(id) {
-		e.errs.Write(ctx, invalid("id", "Invalid uuid"))
+	if e.store == nil {
+		e.errs.Write(ctx, codeError(CodePersistenceDisabled))
+		return
+	}
+	id, ok := pathID(ctx, e.errs)
+	if !ok {
 		return
 	}
 	args := ctx.QueryArgs()

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	json "github.com/goccy/go-json"
@@ -36,14 +37,17 @@ type readyBody struct {
 // Ready serves GET /ready: 200 when every check passes, 200 with status
 // "degraded" naming the soft checks that failed, else 503 naming the
 // failed ones. checks is read at each call, so components can add theirs
-// during wiring. Error text is hidden when production is set.
-func Ready(checks *[]Check, timeout time.Duration, production bool) fasthttp.RequestHandler {
+// during wiring. A check's error text (addresses, users, driver messages)
+// is shown only with debug; the request log gets it either way.
+func Ready(checks *[]Check, timeout time.Duration, debug bool) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		out := readyBody{Status: "ready", Checks: map[string]string{}}
 		c, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		var causes []error
 		for _, ch := range *checks {
 			if err := ch.Fn(c); err != nil {
+				causes = append(causes, errors.New(ch.Name+": "+err.Error()))
 				word := "failed"
 				if ch.Soft {
 					word = "degraded"
@@ -52,12 +56,15 @@ func Ready(checks *[]Check, timeout time.Duration, production bool) fasthttp.Req
 					out.Failed = append(out.Failed, ch.Name)
 				}
 				out.Checks[ch.Name] = word
-				if !production {
+				if debug {
 					out.Checks[ch.Name] = word + ": " + err.Error()
 				}
 				continue
 			}
 			out.Checks[ch.Name] = "ok"
+		}
+		if causes != nil {
+			ctx.SetUserValue(causeKey, errors.Join(causes...))
 		}
 		if len(out.Degraded) > 0 {
 			out.Status = "degraded"

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/ratelimit"
+	"github.com/synckairos/synckairos/session"
 )
 
 // HeaderRequestID carries the request id in and out.
@@ -97,6 +99,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 		`",route="`+path+`"}`, durationBuckets)
 	limited := m.Limiter != nil && (!o.NoLimit || o.SwitchLimit)
 	guarded := o.Right != auth.Open
+	mutating := method == fasthttp.MethodPost || method == fasthttp.MethodDelete
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		var idBuf [48]byte
@@ -112,7 +115,12 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 		if m.Auth != nil && guarded {
 			claims, denied = m.Auth.check(ctx, o.Right)
 		}
-		if !limited || m.allow(ctx, o, claims) {
+		switch {
+		case mutating && len(ctx.Request.Body()) > 0 && !isJSONType(ctx.Request.Header.ContentType()):
+			// A cross-origin text/plain or form POST is a CORS "simple"
+			// request: no preflight stops it, so it must not run.
+			m.Errors.Write(ctx, codeError(CodeUnsupportedMediaType))
+		case !limited || m.allow(ctx, o, claims):
 			if denied != nil {
 				m.Auth.Deny(ctx, denied)
 			} else {
@@ -212,8 +220,9 @@ func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts, c *auth.Claims
 		n++
 	}
 	if o.SwitchLimit {
-		if id, _ := ctx.UserValue("id").(string); isUUID(id) {
-			reqs[n] = ratelimit.Request{Key: "sk:rl:switch:" + strings.ToLower(id), Limit: m.SwitchLimit}
+		raw, _ := ctx.UserValue("id").(string)
+		if id, ok := session.NormalizeID(raw); ok {
+			reqs[n] = ratelimit.Request{Key: "sk:rl:switch:" + id, Limit: m.SwitchLimit}
 			n++
 		}
 	}
@@ -244,36 +253,77 @@ func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts, c *auth.Claims
 	return false
 }
 
-// CORS allows browsers on the configured origins, with credentials.
-type CORS struct {
-	any     bool
-	origins map[string]bool
+var appJSON = []byte("application/json")
+
+// isJSONType reports whether a Content-Type is application/json, in any
+// letter case, with or without parameters such as charset.
+func isJSONType(ct []byte) bool {
+	ct = bytes.TrimLeft(ct, " \t")
+	if len(ct) < len(appJSON) || !bytes.EqualFold(ct[:len(appJSON)], appJSON) {
+		return false
+	}
+	rest := bytes.TrimLeft(ct[len(appJSON):], " \t")
+	return len(rest) == 0 || rest[0] == ';'
 }
 
-// NewCORS allows origins; "*" allows any (the Origin is echoed back,
-// since credentials forbid a literal "*").
+// CORS answers browsers. "*" lets any origin read responses, as
+// Access-Control-Allow-Origin: * without credentials; an origin listed by
+// name is echoed with Access-Control-Allow-Credentials: true. Reflecting
+// any origin with credentials would let every site act with the user's
+// cookies.
+type CORS struct {
+	any   bool
+	named [][]byte // lower case, no trailing slash
+}
+
+// NewCORS allows origins, such as "https://app.example.com" or "*".
 func NewCORS(origins []string) *CORS {
-	c := &CORS{origins: map[string]bool{}}
+	c := &CORS{}
 	for _, o := range origins {
 		if o == "*" {
 			c.any = true
+		} else if o = strings.ToLower(strings.TrimRight(o, "/")); o != "" {
+			c.named = append(c.named, []byte(o))
 		}
-		c.origins[o] = true
 	}
 	return c
 }
 
+const (
+	corsExpose       = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, WWW-Authenticate"
+	corsAllowHeaders = "Content-Type, If-Match, X-Request-Id, Authorization, Idempotency-Key"
+)
+
+// apply sets the CORS headers of a response; false when the request's
+// Origin is not allowed (or it has none). The answer depends on Origin, so
+// caches are told so (Vary) whatever it is.
 func (c *CORS) apply(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Response.Header
+	h.Add("Vary", "Origin")
 	origin := ctx.Request.Header.Peek("Origin")
-	if len(origin) == 0 || !(c.any || c.origins[string(origin)]) {
+	if len(origin) == 0 {
 		return false
 	}
-	h := &ctx.Response.Header
-	h.SetBytesV("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset")
-	h.Add("Vary", "Origin")
+	switch {
+	case c.isNamed(origin):
+		h.SetBytesV("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	case c.any:
+		h.Set("Access-Control-Allow-Origin", "*")
+	default:
+		return false
+	}
+	h.Set("Access-Control-Expose-Headers", corsExpose)
 	return true
+}
+
+func (c *CORS) isNamed(origin []byte) bool {
+	for _, o := range c.named {
+		if bytes.EqualFold(origin, o) {
+			return true
+		}
+	}
+	return false
 }
 
 // Preflight answers OPTIONS (the router's GlobalOPTIONS).
@@ -281,7 +331,7 @@ func (c *CORS) Preflight(ctx *fasthttp.RequestCtx) {
 	if c.apply(ctx) {
 		h := &ctx.Response.Header
 		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Content-Type, If-Match, X-Request-Id, Authorization")
+		h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 		h.Set("Access-Control-Max-Age", "600")
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)

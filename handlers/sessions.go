@@ -59,23 +59,31 @@ func writeData(ctx *fasthttp.RequestCtx, status int, state []byte) {
 	ctx.Response.AppendBodyString("}")
 }
 
-func (s *Sessions) reply(ctx *fasthttp.RequestCtx, status int, c *session.Call, state []byte, err error) {
+// reply writes the state, or the error of call op (create, start, switch…)
+// on session id: the error table names the call that would help. c flags a
+// kept reply (Idempotent-Replayed).
+func (s *Sessions) reply(ctx *fasthttp.RequestCtx, op, id string, status int, c *session.Call, state []byte, err error) {
 	if err != nil {
-		s.errs.Write(ctx, err)
+		s.errs.Write(ctx, &callError{op: op, id: id, err: err})
 		return
 	}
 	markReplayed(ctx, c)
 	writeData(ctx, status, state)
 }
 
-// pathID returns the {id} path parameter, or writes a 400 when it is not a UUID.
+// pathID returns the {id} path parameter in lower case, or writes a 400
+// when it is not a UUID.
 func (s *Sessions) pathID(ctx *fasthttp.RequestCtx) (string, bool) {
-	id, _ := ctx.UserValue("id").(string)
-	if !isUUID(id) {
-		s.errs.Write(ctx, invalid("id", "Invalid uuid"))
-		return "", false
+	return pathID(ctx, s.errs)
+}
+
+func pathID(ctx *fasthttp.RequestCtx, errs *Errors) (string, bool) {
+	raw, _ := ctx.UserValue("id").(string)
+	id, ok := session.NormalizeID(raw)
+	if !ok {
+		errs.Write(ctx, invalid("id", "Invalid uuid"))
 	}
-	return id, true
+	return id, ok
 }
 
 // Create serves POST /v1/sessions.
@@ -94,7 +102,7 @@ func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	state, err := s.eng.Create(s.ctx, c, call)
-	s.reply(ctx, fasthttp.StatusCreated, call, state, err)
+	s.reply(ctx, "create", c.ID, fasthttp.StatusCreated, call, state, err)
 }
 
 // Get serves GET /v1/sessions/{id}.
@@ -104,7 +112,7 @@ func (s *Sessions) Get(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	state, err := s.eng.Get(s.ctx, id)
-	s.reply(ctx, fasthttp.StatusOK, nil, state, err)
+	s.reply(ctx, "get", id, fasthttp.StatusOK, nil, state, err)
 }
 
 // Switch serves POST /v1/sessions/{id}/switch, the hot path.
@@ -129,11 +137,11 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	state, err := s.eng.Switch(s.ctx, id, a, call)
 	s.switchHist.Update(float64(time.Since(start).Microseconds()) / 1000)
-	s.reply(ctx, fasthttp.StatusOK, call, state, err)
+	s.reply(ctx, "switch", id, fasthttp.StatusOK, call, state, err)
 }
 
-// transition serves start, pause, resume and complete: one call taking the
-// optional expected version (body or If-Match).
+// transition serves start, pause, resume and complete (op): one call
+// taking the optional expected version (body or If-Match).
 func (s *Sessions) transition(op string, do func(context.Context, string, int64, ...*session.Call) ([]byte, error)) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		id, ok := s.pathID(ctx)
@@ -151,7 +159,7 @@ func (s *Sessions) transition(op string, do func(context.Context, string, int64,
 			return
 		}
 		state, err := do(s.ctx, id, v, call)
-		s.reply(ctx, fasthttp.StatusOK, call, state, err)
+		s.reply(ctx, op, id, fasthttp.StatusOK, call, state, err)
 	}
 }
 

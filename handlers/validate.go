@@ -3,6 +3,7 @@ package handlers
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,25 +22,14 @@ const (
 	dayMS           = 86_400_000
 )
 
-// isUUID matches Zod's uuid(): 8-4-4-4-12 hex digits, either case.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
+// scanBody runs scanJSON on a body that is not empty (an empty one is
+// judged by each parser: optional for switch and the others, an error for
+// create).
+func scanBody(body []byte) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
 	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
+	return scanJSON(body)
 }
 
 // fields collects the rejections of one request.
@@ -82,23 +72,29 @@ func typeMsg(want string, raw []byte) string {
 // object decodes raw as a JSON object, adding an error for a non-object or
 // for keys outside allowed.
 func (f *fields) object(path string, raw []byte, allowed ...string) map[string]json.RawMessage {
-	if jsonType(raw) != "object" {
-		f.add(orBody(path), typeMsg("object", raw))
+	var m map[string]json.RawMessage
+	if jsonType(raw) == "object" && json.Unmarshal(raw, &m) != nil {
+		f.add(orBody(path), "Malformed JSON")
 		return nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		f.add(orBody(path), "Malformed JSON")
+	return f.members(path, raw, m, allowed...)
+}
+
+// members checks m, the members of raw (nil when raw is not an object),
+// against allowed.
+func (f *fields) members(path string, raw []byte, m map[string]json.RawMessage, allowed ...string) map[string]json.RawMessage {
+	if m == nil {
+		f.add(orBody(path), typeMsg("object", raw))
 		return nil
 	}
 	var unknown []string
 	for k := range m {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			unknown = append(unknown, k)
 		}
 	}
 	if len(unknown) > 0 {
-		sortStrings(unknown)
+		slices.Sort(unknown)
 		f.add(orBody(path), "Unrecognized key(s) in object: '"+strings.Join(unknown, "', '")+"'")
 	}
 	return m
@@ -116,23 +112,6 @@ func join(path, key string) string {
 		return key
 	}
 	return path + "." + key
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // str reads a required (or, with opt, optional) string field.
@@ -154,11 +133,15 @@ func (f *fields) str(m map[string]json.RawMessage, path, key string, opt bool) (
 
 func (f *fields) uuid(m map[string]json.RawMessage, path, key string, opt bool) string {
 	s, ok := f.str(m, path, key, opt)
-	if ok && !isUUID(s) {
+	if !ok {
+		return ""
+	}
+	id, ok := session.NormalizeID(s)
+	if !ok {
 		f.add(join(path, key), "Invalid uuid")
 		return ""
 	}
-	return s
+	return id
 }
 
 // integer reads a number field that must be a whole number in [lo, hi].
@@ -201,8 +184,12 @@ func optional(v int64, ok bool) *int64 {
 // ParseCreate validates a POST /v1/sessions body (CreateSessionSchema,
 // plus the optional session-level total_time_ms).
 func ParseCreate(body []byte) (*session.Config, error) {
+	top, err := scanBody(body)
+	if err != nil {
+		return nil, err
+	}
 	var f fields
-	m := f.object("", body, "session_id", "sync_mode", "participants", "total_time_ms",
+	m := f.members("", body, top, "session_id", "sync_mode", "participants", "total_time_ms",
 		"time_per_cycle_ms", "increment_ms", "max_time_ms", "auto_advance", "metadata", "warnings_ms")
 	if m == nil {
 		return nil, f.err()
@@ -210,7 +197,7 @@ func ParseCreate(body []byte) (*session.Config, error) {
 	c := &session.Config{}
 	c.ID = f.uuid(m, "", "session_id", false)
 	if mode, ok := f.str(m, "", "sync_mode", false); ok {
-		if !contains(session.Modes, mode) {
+		if !slices.Contains(session.Modes, mode) {
 			f.add("sync_mode", "Invalid enum value. Expected '"+strings.Join(session.Modes, "' | '")+"', received '"+mode+"'")
 		}
 		c.SyncMode = mode
@@ -232,7 +219,7 @@ func ParseCreate(body []byte) (*session.Config, error) {
 		if jsonType(raw) != "object" || !json.Valid(raw) {
 			f.add("metadata", typeMsg("object", raw))
 		} else {
-			c.Metadata = bytes.TrimSpace(raw)
+			c.Metadata = bytes.Clone(bytes.TrimSpace(raw)) // not body's bytes: the config may outlive the request
 		}
 	}
 	c.Participants = f.participants(m)
@@ -266,22 +253,13 @@ func (f *fields) warnings(m map[string]json.RawMessage) []int64 {
 		if !ok {
 			continue
 		}
-		if contains64(out, v) {
+		if slices.Contains(out, v) {
 			f.add("warnings_ms."+key, "Duplicate threshold")
 			continue
 		}
 		out = append(out, v)
 	}
 	return out
-}
-
-func contains64(list []int64, v int64) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // modeFields checks what each sync mode needs beyond the schema
@@ -306,9 +284,8 @@ func (f *fields) modeFields(c *session.Config) {
 				f.add(path+".group_id", "Required for sync_mode per_group")
 				continue
 			}
-			g := strings.ToLower(p.GroupID)
-			if j, ok := bank[g]; !ok {
-				bank[g] = i
+			if j, ok := bank[p.GroupID]; !ok {
+				bank[p.GroupID] = i
 			} else if c.Participants[j].TotalTimeMS != p.TotalTimeMS {
 				f.add(path+".total_time_ms", "Members of a group share one bank: must equal participants."+strconv.Itoa(j)+".total_time_ms")
 			}
@@ -336,6 +313,8 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 	}
 	out := make([]session.Participant, 0, len(list))
 	seen := make(map[string]int, len(list))
+	byIndex := make(map[int64]int, len(list))
+	named := map[int]bool{} // positions already reported as a duplicate index
 	for i, praw := range list {
 		path := "participants." + strconv.Itoa(i)
 		pm := f.object(path, praw, "participant_id", "participant_index", "total_time_ms", "group_id")
@@ -345,12 +324,27 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 		var p session.Participant
 		p.ID = f.uuid(pm, path, "participant_id", false)
 		if p.ID != "" {
-			if j, dup := seen[strings.ToLower(p.ID)]; dup {
+			if j, dup := seen[p.ID]; dup {
 				f.add(path+".participant_id", "Duplicate participant_id (also participants."+strconv.Itoa(j)+")")
 			}
-			seen[strings.ToLower(p.ID)] = i
+			seen[p.ID] = i
 		}
-		p.Index, _ = f.integer(pm, path, "participant_index", false, 0, math.MaxInt32)
+		var ok bool
+		if p.Index, ok = f.integer(pm, path, "participant_index", false, 0, math.MaxInt32); ok {
+			if j, dup := byIndex[p.Index]; !dup {
+				byIndex[p.Index] = i
+			} else {
+				// Rotation follows participant_index: a tie leaves the order
+				// to the list's, which is seldom what was meant.
+				n := strconv.FormatInt(p.Index, 10)
+				other := "participants." + strconv.Itoa(j) + ".participant_index"
+				if !named[j] {
+					named[j] = true
+					f.add(other, "Duplicate participant_index "+n+" (also "+path+".participant_index)")
+				}
+				f.add(path+".participant_index", "Duplicate participant_index "+n+" (also "+other+")")
+			}
+		}
 		p.TotalTimeMS, _ = f.integer(pm, path, "total_time_ms", false, 1000, dayMS)
 		p.GroupID = f.uuid(pm, path, "group_id", true)
 		out = append(out, p)
@@ -362,9 +356,13 @@ func (f *fields) participants(m map[string]json.RawMessage) []session.Participan
 // plus expected_version and current_participant_id). An empty body is fine.
 func ParseSwitch(body []byte, ifMatch []byte) (session.SwitchArgs, error) {
 	var a session.SwitchArgs
+	top, err := scanBody(body)
+	if err != nil {
+		return a, err
+	}
 	var f fields
 	if len(bytes.TrimSpace(body)) > 0 {
-		m := f.object("", body, "next_participant_id", "expected_version", "current_participant_id")
+		m := f.members("", body, top, "next_participant_id", "expected_version", "current_participant_id")
 		if m != nil {
 			a.NextParticipantID = f.uuid(m, "", "next_participant_id", true)
 			a.CurrentParticipantID = f.uuid(m, "", "current_participant_id", true)
@@ -379,10 +377,14 @@ func ParseSwitch(body []byte, ifMatch []byte) (session.SwitchArgs, error) {
 // complete and delete: an optional {"expected_version": n} body and/or an
 // If-Match header ("n" or n). 0 means unset.
 func ParseVersion(body []byte, ifMatch []byte) (int64, error) {
+	top, err := scanBody(body)
+	if err != nil {
+		return 0, err
+	}
 	var f fields
 	var v int64
 	if len(bytes.TrimSpace(body)) > 0 {
-		if m := f.object("", body, "expected_version"); m != nil {
+		if m := f.members("", body, top, "expected_version"); m != nil {
 			v, _ = f.integer(m, "", "expected_version", true, 1, 1<<53)
 		}
 	}

@@ -58,6 +58,16 @@ func TestParseCreate(t *testing.T) {
 			participant(p1, 0, `,"group_id":"`+g1+`"`), participant(p2, 1, "")), nil},
 		{"uppercase uuid accepted", strings.Replace(createBody(""), sid, strings.ToUpper(sid), 1), nil},
 		{"malformed JSON", `{"session_id":`, map[string]string{"body": "Malformed JSON"}},
+		{"not JSON", `oops`, map[string]string{"body": "Malformed JSON"}},
+		{"trailing garbage", createBody("") + `x`, map[string]string{"body": "Malformed JSON"}},
+		{"duplicate key", strings.Replace(createBody(""), `{"session_id"`, `{"sync_mode":"global","session_id"`, 1),
+			map[string]string{"sync_mode": "Duplicate key 'sync_mode'"}},
+		{"duplicate key in a participant", createBody("", participant(p1, 0, ""), participant(p2, 1, `,"total_time_ms":1`)),
+			map[string]string{"participants.1.total_time_ms": "Duplicate key"}},
+		{"duplicate key in metadata", createBody(`,"metadata":{"a":{"b":1,"b":2}}`), map[string]string{"metadata.a.b": "Duplicate key"}},
+		{"duplicate participant_index", createBody("", participant(p1, 0, ""), participant(p2, 1, ""), participant(g1, 0, "")),
+			map[string]string{"participants.0.participant_index": "Duplicate participant_index 0 (also participants.2.participant_index)",
+				"participants.2.participant_index": "Duplicate participant_index 0 (also participants.0.participant_index)"}},
 		{"not an object", `[1]`, map[string]string{"body": "Expected object, received array"}},
 		{"empty body", ``, map[string]string{"body": "Expected object"}},
 		{"missing required", `{}`, map[string]string{"session_id": "Required", "sync_mode": "Required", "participants": "Required"}},
@@ -153,6 +163,28 @@ func TestParseCreateFills(t *testing.T) {
 	}
 }
 
+// TestParseLowercasesIDs: every id of a body comes out in lower case, so
+// either spelling of a UUID names one session and one participant.
+func TestParseLowercasesIDs(t *testing.T) {
+	up := strings.ToUpper
+	c, err := ParseCreate([]byte(strings.Replace(createBody("", participant(up(p1), 0, `,"group_id":"`+up(g1)+`"`),
+		participant(p2, 1, "")), sid, up(sid), 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ID != sid || c.Participants[0].ID != p1 || c.Participants[0].GroupID != g1 {
+		t.Fatalf("create: %+v", c)
+	}
+	_, err = ParseCreate([]byte(createBody("", participant(up(p1), 0, ""), participant(p1, 1, ""))))
+	if got := fieldsOf(t, err); !strings.Contains(got["participants.1.participant_id"], "Duplicate") {
+		t.Fatalf("one id in two cases is one participant: %v", got)
+	}
+	a, err := ParseSwitch([]byte(`{"next_participant_id":"`+up(p2)+`","current_participant_id":"`+up(p1)+`"}`), nil)
+	if err != nil || a.NextParticipantID != p2 || a.CurrentParticipantID != p1 {
+		t.Fatalf("switch: %+v %v", a, err)
+	}
+}
+
 func TestParseSwitch(t *testing.T) {
 	cases := []struct {
 		name, body, ifMatch string
@@ -174,6 +206,8 @@ func TestParseSwitch(t *testing.T) {
 		{name: "unknown and ill-typed together", body: `{"next_participant_id":1,"current_participant_id":"x","foo":true}`,
 			bad: map[string]string{"next_participant_id": "Expected string", "current_participant_id": "Invalid uuid", "body": "'foo'"}},
 		{name: "malformed", body: `{"expected_version":`, bad: map[string]string{"body": "Malformed JSON"}},
+		{name: "not JSON", body: `oops`, bad: map[string]string{"body": "Malformed JSON"}},
+		{name: "duplicate key", body: `{"expected_version":3,"expected_version":4}`, bad: map[string]string{"expected_version": "Duplicate key"}},
 		{name: "array body", body: `[]`, bad: map[string]string{"body": "Expected object, received array"}},
 	}
 	for _, tc := range cases {
@@ -213,6 +247,8 @@ func TestParseVersion(t *testing.T) {
 		{`{"expected_version":3.5}`, "", 0, "expected_version"},
 		{`{"version":3}`, "", 0, "body"},
 		{`{"expected_version":2}`, `"3"`, 0, "If-Match"},
+		{`oops`, "", 0, "body"},
+		{`{"expected_version":2,"expected_version":3}`, "", 0, "expected_version"},
 	}
 	for _, tc := range cases {
 		v, err := ParseVersion([]byte(tc.body), []byte(tc.ifMatch))
@@ -226,13 +262,13 @@ func TestParseVersion(t *testing.T) {
 	}
 }
 
-func TestIsUUID(t *testing.T) {
-	for s, want := range map[string]bool{
-		sid: true, strings.ToUpper(sid): true, "": false, sid + "0": false, sid[:35]: false,
-		strings.Replace(sid, "-", "x", 1): false, strings.Replace(sid, "6", "g", 1): false,
-	} {
-		if isUUID(s) != want {
-			t.Errorf("isUUID(%q) = %v", s, !want)
+// BenchmarkParseSwitch is the hot path's parse: a full switch body.
+func BenchmarkParseSwitch(b *testing.B) {
+	body := []byte(`{"expected_version":12,"current_participant_id":"` + p1 + `","next_participant_id":"` + p2 + `"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseSwitch(body, nil); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

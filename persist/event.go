@@ -9,6 +9,8 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // event is one decoded stream entry (lua/README.md, "Audit events").
@@ -61,7 +63,7 @@ func decode(stream string, m redis.XMessage) (event, error) {
 		return e, errors.New("unknown type")
 	}
 	e.sessionID = str("session_id")
-	if !isUUID(e.sessionID) {
+	if !session.IsUUID(e.sessionID) {
 		return e, errors.New("session_id is not a UUID")
 	}
 	var err error
@@ -76,7 +78,7 @@ func decode(stream string, m redis.XMessage) (event, error) {
 		dst **string
 	}{{"participant_id", &e.participantID}, {"group_id", &e.groupID}} {
 		if s := str(f.k); s != "" {
-			if !isUUID(s) {
+			if !session.IsUUID(s) {
 				return e, errors.New(f.k + " is not a UUID")
 			}
 			*f.dst = &s
@@ -129,25 +131,4 @@ func decode(stream string, m redis.XMessage) (event, error) {
 		return e, errors.New("unknown state_kind")
 	}
 	return e, nil
-}
-
-// isUUID accepts the 8-4-4-4-12 hex form the scripts validate.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }

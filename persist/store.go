@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // Store is the read side: a session's history, from PostgreSQL.
@@ -47,7 +49,7 @@ SELECT
 // when more events follow. found is false when nothing was ever recorded
 // for the session (or id is not a UUID).
 func (s *Store) Events(ctx context.Context, id string, afterVersion int64, limit int) (body []byte, found bool, err error) {
-	if !isUUID(id) {
+	if !session.IsUUID(id) {
 		return nil, false, nil
 	}
 	limit = max(1, min(limit, MaxPage))

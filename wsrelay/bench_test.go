@@ -188,7 +188,7 @@ type benchServer struct {
 	cpu  func() time.Duration // CPU used so far by the server's process; 0 when shared
 }
 
-func startBenchServer(b testing.TB, kind string, eng *engine, clock Clock) *benchServer {
+func startBenchServer(b testing.TB, kind string, eng *testEngine, clock Clock) *benchServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

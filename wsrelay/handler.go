@@ -9,10 +9,14 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // Handler serves GET /ws?sessionId=<uuid>[&token=<jwt>]. Everything it needs from ctx is
-// copied before the upgrade: the connection outlives the RequestCtx.
+// copied before the upgrade: the connection outlives the RequestCtx. The id
+// is lower-cased like the API's, so a client on AD7C… hears the changes
+// made through ad7c….
 //
 // The caps are checked before the upgrade (503, nothing upgraded) and taken
 // only in the upgraded connection's handler, which gives the slot back when
@@ -22,7 +26,7 @@ import (
 // for the last slot can pass the check together; the losers are upgraded
 // and closed with 1013 at once.
 func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
-	id := string(ctx.QueryArgs().Peek("sessionId"))
+	id, valid := session.NormalizeID(string(ctx.QueryArgs().Peek("sessionId")))
 	var sub string
 	var until time.Time
 	if r.cfg.Auth != nil {
@@ -33,7 +37,7 @@ func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	ip := clientIP(ctx, r.cfg.TrustProxy)
-	if validID(id) && !r.adm.room(ip) {
+	if valid && !r.adm.room(ip) {
 		r.m.rejectLimit.Inc()
 		ctx.Error("too many connections", fasthttp.StatusServiceUnavailable)
 		ctx.Response.Header.SetBytesV("Retry-After", retryAfter) // after Error, which resets the headers
@@ -41,7 +45,7 @@ func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	_ = r.up.Upgrade(ctx, func(conn *websocket.Conn) {
 		switch {
-		case !validID(id):
+		case !valid:
 			r.m.rejectID.Inc()
 			reject(conn, websocket.ClosePolicyViolation, "sessionId must be a UUID")
 			return

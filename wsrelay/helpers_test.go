@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/session"
@@ -58,111 +59,71 @@ func newRedis(t testing.TB, addr string) *redis.Client {
 	return rdb
 }
 
-func loadScript(t testing.TB, name string) *redis.Script {
+// testEngine drives the real scripts through the engine, as the service
+// does, and counts the full-state reads the relay makes (Get).
+type testEngine struct {
+	*engine.Engine
+	rdb  *redis.Client
+	gets atomic.Int64
+}
+
+func newEngine(t testing.TB, rdb *redis.Client) *testEngine {
 	t.Helper()
-	b, err := os.ReadFile("../lua/" + name)
-	if err != nil {
+	e := engine.New(rdb, engine.Options{})
+	if err := e.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return redis.NewScript(string(b))
-}
-
-// engine runs the scripts and reads state, like *Scripts in package main.
-type engine struct {
-	rdb                                  *redis.Client
-	create, start, switchCycle, get, del *redis.Script
-	gets                                 atomic.Int64 // full-state reads through Get
-}
-
-func newEngine(t testing.TB, rdb *redis.Client) *engine {
-	return &engine{rdb: rdb, create: loadScript(t, "createSession-5.lua"), start: loadScript(t, "startSession-6.lua"),
-		switchCycle: loadScript(t, "switchCycle-6.lua"), get: loadScript(t, "getSession-2.lua"),
-		del: loadScript(t, "deleteSession-5.lua")}
-}
-
-// keys gives the five KEYS of the turn scripts (create and delete ignore
-// the fifth, the shard's deadline index).
-func keys(id string) []string {
-	k := keyspace.For(id)
-	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
-}
-
-func scriptErr(err error) error {
-	var re redis.Error
-	if errors.As(err, &re) {
-		if e := session.ParseScriptError(re.Error()); e != nil {
-			return e
-		}
-	}
-	return err
+	return &testEngine{Engine: e, rdb: rdb}
 }
 
 // Get satisfies StateReader.
-func (e *engine) Get(ctx context.Context, id string) ([]byte, error) {
+func (e *testEngine) Get(ctx context.Context, id string) ([]byte, error) {
 	e.gets.Add(1)
-	k := keyspace.For(id)
-	vals, err := e.get.Run(ctx, e.rdb, []string{k.Meta, k.Parts}, id).StringSlice()
-	if err != nil {
-		return nil, scriptErr(err)
-	}
-	parts := make([][]byte, len(vals)-1)
-	for i, v := range vals[1:] {
-		parts[i] = []byte(v)
-	}
-	return fullstate.Build([]byte(vals[0]), parts), nil
+	return e.Engine.Get(ctx, id)
 }
 
-func (e *engine) fetch(ctx context.Context, id string) ([]byte, [][]byte, error) {
-	k := keyspace.For(id)
-	vals, err := e.get.Run(ctx, e.rdb, []string{k.Meta, k.Parts}, id).StringSlice()
-	if err != nil {
-		return nil, nil, scriptErr(err)
-	}
-	parts := make([][]byte, len(vals)-1)
-	for i, v := range vals[1:] {
-		parts[i] = []byte(v)
-	}
-	return []byte(vals[0]), parts, nil
+func (e *testEngine) fetch(ctx context.Context, id string) ([]byte, [][]byte, error) {
+	return e.Parts(ctx, id)
 }
 
 // newSession creates a session of n participants and returns its id.
-func (e *engine) newSession(t testing.TB, n int) string {
+func (e *testEngine) newSession(t testing.TB, n int) string {
 	t.Helper()
 	id := uuid.NewString()
 	e.createID(t, id, n)
 	return id
 }
 
-func (e *engine) createID(t testing.TB, id string, n int) {
+func (e *testEngine) createID(t testing.TB, id string, n int) {
 	t.Helper()
-	args := []any{id, keyspace.For(id).StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", ""}
+	c := &session.Config{ID: id, SyncMode: session.ModePerParticipant}
 	for i := 0; i < n; i++ {
-		args = append(args, uuid.NewString(), i, 600000, "")
+		c.Participants = append(c.Participants, session.Participant{ID: uuid.NewString(), Index: int64(i), TotalTimeMS: 600000})
 	}
-	if err := e.create.Run(context.Background(), e.rdb, keys(id), args...).Err(); err != nil {
-		t.Fatal(scriptErr(err))
+	if _, err := e.Create(context.Background(), c); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.del.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "") })
+	t.Cleanup(func() { _, _ = e.Delete(context.Background(), id, 0) })
 }
 
-func (e *engine) startSession(t testing.TB, id string) {
+func (e *testEngine) startSession(t testing.TB, id string) {
 	t.Helper()
-	if err := e.start.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "").Err(); err != nil {
-		t.Fatal(scriptErr(err))
-	}
-}
-
-func (e *engine) doSwitch(t testing.TB, id string) {
-	t.Helper()
-	if err := e.switchCycle.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "", "", "").Err(); err != nil {
-		t.Fatal(scriptErr(err))
+	if _, err := e.Start(context.Background(), id, 0); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (e *engine) deleteSession(t testing.TB, id string) {
+func (e *testEngine) doSwitch(t testing.TB, id string) {
 	t.Helper()
-	if err := e.del.Run(context.Background(), e.rdb, keys(id), id, keyspace.For(id).StateChannel, "0", "").Err(); err != nil {
-		t.Fatal(scriptErr(err))
+	if _, err := e.Switch(context.Background(), id, session.SwitchArgs{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *testEngine) deleteSession(t testing.TB, id string) {
+	t.Helper()
+	if _, err := e.Delete(context.Background(), id, 0); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -183,7 +144,7 @@ func (c *redisClock) NowMS() int64 { return time.Now().Add(c.offset).UnixMilli()
 // fixture is one relay served on a loopback port.
 type fixture struct {
 	relay *Relay
-	eng   *engine
+	eng   *testEngine
 	set   *metrics.Set
 	addr  string
 	clock *redisClock
@@ -191,7 +152,7 @@ type fixture struct {
 
 // newFixture starts a relay whose Pub/Sub talks to pubsubAddr (the
 // machine's Redis when ""), with state read through eng.
-func newFixture(t testing.TB, cfg Config, eng *engine, pubsubAddr string) *fixture {
+func newFixture(t testing.TB, cfg Config, eng *testEngine, pubsubAddr string) *fixture {
 	t.Helper()
 	if pubsubAddr == "" {
 		pubsubAddr = testRedisAddr()

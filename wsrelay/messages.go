@@ -106,24 +106,3 @@ func scanInt(b, key []byte) int64 {
 	}
 	return n
 }
-
-// validID reports whether id is a UUID in 8-4-4-4-12 hex form.
-func validID(id string) bool {
-	if len(id) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := id[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}

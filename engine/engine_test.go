@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -294,7 +294,7 @@ func TestRotationWrapsAndExplicitNext(t *testing.T) {
 	}
 }
 
-func getState(t testing.TB, s *Scripts, id string) State {
+func getState(t testing.TB, s *Engine, id string) State {
 	t.Helper()
 	b, err := s.Get(context.Background(), id)
 	if err != nil {
@@ -785,24 +785,24 @@ func TestLargeSession(t *testing.T) {
 			c.IncrementMS = ptr[int64](500)
 			w := watch(t, rdb, c.ID)
 			// relay: its own assembler fed only by what was published
-			relay := fullstate.New(s.parts, 10)
+			relay := fullstate.New(s.Parts, 10)
 			// cold: a wrapper with an empty cache must fetch to answer
-			cold := NewScripts(rdb, testEventCap, 10)
+			cold := New(rdb, Options{EventCap: testEventCap, StateCacheMax: 10})
 			ops := []struct {
-				s *Scripts
-				f func(s *Scripts) ([]byte, error)
+				s *Engine
+				f func(s *Engine) ([]byte, error)
 			}{
-				{s, func(s *Scripts) ([]byte, error) { return s.Create(ctx, c) }},
-				{s, func(s *Scripts) ([]byte, error) { return s.Start(ctx, c.ID, 0) }},
-				{s, func(s *Scripts) ([]byte, error) { return s.Switch(ctx, c.ID, session.SwitchArgs{}) }},
-				{cold, func(s *Scripts) ([]byte, error) { return s.Switch(ctx, c.ID, session.SwitchArgs{}) }},
-				{s, func(s *Scripts) ([]byte, error) { // s missed a version: it must refetch
+				{s, func(s *Engine) ([]byte, error) { return s.Create(ctx, c) }},
+				{s, func(s *Engine) ([]byte, error) { return s.Start(ctx, c.ID, 0) }},
+				{s, func(s *Engine) ([]byte, error) { return s.Switch(ctx, c.ID, session.SwitchArgs{}) }},
+				{cold, func(s *Engine) ([]byte, error) { return s.Switch(ctx, c.ID, session.SwitchArgs{}) }},
+				{s, func(s *Engine) ([]byte, error) { // s missed a version: it must refetch
 					return s.Switch(ctx, c.ID, session.SwitchArgs{NextParticipantID: c.Participants[n-1].ID})
 				}},
-				{s, func(s *Scripts) ([]byte, error) { return s.Switch(ctx, c.ID, session.SwitchArgs{}) }}, // wraps
-				{s, func(s *Scripts) ([]byte, error) { return s.Pause(ctx, c.ID, 0) }},
-				{s, func(s *Scripts) ([]byte, error) { return s.Resume(ctx, c.ID, 0) }},
-				{s, func(s *Scripts) ([]byte, error) { return s.Complete(ctx, c.ID, 0) }},
+				{s, func(s *Engine) ([]byte, error) { return s.Switch(ctx, c.ID, session.SwitchArgs{}) }}, // wraps
+				{s, func(s *Engine) ([]byte, error) { return s.Pause(ctx, c.ID, 0) }},
+				{s, func(s *Engine) ([]byte, error) { return s.Resume(ctx, c.ID, 0) }},
+				{s, func(s *Engine) ([]byte, error) { return s.Complete(ctx, c.ID, 0) }},
 			}
 			for i, o := range ops {
 				b, err := o.f(o.s)
@@ -1090,7 +1090,7 @@ func allExpired(st State) bool {
 
 var expiredRe = regexp.MustCompile(`,"expired_participant_id":"[^"]*"`)
 
-func propertyRun(t *testing.T, s *Scripts, seed uint64, steps int) {
+func propertyRun(t *testing.T, s *Engine, seed uint64, steps int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	n := 1 + rng.IntN(5)
@@ -1299,7 +1299,7 @@ func TestWrapperErrors(t *testing.T) {
 	}
 	closed := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
 	closed.Close()
-	if err := NewScripts(closed, 0, 1).Load(context.Background()); err == nil {
+	if err := New(closed, Options{}).Load(context.Background()); err == nil {
 		t.Error("Load on a closed client succeeded")
 	}
 	// replies of an unexpected shape are errors, not panics

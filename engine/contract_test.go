@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -65,7 +65,7 @@ type contractStep struct {
 
 func loadContractCases(t *testing.T) map[string]contractCase {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join("testdata", "contract", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "contract", "*.json"))
 	if len(files) == 0 {
 		t.Fatal("no golden cases in testdata/contract")
 	}
@@ -152,7 +152,7 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 		} else {
 			sha, ok := shas[st.Script]
 			if !ok {
-				src, err := os.ReadFile(filepath.Join("lua", st.Script))
+				src, err := os.ReadFile(filepath.Join("..", "lua", st.Script))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -391,12 +391,12 @@ func TestNodeContract(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node is required for the second-language contract test: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join("testdata", "node", "node_modules")); err != nil {
+	if _, err := os.Stat(filepath.Join("..", "testdata", "node", "node_modules")); err != nil {
 		t.Fatalf("the Node runner's packages are missing: run `make deps` (%v)", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "node", "run.mjs"))
+	cmd := exec.CommandContext(ctx, node, filepath.Join("..", "testdata", "node", "run.mjs"))
 	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+testRedisAddr())
 	out, err := cmd.CombinedOutput()
 	t.Logf("node runner:\n%s", out)

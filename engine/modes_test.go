@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -26,7 +26,7 @@ import (
 // modeRun drives one session and remembers the last state.
 type modeRun struct {
 	t   *testing.T
-	s   *Scripts
+	s   *Engine
 	rdb *redis.Client
 	c   *session.Config
 	st  State

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"context"
@@ -60,10 +60,10 @@ func (l latencies) report(b *testing.B) {
 	b.ReportMetric(pct(0.99), "p99-us")
 }
 
-func benchScripts(b *testing.B, eventCap int64) (*Scripts, *redis.Client) {
+func benchScripts(b *testing.B, eventCap int64) (*Engine, *redis.Client) {
 	b.Helper()
 	rdb := newTestClient(b)
-	s := NewScripts(rdb, eventCap, 100)
+	s := New(rdb, Options{EventCap: eventCap, StateCacheMax: 100})
 	if err := s.Load(context.Background()); err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func BenchmarkScript(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	mustDel := func(s *Scripts, id string) {
+	mustDel := func(s *Engine, id string) {
 		if _, err := s.Delete(ctx, id, 0); err != nil {
 			b.Fatal(err)
 		}
@@ -105,17 +105,17 @@ func BenchmarkScript(b *testing.B) {
 	}
 	type bench struct {
 		name string
-		run  func(b *testing.B, s *Scripts, rdb *redis.Client, n int, lat *latencies)
+		run  func(b *testing.B, s *Engine, rdb *redis.Client, n int, lat *latencies)
 	}
 	benches := []bench{
-		{"create", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"create", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			for range b.N {
 				c := fresh(b, n)
 				lat.time(func() { must(s.Create(ctx, c)) })
 				mustDel(s, c.ID)
 			}
 		}},
-		{"start", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"start", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			for range b.N {
 				c := fresh(b, n)
 				must(s.Create(ctx, c))
@@ -123,7 +123,7 @@ func BenchmarkScript(b *testing.B) {
 				mustDel(s, c.ID)
 			}
 		}},
-		{"switch", func(b *testing.B, s *Scripts, rdb *redis.Client, n int, lat *latencies) {
+		{"switch", func(b *testing.B, s *Engine, rdb *redis.Client, n int, lat *latencies) {
 			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
 			size := benchPublished(b, s, rdb, c.ID)
 			// a PING beside every switch, so the ratio to PING holds even
@@ -148,14 +148,14 @@ func BenchmarkScript(b *testing.B) {
 			b.ReportMetric(ping.p50(), "ping-p50-us")
 			b.ReportMetric(lat.p50()/ping.p50(), "x-ping-p50")
 		}},
-		{"get", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"get", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
 			b.ResetTimer()
 			for range b.N {
 				lat.time(func() { must(s.Get(ctx, c.ID)) })
 			}
 		}},
-		{"pause", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"pause", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
 			b.ResetTimer()
 			for range b.N {
@@ -163,7 +163,7 @@ func BenchmarkScript(b *testing.B) {
 				must(s.Resume(ctx, c.ID, 0))
 			}
 		}},
-		{"resume", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"resume", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			c, _ := running(b, s, session.ModePerParticipant, n, 3_600_000)
 			b.ResetTimer()
 			for range b.N {
@@ -171,7 +171,7 @@ func BenchmarkScript(b *testing.B) {
 				lat.time(func() { must(s.Resume(ctx, c.ID, 0)) })
 			}
 		}},
-		{"complete", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"complete", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			for range b.N {
 				c := fresh(b, n)
 				must(s.Create(ctx, c))
@@ -180,7 +180,7 @@ func BenchmarkScript(b *testing.B) {
 				mustDel(s, c.ID)
 			}
 		}},
-		{"delete", func(b *testing.B, s *Scripts, _ *redis.Client, n int, lat *latencies) {
+		{"delete", func(b *testing.B, s *Engine, _ *redis.Client, n int, lat *latencies) {
 			for range b.N {
 				c := fresh(b, n)
 				must(s.Create(ctx, c))
@@ -353,7 +353,7 @@ func BenchmarkSwitchFloor(b *testing.B) {
 }
 
 // benchPublished returns the size of one switch's published message.
-func benchPublished(b *testing.B, s *Scripts, rdb *redis.Client, id string) int {
+func benchPublished(b *testing.B, s *Engine, rdb *redis.Client, id string) int {
 	b.Helper()
 	ctx := context.Background()
 	ps := rdb.Subscribe(ctx, keyspace.For(id).StateChannel)

@@ -1,4 +1,4 @@
-package main
+package engine
 
 import (
 	"bytes"
@@ -42,16 +42,15 @@ func newTestClient(t testing.TB) *redis.Client {
 	return rdb
 }
 
-func newTestScripts(t testing.TB) (*Scripts, *redis.Client) {
+func newTestScripts(t testing.TB) (*Engine, *redis.Client) {
 	t.Helper()
 	rdb := newTestClient(t)
-	s := NewScripts(rdb, testEventCap, 1000)
+	// a private deadline index: no expiry scheduler of a server running on
+	// the same Redis touches these sessions
+	s := New(rdb, Options{EventCap: testEventCap, StateCacheMax: 1000, DeadlineSuffix: ":test:" + uuid.NewString()})
 	if err := s.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// a private deadline index: no expiry scheduler of a server running on
-	// the same Redis touches these sessions
-	s.dlSuffix = ":test:" + uuid.NewString()
 	t.Cleanup(func() {
 		for i := range keyspace.Shards {
 			cleanupRDB.Del(context.Background(), keyspace.Deadlines(i)+s.dlSuffix)
@@ -155,7 +154,7 @@ func newConfig(t testing.TB, mode string, n int, bank int64) *session.Config {
 }
 
 // mustCreate creates c and returns its state.
-func mustCreate(t testing.TB, s *Scripts, c *session.Config) State {
+func mustCreate(t testing.TB, s *Engine, c *session.Config) State {
 	t.Helper()
 	b, err := s.Create(context.Background(), c)
 	if err != nil {
@@ -165,7 +164,7 @@ func mustCreate(t testing.TB, s *Scripts, c *session.Config) State {
 }
 
 // running creates and starts a session of n participants.
-func running(t testing.TB, s *Scripts, mode string, n int, bank int64) (*session.Config, State) {
+func running(t testing.TB, s *Engine, mode string, n int, bank int64) (*session.Config, State) {
 	t.Helper()
 	c := newConfig(t, mode, n, bank)
 	mustCreate(t, s, c)

@@ -1,0 +1,368 @@
+// Package engine drives the SyncKairos scripts (lua/): every Go caller runs
+// a transition through an *Engine, which builds the KEYS and ARGV
+// lua/README.md documents, decodes the replies and maps the scripts' error
+// codes to session errors. The service, the relay's STATE_SYNC, expiry, the
+// bench tool and every test go through it, and another Go service can
+// embed it: nothing here knows HTTP. The boundary is the script contract:
+// what a script takes and returns is decided in lua/, how Go calls it
+// here, and nothing else builds a script call.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/fullstate"
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/lua"
+	"github.com/synckairos/synckairos/session"
+)
+
+// Engine runs the session transitions, each one EVALSHA of a script in
+// lua/. It depends on redis.Scripter only, so a Cluster client works too.
+type Engine struct {
+	rdb      redis.Scripter
+	eventCap *streamCap // read per call: the deployment's audit flag may change it
+	asm      *fullstate.Assembler
+	idemTTL  string // ms an Idempotency-Key record lives
+	dlSuffix string // Options.DeadlineSuffix
+
+	create, start, switchCycle, get, pause, resume, complete, del, expire *redis.Script
+}
+
+// Options configures an Engine; the zero value records no audit events,
+// caches 10,000 large sessions and keeps replies DefaultIdempotencyTTL.
+type Options struct {
+	// EventCap bounds each shard's audit stream: a transition that finds
+	// it full fails with STREAM_FULL; 0 records no events. SetEventCap
+	// changes it while the engine runs.
+	EventCap int64
+	// StateCacheMax bounds the large-session state cache (Assembler).
+	StateCacheMax int
+	// IdempotencyTTL is how long a reply stays kept under its
+	// Idempotency-Key.
+	IdempotencyTTL time.Duration
+	// DeadlineSuffix names a private deadline index (keyspace.Deadlines +
+	// the suffix): only an expiry scheduler given the same suffix sees
+	// these sessions' deadlines. Tests sharing a Redis with running
+	// services use one; a deployment leaves it empty.
+	DeadlineSuffix string
+}
+
+// New returns an engine on rdb; call Load before the first transition.
+func New(rdb redis.Scripter, o Options) *Engine {
+	if o.StateCacheMax <= 0 {
+		o.StateCacheMax = 10_000
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	s := &Engine{rdb: rdb, eventCap: newStreamCap(o.EventCap), dlSuffix: o.DeadlineSuffix}
+	s.idemTTL = strconv.FormatInt(max(o.IdempotencyTTL.Milliseconds(), 1), 10)
+	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
+	s.create = script("createSession-5.lua")
+	s.start = script("startSession-6.lua")
+	s.switchCycle = script("switchCycle-6.lua")
+	s.get = script("getSession-2.lua")
+	s.pause = script("pauseSession-6.lua")
+	s.resume = script("resumeSession-6.lua")
+	s.complete = script("completeSession-6.lua")
+	s.del = script("deleteSession-5.lua")
+	s.expire = script("expireSession-5.lua")
+	s.asm = fullstate.New(s.Parts, o.StateCacheMax)
+	return s
+}
+
+// DefaultIdempotencyTTL is how long a reply stays kept under its
+// Idempotency-Key (IDEMPOTENCY_TTL).
+const DefaultIdempotencyTTL = 10 * time.Minute
+
+// SetEventCap changes the audit stream cap of the calls that follow; it
+// reports whether the cap changed.
+func (s *Engine) SetEventCap(n int64) (changed bool) { return s.eventCap.Set(n) }
+
+// EventCap is the audit stream cap the next call gets.
+func (s *Engine) EventCap() int64 { return s.eventCap.Load() }
+
+// Load runs SCRIPT LOAD for every script, so EVALSHA never misses; scripts
+// loaded this way are not evicted by Redis.
+func (s *Engine) Load(ctx context.Context) error {
+	for _, sc := range []*redis.Script{s.create, s.start, s.switchCycle, s.get, s.pause, s.resume, s.complete, s.del, s.expire} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Assembler returns the instance's large-session state cache, which the
+// relay shares.
+func (s *Engine) Assembler() *fullstate.Assembler { return s.asm }
+
+// mutatorKeys are the keys of create and delete: the session's, its
+// shard's stream, and the call's Idempotency-Key record.
+func mutatorKeys(id string, c *session.Call) (keyspace.Session, []string) {
+	k := keyspace.For(id)
+	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem(idemKey(c))}
+}
+
+// turnKeys adds the shard's deadline index, for the scripts that can
+// start or stop a running turn.
+func (s *Engine) turnKeys(id string, c *session.Call) (keyspace.Session, []string) {
+	k := keyspace.For(id)
+	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)) + s.dlSuffix,
+		k.Idem(idemKey(c))}
+}
+
+// the calls' optional *session.Call: at most one, nil for none
+func callOf(c []*session.Call) *session.Call {
+	if len(c) == 0 {
+		return nil
+	}
+	return c[0]
+}
+
+func idemKey(c *session.Call) string {
+	if c == nil {
+		return ""
+	}
+	return c.IdemKey
+}
+
+// callArgs appends the ARGV every mutating script ends with:
+// idem_fingerprint, idem_ttl_ms, actor.
+func (s *Engine) callArgs(args []any, c *session.Call) []any {
+	if c == nil {
+		return append(args, "", "", "")
+	}
+	fp := c.Fingerprint
+	if c.IdemKey == "" {
+		fp = ""
+	}
+	return append(args, fp, s.idemTTL, c.Actor)
+}
+
+func versionArg(v int64) string {
+	if v <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+func optInt(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*v, 10)
+}
+
+// Create creates a pending session and returns its state JSON.
+func (s *Engine) Create(ctx context.Context, c *session.Config, call ...*session.Call) ([]byte, error) {
+	cl := callOf(call)
+	k, keys := mutatorKeys(c.ID, cl)
+	auto := "0"
+	if c.AutoAdvance {
+		auto = "1"
+	}
+	args := make([]any, 0, 14+4*len(c.Participants))
+	args = append(args, c.ID, k.StateChannel, s.eventCap, c.SyncMode, optInt(c.TotalTimeMS),
+		optInt(c.TimePerCycleMS), optInt(c.IncrementMS), optInt(c.MaxTimeMS), auto, string(c.Metadata))
+	args = s.callArgs(args, cl)
+	for _, p := range c.Participants {
+		args = append(args, p.ID, p.Index, p.TotalTimeMS, p.GroupID)
+	}
+	if len(c.WarningsMS) > 0 {
+		w := make([]byte, 0, 8*len(c.WarningsMS))
+		for i, ms := range c.WarningsMS {
+			if i > 0 {
+				w = append(w, ',')
+			}
+			w = strconv.AppendInt(w, ms, 10)
+		}
+		args = append(args, string(w))
+	}
+	return s.state(ctx, s.create.Run(ctx, s.rdb, keys, args...), cl)
+}
+
+// Start moves a pending session to running.
+func (s *Engine) Start(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.simple(ctx, callOf(c), s.start, id, expectedVersion)
+}
+
+// Pause moves a running session to paused. A pause that lands after the
+// running turn's deadline applies that expiry first (TIME_EXPIRED,
+// auto_advance), so the result may be another participant paused, or an
+// expired session.
+func (s *Engine) Pause(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.late(ctx, callOf(c), s.pause, id, expectedVersion)
+}
+
+// Resume moves a paused session to running.
+func (s *Engine) Resume(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.simple(ctx, callOf(c), s.resume, id, expectedVersion)
+}
+
+// Complete ends a pending, running or paused session. Like Pause, a late
+// complete applies the expiry first; when that ends the session, it stays
+// expired.
+func (s *Engine) Complete(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) ([]byte, error) {
+	return s.late(ctx, callOf(c), s.complete, id, expectedVersion)
+}
+
+func (s *Engine) simple(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
+	k, keys := s.turnKeys(id, c)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, c)
+	return s.state(ctx, sc.Run(ctx, s.rdb, keys, args...), c)
+}
+
+// late runs a script that may apply an expiry first: it also gets the
+// message channel, for TIME_EXPIRED.
+func (s *Engine) late(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
+	k, keys := s.turnKeys(id, c)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel}, c)
+	return s.state(ctx, sc.Run(ctx, s.rdb, keys, args...), c)
+}
+
+// Switch ends the active turn and returns the state, which doubles as the
+// v1 SwitchCycleResult (it adds expired_participant_id when a clock ran out).
+func (s *Engine) Switch(ctx context.Context, id string, a session.SwitchArgs, c ...*session.Call) ([]byte, error) {
+	cl := callOf(c)
+	k, keys := s.turnKeys(id, cl)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
+		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel}, cl)
+	return s.state(ctx, s.switchCycle.Run(ctx, s.rdb, keys, args...), cl)
+}
+
+// Expire applies the expiry of a session's running turn if its deadline
+// has passed (expireSession-5.lua). It is idempotent: fired reports
+// whether this call changed the session (and published TIME_EXPIRED).
+func (s *Engine) Expire(ctx context.Context, id string) (fired bool, err error) {
+	k, keys := s.turnKeys(id, nil)
+	v, err := s.expire.Run(ctx, s.rdb, keys[:5], id, k.StateChannel, s.eventCap, k.MsgChannel).Result()
+	if err != nil {
+		return false, scriptErr(err, true)
+	}
+	_, isState := v.([]any)
+	return isState, nil
+}
+
+// Delete removes a session; it reports whether the session existed.
+func (s *Engine) Delete(ctx context.Context, id string, expectedVersion int64, c ...*session.Call) (bool, error) {
+	cl := callOf(c)
+	k, keys := mutatorKeys(id, cl)
+	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, cl)
+	v, err := s.del.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return false, scriptErr(err, true)
+	}
+	s.asm.Forget(id)
+	if n, ok := v.(int64); ok {
+		return n == 1, nil
+	}
+	// {"replay", "1"|"0"}: the kept reply of an earlier call with this key
+	r, ok := v.([]any)
+	if !ok || len(r) != 2 || r[0] != "replay" {
+		return false, errReply
+	}
+	if cl != nil {
+		cl.Replayed = true
+	}
+	return r[1] == "1", nil
+}
+
+// Get returns a session's current state.
+func (s *Engine) Get(ctx context.Context, id string) ([]byte, error) {
+	head, parts, err := s.Parts(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return fullstate.Build(head, parts), nil
+}
+
+// Parts reads a session as its head (the state without "participants") and
+// its participants in rotation order: a fullstate.Fetch.
+func (s *Engine) Parts(ctx context.Context, id string) ([]byte, [][]byte, error) {
+	k := keyspace.For(id)
+	vals, err := s.get.Run(ctx, s.rdb, []string{k.Meta, k.Parts}, id).Slice()
+	if err != nil {
+		return nil, nil, scriptErr(err, false)
+	}
+	if len(vals) == 0 {
+		return nil, nil, errReply
+	}
+	strs := make([][]byte, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			return nil, nil, errReply
+		}
+		strs[i] = []byte(str)
+	}
+	return strs[0], strs[1:], nil
+}
+
+var errReply = errors.New("scripts: unexpected reply shape")
+
+// state decodes the {kind, json} reply of a mutating script into full
+// state; a replay is flagged on c.
+func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]byte, error) {
+	vals, err := cmd.Slice()
+	if err != nil {
+		return nil, scriptErr(err, true)
+	}
+	if len(vals) != 2 {
+		return nil, errReply
+	}
+	kind, _ := vals[0].(string)
+	payload, _ := vals[1].(string)
+	switch kind {
+	case "full":
+		return []byte(payload), nil
+	case "replay":
+		if c != nil {
+			c.Replayed = true
+		}
+		return []byte(payload), nil
+	case "delta":
+		d, err := fullstate.Decode([]byte(payload))
+		if err != nil {
+			return nil, err
+		}
+		return s.asm.Apply(ctx, d)
+	}
+	return nil, errReply
+}
+
+// scriptErr maps a script's error reply to a *session.Error. A call that
+// got no reply is UNAVAILABLE when it never left (no connection), and, for
+// a script that writes (mutating), OUTCOME_UNKNOWN once it may have been
+// sent: it may have run, so nothing re-sends it (the client is told
+// to re-read, or to retry with its Idempotency-Key). The cause stays
+// wrapped for the log. Any other reply error (NOSCRIPT...) passes through.
+func scriptErr(err error, mutating bool) error {
+	var re redis.Error
+	if errors.As(err, &re) {
+		if e := session.ParseScriptError(re.Error()); e != nil {
+			return e
+		}
+		return err
+	}
+	if !mutating || notSent(err) {
+		return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%w: %w", session.ErrOutcomeUnknown, err)
+}
+
+// notSent reports whether err proves a command never reached Redis: no
+// connection could be made or taken from the pool.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed)
+}
