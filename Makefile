@@ -1,7 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test deps bench bench-go lint lua migrate
+.PHONY: run test test-sdk deps bench bench-go lint lua migrate
 
 run:
 	$(GO) run .
@@ -17,6 +17,13 @@ deps:
 
 test: deps
 	$(GO) test -race -count=1 -timeout 30m ./...
+	@$(MAKE) --no-print-directory test-sdk
+
+# test-sdk runs the JS SDK's tiers (sdk/js/test/tiers.sh): unit, integration
+# against the real binary, and the browser tier in Debian's Chromium. Each
+# says SKIPPED, loudly, when node/npm or chromium is missing.
+test-sdk:
+	@sdk/js/test/tiers.sh
 
 # bench runs the load tool's standard set (about 5 minutes): it starts the
 # server built here on a free port with rate limits off, measures it against

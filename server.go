@@ -19,9 +19,10 @@ import (
 
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/handlers"
-	"github.com/synckairos/synckairos/ratelimit"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/webassets"
 )
 
 // app is one running instance: the shared clients and the HTTP server.
@@ -219,6 +220,11 @@ func (a *app) routes() {
 	a.handle("GET", "/health", quiet, handlers.Health)
 	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, readyTimeout, a.cfg.DebugErrors))
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
+
+	// The SDK bundle and the demo, embedded (webassets): no Redis, no limit.
+	a.handle("GET", "/sdk/synckairos.js", exempt, webassets.SDK)
+	a.handle("GET", "/demo/", exempt, webassets.Demo(a.errs.NotFound))
+	a.handle("GET", "/demo/{file}", exempt, webassets.Demo(a.errs.NotFound))
 }
 
 // unreadable is the server's ErrorHandler: fasthttp calls it with the

@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // exactlyOnce checks n rows, versions 1..k contiguous for every session,
@@ -173,11 +175,6 @@ func TestTenThousandTransitions(t *testing.T) {
 	rdb := startRedis(t)
 	db := newTestDB(t)
 	d := newDriver(t, rdb, 100000)
-	for _, s := range d.scripts {
-		if err := s.Load(ctx, rdb).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
@@ -192,11 +189,11 @@ func TestTenThousandTransitions(t *testing.T) {
 			for _, id := range ids {
 				switch round {
 				case 0:
-					d.scripts["createSession"].EvalSha(ctx, p, keysOf(id), d.createArgs(id, 4)...)
+					d.e.Batch(ctx, p).Create(d.config(id, 4))
 				case 1:
-					d.scripts["startSession"].EvalSha(ctx, p, keysOf(id), d.opArgs("startSession", id)...)
+					d.e.Batch(ctx, p).Start(id)
 				default:
-					d.scripts["switchCycle"].EvalSha(ctx, p, keysOf(id), d.opArgs("switchCycle", id)...)
+					d.e.Batch(ctx, p).Switch(id, session.SwitchArgs{})
 				}
 			}
 			return nil

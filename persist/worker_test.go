@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // TestWorkerRecordsEveryTransition drives every kind of transition through
@@ -420,11 +422,12 @@ func TestWorkerRecordsExpiry(t *testing.T) {
 	db := newTestDB(t)
 	d := newDriver(t, rdb, 1000)
 	id := newUUID()
-	args := []any{id, keyspace.For(id).StateChannel, d.cap, "global", "20", "", "", "", "0", "", "", "", ""}
+	total := int64(20)
+	c := &session.Config{ID: id, SyncMode: session.ModeGlobal, TotalTimeMS: &total}
 	for i := 0; i < 2; i++ {
-		args = append(args, newUUID(), i, 600000, "")
+		c.Participants = append(c.Participants, session.Participant{ID: newUUID(), Index: int64(i), TotalTimeMS: 600000})
 	}
-	if err := d.scripts["createSession"].Run(ctx, d.rdb, keysOf(id), args...).Err(); err != nil {
+	if _, err := d.e.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.op(ctx, "startSession", id); err != nil {
