@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/envconf"
 	"github.com/synckairos/synckairos/wsrelay"
@@ -60,6 +61,7 @@ type Config struct {
 
 	WS     wsrelay.Config // WS_*: the WebSocket relay (wsrelaywire.go)
 	Expiry ExpiryConfig   // EXPIRY_*: the expiry scheduler (expirywire.go)
+	Auth   auth.Config    // AUTH_*: token verification (authwire.go)
 }
 
 // loadConfig reads the environment through getenv, so tests pass their own.
@@ -128,6 +130,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.WS = loadWSConfig(e, c.CORSOrigins, c.TrustProxy)
 	c.Expiry = loadExpiryConfig(e)
+	c.Auth = loadAuthConfig(e)
 	return c, errors.Join(append([]error{e.Err()}, errs...)...)
 }
 

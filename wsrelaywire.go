@@ -44,7 +44,11 @@ func loadWSConfig(e *envconf.Reader, corsOrigins []string, trustProxy bool) wsre
 // with 1001 first at shutdown.
 func (a *app) wireRelay(context.Context) error {
 	set := metrics.NewSet()
-	relay := wsrelay.New(a.cfg.WS, a.rdb, a.engine, a.engine.Assembler(), a.clock, a.log, set)
+	cfg := a.cfg.WS
+	if a.auth != nil {
+		cfg.Auth = a.auth
+	}
+	relay := wsrelay.New(cfg, a.rdb, a.engine, a.engine.Assembler(), a.clock, a.log, set)
 	a.addMetrics(set)
 	a.router.GET("/ws", relay.Handler)
 	a.onShutdown("close WebSockets", relay.Shutdown)

@@ -102,6 +102,10 @@ func (r *Reader) List(name string, def []string) []string {
 	return out
 }
 
+// Raw is name's value exactly as set, untrimmed: for secrets, where spaces
+// may be part of the value.
+func (r *Reader) Raw(name string) string { return r.getenv(name) }
+
 // Invalid records a problem the typed readers cannot see (a range, a
 // choice, two variables that disagree) as "NAME: msg".
 func (r *Reader) Invalid(name, msg string) {

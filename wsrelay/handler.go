@@ -13,7 +13,7 @@ import (
 	"github.com/synckairos/synckairos/session"
 )
 
-// Handler serves GET /ws?sessionId=<uuid>. Everything it needs from ctx is
+// Handler serves GET /ws?sessionId=<uuid>[&token=<jwt>]. Everything it needs from ctx is
 // copied before the upgrade: the connection outlives the RequestCtx. The id
 // is lower-cased like the API's, so a client on AD7C… hears the changes
 // made through ad7c….
@@ -27,6 +27,15 @@ import (
 // and closed with 1013 at once.
 func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 	id, valid := session.NormalizeID(string(ctx.QueryArgs().Peek("sessionId")))
+	var sub string
+	var until time.Time
+	if r.cfg.Auth != nil {
+		var ok bool
+		if sub, until, ok = r.cfg.Auth.Handshake(ctx, string(ctx.QueryArgs().Peek("token")), id); !ok {
+			r.m.rejectAuth.Inc()
+			return
+		}
+	}
 	ip := clientip.Of(ctx, r.cfg.TrustProxy)
 	if valid && !r.adm.room(ip) {
 		r.m.rejectLimit.Inc()
@@ -46,7 +55,7 @@ func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		defer r.adm.release(ip)
-		r.serve(conn, id)
+		r.serve(conn, id, sub, until)
 	})
 }
 
