@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/wsrelay"
 )
@@ -30,6 +31,7 @@ func TestConfigDefaults(t *testing.T) {
 		WS: wsrelay.Config{Origins: []string{"*"}, MaxConns: 10000, MaxConnsPerIP: 100, QueueSize: 256,
 			PingInterval: 5 * time.Second, WriteTimeout: 10 * time.Second, MaxMessageBytes: 4096},
 		Expiry: ExpiryConfig{Enabled: true, Poll: 10 * time.Millisecond},
+		Auth:   auth.Config{Mode: "off", Leeway: 5 * time.Second},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
