@@ -1,22 +1,37 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test deps bench bench-go lint lua migrate
+.PHONY: run test test-sdk deps tidy bench bench-go lint lua migrate
 
 run:
 	$(GO) run .
 
-# deps installs what the tests need beyond Go modules: the Node runner's
-# packages for the second-language contract test, and promtool (Debian's
-# prometheus package) for the /metrics format test.
+# deps installs what the tests need beyond Go modules, inside the repository
+# only: the Node runner's packages for the second-language contract test.
+# Without node/npm that tier is skipped, and deps and test say so.
+NODE_MISSING = '*** node/npm not found: the Node contract tier (engine TestNodeContract) is SKIPPED ***'
+
 deps:
-	@if [ -f testdata/node/package-lock.json ] && \
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then echo $(NODE_MISSING) >&2; \
+	elif [ -f testdata/node/package-lock.json ] && \
 		[ ! testdata/node/node_modules/.package-lock.json -nt testdata/node/package-lock.json ]; then \
 		npm --prefix testdata/node ci --no-audit --no-fund --silent; fi
-	@command -v promtool >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }
 
-test: deps
+# tidy fails (printing the diff) when `go mod tidy` would change go.mod or
+# go.sum; test and lint run it first.
+tidy:
+	@$(GO) mod tidy -diff || { echo '*** go.mod/go.sum are not tidy: run `go mod tidy` ***' >&2; exit 1; }
+
+test: deps tidy
 	$(GO) test -race -count=1 -timeout 30m ./...
+	@command -v node >/dev/null || echo $(NODE_MISSING) >&2
+	@$(MAKE) --no-print-directory test-sdk
+
+# test-sdk runs the JS SDK's tiers (sdk/js/test/tiers.sh): unit, integration
+# against the real binary, and the browser tier in Debian's Chromium. Each
+# says SKIPPED, loudly, when node/npm or chromium is missing.
+test-sdk:
+	@sdk/js/test/tiers.sh
 
 # bench runs the load tool's standard set (about 5 minutes): it starts the
 # server built here on a free port with rate limits off, measures it against
@@ -35,7 +50,7 @@ bench:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 .
 
-lint:
+lint: tidy
 	gofmt -l . | (! grep .)
 	$(GO) vet ./...
 

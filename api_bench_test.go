@@ -13,14 +13,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
-	"github.com/synckairos/synckairos/keyspace"
-	"github.com/synckairos/synckairos/lua"
+	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/session"
 )
 
 // BenchmarkHTTPSwitch measures POST /v1/sessions/{id}/switch through the
 // real server on the machine's Redis, beside two floors taken in the same
 // run: a bare fasthttp handler writing a state-sized body (HTTP cost alone)
-// and a raw EVALSHA of switchCycle-6 (Redis cost alone). The server runs
+// and the engine's switch, one EVALSHA and no HTTP (Redis cost alone). The server runs
 // twice: rate limiter and request log off, then on (limits set high enough
 // never to refuse; the log goes to a file). Each connection switches its
 // own session. Reports p50 and p99 latency (µs) and throughput (req/s).
@@ -47,9 +47,8 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr(), PoolSize: 128})
 	defer rdb.Close()
-	src, _ := lua.Source("switchCycle-6.lua")
-	sw := redis.NewScript(src)
-	if err := sw.Load(context.Background(), rdb).Err(); err != nil {
+	eng := engine.New(rdb, engine.Options{})
+	if err := eng.Load(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 
@@ -58,14 +57,13 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 		b.Run("bare-fasthttp"+c, func(b *testing.B) {
 			runHTTPLoad(b, bare, conns, func(int) string { return "/v1/sessions/x/switch" })
 		})
-		b.Run("raw-evalsha"+c, func(b *testing.B) {
+		b.Run("engine-switch"+c, func(b *testing.B) {
 			runLoad(b, conns, func(w int) func() error {
 				id := rawIDs[w]
-				k := keyspace.For(id)
-				keys := []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)), k.Idem("")}
 				ctx := context.Background()
 				return func() error {
-					return sw.EvalSha(ctx, rdb, keys, id, k.StateChannel, "0", "", "", "").Err()
+					_, err := eng.Switch(ctx, id, session.SwitchArgs{})
+					return err
 				}
 			})
 		})

@@ -17,6 +17,8 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/synckairos/synckairos/pgtest"
 )
 
 // TestAPIIDCase: upper- and lower-case spellings of a UUID are one
@@ -27,7 +29,7 @@ func TestAPIIDCase(t *testing.T) {
 	redisAddr, _ := startRedisServer(t)
 	schema := persistSchema(t)
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}, nil)
+		"DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
 	id, p1, p2, g := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
 	up := strings.ToUpper
 	body := `{"session_id":"` + up(id) + `","sync_mode":"per_group","participants":[` +
@@ -81,7 +83,7 @@ func TestAPIIDCase(t *testing.T) {
 		_ = json.Unmarshal(r.body, &page)
 		return r.status == 200 && len(page.Data) == 3
 	})
-	pool, err := pgxpool.New(context.Background(), persistURL("127.0.0.1:5432", schema))
+	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/metricslint"
 )
 
 // backends: the embedded dev-mode Redis and the machine's real one.
@@ -328,6 +328,25 @@ func TestAPIRateLimits(t *testing.T) {
 			t.Fatalf("after Retry-After: %d %s", r.status, r.body)
 		}
 	})
+	// The budget is the client's (clientip.Of): its X-Forwarded-For entry
+	// behind a trusted proxy, else the peer, whatever the header says.
+	for _, trust := range []bool{true, false} {
+		t.Run("per IP, TRUST_PROXY="+strconv.FormatBool(trust), func(t *testing.T) {
+			t.Parallel()
+			s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_IP_MAX": "1",
+				"RATE_LIMIT_IP_WINDOW": "1m", "TRUST_PROXY": strconv.FormatBool(trust)}, nil)
+			u := s.base + "/v1/sessions/" + uuid.NewString()
+			want := []int{404, 429, 404}
+			if !trust {
+				want = []int{404, 429, 429}
+			}
+			for i, xff := range []string{"203.0.113.1", "203.0.113.1, 10.0.0.9", "203.0.113.2"} {
+				if r := doReq(t, "GET", u, "", "X-Forwarded-For", xff); r.status != want[i] {
+					t.Errorf("X-Forwarded-For %s: %d, want %d", xff, r.status, want[i])
+				}
+			}
+		})
+	}
 	t.Run("per session switch", func(t *testing.T) {
 		t.Parallel()
 		s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_SWITCH_MAX": "2", "RATE_LIMIT_SWITCH_WINDOW": "1s"}, nil)
@@ -483,34 +502,19 @@ func TestAPIMetrics(t *testing.T) {
 			t.Errorf("switch duration lacks bucket le=%s", le)
 		}
 	}
-	promtoolCheck(t, r.body)
+	metricsCheck(t, r.body)
 }
 
-// promtoolCheck runs `promtool check metrics`. The parser must accept the
-// text (exit 1 is a format error). Lint findings (exit 3) are accepted only
-// where we cannot act on them: VictoriaMetrics writes no help text, the
-// plan's names end in _ms, and the library's go_/process_ names are its own.
-func promtoolCheck(t *testing.T, text []byte) {
-	path, err := exec.LookPath("promtool")
+// metricsCheck fails the test when Prometheus's parser refuses the page or
+// promlint finds a naming problem we could act on (metricslint.Accepted).
+func metricsCheck(t *testing.T, text []byte) {
+	t.Helper()
+	problems, err := metricslint.Check(text)
 	if err != nil {
-		t.Fatal("promtool not found: run `make deps` (installs Debian's prometheus package)")
+		t.Fatalf("metrics format: %v\n%s", err, text)
 	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = bytes.NewReader(text)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-		t.Fatalf("promtool check metrics: %v\n%s", err, out)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		switch {
-		case line == "",
-			strings.HasSuffix(line, " no help text"),
-			strings.HasPrefix(line, "synckairos_") && strings.HasSuffix(line, "should not contain abbreviated units"),
-			strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_"):
-		default:
-			t.Errorf("promtool: %s", line)
-		}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s", p)
 	}
 }
 

@@ -2,18 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/pgtest"
 )
 
 // TestAuditEveryInstanceRecords: three instances share one Redis, and only
@@ -30,7 +28,7 @@ func TestAuditEveryInstanceRecords(t *testing.T) {
 	if c := early.app.engine.EventCap(); c != 0 {
 		t.Fatalf("an instance without DATABASE_URL on a Redis no persisting instance announced itself on records with cap %d", c)
 	}
-	persisting := startAPI(t, map[string]string{"REDIS_URL": rurl, "DATABASE_URL": persistURL("127.0.0.1:5432", schema)}, nil)
+	persisting := startAPI(t, map[string]string{"REDIS_URL": rurl, "DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
 	late := startAPI(t, map[string]string{"REDIS_URL": rurl}, nil) // default AUDIT_REFRESH: 5 s
 	if c := late.app.engine.EventCap(); c != 100_000 {
 		t.Fatalf("an instance started after a persisting one records with cap %d, want its EVENT_STREAM_MAX 100000", c)
@@ -66,7 +64,7 @@ func TestAuditEveryInstanceRecords(t *testing.T) {
 		want[id] = num(r.state(t)["version"])
 	}
 
-	pool, err := pgxpool.New(context.Background(), persistURL("127.0.0.1:5432", schema))
+	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +126,7 @@ func TestAuditOff(t *testing.T) {
 			}
 			env := map[string]string{"REDIS_URL": "redis://" + redisAddr, "AUDIT": "off", "AUDIT_REFRESH": "20ms"}
 			if c.database {
-				env["DATABASE_URL"] = persistURL("127.0.0.1:5432", persistSchema(t))
+				env["DATABASE_URL"] = persistURL(pgtest.Addr(), persistSchema(t))
 			}
 			s := startAPI(t, env, nil)
 			id, _ := apiSession(t, s, true)
@@ -178,9 +176,9 @@ func TestPersistRefusedURL(t *testing.T) {
 		name, url string
 		want      []string // in the start error; none: it starts
 	}{
-		{"unknown role", "postgres://synckairos_no_such_role@127.0.0.1:5432/test?sslmode=disable",
+		{"unknown role", pgtest.With("synckairos_no_such_role", ""),
 			[]string{"DATABASE_URL: PostgreSQL refused the credentials (SQLSTATE 28000)", "synckairos_no_such_role"}},
-		{"unknown database", "postgres://postgres@127.0.0.1:5432/synckairos_no_such_db?sslmode=disable",
+		{"unknown database", pgtest.With("", "synckairos_no_such_db"),
 			[]string{"DATABASE_URL: the database does not exist (SQLSTATE 3D000)", "synckairos_no_such_db"}},
 		{"unreachable", persistURL("127.0.0.1:"+strconv.Itoa(freePort(t)), schema), nil},
 	}
@@ -212,23 +210,6 @@ func TestPersistRefusedURL(t *testing.T) {
 				t.Fatal("the service started with a DATABASE_URL PostgreSQL refuses")
 			}
 		})
-	}
-}
-
-// TestRefused: the SQLSTATEs that no retry can fix, and only those.
-func TestRefused(t *testing.T) {
-	// 28P01 (wrong password) needs password authentication, which the
-	// test PostgreSQL (trust) never asks for: TestPersistRefusedURL runs
-	// the other two against it.
-	for code, fatal := range map[string]bool{"28P01": true, "28000": true, "3D000": true,
-		"53300": false, "57P03": false, "42P01": false} {
-		err := fmt.Errorf("migrate: %w", &pgconn.PgError{Code: code})
-		if got := refused(err) != ""; got != fatal {
-			t.Errorf("SQLSTATE %s: refused = %v, want %v", code, got, fatal)
-		}
-	}
-	if refused(nil) != "" || refused(errors.New("dial tcp: connection refused")) != "" {
-		t.Error("a network error counts as refused")
 	}
 }
 

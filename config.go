@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/envconf"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -25,6 +27,7 @@ type Config struct {
 	DatabaseURL    string // DATABASE_URL; "" turns persistence off
 	// PERSIST_WORKER=false: this instance serves but does not copy events to PostgreSQL
 	PersistWorker bool
+	PersistRetry  time.Duration // PERSIST_RETRY: between migration attempts while PostgreSQL is unreachable
 	// AUDIT=off: record no audit events (set it on every instance); the
 	// default, auto, follows the audit rule (auditwire.go)
 	AuditOff     bool
@@ -58,53 +61,16 @@ type Config struct {
 
 	WS     wsrelay.Config // WS_*: the WebSocket relay (wsrelaywire.go)
 	Expiry ExpiryConfig   // EXPIRY_*: the expiry scheduler (expirywire.go)
+	Auth   auth.Config    // AUTH_*: token verification (authwire.go)
 }
 
 // loadConfig reads the environment through getenv, so tests pass their own.
+// Every component's variables go through one envconf.Reader; errs holds the
+// checks that look at more than one value.
 func loadConfig(getenv func(string) string) (Config, error) {
+	e := envconf.New(getenv)
+	str, integer, boolean, duration := e.Str, e.Int, e.Bool, e.Duration
 	var errs []error
-	str := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return def
-	}
-	integer := func(name string, def int64) int64 {
-		v := str(name, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			errs = append(errs, errors.New(name+": want a non-negative integer, got "+strconv.Quote(v)))
-			return def
-		}
-		return n
-	}
-	boolean := func(name string, def bool) bool {
-		v := str(name, "")
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, errors.New(name+": want true or false, got "+strconv.Quote(v)))
-			return def
-		}
-		return b
-	}
-	duration := func(name string, def time.Duration) time.Duration {
-		v := str(name, "")
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, errors.New(name+": want a positive duration such as 1m or 500ms, got "+strconv.Quote(v)))
-			return def
-		}
-		return d
-	}
 
 	c := Config{
 		Port:              int(integer("PORT", 3000)),
@@ -113,6 +79,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		IdempotencyTTL:    duration("IDEMPOTENCY_TTL", engine.DefaultIdempotencyTTL),
 		DatabaseURL:       str("DATABASE_URL", ""),
 		PersistWorker:     boolean("PERSIST_WORKER", true),
+		PersistRetry:      duration("PERSIST_RETRY", 5*time.Second),
 		AuditRefresh:      duration("AUDIT_REFRESH", 5*time.Second),
 		Host:              str("HOST", ""),
 		LogFormat:         str("LOG_FORMAT", "json"),
@@ -129,7 +96,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ClockSync:         duration("CLOCK_SYNC_INTERVAL", time.Second),
 		ShutdownWait:      duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
-	c.CORSOrigins = splitOrigins(str("CORS_ORIGINS", "*"))
+	c.CORSOrigins = splitOrigins(e.List("CORS_ORIGINS", []string{"*"}))
 	production := str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false)
 	c.DebugErrors = boolean("DEBUG_ERRORS", false) && !production
 	if err := c.LogLevel.UnmarshalText([]byte(str("LOG_LEVEL", "info"))); err != nil {
@@ -161,20 +128,18 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		// Without PostgreSQL the audit flag in Redis decides (auditwire.go).
 		c.EventStreamMax = 0
 	}
-	ws, err := loadWSConfig(getenv, c.CORSOrigins, c.TrustProxy)
-	c.WS = ws
-	errs = append(errs, err)
-	c.Expiry, err = loadExpiryConfig(getenv)
-	errs = append(errs, err)
-	return c, errors.Join(errs...)
+	c.WS = loadWSConfig(e, c.CORSOrigins, c.TrustProxy)
+	c.Expiry = loadExpiryConfig(e)
+	c.Auth = loadAuthConfig(e)
+	return c, errors.Join(append([]error{e.Err()}, errs...)...)
 }
 
-// splitOrigins reads a comma-separated origin list (CORS_ORIGINS,
-// WS_ORIGINS): entries trimmed, a trailing slash dropped, empty ones skipped.
-func splitOrigins(v string) []string {
+// splitOrigins cleans an origin list (CORS_ORIGINS, WS_ORIGINS): a trailing
+// slash dropped, entries left empty skipped.
+func splitOrigins(list []string) []string {
 	var out []string
-	for _, o := range strings.Split(v, ",") {
-		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+	for _, o := range list {
+		if o = strings.TrimRight(o, "/"); o != "" {
 			out = append(out, o)
 		}
 	}

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/synckairos/synckairos/envconf"
 	"github.com/synckairos/synckairos/expiry"
 )
 
@@ -20,25 +18,11 @@ type ExpiryConfig struct {
 	Poll    time.Duration
 }
 
-func loadExpiryConfig(getenv func(string) string) (ExpiryConfig, error) {
-	c := ExpiryConfig{Enabled: true, Poll: 10 * time.Millisecond}
-	var errs []error
-	if v := strings.TrimSpace(getenv("EXPIRY_ENABLED")); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, errors.New("EXPIRY_ENABLED: want true or false, got "+strconv.Quote(v)))
-		}
-		c.Enabled = b || err != nil
+func loadExpiryConfig(e *envconf.Reader) ExpiryConfig {
+	return ExpiryConfig{
+		Enabled: e.Bool("EXPIRY_ENABLED", true),
+		Poll:    time.Duration(e.IntRange("EXPIRY_POLL_MS", 10, 1, 60_000)) * time.Millisecond,
 	}
-	if v := strings.TrimSpace(getenv("EXPIRY_POLL_MS")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 || n > 60_000 {
-			errs = append(errs, errors.New("EXPIRY_POLL_MS: want an integer in [1, 60000], got "+strconv.Quote(v)))
-		} else {
-			c.Poll = time.Duration(n) * time.Millisecond
-		}
-	}
-	return c, errors.Join(errs...)
 }
 
 // wireExpiry starts the expiry loop on a.bg (cancelled at shutdown) and
@@ -49,7 +33,7 @@ func (a *app) wireExpiry(context.Context) error {
 		return nil
 	}
 	s := expiry.New(a.rdb, a.engine, a.clock, expiry.Config{Poll: a.cfg.Expiry.Poll},
-		a.log.With("component", "expiry"), "")
+		a.log.With("component", "expiry"))
 	a.addMetrics(s.Metrics())
 	done := make(chan struct{})
 	go func() {

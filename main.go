@@ -1,7 +1,7 @@
 // Command synckairos serves shared clocks: every transition is one atomic
 // Redis script, and every client sees the same time.
 //
-// Usage: synckairos [healthcheck | migrate]. Configuration comes from the environment
+// Usage: synckairos [healthcheck | migrate | token ...]. Configuration comes from the environment
 // (config.go, README.md "Configuration").
 package main
 
@@ -40,8 +40,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 			return healthcheck(cfg.Host, cfg.Port)
 		case "migrate":
 			return migrate(ctx, cfg, log)
+		case "token":
+			return mintToken(args[1:], cfg.Auth, out)
 		default:
-			return errors.New("unknown command " + args[0] + " (want no argument, healthcheck or migrate)")
+			return errors.New("unknown command " + args[0] + " (want no argument, healthcheck, migrate or token)")
 		}
 	}
 	a, err := newApp(ctx, cfg, log)

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/pgtest"
 )
 
 // persistSchema creates a PostgreSQL schema of the test's own and returns
@@ -26,7 +27,7 @@ func persistSchema(t *testing.T) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "main_t_" + hex.EncodeToString(b)
-	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	pool, err := pgxpool.New(context.Background(), pgtest.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,9 +41,9 @@ func persistSchema(t *testing.T) string {
 	return schema
 }
 
-func persistURL(addr, schema string) string {
-	return "postgres://postgres@" + addr + "/test?sslmode=disable&search_path=" + schema
-}
+// persistURL is the tests' PostgreSQL reached at addr (pgtest.Addr(), or a
+// proxy in front of it) with schema as search_path.
+func persistURL(addr, schema string) string { return pgtest.Via(addr, schema) }
 
 // cuttableProxy relays TCP to PostgreSQL until cut.
 type cuttableProxy struct {
@@ -106,7 +107,7 @@ func TestPersistThroughAPI(t *testing.T) {
 	t.Parallel()
 	redisAddr, _ := startRedisServer(t)
 	schema := persistSchema(t)
-	px := newCuttableProxy(t, "127.0.0.1:5432")
+	px := newCuttableProxy(t, pgtest.Addr())
 	const streamMax = 40
 	s := startAPI(t, map[string]string{
 		"REDIS_URL": "redis://" + redisAddr, "DATABASE_URL": persistURL(px.ln.Addr().String(), schema),
@@ -210,7 +211,7 @@ func TestPersistThroughAPI(t *testing.T) {
 func TestMigrateCommand(t *testing.T) {
 	t.Parallel()
 	schema := persistSchema(t)
-	env := apiEnv(map[string]string{"DATABASE_URL": persistURL("127.0.0.1:5432", schema), "LOG_FORMAT": "text"})
+	env := apiEnv(map[string]string{"DATABASE_URL": persistURL(pgtest.Addr(), schema), "LOG_FORMAT": "text"})
 	for i, want := range []string{"applied=0001_audit.sql", `applied=""`} {
 		var out syncBuffer
 		if err := run(context.Background(), []string{"migrate"}, env, &out); err != nil {
@@ -226,7 +227,7 @@ func TestMigrateCommand(t *testing.T) {
 
 	redisAddr, _ := startRedisServer(t)
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL("127.0.0.1:5432", schema), "PERSIST_WORKER": "false"}, nil)
+		"DATABASE_URL": persistURL(pgtest.Addr(), schema), "PERSIST_WORKER": "false"}, nil)
 	id, _, body := newSessionBody(2, "")
 	doReq(t, "POST", s.base+"/v1/sessions", body)
 	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
@@ -249,17 +250,14 @@ func TestMigrateCommand(t *testing.T) {
 // TestPersistStartsWithPostgresDown: an instance started during a
 // PostgreSQL outage serves, says degraded, keeps the events in Redis, and
 // catches up (migrations, then the worker) once PostgreSQL answers.
-// Not parallel: it shortens persistRetry before any server reads it.
 func TestPersistStartsWithPostgresDown(t *testing.T) {
-	old := persistRetry
-	persistRetry = 50 * time.Millisecond
-	t.Cleanup(func() { persistRetry = old }) // runs after the server stopped
+	t.Parallel()
 	redisAddr, _ := startRedisServer(t)
 	schema := persistSchema(t)
-	px := newCuttableProxy(t, "127.0.0.1:5432")
+	px := newCuttableProxy(t, pgtest.Addr())
 	px.set(true)
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema), "DEBUG_ERRORS": "true"}, nil)
+		"DATABASE_URL": persistURL(px.ln.Addr().String(), schema), "DEBUG_ERRORS": "true", "PERSIST_RETRY": "50ms"}, nil)
 
 	id, _, body := newSessionBody(2, "")
 	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
@@ -292,7 +290,7 @@ func TestPersistRecreatedSession(t *testing.T) {
 	redisAddr, _ := startRedisServer(t)
 	schema := persistSchema(t)
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL("127.0.0.1:5432", schema)}, nil)
+		"DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
 	id, _, body := newSessionBody(2, "")
 	steps := []struct{ method, path, body string }{
 		{"POST", "", body}, {"POST", "/start", ""}, {"POST", "/switch", "{}"}, {"POST", "/pause", ""},
@@ -332,7 +330,7 @@ func TestPersistRecreatedSession(t *testing.T) {
 		t.Errorf("history = %v, want %s", got, want)
 	}
 
-	pool, err := pgxpool.New(context.Background(), persistURL("127.0.0.1:5432", schema))
+	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
 	if err != nil {
 		t.Fatal(err)
 	}

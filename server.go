@@ -17,11 +17,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/docs"
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/handlers"
-	"github.com/synckairos/synckairos/ratelimit"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/webassets"
 )
 
 // app is one running instance: the shared clients and the HTTP server.
@@ -45,6 +47,7 @@ type app struct {
 	clock   *redisclock.Clock
 	router  *router.Router
 	mw      *handlers.Middleware
+	auth    *handlers.Auth // nil with AUTH_MODE=off
 	errs    *handlers.Errors
 	httpSet *metrics.Set
 
@@ -123,6 +126,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 		}
 	}
 	a.addReady("redis", func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() })
+	if err := a.wireAuth(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
 	a.routes()
 	if err := a.wire(ctx); err != nil {
 		a.close()
@@ -194,15 +201,19 @@ func (a *app) routes() {
 	// gets the request id, CORS headers, metrics and log line of any other.
 	a.badRequest = a.mw.Wrap("ANY", "unreadable", handlers.RouteOpts{NoLimit: true}, a.errs.BadRequest)
 
+	// Right: what each route needs with AUTH_MODE=jwt (auth.Open: nothing).
 	s := handlers.NewSessions(a.bg, a.engine, a.errs, a.httpSet)
-	a.handle("POST", "/v1/sessions", any, s.Create)
-	a.handle("GET", "/v1/sessions/{id}", any, s.Get)
-	a.handle("DELETE", "/v1/sessions/{id}", any, s.Delete)
-	a.handle("POST", "/v1/sessions/{id}/start", any, s.Start())
-	a.handle("POST", "/v1/sessions/{id}/switch", handlers.RouteOpts{SwitchLimit: true}, s.Switch)
-	a.handle("POST", "/v1/sessions/{id}/pause", any, s.Pause())
-	a.handle("POST", "/v1/sessions/{id}/resume", any, s.Resume())
-	a.handle("POST", "/v1/sessions/{id}/complete", any, s.Complete())
+	create := handlers.RouteOpts{Right: auth.Create}
+	control := handlers.RouteOpts{Right: auth.Control}
+	read := handlers.RouteOpts{Right: auth.Read}
+	a.handle("POST", "/v1/sessions", create, s.Create)
+	a.handle("GET", "/v1/sessions/{id}", read, s.Get)
+	a.handle("DELETE", "/v1/sessions/{id}", control, s.Delete)
+	a.handle("POST", "/v1/sessions/{id}/start", control, s.Start())
+	a.handle("POST", "/v1/sessions/{id}/switch", handlers.RouteOpts{SwitchLimit: true, Right: auth.Switch}, s.Switch)
+	a.handle("POST", "/v1/sessions/{id}/pause", control, s.Pause())
+	a.handle("POST", "/v1/sessions/{id}/resume", control, s.Resume())
+	a.handle("POST", "/v1/sessions/{id}/complete", control, s.Complete())
 
 	exempt := handlers.RouteOpts{NoLimit: true}
 	quiet := handlers.RouteOpts{NoLimit: true, Quiet: true}
@@ -211,6 +222,11 @@ func (a *app) routes() {
 	a.handle("GET", "/ready", quiet, handlers.Ready(&a.ready, readyTimeout, a.cfg.DebugErrors))
 	a.handle("GET", "/metrics", quiet, handlers.Metrics(&a.metricSets))
 	a.handle("GET", "/openapi.json", quiet, docs.OpenAPI)
+
+	// The SDK bundle and the demo, embedded (webassets): no Redis, no limit.
+	a.handle("GET", "/sdk/synckairos.js", exempt, webassets.SDK)
+	a.handle("GET", "/demo/", exempt, webassets.Demo(a.errs.NotFound))
+	a.handle("GET", "/demo/{file}", exempt, webassets.Demo(a.errs.NotFound))
 }
 
 // unreadable is the server's ErrorHandler: fasthttp calls it with the
@@ -236,7 +252,7 @@ func (a *app) wire(ctx context.Context) error {
 	if err := a.wirePersist(ctx); err != nil {
 		return err
 	}
-	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{}, handlers.NewEvents(a.bg, a.events, a.errs).List)
+	a.handle("GET", "/v1/sessions/{id}/events", handlers.RouteOpts{Right: auth.Read}, handlers.NewEvents(a.bg, a.events, a.errs).List)
 	return nil
 }
 
@@ -348,5 +364,6 @@ func (l *fasthttpLogger) Printf(format string, args ...any) {
 		l.log.Warn("fasthttp: warnings dropped by the log rate limit", "dropped", dropped,
 			"limit_per_second", fasthttpLogPerSecond)
 	}
-	l.log.Warn("fasthttp: " + fmt.Sprintf(format, args...))
+	// A request's logger prefixes its URI, which may carry a WebSocket ?token=.
+	l.log.Warn("fasthttp: " + handlers.RedactToken(fmt.Sprintf(format, args...)))
 }

@@ -202,7 +202,7 @@ func TestWSCrossInstanceMessageChannel(t *testing.T) {
 
 type wallClock struct{}
 
-func (wallClock) NowMS() int64 { return time.Now().UnixMilli() }
+func (wallClock) Now() int64 { return time.Now().UnixMicro() }
 
 // /ws is mounted in the in-process server too, including dev mode on the
 // embedded Redis.

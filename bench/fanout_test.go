@@ -38,7 +38,7 @@ func fanoutFixture(t *testing.T, drop func(int64) bool) (context.Context, *evalT
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		t.Skipf("no Redis on %s: %v", testRedisAddr(), err)
 	}
-	et, err := newEvalTarget(ctx, rdb, "../lua")
+	et, err := newEvalTarget(ctx, rdb)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,17 +22,17 @@ import (
 func numCPU() int { return runtime.NumCPU() }
 
 type options struct {
-	addr, spawn, spawnEnv, redisURL, luaDir string
-	scenarios                               string
-	sessions, participants, clients, conc   int
-	rate                                    float64
-	warmup, duration, soak, window          time.Duration
-	reps                                    int
-	baseline                                bool
-	jsonOut, compare, results, serverLog    string
-	with, render                            string
-	pid                                     int
-	memSessions, memClients                 int
+	addr, spawn, spawnEnv, redisURL       string
+	scenarios                             string
+	sessions, participants, clients, conc int
+	rate                                  float64
+	warmup, duration, soak, window        time.Duration
+	reps                                  int
+	baseline                              bool
+	jsonOut, compare, results, serverLog  string
+	with, render                          string
+	pid                                   int
+	memSessions, memClients               int
 }
 
 func main() {
@@ -53,7 +53,6 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.spawnEnv, "spawn-env", "PORT={port},REDIS_URL=redis://127.0.0.1:6379/0,RATE_LIMIT_ENABLED=false,LOG_REQUESTS=false,WS_MAX_CONNECTIONS=0,WS_MAX_CONNECTIONS_PER_IP=0", "comma-separated env for -spawn; {port} is the port")
 	fs.StringVar(&o.serverLog, "server-log", "bench/out/server.log", "where a spawned server's output goes")
 	fs.StringVar(&o.redisURL, "redis", "redis://127.0.0.1:6379/0", "Redis for the EVALSHA and relay floors")
-	fs.StringVar(&o.luaDir, "lua", "lua", "the scripts directory (the tool runs from the repository root)")
 	fs.StringVar(&o.scenarios, "scenario", "switch", "comma-separated: switch, fanout, mixed, soak, memory; or standard (the make bench set)")
 	fs.IntVar(&o.sessions, "sessions", 100, "sessions (N, or S for fanout)")
 	fs.IntVar(&o.participants, "participants", 4, "participants per session (P)")
@@ -138,7 +137,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	}
 	var floors *floorSet
 	if o.baseline {
-		floors, err = startFloors(ctx, rdb, o.luaDir, maxConc(plan))
+		floors, err = startFloors(ctx, rdb, maxConc(plan))
 		if err != nil {
 			return 1, err
 		}

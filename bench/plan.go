@@ -155,7 +155,7 @@ type floorSet struct {
 	stops []func()
 }
 
-func startFloors(ctx context.Context, rdb *redis.Client, luaDir string, conns int) (*floorSet, error) {
+func startFloors(ctx context.Context, rdb *redis.Client, conns int) (*floorSet, error) {
 	f := &floorSet{}
 	addr, stop, err := startBareHTTP()
 	if err != nil {
@@ -163,7 +163,7 @@ func startFloors(ctx context.Context, rdb *redis.Client, luaDir string, conns in
 	}
 	f.stops = append(f.stops, stop)
 	f.bare = &bareTarget{http: &httpTarget{label: "floor:http", addr: addr, hc: newHTTPClient(addr, conns)}}
-	f.eval, err = newEvalTarget(ctx, rdb, luaDir)
+	f.eval, err = newEvalTarget(ctx, rdb)
 	if err != nil {
 		f.stop()
 		return nil, fmt.Errorf("EVALSHA floor: %w", err)

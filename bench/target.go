@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -13,7 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
-	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/session"
 )
 
 // target is what a scenario drives: the real server, or one of the floors.
@@ -178,43 +177,20 @@ func (t *httpTarget) teardown(_ context.Context, s *sess) error {
 	return nil
 }
 
-// evalTarget calls the scripts in lua/ directly: the floor under the
-// server's switch, with no HTTP and no Go service in the way.
+// evalTarget calls the scripts through the engine directly: the floor under
+// the server's switch, with no HTTP and no service in the way.
 type evalTarget struct {
-	rdb       *redis.Client
-	create    *redis.Script
-	start     *redis.Script
-	switchSc  *redis.Script
-	del       *redis.Script
+	e         *engine.Engine
 	relayAddr string // the minimal relay, for fan-out floors
 }
 
-// loadScript reads a script from lua/, as any client in another language
-// would; the tool runs from the repository root.
-func loadScript(dir, file string) (*redis.Script, error) {
-	b, err := os.ReadFile(filepath.Join(dir, file))
-	if err != nil {
+func newEvalTarget(ctx context.Context, rdb *redis.Client) (*evalTarget, error) {
+	// event_cap 0: no audit events, as the server runs with persistence off.
+	e := engine.New(rdb, engine.Options{})
+	if err := e.Load(ctx); err != nil {
 		return nil, err
 	}
-	return redis.NewScript(string(b)), nil
-}
-
-func newEvalTarget(ctx context.Context, rdb *redis.Client, luaDir string) (*evalTarget, error) {
-	t := &evalTarget{rdb: rdb}
-	for _, x := range []struct {
-		sc   **redis.Script
-		file string
-	}{{&t.create, "createSession-5.lua"}, {&t.start, "startSession-6.lua"}, {&t.switchSc, "switchCycle-6.lua"}, {&t.del, "deleteSession-5.lua"}} {
-		sc, err := loadScript(luaDir, x.file)
-		if err != nil {
-			return nil, err
-		}
-		if err := sc.Load(ctx, rdb).Err(); err != nil {
-			return nil, err
-		}
-		*x.sc = sc
-	}
-	return t, nil
+	return &evalTarget{e: e}, nil
 }
 
 func (t *evalTarget) name() string { return "floor:evalsha" }
@@ -226,34 +202,10 @@ func (t *evalTarget) wsURL(id string) string {
 	return "ws://" + t.relayAddr + "/ws?sessionId=" + id
 }
 
-func keysOf(id string) (keyspace.Session, []string) {
-	k := keyspace.For(id)
-	// the fifth key, the shard's deadline index, is for the turn scripts;
-	// create and delete take it as their unused Idempotency-Key slot (same
-	// hash tag), and the turn scripts read no sixth without a key
-	return k, []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
-}
-
-// replyVersion returns the version in a {kind, json} reply.
-func replyVersion(res any) int64 {
-	vals, ok := res.([]any)
-	if !ok || len(vals) != 2 {
-		return -1
-	}
-	s, _ := vals[1].(string)
-	return msgVersion([]byte(s))
-}
-
 func scriptErrKind(err error) string {
-	var re redis.Error
-	if errors.As(err, &re) {
-		msg := re.Error()
-		for i := 0; i < len(msg); i++ {
-			if msg[i] == ' ' {
-				return "redis " + msg[:i]
-			}
-		}
-		return "redis " + msg
+	var se *session.Error
+	if errors.As(err, &se) {
+		return "redis " + se.Code
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "timeout"
@@ -265,31 +217,28 @@ func scriptErrKind(err error) string {
 }
 
 func (t *evalTarget) setup(ctx context.Context, s *sess) error {
-	k, keys := keysOf(s.id)
-	// event_cap 0: no audit events, as the server runs with persistence off.
-	args := []any{s.id, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", ""}
+	c := &session.Config{ID: s.id, SyncMode: session.ModePerParticipant}
 	for i, p := range s.parts {
-		args = append(args, p, i, bankMS, "")
+		c.Participants = append(c.Participants, session.Participant{ID: p, Index: int64(i), TotalTimeMS: bankMS})
 	}
-	if err := t.create.Run(ctx, t.rdb, keys, args...).Err(); err != nil {
+	if _, err := t.e.Create(ctx, c); err != nil {
 		return err
 	}
-	res, err := t.start.Run(ctx, t.rdb, keys, s.id, k.StateChannel, "0", "").Result()
+	st, err := t.e.Start(ctx, s.id, 0)
 	if err != nil {
 		return err
 	}
-	s.base = replyVersion(res)
+	s.base = msgVersion(st)
 	s.final = s.base
 	return nil
 }
 
 func (t *evalTarget) switchOp(ctx context.Context, s *sess) (int64, string) {
-	k, keys := keysOf(s.id)
-	res, err := t.switchSc.EvalSha(ctx, t.rdb, keys, s.id, k.StateChannel, "0", "", "", "").Result()
+	st, err := t.e.Switch(ctx, s.id, session.SwitchArgs{})
 	if err != nil {
 		return 0, scriptErrKind(err)
 	}
-	v := replyVersion(res)
+	v := msgVersion(st)
 	if v < 0 {
 		return 0, "no_version_in_reply"
 	}
@@ -297,8 +246,8 @@ func (t *evalTarget) switchOp(ctx context.Context, s *sess) (int64, string) {
 }
 
 func (t *evalTarget) teardown(ctx context.Context, s *sess) error {
-	k, keys := keysOf(s.id)
-	return t.del.Run(ctx, t.rdb, keys, s.id, k.StateChannel, "0", "").Err()
+	_, err := t.e.Delete(ctx, s.id, 0)
+	return err
 }
 
 // bareTarget is a fasthttp handler that answers a fixed body: the floor

@@ -384,12 +384,14 @@ func TestMatchJSON(t *testing.T) {
 }
 
 // TestNodeContract replays the same golden files with the Node runner
-// against the machine's Redis. `make deps` installs its packages.
+// against the machine's Redis. `make deps` installs its packages. Without
+// node the tier is skipped (and `make test` says so); with node but without
+// the packages it fails, since that is a setup step missed, not a choice.
 func TestNodeContract(t *testing.T) {
 	t.Parallel()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Fatalf("node is required for the second-language contract test: %v", err)
+		t.Skipf("SKIPPED the second-language (Node) contract tier: node is not installed (%v); install Node.js and npm, then run `make deps`", err)
 	}
 	if _, err := os.Stat(filepath.Join("..", "testdata", "node", "node_modules")); err != nil {
 		t.Fatalf("the Node runner's packages are missing: run `make deps` (%v)", err)

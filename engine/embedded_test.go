@@ -29,7 +29,7 @@ func TestCoreOnEmbeddedRedis(t *testing.T) {
 	// other's scripts for tens of ms and blow the timing windows of the mode
 	// tests (a 40 ms turn cap must not run out between two calls)
 	cmd := exec.Command(os.Args[0], "-test.run", ".", "-test.v", "-test.count", "1", "-test.parallel", "1",
-		"-test.skip", "TestAPI|TestBinary|TestWS|TestPersist|TestMigrate|TestLua|TestCoreOnEmbeddedRedis")
+		"-test.skip", "TestAPI|TestAuth|FuzzAuth|TestTokenCommand|TestBinary|TestWS|TestPersist|TestMigrate|TestLua|TestCoreOnEmbeddedRedis")
 	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+m.Addr(), "SK_CORE_ON_EMBEDDED=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

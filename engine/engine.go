@@ -162,9 +162,24 @@ func optInt(v *int64) string {
 	return strconv.FormatInt(*v, 10)
 }
 
+// invocation is one script call: the script and its KEYS and ARGV.
+type invocation struct {
+	sc   *redis.Script
+	keys []string
+	args []any
+}
+
 // Create creates a pending session and returns its state JSON.
 func (s *Engine) Create(ctx context.Context, c *session.Config, call ...*session.Call) ([]byte, error) {
 	cl := callOf(call)
+	return s.state(ctx, s.run(ctx, s.createCall(c, cl)), cl)
+}
+
+func (s *Engine) run(ctx context.Context, in invocation) *redis.Cmd {
+	return in.sc.Run(ctx, s.rdb, in.keys, in.args...)
+}
+
+func (s *Engine) createCall(c *session.Config, cl *session.Call) invocation {
 	k, keys := mutatorKeys(c.ID, cl)
 	auto := "0"
 	if c.AutoAdvance {
@@ -187,7 +202,7 @@ func (s *Engine) Create(ctx context.Context, c *session.Config, call ...*session
 		}
 		args = append(args, string(w))
 	}
-	return s.state(ctx, s.create.Run(ctx, s.rdb, keys, args...), cl)
+	return invocation{s.create, keys, args}
 }
 
 // Start moves a pending session to running.
@@ -216,9 +231,12 @@ func (s *Engine) Complete(ctx context.Context, id string, expectedVersion int64,
 }
 
 func (s *Engine) simple(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
+	return s.state(ctx, s.run(ctx, s.simpleCall(sc, id, expectedVersion, c)), c)
+}
+
+func (s *Engine) simpleCall(sc *redis.Script, id string, expectedVersion int64, c *session.Call) invocation {
 	k, keys := s.turnKeys(id, c)
-	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, c)
-	return s.state(ctx, sc.Run(ctx, s.rdb, keys, args...), c)
+	return invocation{sc, keys, s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, c)}
 }
 
 // late runs a script that may apply an expiry first: it also gets the
@@ -226,17 +244,20 @@ func (s *Engine) simple(ctx context.Context, c *session.Call, sc *redis.Script, 
 func (s *Engine) late(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
 	k, keys := s.turnKeys(id, c)
 	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel}, c)
-	return s.state(ctx, sc.Run(ctx, s.rdb, keys, args...), c)
+	return s.state(ctx, s.run(ctx, invocation{sc, keys, args}), c)
 }
 
 // Switch ends the active turn and returns the state, which doubles as the
 // v1 SwitchCycleResult (it adds expired_participant_id when a clock ran out).
 func (s *Engine) Switch(ctx context.Context, id string, a session.SwitchArgs, c ...*session.Call) ([]byte, error) {
 	cl := callOf(c)
-	k, keys := s.turnKeys(id, cl)
-	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
-		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel}, cl)
-	return s.state(ctx, s.switchCycle.Run(ctx, s.rdb, keys, args...), cl)
+	return s.state(ctx, s.run(ctx, s.switchCall(id, a, cl)), cl)
+}
+
+func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) invocation {
+	k, keys := s.turnKeys(id, c)
+	return invocation{s.switchCycle, keys, s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
+		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel}, c)}
 }
 
 // Expire applies the expiry of a session's running turn if its deadline

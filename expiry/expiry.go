@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 )
 
 // Expirer applies one session's expiry if it is due (main wires
@@ -35,15 +36,18 @@ type Expirer interface {
 	Expire(ctx context.Context, id string) (fired bool, err error)
 }
 
-// Clock is Redis time in epoch µs (redisclock.Clock).
-type Clock interface{ Now() int64 }
-
 // Config tunes the loop; zero values take the defaults.
 type Config struct {
 	Poll    time.Duration // between ticks (10 ms)
 	Batch   int64         // due ids read per shard per round (256)
 	Workers int           // expiries run at once (16)
 	Timeout time.Duration // per Redis call (2 s)
+	// DeadlineSuffix names a private deadline index (keyspace.Deadlines +
+	// the suffix), the one an engine with the same
+	// engine.Options.DeadlineSuffix writes: the scheduler polls only it.
+	// Tests sharing a Redis with running services use one; a deployment
+	// leaves it empty.
+	DeadlineSuffix string
 }
 
 func (c Config) withDefaults() Config {
@@ -66,7 +70,7 @@ func (c Config) withDefaults() Config {
 type Scheduler struct {
 	rdb   redis.Cmdable
 	exp   Expirer
-	clock Clock
+	clock redisclock.Source
 	cfg   Config
 	log   *slog.Logger
 	keys  []string
@@ -78,12 +82,11 @@ type Scheduler struct {
 	lag                            *metrics.PrometheusHistogram
 }
 
-// New builds a scheduler; keySuffix is appended to every deadline index
-// key ("" in production; tests use a private index).
-func New(rdb redis.Cmdable, exp Expirer, clock Clock, cfg Config, log *slog.Logger, keySuffix string) *Scheduler {
+// New builds a scheduler.
+func New(rdb redis.Cmdable, exp Expirer, clock redisclock.Source, cfg Config, log *slog.Logger) *Scheduler {
 	s := &Scheduler{rdb: rdb, exp: exp, clock: clock, cfg: cfg.withDefaults(), log: log, set: metrics.NewSet()}
 	for i := range keyspace.Shards {
-		s.keys = append(s.keys, keyspace.Deadlines(i)+keySuffix)
+		s.keys = append(s.keys, keyspace.Deadlines(i)+s.cfg.DeadlineSuffix)
 	}
 	s.ticks = s.set.NewCounter("synckairos_expiry_ticks_total")
 	s.due = s.set.NewCounter("synckairos_expiry_due_total")

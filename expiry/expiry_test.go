@@ -190,7 +190,7 @@ func TestSchedulersFireEachDeadlineOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	scheds := make([]*Scheduler, 4)
 	for i := range scheds {
-		scheds[i] = New(e.rdb, e, e.clock, Config{Poll: 2 * time.Millisecond}, quiet(), e.suffix)
+		scheds[i] = New(e.rdb, e, e.clock, Config{Poll: 2 * time.Millisecond, DeadlineSuffix: e.suffix}, quiet())
 		wg.Add(1)
 		go func() { defer wg.Done(); scheds[i].Run(ctx) }()
 	}
@@ -317,7 +317,7 @@ func TestTickReadsEveryShard(t *testing.T) {
 		id = id[:35] + strconv.FormatInt(int64(i), 16)
 		e.rdb.ZAdd(context.Background(), keyspace.Deadlines(i)+e.suffix, redis.Z{Score: 1, Member: id})
 	}
-	s := New(e.rdb, rec, e.clock, Config{}, quiet(), e.suffix)
+	s := New(e.rdb, rec, e.clock, Config{DeadlineSuffix: e.suffix}, quiet())
 	s.Tick(context.Background())
 	if len(seen) != keyspace.Shards {
 		t.Errorf("one tick saw %d shards' due ids, want %d", len(seen), keyspace.Shards)
@@ -386,7 +386,7 @@ func TestErrorsAreCountedAndRetried(t *testing.T) {
 		calls.Add(1)
 		return false, errors.New("STREAM_FULL")
 	})
-	s := New(e.rdb, failing, e.clock, Config{}, quiet(), e.suffix)
+	s := New(e.rdb, failing, e.clock, Config{DeadlineSuffix: e.suffix}, quiet())
 	s.Tick(context.Background())
 	s.Tick(context.Background())
 	if calls.Load() != 2 || s.errs.Get() != 2 {
@@ -399,19 +399,19 @@ func TestErrorsAreCountedAndRetried(t *testing.T) {
 	for i := range 4 {
 		e.rdb.ZAdd(context.Background(), keyspace.Deadlines(0)+e.suffix, redis.Z{Score: float64(1 + i), Member: uuid.NewString()})
 	}
-	s = New(e.rdb, failing, e.clock, Config{Batch: 4}, quiet(), e.suffix)
+	s = New(e.rdb, failing, e.clock, Config{Batch: 4, DeadlineSuffix: e.suffix}, quiet())
 	if s.Tick(context.Background()) {
 		t.Error("a full batch of failures asks for another round at once")
 	}
 	working := expirerFunc(func(context.Context, string) (bool, error) { return false, nil })
-	s = New(e.rdb, working, e.clock, Config{Batch: 4}, quiet(), e.suffix)
+	s = New(e.rdb, working, e.clock, Config{Batch: 4, DeadlineSuffix: e.suffix}, quiet())
 	if !s.Tick(context.Background()) {
 		t.Error("a full batch that made progress does not ask for another round")
 	}
 
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
 	t.Cleanup(func() { down.Close() })
-	s = New(down, failing, e.clock, Config{Timeout: 200 * time.Millisecond}, quiet(), e.suffix)
+	s = New(down, failing, e.clock, Config{Timeout: 200 * time.Millisecond, DeadlineSuffix: e.suffix}, quiet())
 	if s.Tick(context.Background()) || s.errs.Get() != 1 {
 		t.Errorf("unreachable Redis: errors %d", s.errs.Get())
 	}

@@ -19,6 +19,8 @@ const (
 	CodeMethodNotAllowed     = "METHOD_NOT_ALLOWED"
 	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 	CodePersistenceDisabled  = "PERSISTENCE_DISABLED"
+	CodeUnauthenticated      = "UNAUTHENTICATED" // AUTH_MODE=jwt: no token, or a bad one
+	CodeForbidden            = "FORBIDDEN"       // AUTH_MODE=jwt: a valid token without the right
 )
 
 // kind is how one error code is answered; retry, when set, is the
@@ -52,6 +54,8 @@ var table = map[string]kind{
 	CodePersistenceDisabled:  {fasthttp.StatusServiceUnavailable, "Persistence is off: DATABASE_URL is not set on this instance", ""},
 	CodeNotFound:             {fasthttp.StatusNotFound, "Route not found", ""},
 	CodeMethodNotAllowed:     {fasthttp.StatusMethodNotAllowed, "Method not allowed", ""},
+	CodeUnauthenticated:      {fasthttp.StatusUnauthorized, "A valid bearer token is required", ""},
+	CodeForbidden:            {fasthttp.StatusForbidden, "The token does not grant this right on this session", ""},
 	CodeInternal:             {fasthttp.StatusInternalServerError, "Internal server error", ""},
 }
 

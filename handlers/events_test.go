@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/persist"
+	"github.com/synckairos/synckairos/pgtest"
 )
 
 // eventsStore returns a persist.Store on the machine's PostgreSQL, in a
@@ -28,13 +29,13 @@ func eventsStore(t *testing.T) (*persist.Store, func()) {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "handlers_t_" + hex.EncodeToString(b)
-	pool, err := persist.Open(ctx, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&search_path="+schema)
+	pool, err := persist.Open(ctx, pgtest.Via("", schema))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		// A connection of its own: the test closes the pool on purpose.
-		if c, err := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"); err == nil {
+		if c, err := pgx.Connect(context.Background(), pgtest.URL()); err == nil {
 			_, _ = c.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
 			_ = c.Close(context.Background())
 		}

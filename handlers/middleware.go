@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,7 +14,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/synckairos/synckairos/ratelimit"
+	"github.com/synckairos/synckairos/clientip"
+	"github.com/synckairos/synckairos/auth"
+	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -27,6 +28,9 @@ type RouteOpts struct {
 	Quiet       bool // not logged: /health, /ready, /metrics
 	NoLimit     bool // exempt from the per-IP limit: those and /v1/time
 	SwitchLimit bool // also limited per session ({id})
+	// Right is what the route needs with AUTH_MODE=jwt; auth.Open (the
+	// zero value) needs no token.
+	Right auth.Right
 }
 
 // Middleware wraps each route with request id, CORS, rate limits, metrics
@@ -38,6 +42,7 @@ type Middleware struct {
 	Errors      *Errors
 	Set         *metrics.Set
 	CORS        *CORS // nil: no CORS headers
+	Auth        *Auth // nil: AUTH_MODE=off, no token needed
 
 	Limiter     *ratelimit.Limiter // nil: rate limits off
 	IPLimit     ratelimit.Limit
@@ -93,6 +98,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 	r.dur = m.Set.GetOrCreatePrometheusHistogramExt(`synckairos_http_request_duration_ms{method="`+method+
 		`",route="`+path+`"}`, durationBuckets)
 	limited := m.Limiter != nil && (!o.NoLimit || o.SwitchLimit)
+	guarded := o.Right != auth.Open
 	mutating := method == fasthttp.MethodPost || method == fasthttp.MethodDelete
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
@@ -102,13 +108,24 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 		if m.CORS != nil {
 			m.CORS.apply(ctx)
 		}
+		// The token is verified before the limiter so that a valid one is
+		// limited by its sub; a refused one is limited by IP, then answered.
+		var claims *auth.Claims
+		var denied error
+		if m.Auth != nil && guarded {
+			claims, denied = m.Auth.check(ctx, o.Right)
+		}
 		switch {
 		case mutating && len(ctx.Request.Body()) > 0 && !isJSONType(ctx.Request.Header.ContentType()):
 			// A cross-origin text/plain or form POST is a CORS "simple"
 			// request: no preflight stops it, so it must not run.
 			m.Errors.Write(ctx, codeError(CodeUnsupportedMediaType))
-		case !limited || m.allow(ctx, o):
-			m.call(ctx, h)
+		case !limited || m.allow(ctx, o, claims):
+			if denied != nil {
+				m.Auth.Deny(ctx, denied)
+			} else {
+				m.call(ctx, h)
+			}
 		}
 		status := ctx.Response.StatusCode()
 		d := time.Since(start)
@@ -170,30 +187,22 @@ func printable(b []byte) bool {
 	return true
 }
 
-// clientIP is the peer address, or with TrustProxy the first
-// X-Forwarded-For entry.
-func (m *Middleware) clientIP(ctx *fasthttp.RequestCtx) string {
-	if m.TrustProxy {
-		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
-			first, _, _ := strings.Cut(string(xff), ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	return ctx.RemoteIP().String()
-}
-
 // allow charges the route's budgets in one round trip and answers 429 when
 // one is spent. RateLimit-* headers describe the tightest budget. When
 // Redis fails the request goes through: the limiter protects, it must not
 // take the service down with it.
-func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts) bool {
+func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts, c *auth.Claims) bool {
 	var reqs [2]ratelimit.Request
 	var res [2]ratelimit.Result
 	n := 0
 	if !o.NoLimit {
-		reqs[n] = ratelimit.Request{Key: "sk:rl:ip:" + m.clientIP(ctx), Limit: m.IPLimit}
+		// A verified caller has its own budget wherever it calls from; the
+		// IP budget is for callers without a valid token.
+		key := "sk:rl:ip:" + clientip.Of(ctx, m.TrustProxy)
+		if c != nil {
+			key = "sk:rl:sub:" + c.Subject
+		}
+		reqs[n] = ratelimit.Request{Key: key, Limit: m.IPLimit}
 		n++
 	}
 	if o.SwitchLimit {
@@ -267,7 +276,7 @@ func NewCORS(origins []string) *CORS {
 }
 
 const (
-	corsExpose       = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed"
+	corsExpose       = "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Idempotent-Replayed, WWW-Authenticate"
 	corsAllowHeaders = "Content-Type, If-Match, X-Request-Id, Authorization, Idempotency-Key"
 )
 

@@ -89,6 +89,9 @@ func pathID(ctx *fasthttp.RequestCtx, errs *Errors) (string, bool) {
 // Create serves POST /v1/sessions.
 func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
 	c, err := ParseCreate(ctx.PostBody())
+	if err == nil {
+		err = canCreate(ctx, c.ID)
+	}
 	if err != nil {
 		s.errs.Write(ctx, err)
 		return
@@ -119,6 +122,9 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	a, err := ParseSwitch(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
+	if err == nil {
+		err = pinPlayer(ctx, &a)
+	}
 	if err != nil {
 		s.errs.Write(ctx, err)
 		return

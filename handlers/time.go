@@ -4,11 +4,9 @@ import (
 	"strconv"
 
 	"github.com/valyala/fasthttp"
-)
 
-// Clock gives Redis TIME in microseconds without a round trip per call,
-// strictly increasing (redisclock.Clock).
-type Clock interface{ Now() int64 }
+	"github.com/synckairos/synckairos/redisclock"
+)
 
 // Time serves GET /v1/time. timestamp_ms is Redis time in whole ms, an
 // integer as the original's Date.now() was (V1_API.md: *_ms are
@@ -16,7 +14,7 @@ type Clock interface{ Now() int64 }
 // and strictly increases however often it is called. server_received_us
 // and server_sent_us bracket the handler so a client can subtract the
 // server's share of the round trip.
-func Time(clk Clock) fasthttp.RequestHandler {
+func Time(clk redisclock.Source) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		recv := clk.Now()
 		now := clk.Now()

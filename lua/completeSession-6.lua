@@ -583,9 +583,11 @@ end
 -- next participant who has not expired starts now (nobody left: expired,
 -- session_expired); without, the clock stops (participant_expired). It
 -- writes, publishes the state, appends the event, then publishes
--- TIME_EXPIRED on msg_ch, and returns the reply, the participant whose
--- turn it is now (nil when the session ended) and its position.
-local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, e, now, changed)
+-- TIME_EXPIRED on ks.msg, and returns the reply, the participant whose
+-- turn it is now (nil when the session ended) and its position. ks holds
+-- the script's keys and channels: {meta, parts, index, stream, dl, channel,
+-- cap, msg}.
+local function expire_turn(ks, m, p, pos, e, now, changed)
   m.version, m.updated_at = m.version + 1, int(now)
   local who, active, apos, ev = p.participant_id, nil, nil, nil
   local sl = sess_left(m)
@@ -599,7 +601,7 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
     if m.auto == '1' then
       p.is_active = false
       p.cycle_count = p.cycle_count + 1
-      local np, nx = next_live(k_parts, m, pos, p)
+      local np, nx = next_live(ks.parts, m, pos, p)
       if not np then
         end_expired(m, now)
         ev.type = 'session_expired'
@@ -617,11 +619,11 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
     end
   end
   table.insert(changed, 1, { pos, enc_p(p) })
-  write_frags(k_parts, changed)
-  save_meta(k_meta, k_parts, k_index, m)
-  sync_deadline(k_dl, m, active)
-  local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
-  time_expired(msg_ch, m, who, now)
+  write_frags(ks.parts, changed)
+  save_meta(ks.meta, ks.parts, ks.index, m)
+  sync_deadline(ks.dl, m, active)
+  local r = emit(ks.parts, ks.stream, ks.channel, ks.cap, m, now, '', changed, ev)
+  time_expired(ks.msg, m, who, now)
   return r, active, apos
 end
 
@@ -635,28 +637,29 @@ end
 -- stop_turn charges the running turn of p (at pos) up to now and rewrites
 -- its group-mates (sync_group), for a transition that stops the clock
 -- (pause, complete). A clock that ran out before any scheduler saw it gets
--- its expiry first, as its own version (expire_turn). Returns an error
--- (STREAM_FULL: a late stop needs room for two events), or the reply when
--- that expiry ended the session, or nil, nil and then: whose turn it is now
--- and its position, the ms the caller's event charges, the expiry's
--- fragments ({} when there was none) and the caller's changed list.
-local function stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, now)
+-- its expiry first, as its own version (expire_turn). ks as for
+-- expire_turn. Returns {err} (STREAM_FULL: a late stop needs room for two
+-- events), {done} (the reply, when that expiry ended the session), or
+-- {p, pos, elapsed, first, changed}: whose turn it is now and its
+-- position, the ms the caller's event charges, the expiry's fragments ({}
+-- when there was none) and the caller's changed list.
+local function stop_turn(ks, m, p, pos, now)
   local was = p.has_expired
   local elapsed = run_ms(m, p, now)
   charge(m, p, elapsed)
   local late = m.cycle_at ~= '' and ran_out(m, p, was)
   if late then
-    local e = late_room(k_stream, cap)
-    if e then return e end
+    local e = late_room(ks.stream, ks.cap)
+    if e then return { err = e } end
   end
   local changed = {}
-  sync_group(k_parts, m, p, pos, changed)
-  if not late then return nil, nil, p, pos, elapsed, {}, changed end
+  sync_group(ks.parts, m, p, pos, changed)
+  if not late then return { p = p, pos = pos, elapsed = elapsed, first = {}, changed = changed } end
   local r
-  r, p, pos = expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, elapsed, now, changed)
-  if m.status ~= 'running' then return nil, r end
+  r, p, pos = expire_turn(ks, m, p, pos, elapsed, now, changed)
+  if m.status ~= 'running' then return { done = r } end
   -- auto_advance's turn started now, or the clock stopped: nothing to charge
-  return nil, nil, p, pos, 0, changed, {}
+  return { p = p, pos = pos, elapsed = 0, first = changed, changed = {} }
 end
 
 -- merge_reply turns the delta reply r of a transition that applied an
@@ -699,11 +702,11 @@ local now = now_ms()
 local changed, ev, elapsed = {}, { type = 'session_completed' }, 0
 local base, first = m.version, {}
 if p and m.status == 'running' then
-  local done
-  e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap,
-    msg_ch, m, p, pos, now)
-  if e then return e end
-  if done then return kept(idem, done, k_parts, m, now, '') end
+  local st = stop_turn({ meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl,
+    channel = channel, cap = cap, msg = msg_ch }, m, p, pos, now)
+  if st.err then return st.err end
+  if st.done then return kept(idem, st.done, k_parts, m, now, '') end
+  p, pos, elapsed, first, changed = st.p, st.pos, st.elapsed, st.first, st.changed
 end
 if p then
   p.is_active = false

@@ -513,9 +513,11 @@ end
 -- next participant who has not expired starts now (nobody left: expired,
 -- session_expired); without, the clock stops (participant_expired). It
 -- writes, publishes the state, appends the event, then publishes
--- TIME_EXPIRED on msg_ch, and returns the reply, the participant whose
--- turn it is now (nil when the session ended) and its position.
-local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, e, now, changed)
+-- TIME_EXPIRED on ks.msg, and returns the reply, the participant whose
+-- turn it is now (nil when the session ended) and its position. ks holds
+-- the script's keys and channels: {meta, parts, index, stream, dl, channel,
+-- cap, msg}.
+local function expire_turn(ks, m, p, pos, e, now, changed)
   m.version, m.updated_at = m.version + 1, int(now)
   local who, active, apos, ev = p.participant_id, nil, nil, nil
   local sl = sess_left(m)
@@ -529,7 +531,7 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
     if m.auto == '1' then
       p.is_active = false
       p.cycle_count = p.cycle_count + 1
-      local np, nx = next_live(k_parts, m, pos, p)
+      local np, nx = next_live(ks.parts, m, pos, p)
       if not np then
         end_expired(m, now)
         ev.type = 'session_expired'
@@ -547,11 +549,11 @@ local function expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, ca
     end
   end
   table.insert(changed, 1, { pos, enc_p(p) })
-  write_frags(k_parts, changed)
-  save_meta(k_meta, k_parts, k_index, m)
-  sync_deadline(k_dl, m, active)
-  local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
-  time_expired(msg_ch, m, who, now)
+  write_frags(ks.parts, changed)
+  save_meta(ks.meta, ks.parts, ks.index, m)
+  sync_deadline(ks.dl, m, active)
+  local r = emit(ks.parts, ks.stream, ks.channel, ks.cap, m, now, '', changed, ev)
+  time_expired(ks.msg, m, who, now)
   return r, active, apos
 end
 
@@ -594,4 +596,6 @@ if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { 
 charge(m, p, left)
 local changed = {}
 sync_group(k_parts, m, p, pos, changed)
-return (expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, left, now, changed))
+local ks = { meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl, channel = channel,
+  cap = cap, msg = msg_ch }
+return (expire_turn(ks, m, p, pos, left, now, changed))

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // produce runs switches through the real script on sessions (100 of them,
@@ -19,11 +21,6 @@ import (
 func produce(ctx context.Context, tb testing.TB, rdb *redis.Client, n int64, workers, pipe int) int64 {
 	tb.Helper()
 	d := newDriver(tb, rdb, 10_000_000)
-	for _, s := range d.scripts {
-		if err := s.Load(ctx, rdb).Err(); err != nil {
-			tb.Fatal(err)
-		}
-	}
 	ids := make([]string, 100)
 	for i := range ids {
 		ids[i] = newUUID()
@@ -46,7 +43,7 @@ func produce(ctx context.Context, tb testing.TB, rdb *redis.Client, n int64, wor
 				_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 					for i := 0; i < pipe; i++ {
 						id := mine[i%len(mine)]
-						d.scripts["switchCycle"].EvalSha(ctx, p, keysOf(id), d.opArgs("switchCycle", id)...)
+						d.e.Batch(ctx, p).Switch(id, session.SwitchArgs{})
 					}
 					return nil
 				})

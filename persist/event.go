@@ -3,7 +3,9 @@ package persist
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +26,7 @@ type event struct {
 	timestampMS               int64
 	stateKind                 string
 	state                     *string
+	actor                     *string // the caller's sub (AUTH_MODE=jwt); nil when none
 
 	pos          streamPos // the entry id, ordered
 	createdAt    int64     // the state's created_at, ms (its incarnation)
@@ -92,6 +95,13 @@ func decode(stream string, m redis.XMessage) (event, error) {
 			}
 			*f.dst = &n
 		}
+	}
+	if s := str("actor"); s != "" {
+		// PostgreSQL text takes neither NUL nor invalid UTF-8.
+		if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+			return e, errors.New("actor is not valid text")
+		}
+		e.actor = &s
 	}
 	e.stateKind = str("state_kind")
 	switch e.stateKind {

@@ -42,6 +42,9 @@ func TestDecode(t *testing.T) {
 		{"bad number", func(m map[string]any) { m["cycle_number"] = "1.5" }, "bad cycle_number", 0},
 		{"state not JSON", func(m map[string]any) { m["state"] = `{"a":` }, "state is not JSON", 0},
 		{"unknown state kind", func(m map[string]any) { m["state_kind"] = "partial" }, "unknown state_kind", 0},
+		{"actor", func(m map[string]any) { m["actor"] = "user-42 ü" }, "", 0},
+		{"actor with NUL", func(m map[string]any) { m["actor"] = "a\x00b" }, "actor is not valid text", 0},
+		{"actor not UTF-8", func(m map[string]any) { m["actor"] = "a\xffb" }, "actor is not valid text", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +69,9 @@ func TestDecode(t *testing.T) {
 			}
 			if e.typ == "session_deleted" && (e.state != nil || e.participantID != nil) {
 				t.Fatalf("deleted event should carry no state or participant: %+v", e)
+			}
+			if a, ok := v["actor"].(string); ok != (e.actor != nil) || ok && *e.actor != a {
+				t.Fatalf("actor %v, want %q", e.actor, a)
 			}
 			if e.pos != (streamPos{1764100000123, 7}) || e.hasCreatedAt != (tc.created != 0) || e.createdAt != tc.created {
 				t.Fatalf("entry %v, created_at %v %d; want %d", e.pos, e.hasCreatedAt, e.createdAt, tc.created)

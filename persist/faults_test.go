@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+
+	"github.com/synckairos/synckairos/session"
 )
 
 // exactlyOnce checks n rows, versions 1..k contiguous for every session,
@@ -96,8 +98,8 @@ func TestPostgresUnreachable(t *testing.T) {
 // event lands exactly once.
 func TestWorkerKilledMidBatch(t *testing.T) {
 	t.Parallel()
-	for _, stage := range []string{"before_commit", "after_commit"} {
-		t.Run(stage, func(t *testing.T) {
+	for _, stage := range []Stage{BeforeCommit, AfterCommit} {
+		t.Run(string(stage), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb := startRedis(t)
@@ -123,13 +125,13 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 
 			cfg := testConfig()
 			cfg.Lanes = 1 // one batch in flight, so the crash leaves every entry pending
+			cfg.CrashAt = func(s Stage) bool { return s == stage }
 			first := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
-			first.hook = func(s string) bool { return s == stage }
-			if err := first.Run(ctx); !errors.Is(err, errCrashed) {
+			if err := first.Run(ctx); !errors.Is(err, ErrCrashed) {
 				t.Fatalf("first worker: %v", err)
 			}
 			rows := db.count(t, `SELECT count(*) FROM sync_events`)
-			if (stage == "after_commit") != (rows == total) || (stage == "before_commit" && rows != 0) {
+			if (stage == AfterCommit) != (rows == total) || (stage == BeforeCommit && rows != 0) {
 				t.Fatalf("rows after the crash at %s = %d", stage, rows)
 			}
 			pending := int64(0)
@@ -158,7 +160,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			exactlyOnce(t, db, total)
-			if stage == "after_commit" && second.m.duplicates.Get() != total {
+			if stage == AfterCommit && second.m.duplicates.Get() != total {
 				t.Errorf("the redelivered batch should be skipped whole: duplicates = %d", second.m.duplicates.Get())
 			}
 		})
@@ -173,11 +175,6 @@ func TestTenThousandTransitions(t *testing.T) {
 	rdb := startRedis(t)
 	db := newTestDB(t)
 	d := newDriver(t, rdb, 100000)
-	for _, s := range d.scripts {
-		if err := s.Load(ctx, rdb).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
@@ -192,11 +189,11 @@ func TestTenThousandTransitions(t *testing.T) {
 			for _, id := range ids {
 				switch round {
 				case 0:
-					d.scripts["createSession"].EvalSha(ctx, p, keysOf(id), d.createArgs(id, 4)...)
+					d.e.Batch(ctx, p).Create(d.config(id, 4))
 				case 1:
-					d.scripts["startSession"].EvalSha(ctx, p, keysOf(id), d.opArgs("startSession", id)...)
+					d.e.Batch(ctx, p).Start(id)
 				default:
-					d.scripts["switchCycle"].EvalSha(ctx, p, keysOf(id), d.opArgs("switchCycle", id)...)
+					d.e.Batch(ctx, p).Switch(id, session.SwitchArgs{})
 				}
 			}
 			return nil

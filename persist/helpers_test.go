@@ -4,13 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,11 +18,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/session"
 )
 
-// pgAddr is the machine's PostgreSQL; every test works in a schema of its own.
-const pgAddr = "127.0.0.1:5432"
+// pgAddr is the tests' PostgreSQL (pgtest: DATABASE_TEST_URL); every test
+// works in a schema of its own.
+var pgAddr = pgtest.Addr()
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -71,9 +75,7 @@ func newTestDB(t testing.TB) *testDB {
 	return &testDB{schema: schema, admin: admin}
 }
 
-func dbURL(addr, schema string) string {
-	return "postgres://postgres@" + addr + "/test?sslmode=disable&search_path=" + schema
-}
+func dbURL(addr, schema string) string { return pgtest.Via(addr, schema) }
 
 func (d *testDB) pool(t testing.TB, addr string) *pgxpool.Pool {
 	t.Helper()
@@ -196,61 +198,58 @@ func (p *proxy) restore() {
 	p.mu.Unlock()
 }
 
-// driver runs the real scripts from ../lua with literal KEYS and ARGV, as
-// lua/README.md documents for any client (package main cannot be imported).
+// driver runs the real scripts through the engine, as the service does.
 type driver struct {
-	rdb     *redis.Client
-	cap     string
-	scripts map[string]*redis.Script
+	e   *engine.Engine
+	rdb *redis.Client
 }
 
 func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
 	t.Helper()
-	d := &driver{rdb: rdb, cap: fmt.Sprint(eventCap), scripts: map[string]*redis.Script{}}
-	for _, op := range []string{"createSession-5", "startSession-6", "switchCycle-6", "pauseSession-6",
-		"resumeSession-6", "completeSession-6", "deleteSession-5", "expireSession-5"} {
-		src, err := os.ReadFile("../lua/" + op + ".lua")
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.scripts[op[:strings.IndexByte(op, '-')]] = redis.NewScript(string(src))
+	e := engine.New(rdb, engine.Options{EventCap: int64(eventCap)})
+	if err := e.Load(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	return d
+	return &driver{e: e, rdb: rdb}
 }
 
-// keysOf gives the five KEYS the tests pass: the turn scripts read no
-// sixth (no Idempotency-Key), and createSession-5 and deleteSession-5 take
-// the fifth as their unused Idempotency-Key slot (same hash tag).
-func keysOf(id string) []string {
-	k := keyspace.For(id)
-	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id))}
-}
-
-// createArgs: n participants of 10 minutes each, per_participant.
-func (d *driver) createArgs(id string, n int) []any {
-	args := []any{id, keyspace.For(id).StateChannel, d.cap, "per_participant", "", "", "", "", "0", `{"game":"chess"}`, "", "", ""}
+// config: n participants of 10 minutes each, per_participant.
+func (d *driver) config(id string, n int) *session.Config {
+	c := &session.Config{ID: id, SyncMode: session.ModePerParticipant, Metadata: []byte(`{"game":"chess"}`)}
 	for i := 0; i < n; i++ {
-		args = append(args, newUUID(), i, 600000, "")
+		c.Participants = append(c.Participants, session.Participant{ID: newUUID(), Index: int64(i), TotalTimeMS: 600000})
 	}
-	return args
+	return c
 }
 
 func (d *driver) create(ctx context.Context, id string, n int) error {
-	return d.scripts["createSession"].Run(ctx, d.rdb, keysOf(id), d.createArgs(id, n)...).Err()
+	_, err := d.e.Create(ctx, d.config(id, n))
+	return err
 }
 
-// op runs a transition with no expected version; switch takes "" for both
-// participant arguments (next by index).
+// op runs the transition the script op names, with no expected version;
+// a switch passes to the next by index.
 func (d *driver) op(ctx context.Context, name, id string) error {
-	return d.scripts[name].Run(ctx, d.rdb, keysOf(id), d.opArgs(name, id)...).Err()
-}
-
-func (d *driver) opArgs(name, id string) []any {
-	args := []any{id, keyspace.For(id).StateChannel, d.cap, ""}
-	if name == "switchCycle" {
-		args = append(args, "", "")
+	var err error
+	switch name {
+	case "startSession":
+		_, err = d.e.Start(ctx, id, 0)
+	case "switchCycle":
+		_, err = d.e.Switch(ctx, id, session.SwitchArgs{})
+	case "pauseSession":
+		_, err = d.e.Pause(ctx, id, 0)
+	case "resumeSession":
+		_, err = d.e.Resume(ctx, id, 0)
+	case "completeSession":
+		_, err = d.e.Complete(ctx, id, 0)
+	case "deleteSession":
+		_, err = d.e.Delete(ctx, id, 0)
+	case "expireSession":
+		_, err = d.e.Expire(ctx, id)
+	default:
+		err = errors.New("no op " + name)
 	}
-	return args
+	return err
 }
 
 // run starts w in the background and returns a stop that cancels it and

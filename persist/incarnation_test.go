@@ -347,9 +347,9 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 			} else {
 				must(d.op(ctx, "deleteSession", id))
 				old = entriesOf(t, rdb, id, "-", "superseded", oldCreated)
+				cfg.CrashAt = func(s Stage) bool { return s == Stage(tc.stage) }
 				w1 := NewWorker(rdb, pool, quietLog(), cfg)
-				w1.hook = func(s string) bool { return s == tc.stage }
-				if err := w1.Run(ctx); !errors.Is(err, errCrashed) {
+				if err := w1.Run(ctx); !errors.Is(err, ErrCrashed) {
 					t.Fatalf("first worker: %v", err)
 				}
 			}

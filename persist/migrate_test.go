@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"sync"
 	"testing"
 	"time"
@@ -38,8 +39,9 @@ func TestMigrateIdempotentAndConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := db.count(t, `SELECT count(*) FROM schema_migrations`); n != 2 {
-		t.Fatalf("schema_migrations rows = %d, want 2", n)
+	files, _ := fs.Glob(migrations, "migrations/*.sql")
+	if n := db.count(t, `SELECT count(*) FROM schema_migrations`); n != int64(len(files)) || n < 3 {
+		t.Fatalf("schema_migrations rows = %d, want one per file (%d)", n, len(files))
 	}
 	for _, idx := range []string{"sync_events_session_version_key", "sync_sessions_status_idx", "sync_sessions_created_idx",
 		"sync_events_superseded_entry_key", "sync_events_superseded_session_idx"} {
@@ -103,7 +105,7 @@ func TestUpgradeTo0002(t *testing.T) {
 		}
 	}
 	applied, err := Migrate(ctx, admin)
-	if err != nil || fmt.Sprint(applied) != "[0002_incarnations.sql]" {
+	if err != nil || len(applied) == 0 || applied[0] != "0002_incarnations.sql" { // and any later ones
 		t.Fatalf("upgrade applied %v, %v", applied, err)
 	}
 	second, err := migrations.ReadFile("migrations/0002_incarnations.sql")

@@ -38,7 +38,7 @@ SELECT
       'timestamp_ms', (extract(epoch FROM "timestamp") * 1000)::int8,
       'state_kind', CASE WHEN state_snapshot IS NULL THEN NULL
                          WHEN state_snapshot ? 'session' THEN 'delta' ELSE 'full' END,
-      'state', state_snapshot) ORDER BY version) FROM page), '[]')::text,
+      'state', state_snapshot, 'actor', actor) ORDER BY version) FROM page), '[]')::text,
   (SELECT max(version) FROM page),
   EXISTS (SELECT 1 FROM sync_events WHERE session_id = $1
           AND version > coalesce((SELECT max(version) FROM page), $2))`

@@ -36,7 +36,23 @@ type Config struct {
 	LagEvery     time.Duration // how often to measure consumer lag [1s]
 	RetryMax     time.Duration // cap of the backoff while PostgreSQL fails [5s]
 	WriteTimeout time.Duration // one batch's transaction [10s]
+	// CrashAt, when set, is asked at each Stage of every batch; true stops
+	// the worker there as a crash would: Run returns ErrCrashed, leaving
+	// the transaction abandoned or the entries pending for the next worker.
+	// For crash-recovery tests and drills; a deployment leaves it nil.
+	CrashAt func(Stage) bool
 }
+
+// Stage is a point of a batch where Config.CrashAt may stop a worker.
+type Stage string
+
+const (
+	BeforeCommit Stage = "before_commit" // the transaction is written, not committed
+	AfterCommit  Stage = "after_commit"  // committed; the entries are not acknowledged yet
+)
+
+// crashAt reports whether Config.CrashAt stops the worker at s.
+func (c *Config) crashAt(s Stage) bool { return c.CrashAt != nil && c.CrashAt(s) }
 
 func (c *Config) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
@@ -81,7 +97,8 @@ func ConsumerName() string {
 // the stream's hash tag, so it lives in the same Cluster slot.
 func DeadLetterStream(stream string) string { return stream + ":dead" }
 
-var errCrashed = errors.New("persist: simulated crash")
+// ErrCrashed is what Run returns when Config.CrashAt stopped the worker.
+var ErrCrashed = errors.New("persist: stopped by Config.CrashAt")
 
 // Worker moves events from the shard streams into PostgreSQL.
 type Worker struct {
@@ -93,8 +110,6 @@ type Worker struct {
 
 	lastErr atomic.Pointer[error] // the last write's error; nil after a success
 	lagMS   atomic.Int64
-
-	hook hook // tests only
 }
 
 // NewWorker builds a worker; Run starts it.
@@ -194,7 +209,7 @@ func (w *Worker) runLane(ctx context.Context, ln lane) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		if err := w.process(ctx, batch); errors.Is(err, errCrashed) {
+		if err := w.process(ctx, batch); errors.Is(err, ErrCrashed) {
 			return err
 		}
 	}
@@ -316,8 +331,8 @@ func (w *Worker) process(ctx context.Context, batch []redis.XStream) error {
 		}
 		dead = append(dead, bad...)
 	}
-	if w.hook != nil && w.hook("after_commit") {
-		return errCrashed
+	if w.cfg.crashAt(AfterCommit) {
+		return ErrCrashed
 	}
 	// From here on ctx may be done: the drain finishes what was committed.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
@@ -376,9 +391,9 @@ func (w *Worker) write(ctx context.Context, evs []event) error {
 	for {
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.WriteTimeout)
-		res, err := writeBatch(wctx, w.pool, evs, w.hook)
+		res, err := writeBatch(wctx, w.pool, evs, &w.cfg)
 		cancel()
-		if errors.Is(err, errCrashed) || isDataError(err) {
+		if errors.Is(err, ErrCrashed) || isDataError(err) {
 			return err
 		}
 		if err == nil {

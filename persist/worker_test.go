@@ -3,8 +3,6 @@ package persist
 import (
 	"bytes"
 	"context"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/metricslint"
+	"github.com/synckairos/synckairos/session"
 )
 
 // TestWorkerRecordsEveryTransition drives every kind of transition through
@@ -197,20 +197,12 @@ func TestDeadLetter(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, out.String())
 		}
 	}
-	if path, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(path, "check", "metrics")
-		cmd.Stdin = &out
-		// Exit 3 is lint only; VictoriaMetrics writes no help text, the one finding allowed.
-		res, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 3) {
-			t.Fatalf("promtool: %v\n%s", err, res)
-		}
-		for _, line := range strings.Split(strings.TrimSpace(string(res)), "\n") {
-			if line != "" && !strings.HasSuffix(line, " no help text") {
-				t.Errorf("promtool: %s", line)
-			}
-		}
+	problems, err := metricslint.Check(out.Bytes())
+	if err != nil {
+		t.Fatalf("metrics format: %v\n%s", err, out.String())
+	}
+	for _, p := range problems {
+		t.Errorf("metrics lint: %s", p)
 	}
 }
 
@@ -298,14 +290,15 @@ func TestDrainOnShutdown(t *testing.T) {
 	if err := d.create(ctx, id, 2); err != nil {
 		t.Fatal(err)
 	}
-	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	runCtx, cancel := context.WithCancel(ctx)
-	w.hook = func(stage string) bool {
-		if stage == "after_commit" {
+	cfg := testConfig()
+	cfg.CrashAt = func(s Stage) bool {
+		if s == AfterCommit {
 			cancel() // the signal arrives now
 		}
 		return false
 	}
+	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
 	if err := w.Run(runCtx); err != nil {
 		t.Fatal(err)
 	}
@@ -420,11 +413,12 @@ func TestWorkerRecordsExpiry(t *testing.T) {
 	db := newTestDB(t)
 	d := newDriver(t, rdb, 1000)
 	id := newUUID()
-	args := []any{id, keyspace.For(id).StateChannel, d.cap, "global", "20", "", "", "", "0", "", "", "", ""}
+	total := int64(20)
+	c := &session.Config{ID: id, SyncMode: session.ModeGlobal, TotalTimeMS: &total}
 	for i := 0; i < 2; i++ {
-		args = append(args, newUUID(), i, 600000, "")
+		c.Participants = append(c.Participants, session.Participant{ID: newUUID(), Index: int64(i), TotalTimeMS: 600000})
 	}
-	if err := d.scripts["createSession"].Run(ctx, d.rdb, keysOf(id), args...).Err(); err != nil {
+	if _, err := d.e.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.op(ctx, "startSession", id); err != nil {

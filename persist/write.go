@@ -15,19 +15,19 @@ import (
 const createBatchTable = `CREATE TEMP TABLE IF NOT EXISTS persist_batch (
   session_id text, version int8, event_type text, participant_id text, group_id text,
   remaining int8, elapsed int8, cycle int8, ts_ms int8, state text,
-  stream_id text, superseded bool, inc_ms int8) ON COMMIT DELETE ROWS`
+  stream_id text, superseded bool, inc_ms int8, actor text) ON COMMIT DELETE ROWS`
 
 var batchColumns = []string{"session_id", "version", "event_type", "participant_id", "group_id",
-	"remaining", "elapsed", "cycle", "ts_ms", "state", "stream_id", "superseded", "inc_ms"}
+	"remaining", "elapsed", "cycle", "ts_ms", "state", "stream_id", "superseded", "inc_ms", "actor"}
 
 // eventColumns are the columns of sync_events (and sync_events_superseded)
 // that a batch row fills, and batchValues fills them from persist_batch b.
 const (
 	eventColumns = `session_id, version, event_type, participant_id, group_id,
-    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id`
+    time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, stream_id, actor`
 	batchValues = `b.session_id::uuid, b.version, b.event_type, b.participant_id::uuid, b.group_id::uuid,
     b.remaining, b.elapsed, b.cycle, timestamptz 'epoch' + b.ts_ms * interval '1 millisecond', b.state::jsonb,
-    b.stream_id`
+    b.stream_id, b.actor`
 )
 
 // The batch's sessions are locked before anything is decided about them, so
@@ -60,11 +60,11 @@ WITH sw AS (
 ), moved AS (
   DELETE FROM sync_events e USING sw WHERE e.session_id = sw.session_id
   RETURNING e.id, e.session_id, e.version, e.event_type, e.participant_id, e.group_id, e.time_remaining_ms,
-    e.time_elapsed_ms, e.cycle_number, e."timestamp", e.state_snapshot, e.metadata, e.stream_id, sw.created_at
+    e.time_elapsed_ms, e.cycle_number, e."timestamp", e.state_snapshot, e.metadata, e.stream_id, e.actor, sw.created_at
 ), kept AS (
   INSERT INTO sync_events_superseded (id, session_id, version, event_type, participant_id, group_id,
     time_remaining_ms, time_elapsed_ms, cycle_number, "timestamp", state_snapshot, metadata, stream_id,
-    incarnation_created_at)
+    actor, incarnation_created_at)
   SELECT * FROM moved
   ON CONFLICT DO NOTHING
   RETURNING 1
@@ -221,9 +221,6 @@ func sessionsOf(evs []event, p []placement) sessionCols {
 	return c
 }
 
-// hook lets tests stop the worker at a point of a batch, as a crash would.
-type hook func(stage string) bool
-
 // batchResult is what one committed batch did.
 type batchResult struct {
 	current, superseded int64 // new rows in sync_events, sync_events_superseded
@@ -232,10 +229,10 @@ type batchResult struct {
 	moved               int64 // rows it moved out of sync_events
 }
 
-// writeBatch writes evs in one transaction. When h("before_commit")
-// returns true it abandons the transaction, as a crash before the commit
+// writeBatch writes evs in one transaction. When cfg.CrashAt stops it at
+// BeforeCommit it abandons the transaction, as a crash before the commit
 // would.
-func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (batchResult, error) {
+func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, cfg *Config) (batchResult, error) {
 	var res batchResult
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{})
 	if err != nil {
@@ -259,7 +256,7 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (b
 			e := &evs[i]
 			return []any{e.sessionID, e.version, e.typ, e.participantID, e.groupID,
 				e.remaining, e.elapsed, e.cycle, e.timestampMS, e.state,
-				e.id, p.place[i].superseded, p.place[i].inc}, nil
+				e.id, p.place[i].superseded, p.place[i].inc, e.actor}, nil
 		}))
 	if err != nil {
 		return res, err
@@ -283,8 +280,8 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, evs []event, h hook) (b
 		}
 		res.clashes = tag.RowsAffected()
 	}
-	if h != nil && h("before_commit") {
-		return res, errCrashed
+	if cfg.crashAt(BeforeCommit) {
+		return res, ErrCrashed
 	}
 	return res, tx.Commit(ctx)
 }

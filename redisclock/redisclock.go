@@ -20,6 +20,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Source is the one clock interface of the service: Redis time in epoch
+// µs, cheap (no round trip per call) and strictly increasing. *Clock is
+// the service's; handlers, expiry and the relay depend on this alone, and
+// a component that needs ms divides by 1000.
+type Source interface{ Now() int64 }
+
+var _ Source = (*Clock)(nil)
+
 // Timer is what the clock needs from a Redis client.
 type Timer interface {
 	Time(ctx context.Context) *redis.TimeCmd

@@ -25,6 +25,7 @@ import (
 
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 )
 
 // Publish-to-receive latency: the benchmark PUBLISHes a real STATE_UPDATE
@@ -132,7 +133,7 @@ func benchFanout(b *testing.B, kind, where string, sessions, perSession int) {
 
 	ctx := context.Background()
 	publish := func(v int, id string, waitFor int) {
-		msg := stateMessage("STATE_UPDATE", id, clock.NowMS(), int64(v), stateJSON)
+		msg := stateMessage("STATE_UPDATE", id, nowMS(clock), int64(v), stateJSON)
 		pending.Add(waitFor)
 		sent[v].Store(time.Now().UnixNano())
 		if err := rdb.Publish(ctx, keyspace.For(id).StateChannel, msg).Err(); err != nil {
@@ -188,7 +189,7 @@ type benchServer struct {
 	cpu  func() time.Duration // CPU used so far by the server's process; 0 when shared
 }
 
-func startBenchServer(b testing.TB, kind string, eng *testEngine, clock Clock) *benchServer {
+func startBenchServer(b testing.TB, kind string, eng *testEngine, clock redisclock.Source) *benchServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -34,6 +34,12 @@ type client struct {
 	// connection and zeroes it, so a late deadline call would crash.
 	connMu   sync.Mutex
 	released bool
+
+	// With Config.Auth: the token's sub, and the end of the held token
+	// (unix ns; AUTH moves it) at which expiry closes the connection.
+	sub    string
+	until  atomic.Int64
+	expiry *time.Timer
 }
 
 // out is one queue entry: a message, or an instruction for the writer.
@@ -57,7 +63,7 @@ func (r *Relay) written(p *published) {
 	if p.ts > 0 && !p.timed.Load() && p.timed.CompareAndSwap(false, true) {
 		// Below 0 only by the clock's error (ms truncation, offset
 		// estimate): the sample is kept, as 0, so every message counts.
-		r.m.publishToSend.Update(float64(max(0, r.clock.NowMS()-p.ts)) / 1000)
+		r.m.publishToSend.Update(float64(max(0, r.nowMS()-p.ts)) / 1000)
 	}
 	r.m.delivered.Inc()
 }
@@ -71,9 +77,9 @@ const (
 )
 
 // serve runs one accepted connection until it ends.
-func (r *Relay) serve(conn *websocket.Conn, id string) {
+func (r *Relay) serve(conn *websocket.Conn, id, sub string, until time.Time) {
 	c := &client{r: r, conn: conn, q: make(chan out, r.cfg.QueueSize),
-		done: make(chan struct{}), writerDone: make(chan struct{})}
+		done: make(chan struct{}), writerDone: make(chan struct{}), sub: sub}
 	c.alive.Store(true)
 	defer c.release()
 	if !r.register(c) {
@@ -81,6 +87,13 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 		return
 	}
 	defer r.unregister(c)
+	if r.cfg.Auth != nil {
+		c.until.Store(until.UnixNano())
+		// Armed far off, then Reset: c.expiry is set before expire can run.
+		c.expiry = time.AfterFunc(time.Hour, c.expire)
+		c.expiry.Reset(time.Until(until))
+		defer c.expiry.Stop()
+	}
 
 	// Join first, so every message dispatched from here on is queued for c;
 	// CONNECTED goes out only once Redis confirmed the subscription, so the
@@ -101,7 +114,7 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 		return
 	}
 	_ = conn.SetWriteDeadline(time.Now().Add(r.cfg.WriteTimeout))
-	if err := conn.WriteMessage(websocket.TextMessage, connectedMessage(id, r.clock.NowMS())); err != nil {
+	if err := conn.WriteMessage(websocket.TextMessage, connectedMessage(id, r.nowMS())); err != nil {
 		return
 	}
 	c.started.Store(true)
@@ -109,6 +122,33 @@ func (r *Relay) serve(conn *websocket.Conn, id string) {
 	c.readLoop()
 	c.stop(0, "")
 	<-c.writerDone
+}
+
+// expire closes the connection with 4001 once the held token has expired;
+// an AUTH may have moved the end since the timer was set.
+func (c *client) expire() {
+	if d := time.Until(time.Unix(0, c.until.Load())); d > 0 {
+		c.expiry.Reset(d)
+		return
+	}
+	c.r.m.tokenExpired.Inc()
+	c.stop(closeTokenExpired, "token expired")
+}
+
+// closeTokenExpired is the close code for an expired token (the
+// 4000-4999 range is the application's).
+const closeTokenExpired = 4001
+
+// auth replaces the connection's token (an AUTH message).
+func (c *client) auth(token string) {
+	until, code, msg := c.r.cfg.Auth.Refresh(token, c.sess.id, c.sub)
+	if code != "" {
+		c.send(errorMessage(code, msg))
+		return
+	}
+	c.until.Store(until.UnixNano())
+	c.expiry.Reset(time.Until(until))
+	c.send(authOKMessage(until.UnixMilli()))
 }
 
 // send queues msg without blocking; a full queue disconnects the client: a
@@ -315,6 +355,7 @@ func (c *client) release() {
 type clientMessage struct {
 	Type            string          `json:"type"`
 	ClientTimestamp json.RawMessage `json:"client_timestamp"`
+	Token           string          `json:"token"` // AUTH
 }
 
 func (c *client) readLoop() {
@@ -340,7 +381,7 @@ func (c *client) readLoop() {
 			if len(ts) == 4 && string(ts) == "null" {
 				ts = nil
 			}
-			c.send(pongMessage(c.r.clock.NowMS(), ts))
+			c.send(pongMessage(c.r.nowMS(), ts))
 		case "RECONNECT":
 			// One at a time: a RECONNECT while one is pending (its reply not
 			// yet written) is answered by that reply, so a client cannot
@@ -354,6 +395,12 @@ func (c *client) readLoop() {
 				c.syncing.Store(false)
 				c.send(errBusy)
 			}
+		case "AUTH":
+			if c.r.cfg.Auth == nil {
+				c.send(errUnknownType)
+				continue
+			}
+			c.auth(m.Token)
 		default:
 			c.send(errUnknownType)
 		}

@@ -2,7 +2,6 @@ package wsrelay
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -10,10 +9,11 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/session"
 )
 
-// Handler serves GET /ws?sessionId=<uuid>. Everything it needs from ctx is
+// Handler serves GET /ws?sessionId=<uuid>[&token=<jwt>]. Everything it needs from ctx is
 // copied before the upgrade: the connection outlives the RequestCtx. The id
 // is lower-cased like the API's, so a client on AD7C… hears the changes
 // made through ad7c….
@@ -27,7 +27,16 @@ import (
 // and closed with 1013 at once.
 func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 	id, valid := session.NormalizeID(string(ctx.QueryArgs().Peek("sessionId")))
-	ip := clientIP(ctx, r.cfg.TrustProxy)
+	var sub string
+	var until time.Time
+	if r.cfg.Auth != nil {
+		var ok bool
+		if sub, until, ok = r.cfg.Auth.Handshake(ctx, string(ctx.QueryArgs().Peek("token")), id); !ok {
+			r.m.rejectAuth.Inc()
+			return
+		}
+	}
+	ip := clientip.Of(ctx, r.cfg.TrustProxy)
 	if valid && !r.adm.room(ip) {
 		r.m.rejectLimit.Inc()
 		ctx.Error("too many connections", fasthttp.StatusServiceUnavailable)
@@ -46,7 +55,7 @@ func (r *Relay) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		defer r.adm.release(ip)
-		r.serve(conn, id)
+		r.serve(conn, id, sub, until)
 	})
 }
 
@@ -102,22 +111,6 @@ func originChecker(origins []string) func(*fasthttp.RequestCtx) bool {
 		}
 		return false
 	}
-}
-
-// clientIP is the peer address, or the first X-Forwarded-For hop when the
-// relay sits behind a trusted proxy.
-func clientIP(ctx *fasthttp.RequestCtx, trustProxy bool) string {
-	if trustProxy {
-		if xff := ctx.Request.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
-			if i := bytes.IndexByte(xff, ','); i >= 0 {
-				xff = xff[:i]
-			}
-			if ip := net.ParseIP(string(bytes.TrimSpace(xff))); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	return ctx.RemoteIP().String()
 }
 
 // admission enforces the total and per-IP connection caps.

@@ -26,6 +26,7 @@ import (
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
 )
@@ -127,19 +128,18 @@ func (e *testEngine) deleteSession(t testing.TB, id string) {
 	}
 }
 
-// redisClock is the Redis clock: TIME once, then the local monotonic clock.
-type redisClock struct{ offset time.Duration }
-
-func newRedisClock(t testing.TB, rdb *redis.Client) *redisClock {
+// newRedisClock is the service's Redis clock, synced once.
+func newRedisClock(t testing.TB, rdb *redis.Client) *redisclock.Clock {
 	t.Helper()
-	now, err := rdb.Time(context.Background()).Result()
-	if err != nil {
+	c := redisclock.New(rdb)
+	if err := c.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &redisClock{offset: time.Until(now)}
+	return c
 }
 
-func (c *redisClock) NowMS() int64 { return time.Now().Add(c.offset).UnixMilli() }
+// nowMS is c's reading in the ms the relay's messages carry.
+func nowMS(c redisclock.Source) int64 { return c.Now() / 1000 }
 
 // fixture is one relay served on a loopback port.
 type fixture struct {
@@ -147,7 +147,7 @@ type fixture struct {
 	eng   *testEngine
 	set   *metrics.Set
 	addr  string
-	clock *redisClock
+	clock *redisclock.Clock
 }
 
 // newFixture starts a relay whose Pub/Sub talks to pubsubAddr (the
@@ -456,7 +456,7 @@ func (f *fixture) fillUntilBlocked(t testing.TB, id string, c *client) int {
 	pad := strings.Repeat("x", 64<<10)
 	ch := keyspace.For(id).StateChannel
 	for v := 2; v < 2+100*cap(c.q); v++ {
-		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(f.clock.NowMS(), 10) +
+		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(nowMS(f.clock), 10) +
 			`,"version":` + strconv.Itoa(v) + `,"state":{"version":` + strconv.Itoa(v) + `,"pad":"` + pad + `"}}`
 		if err := f.eng.rdb.Publish(context.Background(), ch, p).Err(); err != nil {
 			t.Fatal(err)

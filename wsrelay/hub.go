@@ -451,7 +451,7 @@ func (h *hub) resyncSession(s *sess) {
 	switch {
 	case errors.Is(err, session.ErrSessionNotFound):
 		if s.lastVersion > 0 { // deleted while Pub/Sub was down
-			h.deleted(s, sessionDeletedMessage(s.id, h.r.clock.NowMS()), 0)
+			h.deleted(s, sessionDeletedMessage(s.id, h.r.nowMS()), 0)
 		}
 		return // otherwise not created yet: nothing to sync
 	case err != nil:
@@ -471,7 +471,7 @@ func (h *hub) resyncSession(s *sess) {
 		h.r.asm.Forget(s.id)
 	}
 	s.lastVersion = v
-	h.fanout(s, stateMessage("STATE_SYNC", s.id, h.r.clock.NowMS(), v, state), 0)
+	h.fanout(s, stateMessage("STATE_SYNC", s.id, h.r.nowMS(), v, state), 0)
 }
 
 // syncOne answers a client's RECONNECT.
@@ -486,6 +486,6 @@ func (h *hub) syncOne(c *client) {
 	default:
 		// lastVersion stays: the others have not seen v yet if its update
 		// is still queued behind this job.
-		c.reply(stateMessage("STATE_SYNC", c.sess.id, h.r.clock.NowMS(), v, state))
+		c.reply(stateMessage("STATE_SYNC", c.sess.id, h.r.nowMS(), v, state))
 	}
 }

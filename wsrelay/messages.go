@@ -30,6 +30,13 @@ func errorMessage(code, msg string) []byte {
 	return []byte(`{"type":"ERROR","code":"` + code + `","message":"` + msg + `"}`)
 }
 
+// authOKMessage is AUTH_OK{expires_at}: the replacement token's end (ms).
+func authOKMessage(ms int64) []byte {
+	b := append(make([]byte, 0, 48), `{"type":"AUTH_OK","expires_at":`...)
+	b = strconv.AppendInt(b, ms, 10)
+	return append(b, '}')
+}
+
 // connectedMessage is CONNECTED{sessionId,timestamp}.
 func connectedMessage(id string, ts int64) []byte {
 	b := make([]byte, 0, 96)

@@ -52,6 +52,13 @@
 //     client cannot make the relay read and queue one full state per frame.
 //   - Requests without Origin (non-browser clients) are accepted; "*"
 //     accepts any Origin.
+//   - With Config.Auth (AUTH_MODE=jwt) the ?token= is checked before the
+//     caps and the upgrade: HTTP 401 or 403, nothing upgraded. AUTH
+//     replaces the token (same sub, still allowed to read the session)
+//     and is answered AUTH_OK{expires_at} or ERROR, the old token staying
+//     in force on an ERROR; at the held token's expiry (exp plus the
+//     leeway) the connection is closed with 4001 "token expired". Without
+//     Config.Auth, AUTH is an unknown message type, as before.
 //   - Metrics (synckairos_ws_*): clients, sessions_subscribed,
 //     messages_delivered_total (session messages, STATE_SYNC from a resync
 //     included, written to a client's socket: counted by its writer once
@@ -74,9 +81,11 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/websocket"
 	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 )
 
 // StateReader reads a session's current full v1 state (*Scripts in package
@@ -84,12 +93,6 @@ import (
 // session.ErrSessionNotFound.
 type StateReader interface {
 	Get(ctx context.Context, id string) ([]byte, error)
-}
-
-// Clock is the Redis clock in epoch milliseconds. It must be cheap: the
-// relay reads it for every message it stamps or measures.
-type Clock interface {
-	NowMS() int64
 }
 
 // Config tunes the relay; zero values take the defaults below.
@@ -107,6 +110,22 @@ type Config struct {
 	MaxMessageBytes  int64         // largest client frame (4096)
 	SubscribeTimeout time.Duration // wait for Redis to confirm a new session's subscription (10s)
 	RedisTimeout     time.Duration // state reads for STATE_SYNC (5s)
+
+	// Auth checks tokens with AUTH_MODE=jwt (nil: none needed).
+	Auth Authorizer
+}
+
+// Authorizer checks WebSocket tokens (handlers.Auth in main). The token
+// comes as ?token= (browsers cannot set headers on a WebSocket) and is
+// checked before the upgrade; a client replaces it with an AUTH message
+// before it expires, and is closed with 4001 "token expired" when it does.
+type Authorizer interface {
+	// Handshake checks token for reading session id; when refused it has
+	// answered ctx (HTTP 401 or 403) and ok is false.
+	Handshake(ctx *fasthttp.RequestCtx, token, id string) (sub string, until time.Time, ok bool)
+	// Refresh checks an AUTH message's token for the same sub and session:
+	// its expiry, or the ERROR code and message to send.
+	Refresh(token, id, sub string) (until time.Time, code, msg string)
 }
 
 func (c *Config) defaults() {
@@ -138,7 +157,7 @@ type Relay struct {
 	rdb    redis.UniversalClient
 	states StateReader
 	asm    *fullstate.Assembler
-	clock  Clock
+	clock  redisclock.Source
 	log    *slog.Logger
 	m      *relayMetrics
 	up     websocket.FastHTTPUpgrader
@@ -156,7 +175,7 @@ type Relay struct {
 // New starts a relay: its Pub/Sub reader, workers and subscriber run until
 // Shutdown. asm is the instance's large-session cache (Scripts.Assembler).
 func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullstate.Assembler,
-	clock Clock, logger *slog.Logger, set *metrics.Set) *Relay {
+	clock redisclock.Source, logger *slog.Logger, set *metrics.Set) *Relay {
 	cfg.defaults()
 	r := &Relay{
 		cfg: cfg, rdb: rdb, states: states, asm: asm, clock: clock, log: logger,
@@ -175,6 +194,9 @@ func New(cfg Config, rdb redis.UniversalClient, states StateReader, asm *fullsta
 	r.hub.start(func() { r.heartbeat(r.hub.done) })
 	return r
 }
+
+// nowMS is the Redis clock in the ms the relay's messages carry.
+func (r *Relay) nowMS() int64 { return r.clock.Now() / 1000 }
 
 // BroadcastToSession publishes message (one JSON object, forwarded as is)
 // on the session's message channel, so the clients of every instance get it.
@@ -265,6 +287,8 @@ type relayMetrics struct {
 	rejectLimit   *metrics.Counter
 	rejectOrigin  *metrics.Counter
 	rejectSub     *metrics.Counter
+	rejectAuth    *metrics.Counter
+	tokenExpired  *metrics.Counter
 	overflow      *metrics.Counter
 	resyncs       *metrics.Counter
 	resyncErrors  *metrics.Counter
@@ -283,6 +307,8 @@ func newRelayMetrics(set *metrics.Set, r *Relay) *relayMetrics {
 		rejectLimit:   set.NewCounter(`synckairos_ws_rejected_total{reason="limit"}`),
 		rejectOrigin:  set.NewCounter(`synckairos_ws_rejected_total{reason="origin"}`),
 		rejectSub:     set.NewCounter(`synckairos_ws_rejected_total{reason="subscribe"}`),
+		rejectAuth:    set.NewCounter(`synckairos_ws_rejected_total{reason="auth"}`),
+		tokenExpired:  set.NewCounter(`synckairos_ws_clients_dropped_total{reason="token_expired"}`),
 		overflow:      set.NewCounter(`synckairos_ws_dispatch_overflow_total`),
 		resyncs:       set.NewCounter(`synckairos_ws_resyncs_total`),
 		resyncErrors:  set.NewCounter(`synckairos_ws_resync_errors_total`),

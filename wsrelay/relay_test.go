@@ -28,7 +28,7 @@ func TestConnectAckDisconnect(t *testing.T) {
 	if m.Type != "CONNECTED" || m.SessionID != id {
 		t.Fatalf("got %s", m.raw)
 	}
-	if d := m.Timestamp - f.clock.NowMS(); d > 5000 || d < -5000 {
+	if d := m.Timestamp - nowMS(f.clock); d > 5000 || d < -5000 {
 		t.Fatalf("CONNECTED timestamp %d is %d ms off the Redis clock", m.Timestamp, d)
 	}
 	if f.relay.clientCount() != 1 || f.relay.hub.sessionCount() != 1 {
@@ -209,7 +209,7 @@ func TestClientMessages(t *testing.T) {
 				t.Fatalf("got %s", m.raw)
 			}
 			if tc.typ == "PONG" {
-				if d := m.Timestamp - f.clock.NowMS(); d > 5000 || d < -5000 {
+				if d := m.Timestamp - nowMS(f.clock); d > 5000 || d < -5000 {
 					t.Fatalf("PONG timestamp %d ms off the Redis clock", d)
 				}
 			}
@@ -354,7 +354,7 @@ func TestBroadcastToSession(t *testing.T) {
 	f := newFixture(t, Config{}, eng, "")
 	id, other := eng.newSession(t, 2), eng.newSession(t, 2)
 	a, b, o := f.connect(t, id), f.connect(t, id), f.connect(t, other)
-	payload := `{"type":"PARTICIPANT_EXPIRING","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(f.clock.NowMS(), 10) + `}`
+	payload := `{"type":"PARTICIPANT_EXPIRING","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(nowMS(f.clock), 10) + `}`
 	if err := f.relay.BroadcastToSession(context.Background(), id, []byte(payload)); err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +553,7 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 	ch := keyspace.For(id).StateChannel
 	want := int64(2)
 	for v := 2; v < 2+n; v++ {
-		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(f.clock.NowMS(), 10) +
+		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(nowMS(f.clock), 10) +
 			`,"version":` + strconv.Itoa(v) + `,"state":{"version":` + strconv.Itoa(v) + `,"pad":"` + pad + `"}}`
 		if err := eng.rdb.Publish(context.Background(), ch, p).Err(); err != nil {
 			t.Fatal(err)
@@ -693,7 +693,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 						if m.Type != "SESSION_DELETED" || m.SessionID != id {
 							t.Fatalf("got %.200s, want SESSION_DELETED", m.raw)
 						}
-						if d := m.Timestamp - f.clock.NowMS(); d > 5000 || d < -5000 {
+						if d := m.Timestamp - nowMS(f.clock); d > 5000 || d < -5000 {
 							t.Fatalf("SESSION_DELETED timestamp %d ms off the Redis clock", d)
 						}
 						if code, text := closeCode(t, c); code != websocket.CloseNormalClosure || text != "session deleted" {

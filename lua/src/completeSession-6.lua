@@ -65,11 +65,11 @@ local now = now_ms()
 local changed, ev, elapsed = {}, { type = 'session_completed' }, 0
 local base, first = m.version, {}
 if p and m.status == 'running' then
-  local done
-  e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap,
-    msg_ch, m, p, pos, now)
-  if e then return e end
-  if done then return kept(idem, done, k_parts, m, now, '') end
+  local st = stop_turn({ meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl,
+    channel = channel, cap = cap, msg = msg_ch }, m, p, pos, now)
+  if st.err then return st.err end
+  if st.done then return kept(idem, st.done, k_parts, m, now, '') end
+  p, pos, elapsed, first, changed = st.p, st.pos, st.elapsed, st.first, st.changed
 end
 if p then
   p.is_active = false

@@ -75,4 +75,6 @@ if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { 
 charge(m, p, left)
 local changed = {}
 sync_group(k_parts, m, p, pos, changed)
-return (expire_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch, m, p, pos, left, now, changed))
+local ks = { meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl, channel = channel,
+  cap = cap, msg = msg_ch }
+return (expire_turn(ks, m, p, pos, left, now, changed))

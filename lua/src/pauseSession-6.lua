@@ -62,11 +62,12 @@ local p = get_p(k_parts, pos)
 local now = now_ms()
 
 local base = m.version
-local done, elapsed, first, changed
-e, done, p, pos, elapsed, first, changed = stop_turn(k_meta, k_parts, k_index, k_stream, k_dl, channel, cap, msg_ch,
-  m, p, pos, now)
-if e then return e end
-if done then return kept(idem, done, k_parts, m, now, '') end
+local st = stop_turn({ meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl,
+  channel = channel, cap = cap, msg = msg_ch }, m, p, pos, now)
+if st.err then return st.err end
+if st.done then return kept(idem, st.done, k_parts, m, now, '') end
+local elapsed, first, changed = st.elapsed, st.first, st.changed
+p, pos = st.p, st.pos
 table.insert(changed, 1, { pos, enc_p(p) })
 write_frags(k_parts, changed)
 m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/synckairos/synckairos/ratelimit"
+	"github.com/synckairos/synckairos/engine/ratelimit"
 )
 
 func Example() {

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/valyala/fasthttp"
+
+	"github.com/synckairos/synckairos/auth"
+)
+
+// BenchmarkHTTPSwitchAuth measures POST /switch with AUTH_MODE=off beside
+// AUTH_MODE=jwt, in one run on the machine's Redis: an HS256 token
+// (AUTH_JWT_SECRET) and an RS256 one (AUTH_JWT_PUBLIC_KEY_FILE, 2048
+// bits), each connection with a host token for its own session. Rate
+// limits and the request log are off in all three, so the difference is
+// the auth step. Reports p50 and p99 latency (µs) and throughput (req/s);
+// auth's BenchmarkVerify gives the verification alone.
+//
+//	go test -run '^$' -bench HTTPSwitchAuth -benchtime 20000x -count 3 .
+func BenchmarkHTTPSwitchAuth(b *testing.B) {
+	rurl := "redis://" + testRedisAddr() + "?pool_size=128"
+	base := map[string]string{"REDIS_URL": rurl, "RATE_LIMIT_ENABLED": "false", "LOG_REQUESTS": "false"}
+	with := func(over map[string]string) map[string]string {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range over {
+			env[k] = v
+		}
+		return env
+	}
+	off := benchServer(b, base, nil)
+	hs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": authSecret,
+		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}), nil)
+	rs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(b), "AUTH_JWT_SECRET": authSecret,
+		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}), nil)
+
+	const maxConns = 64
+	admin := "Bearer " + adminToken(b)
+	offIDs := benchSessionsAuth(b, off, maxConns, "")
+	hsIDs := benchSessionsAuth(b, hs, maxConns, admin)
+	rsIDs := benchSessionsAuth(b, rs, maxConns, admin)
+	hsTok := make([]string, maxConns)
+	rsTok := make([]string, maxConns)
+	for i := range maxConns {
+		hsTok[i] = "Bearer " + mint(b, auth.RoleHost, []string{hsIDs[i]}, "", 24*time.Hour)
+		rsTok[i] = "Bearer " + rsaToken(b, rsIDs[i])
+	}
+	modes := []struct {
+		name, addr string
+		ids, toks  []string
+	}{{"off", off, offIDs, nil}, {"HS256", hs, hsIDs, hsTok}, {"RS256", rs, rsIDs, rsTok}}
+	for _, conns := range []int{1, 64} {
+		c := "/conns=" + strconv.Itoa(conns)
+		// The three servers in turn, request by request, so a change in the
+		// machine's load (2 shared vCPUs) reaches all three alike: the p50s
+		// compare. The runs below give each one's capacity alone.
+		b.Run("interleaved"+c, func(b *testing.B) {
+			lat := make([][][]time.Duration, len(modes))
+			for m := range lat {
+				lat[m] = make([][]time.Duration, conns)
+			}
+			hcs := make([]*fasthttp.HostClient, len(modes))
+			for m := range modes {
+				hcs[m] = &fasthttp.HostClient{Addr: modes[m].addr, MaxConns: conns, ReadTimeout: 10 * time.Second}
+			}
+			do := func(m, w int, rq *fasthttp.Request, resp *fasthttp.Response) error {
+				if err := hcs[m].Do(rq, resp); err != nil {
+					return err
+				}
+				if resp.StatusCode() != 200 {
+					return &statusErr{resp.StatusCode(), string(resp.Body())}
+				}
+				return nil
+			}
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for w := range conns {
+				wg.Go(func() {
+					rqs := make([]*fasthttp.Request, len(modes))
+					resp := fasthttp.AcquireResponse()
+					for m, md := range modes {
+						rqs[m] = fasthttp.AcquireRequest()
+						rqs[m].SetRequestURI("http://" + md.addr + "/v1/sessions/" + md.ids[w] + "/switch")
+						rqs[m].Header.SetMethod("POST")
+						if md.toks != nil {
+							rqs[m].Header.Set("Authorization", md.toks[w])
+						}
+						if err := do(m, w, rqs[m], resp); err != nil { // warm up
+							b.Error(err)
+							return
+						}
+					}
+					for i := w; i < b.N; i += conns {
+						m := i % len(modes)
+						t0 := time.Now()
+						if err := do(m, w, rqs[m], resp); err != nil {
+							b.Error(err)
+							return
+						}
+						lat[m][w] = append(lat[m][w], time.Since(t0))
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			for m, md := range modes {
+				all := slices.Concat(lat[m]...)
+				slices.Sort(all)
+				if len(all) > 0 {
+					b.ReportMetric(float64(all[len(all)/2].Microseconds()), md.name+"-p50-µs")
+					b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), md.name+"-p99-µs")
+				}
+			}
+		})
+		b.Run("auth-off"+c, func(b *testing.B) {
+			runHTTPLoadAuth(b, off, conns, func(w int) (string, string) { return "/v1/sessions/" + offIDs[w] + "/switch", "" })
+		})
+		b.Run("auth-jwt-HS256"+c, func(b *testing.B) {
+			runHTTPLoadAuth(b, hs, conns, func(w int) (string, string) { return "/v1/sessions/" + hsIDs[w] + "/switch", hsTok[w] })
+		})
+		b.Run("auth-jwt-RS256"+c, func(b *testing.B) {
+			runHTTPLoadAuth(b, rs, conns, func(w int) (string, string) { return "/v1/sessions/" + rsIDs[w] + "/switch", rsTok[w] })
+		})
+	}
+}
+
+func rsaToken(b *testing.B, id string) string {
+	now := time.Now()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"sub": "bench", "role": "host",
+		"sessions": []string{id}, "iss": authIssuer, "aud": authAudience,
+		"iat": now.Unix(), "exp": now.Add(24 * time.Hour).Unix()}).SignedString(authRSA())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok
+}
+
+// benchSessionsAuth is benchSessions with an Authorization header ("":
+// none) and day-long clocks: the sessions a conns=1 run leaves idle keep
+// running for the whole benchmark.
+func benchSessionsAuth(b *testing.B, addr string, n int, authz string) []string {
+	b.Helper()
+	var hdr []string
+	if authz != "" {
+		hdr = []string{"Authorization", authz}
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		id, _, body := newSessionBody(2, "")
+		body = strings.ReplaceAll(body, `"total_time_ms":60000`, `"total_time_ms":86400000`)
+		ids[i] = id
+		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions", body, hdr...); r.status != 201 {
+			b.Fatal(r.status, string(r.body))
+		}
+		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions/"+id+"/start", "", hdr...); r.status != 200 {
+			b.Fatal(r.status, string(r.body))
+		}
+		b.Cleanup(func() {
+			doReq(b, "DELETE", "http://"+addr+"/v1/sessions/"+id, "", hdr...)
+		})
+	}
+	return ids
+}
+
+// runHTTPLoadAuth is runHTTPLoad with each worker's Authorization header
+// ("" for none).
+func runHTTPLoadAuth(b *testing.B, addr string, conns int, req func(worker int) (path, authz string)) {
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, ReadTimeout: 10 * time.Second}
+	runLoad(b, conns, func(w int) func() error {
+		rq, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		path, authz := req(w)
+		rq.SetRequestURI("http://" + addr + path)
+		rq.Header.SetMethod("POST")
+		if authz != "" {
+			rq.Header.Set("Authorization", authz)
+		}
+		return func() error {
+			if err := hc.Do(rq, resp); err != nil {
+				return err
+			}
+			if resp.StatusCode() != 200 {
+				return &statusErr{resp.StatusCode(), string(resp.Body())}
+			}
+			return nil
+		}
+	})
+}

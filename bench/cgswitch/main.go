@@ -1,0 +1,77 @@
+// Command cgswitch counts the Redis instructions of a switch: it drives
+// -n switches of one switch script, at 4 participants with the audit
+// event, on a redis-server that runs under callgrind (pid -pid), zeroing
+// the counters after the set-up and dumping them after the switches, so
+// the dump's total over -n is the instructions per switch. -layout names
+// the script contract: "v5" (switchCycle-5 and createSession-4, before
+// Idempotency-Key) or "v6" (today's); -dir holds that layout's
+// create, start and switch files. bench/RESULTS.md has the procedure.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
+	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
+	layout := flag.String("layout", "v6", "v5 or v6")
+	dir := flag.String("dir", "lua", "where the layout's scripts are")
+	n := flag.Int("n", 500, "switches to count")
+	flag.Parse()
+	names := map[string][3]string{
+		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
+		"v6": {"createSession-5.lua", "startSession-6.lua", "switchCycle-6.lua"},
+	}[*layout]
+	if names[0] == "" || *pid == 0 {
+		log.Fatal("want -layout v5|v6 and -pid")
+	}
+	load := func(f string) *redis.Script {
+		b, err := os.ReadFile(filepath.Join(*dir, f))
+		if err != nil {
+			log.Fatal(err)
+		}
+		return redis.NewScript(string(b))
+	}
+	create, start, sw := load(names[0]), load(names[1]), load(names[2])
+	rdb := redis.NewClient(&redis.Options{Addr: *addr, ReadTimeout: -1})
+	ctx := context.Background()
+	const id, cap = "11111111-1111-4111-8111-00000000000a", "100000000"
+	base := "sk:{a}:session:" + id
+	keys := []string{base, base + ":parts", base + ":index", "sk:{a}:events", "sk:{a}:deadlines"}
+	ch := base + ":state"
+	args := []any{id, ch, cap, "per_participant", "", "", "", "", "0", ""}
+	createKeys := keys[:4]
+	if *layout == "v6" {
+		args = append(args, "", "", "")
+		createKeys = append(append([]string{}, keys[:4]...), base+":idem:")
+		keys = append(keys, base+":idem:")
+	}
+	for i := 0; i < 4; i++ {
+		args = append(args, fmt.Sprintf("11111111-1111-4111-8111-00000000010%d", i), i, 3_600_000_000, "")
+	}
+	must(create.Run(ctx, rdb, createKeys, args...).Err())
+	must(start.Run(ctx, rdb, keys, id, ch, cap, "").Err())
+	must(sw.Run(ctx, rdb, keys, id, ch, cap, "", "", "", "").Err()) // loaded and warm
+	must(exec.Command("callgrind_control", "-z", strconv.Itoa(*pid)).Run())
+	for range *n {
+		must(sw.EvalSha(ctx, rdb, keys, id, ch, cap, "", "", "", "").Err())
+	}
+	must(exec.Command("callgrind_control", "-d", strconv.Itoa(*pid)).Run())
+	fmt.Println(*layout, *n, "switches counted: see the newest callgrind dump's totals")
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
