@@ -2,7 +2,9 @@ package docs
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,5 +154,51 @@ func TestOpenAPISchemas(t *testing.T) {
 		if _, err := c.Compile("mem:///openapi.json#/$defs/" + name); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestAPIMarkdown: API.md names every path, error code and WebSocket
+// message type of the document, and links nothing outside the repository.
+func TestAPIMarkdown(t *testing.T) {
+	md, err := os.ReadFile("API.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths      map[string]any `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Enum       []string `json:"enum"`
+				Properties map[string]struct {
+					Const any      `json:"const"`
+					Enum  []string `json:"enum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openapiJSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for p := range doc.Paths {
+		names = append(names, p)
+	}
+	names = append(names, doc.Components.Schemas["ErrorCode"].Enum...)
+	names = append(names, doc.Components.Schemas["WsError"].Properties["code"].Enum...)
+	for name, s := range doc.Components.Schemas {
+		if c, ok := s.Properties["type"].Const.(string); ok && strings.HasPrefix(name, "Ws") {
+			names = append(names, c)
+		}
+	}
+	if len(names) < 40 {
+		t.Fatalf("only %d names", len(names))
+	}
+	for _, n := range names {
+		if !strings.Contains(string(md), n) {
+			t.Errorf("API.md does not mention %s", n)
+		}
+	}
+	if m := regexp.MustCompile(`\]\((https?:|//)[^)]*\)`).FindAll(md, -1); len(m) > 0 {
+		t.Errorf("API.md links outside the repository: %s", m)
 	}
 }
