@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // binary is the built service running as a child process.
@@ -120,8 +121,8 @@ func TestBinaryDevMode(t *testing.T) {
 // afterwards equals 2 + the number of 200s the clients received.
 func TestBinaryGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	b := runBinary(t, "REDIS_URL=redis://"+testRedisAddr(), "RATE_LIMIT_ENABLED=false", "LOG_REQUESTS=false")
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	b := runBinary(t, "REDIS_URL=redis://"+servertest.RedisAddr(), "RATE_LIMIT_ENABLED=false", "LOG_REQUESTS=false")
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	defer rdb.Close()
 	const workers = 16
 	ids := make([]string, workers)

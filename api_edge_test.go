@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // TestAPIIDCase: upper- and lower-case spellings of a UUID are one
@@ -119,7 +120,7 @@ func rawReq(t *testing.T, method, url, body, contentType string) apiResp {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	res, err := apiClient.Do(req)
+	res, err := servertest.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,7 @@ func TestAPICORSPolicy(t *testing.T) {
 // script runs, naming the field.
 func TestAPIBadInput(t *testing.T) {
 	t.Parallel()
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr()}, nil)
 	id, _, body := newSessionBody(3, "")
 	live, _ := apiSession(t, s, true)
 	t.Cleanup(func() { doReq(t, "DELETE", s.base+"/v1/sessions/"+live, "") }) // a running session has no TTL
@@ -286,7 +287,7 @@ func TestAPIBadInput(t *testing.T) {
 // status and the call that would help; details stay as the script gave them.
 func TestAPITransitionMessages(t *testing.T) {
 	t.Parallel()
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr()}, nil)
 	pending, _ := apiSession(t, s, false)
 	running, _ := apiSession(t, s, true)
 	done, _ := apiSession(t, s, true)

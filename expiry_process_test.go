@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // startKillable runs the built service like startProcess, against the
@@ -76,10 +77,10 @@ func startKillable(t testing.TB, redisAddr string, env ...string) (string, func(
 // other.
 func TestExpiryAcrossInstances(t *testing.T) {
 	t.Parallel()
-	one, killOne := startKillable(t, testRedisAddr(), "EXPIRY_POLL_MS=5")
-	two, _ := startKillable(t, testRedisAddr(), "EXPIRY_POLL_MS=5")
+	one, killOne := startKillable(t, servertest.RedisAddr(), "EXPIRY_POLL_MS=5")
+	two, _ := startKillable(t, servertest.RedisAddr(), "EXPIRY_POLL_MS=5")
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	t.Cleanup(func() { rdb.Close() })
 
 	const n = 10

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/wsrelay"
 )
 
@@ -46,7 +47,7 @@ func startProcessStop(t *testing.T) (string, func()) {
 	for attempt := 1; ; attempt++ {
 		port := freePort(t)
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+testRedisAddr(),
+		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+servertest.RedisAddr(),
 			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
 		logs := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
@@ -184,7 +185,7 @@ func TestWSCrossInstanceMessageChannel(t *testing.T) {
 	a, b := wsConnect(t, one, id), wsConnect(t, two, id)
 
 	// A third instance, in-process, broadcasts.
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	t.Cleanup(func() { rdb.Close() })
 	scripts := engine.New(rdb, engine.Options{StateCacheMax: 10})
 	relay := wsrelay.New(wsrelay.Config{}, rdb, scripts, scripts.Assembler(), wallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())

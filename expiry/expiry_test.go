@@ -19,6 +19,7 @@ import (
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
 )
@@ -27,16 +28,9 @@ import (
 // a private deadline index per test (the same hash tags), so a server's
 // scheduler running elsewhere on that Redis never sees these sessions.
 
-func redisAddr() string {
-	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
 // sessions deletes every session the tests' scripts touch when the test
 // ends, and TestMain fails the run if one is left without a TTL anyway.
-var sessions = sessiontest.New(redisAddr())
+var sessions = sessiontest.New(servertest.RedisAddr())
 
 func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
@@ -52,12 +46,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), PoolSize: 64})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr(), PoolSize: 64})
 	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", redisAddr(), err)
+		t.Fatalf("redis at %s: %v", servertest.RedisAddr(), err)
 	}
 	e := &env{t: t, rdb: rdb, clock: redisclock.New(rdb), suffix: ":test:" + uuid.NewString()}
 	if err := e.clock.Sync(ctx); err != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
-	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/auth"
+	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/session"
 )
