@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/fasthttp/websocket"
 	"github.com/synckairos/synckairos/servertest"
 )
 
@@ -23,22 +19,7 @@ type apiServer struct {
 	logs *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = servertest.LogBuffer
 
 // apiEnv is the environment of test servers: embedded Redis, limits off,
 // unless a test overrides.
@@ -136,25 +117,10 @@ func tryReq(method, url, body string, hdr ...string) (apiResp, error) {
 
 // newSessionBody returns a create body with n participants and their ids.
 func newSessionBody(n int, extra string) (id string, parts []string, body string) {
-	id = uuid.NewString()
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"session_id":%q,"sync_mode":"per_participant","participants":[`, id)
-	for i := 0; i < n; i++ {
-		p := uuid.NewString()
-		parts = append(parts, p)
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"participant_id":%q,"participant_index":%d,"total_time_ms":60000}`, p, i)
-	}
-	b.WriteString("]" + extra + "}")
-	return id, parts, b.String()
+	return servertest.SessionBody(n, extra)
 }
 
-func num(v any) int64 {
-	f, _ := v.(float64)
-	return int64(f)
-}
+func num(v any) int64 { return servertest.Num(v) }
 
 func freePort(t testing.TB) int { return servertest.FreePort(t) }
 
@@ -166,5 +132,8 @@ func waitFor(t testing.TB, d time.Duration, what string, ok func() bool) {
 	servertest.WaitFor(t, d, what, ok)
 }
 
-// buildBinary builds the service once per test run.
-func buildBinary(t testing.TB) string { return servertest.Binary(t, ".") }
+type wsMsg = servertest.WSMsg
+
+func wsConnect(t *testing.T, addr, id string) *websocket.Conn { return servertest.WSDial(t, addr, id) }
+
+func wsRead(t *testing.T, c *websocket.Conn) wsMsg { return servertest.WSRead(t, c) }

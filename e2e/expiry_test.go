@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -24,14 +24,14 @@ import (
 // that SIGKILLs it (no shutdown steps: the instance just dies).
 func startKillable(t testing.TB, redisAddr string, env ...string) (string, func()) {
 	t.Helper()
-	bin := buildBinary(t)
+	bin := servertest.Binary(t, "..")
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		port := servertest.FreePort(t)
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+redisAddr,
 			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
 		cmd.Env = append(cmd.Env, env...)
-		logs := &syncBuffer{}
+		logs := &servertest.LogBuffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -41,7 +41,7 @@ func startKillable(t testing.TB, redisAddr string, env ...string) (string, func(
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		up := false
 		for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !up; time.Sleep(20 * time.Millisecond) {
-			if r, err := tryReq("GET", "http://"+addr+"/health", ""); err == nil && r.status == 200 {
+			if r, err := servertest.Try("GET", "http://"+addr+"/health", ""); err == nil && r.Status == 200 {
 				up = true
 			}
 			select {
@@ -114,16 +114,16 @@ func TestExpiryAcrossInstances(t *testing.T) {
 		body := `{"session_id":"` + s.id + `","sync_mode":"per_participant","auto_advance":true,"participants":[` +
 			`{"participant_id":"` + s.p0 + `","participant_index":0,"total_time_ms":` + strconv.Itoa(s.bank) + `},` +
 			`{"participant_id":"` + uuid.NewString() + `","participant_index":1,"total_time_ms":600000}]}`
-		if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
-			t.Fatalf("create: %d %s", r.status, r.body)
+		if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.Status != 201 {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
 		}
 		t.Cleanup(func() { doReq(t, "DELETE", "http://"+two+"/v1/sessions/"+s.id, "") })
 	}
 	// WebSocket clients of the first early session on both instances
-	wsA, wsB := wsConnect(t, one, early[0].id), wsConnect(t, two, early[0].id)
+	wsA, wsB := servertest.WSDial(t, one, early[0].id), servertest.WSDial(t, two, early[0].id)
 	for _, s := range all {
-		if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+s.id+"/start", ""); r.status != 200 {
-			t.Fatalf("start: %d %s", r.status, r.body)
+		if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+s.id+"/start", ""); r.Status != 200 {
+			t.Fatalf("start: %d %s", r.Status, r.Body)
 		}
 	}
 
@@ -176,10 +176,10 @@ func TestExpiryAcrossInstances(t *testing.T) {
 	// the clients on both instances got the state, then TIME_EXPIRED
 	for _, c := range []*websocket.Conn{wsA, wsB} {
 		for {
-			m := wsRead(t, c)
+			m := servertest.WSRead(t, c)
 			if m.Type == "TIME_EXPIRED" {
 				if m.Version != 3 || m.SessionID != early[0].id {
-					t.Errorf("WebSocket TIME_EXPIRED %s", m.raw)
+					t.Errorf("WebSocket TIME_EXPIRED %s", m.Raw)
 				}
 				break
 			}
@@ -193,12 +193,12 @@ func TestExpiryAcrossInstances(t *testing.T) {
 			TimeUsedMS int64 `json:"time_used_ms"`
 		} `json:"participants"`
 	}
-	b, _ := json.Marshal(r.state(t))
+	b, _ := json.Marshal(r.State(t))
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
 	if !st.Participants[0].HasExpired || st.Participants[0].TimeUsedMS != int64(late[0].bank) || !st.Participants[1].IsActive {
-		t.Errorf("late session after the expiry: %s", r.body)
+		t.Errorf("late session after the expiry: %s", r.Body)
 	}
 }
 

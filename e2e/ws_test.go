@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bytes"
@@ -17,7 +17,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/websocket"
-	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/engine"
@@ -43,13 +42,13 @@ func startProcess(t *testing.T) string {
 // at once is retried on another port.
 func startProcessStop(t *testing.T) (string, func()) {
 	t.Helper()
-	bin := buildBinary(t)
+	bin := servertest.Binary(t, "..")
 	for attempt := 1; ; attempt++ {
-		port := freePort(t)
+		port := servertest.FreePort(t)
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+servertest.RedisAddr(),
 			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
-		logs := &syncBuffer{}
+		logs := &servertest.LogBuffer{}
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -59,7 +58,7 @@ func startProcessStop(t *testing.T) (string, func()) {
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		up := false
 		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-			if r, err := tryReq("GET", "http://"+addr+"/health", ""); err == nil && r.status == 200 {
+			if r, err := servertest.Try("GET", "http://"+addr+"/health", ""); err == nil && r.Status == 200 {
 				up = true
 				break
 			}
@@ -101,68 +100,32 @@ func startProcessStop(t *testing.T) (string, func()) {
 	}
 }
 
-type wsMsg struct {
-	Type      string          `json:"type"`
-	SessionID string          `json:"sessionId"`
-	Version   int64           `json:"version"`
-	State     json.RawMessage `json:"state"`
-	raw       []byte
-}
-
-func wsConnect(t *testing.T, addr, id string) *websocket.Conn {
-	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws?sessionId="+id, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if m := wsRead(t, c); m.Type != "CONNECTED" || m.SessionID != id {
-		t.Fatalf("first message from %s: %s", addr, m.raw)
-	}
-	return c
-}
-
-func wsRead(t *testing.T, c *websocket.Conn) wsMsg {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	var m wsMsg
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatalf("bad message %q: %v", b, err)
-	}
-	m.raw = b
-	return m
-}
-
 func TestWSCrossInstanceSwitch(t *testing.T) {
 	t.Parallel()
 	one, two := startProcess(t), startProcess(t)
 	for _, n := range []int{4, 40} { // full STATE_UPDATE, and STATE_DELTA assembled per instance
 		t.Run(strconv.Itoa(n)+" participants", func(t *testing.T) {
-			id, _, body := newSessionBody(n, "")
-			if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
-				t.Fatalf("create: %d %s", r.status, r.body)
+			id, _, body := servertest.SessionBody(n, "")
+			if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.Status != 201 {
+				t.Fatalf("create: %d %s", r.Status, r.Body)
 			}
-			a, b := wsConnect(t, one, id), wsConnect(t, two, id)
-			if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
-				t.Fatalf("start: %d %s", r.status, r.body)
+			a, b := servertest.WSDial(t, one, id), servertest.WSDial(t, two, id)
+			if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+id+"/start", ""); r.Status != 200 {
+				t.Fatalf("start: %d %s", r.Status, r.Body)
 			}
 			r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+id+"/switch", "{}")
-			if r.status != 200 {
-				t.Fatalf("switch: %d %s", r.status, r.body)
+			if r.Status != 200 {
+				t.Fatalf("switch: %d %s", r.Status, r.Body)
 			}
-			want := num(r.state(t)["version"])
+			want := servertest.Num(r.State(t)["version"])
 			var states [][]byte
 			for _, c := range []*websocket.Conn{a, b} {
-				if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != want-1 {
-					t.Fatalf("start update: %s", m.raw)
+				if m := servertest.WSRead(t, c); m.Type != "STATE_UPDATE" || m.Version != want-1 {
+					t.Fatalf("start update: %s", m.Raw)
 				}
-				m := wsRead(t, c)
+				m := servertest.WSRead(t, c)
 				if m.Type != "STATE_UPDATE" || m.Version != want || m.SessionID != id {
-					t.Fatalf("switch update: version %d want %d: %.200s", m.Version, want, m.raw)
+					t.Fatalf("switch update: version %d want %d: %.200s", m.Version, want, m.Raw)
 				}
 				states = append(states, m.State)
 			}
@@ -178,11 +141,11 @@ func TestWSCrossInstanceSwitch(t *testing.T) {
 func TestWSCrossInstanceMessageChannel(t *testing.T) {
 	t.Parallel()
 	one, two := startProcess(t), startProcess(t)
-	id, _, body := newSessionBody(2, "")
-	if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
-		t.Fatalf("create: %d %s", r.status, r.body)
+	id, _, body := servertest.SessionBody(2, "")
+	if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
 	}
-	a, b := wsConnect(t, one, id), wsConnect(t, two, id)
+	a, b := servertest.WSDial(t, one, id), servertest.WSDial(t, two, id)
 
 	// A third instance, in-process, broadcasts.
 	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
@@ -195,8 +158,8 @@ func TestWSCrossInstanceMessageChannel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*websocket.Conn{a, b} {
-		if m := wsRead(t, c); string(m.raw) != msg {
-			t.Fatalf("got %s, want %s", m.raw, msg)
+		if m := servertest.WSRead(t, c); string(m.Raw) != msg {
+			t.Fatalf("got %s, want %s", m.Raw, msg)
 		}
 	}
 }
@@ -205,38 +168,12 @@ type wallClock struct{}
 
 func (wallClock) Now() int64 { return time.Now().UnixMicro() }
 
-// /ws is mounted in the in-process server too, including dev mode on the
-// embedded Redis.
-func TestWSMountedEmbeddedRedis(t *testing.T) {
-	t.Parallel()
-	s := startAPI(t, nil, nil)
-	addr := s.base[len("http://"):]
-	id, _, body := newSessionBody(2, "")
-	c := wsConnect(t, addr, id) // before create: allowed
-	if r := doReq(t, "POST", s.base+"/v1/sessions", body); r.status != 201 {
-		t.Fatalf("create: %d %s", r.status, r.body)
-	}
-	if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != 1 {
-		t.Fatalf("got %s", m.raw)
-	}
-	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"RECONNECT"}`)); err != nil {
-		t.Fatal(err)
-	}
-	if m := wsRead(t, c); m.Type != "STATE_SYNC" || m.Version != 1 {
-		t.Fatalf("got %s", m.raw)
-	}
-	r := doReq(t, "GET", s.base+"/metrics", "")
-	if !bytes.Contains(r.body, []byte("synckairos_ws_clients 1")) {
-		t.Fatalf("/metrics lacks the relay's series:\n%s", r.body)
-	}
-}
-
 // SIGTERM closes every WebSocket with 1001 within the shutdown.
 func TestWSShutdownCloses1001(t *testing.T) {
 	t.Parallel()
 	addr, stop := startProcessStop(t)
-	id, _, _ := newSessionBody(2, "")
-	a, b := wsConnect(t, addr, id), wsConnect(t, addr, id)
+	id, _, _ := servertest.SessionBody(2, "")
+	a, b := servertest.WSDial(t, addr, id), servertest.WSDial(t, addr, id)
 	go stop()
 	for _, c := range []*websocket.Conn{a, b} {
 		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
