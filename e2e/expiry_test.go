@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,55 +15,11 @@ import (
 	"github.com/synckairos/synckairos/servertest"
 )
 
-// startKillable runs the built service like startProcess, against the
-// Redis at redisAddr with env added, and returns its address and a func
-// that SIGKILLs it (no shutdown steps: the instance just dies).
+// startKillable runs an instance against the Redis at redisAddr and
+// returns its address and a func that SIGKILLs it.
 func startKillable(t testing.TB, redisAddr string, env ...string) (string, func()) {
-	t.Helper()
-	bin := servertest.Binary(t, "..")
-	for attempt := 1; ; attempt++ {
-		port := servertest.FreePort(t)
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+redisAddr,
-			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
-		cmd.Env = append(cmd.Env, env...)
-		logs := &servertest.LogBuffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		up := false
-		for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !up; time.Sleep(20 * time.Millisecond) {
-			if r, err := servertest.Try("GET", "http://"+addr+"/health", ""); err == nil && r.Status == 200 {
-				up = true
-			}
-			select {
-			case <-exited:
-				end = time.Time{}
-			default:
-			}
-		}
-		if !up {
-			_ = cmd.Process.Kill()
-			<-exited
-			if attempt < 5 && strings.Contains(logs.String(), "address already in use") {
-				continue
-			}
-			t.Fatalf("instance on %s did not start:\n%s", addr, logs.String())
-		}
-		var once sync.Once
-		kill := func() { once.Do(func() { _ = cmd.Process.Kill(); <-exited }) }
-		t.Cleanup(func() {
-			kill()
-			if t.Failed() {
-				t.Logf("instance %d log:\n%s", port, logs.String())
-			}
-		})
-		return addr, kill
-	}
+	in := startInstance(t, redisAddr, env...)
+	return in.addr, in.kill
 }
 
 // TestExpiryAcrossInstances: two server processes share Redis. While both

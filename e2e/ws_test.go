@@ -6,12 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,76 +23,15 @@ import (
 // ports, sharing the machine's Redis: a client on each, one change made
 // through one of them.
 
-// startProcess runs the built service on a free port against the shared
-// Redis and returns its base address (host:port).
-func startProcess(t *testing.T) string {
-	addr, _ := startProcessStop(t)
-	return addr
-}
+// startProcess runs an instance on the shared Redis and returns its
+// address (host:port).
+func startProcess(t *testing.T) string { return startInstance(t, servertest.RedisAddr()).addr }
 
 // startProcessStop is startProcess, plus a func that sends SIGTERM and
-// waits for the exit (also run at cleanup; the second call is a no-op).
-// A port from freePort can be taken again before the service binds it
-// (parallel tests open connections all the time), so a start that exits
-// at once is retried on another port.
+// waits for the exit.
 func startProcessStop(t *testing.T) (string, func()) {
-	t.Helper()
-	bin := servertest.Binary(t, "..")
-	for attempt := 1; ; attempt++ {
-		port := servertest.FreePort(t)
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+servertest.RedisAddr(),
-			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
-		logs := &servertest.LogBuffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		up := false
-		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-			if r, err := servertest.Try("GET", "http://"+addr+"/health", ""); err == nil && r.Status == 200 {
-				up = true
-				break
-			}
-			select {
-			case <-exited:
-			default:
-				continue
-			}
-			break
-		}
-		if !up {
-			_ = cmd.Process.Kill()
-			<-exited
-			if attempt < 5 && strings.Contains(logs.String(), "address already in use") {
-				continue
-			}
-			t.Fatalf("instance on %s did not start:\n%s", addr, logs.String())
-		}
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(20 * time.Second):
-					_ = cmd.Process.Kill()
-					<-exited
-					t.Errorf("instance on %d did not stop within 20 s", port)
-				}
-			})
-		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("instance %d log:\n%s", port, logs.String())
-			}
-		})
-		return addr, stop
-	}
+	in := startInstance(t, servertest.RedisAddr())
+	return in.addr, func() { in.stop(t) }
 }
 
 func TestWSCrossInstanceSwitch(t *testing.T) {
