@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -119,21 +118,7 @@ var cleanupRDB = redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 // session its scripts touch; doReq every session an HTTP create made.
 var sessions = sessiontest.New(servertest.RedisAddr())
 
-// TestMain also fails the run when the tests left the audit flag on the
-// shared Redis: it is sticky, and would make every later instance there
-// without DATABASE_URL record into streams nobody drains.
-func TestMain(m *testing.M) {
-	ctx := context.Background()
-	had := cleanupRDB.Exists(ctx, keyspace.Audit).Val() == 1
-	code := sessions.Run(m)
-	if !had && cleanupRDB.Exists(ctx, keyspace.Audit).Val() == 1 {
-		fmt.Fprintln(os.Stderr, "FAIL: a test set the audit flag "+keyspace.Audit+" on "+servertest.RedisAddr()+
-			" (an instance with DATABASE_URL on the shared Redis): give it a Redis of its own (startRedisServer), "+
-			"and delete the key if no persisting instance uses that Redis")
-		code = max(code, 1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
 // newConfig returns a config with n participants, each with bank ms; its
 // keys are deleted when the test ends.
