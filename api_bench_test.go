@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/engine"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -27,7 +28,7 @@ import (
 //
 //	go test -run '^$' -bench HTTPSwitch -benchtime 20000x -count 3 .
 func BenchmarkHTTPSwitch(b *testing.B) {
-	rurl := "redis://" + testRedisAddr() + "?pool_size=128"
+	rurl := "redis://" + servertest.RedisAddr() + "?pool_size=128"
 	logFile, err := os.CreateTemp("", "synckairos-bench-log-")
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +46,7 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 	onIDs := benchSessions(b, on, maxConns)
 	rawIDs := benchSessions(b, off, maxConns)
 
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr(), PoolSize: 128})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr(), PoolSize: 128})
 	defer rdb.Close()
 	eng := engine.New(rdb, engine.Options{})
 	if err := eng.Load(context.Background()); err != nil {

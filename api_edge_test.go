@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // TestAPIIDCase: upper- and lower-case spellings of a UUID are one
@@ -59,7 +59,7 @@ func TestAPIIDCase(t *testing.T) {
 	}
 	t.Cleanup(func() { c.Close() })
 	if m := wsRead(t, c); m.Type != "CONNECTED" || m.SessionID != id {
-		t.Fatalf("connected: %s", m.raw)
+		t.Fatalf("connected: %s", m.Raw)
 	}
 	if r := doReq(t, "POST", s.base+"/v1/sessions/"+up(id)+"/start", ""); r.status != 200 {
 		t.Fatalf("start in upper case: %d %s", r.status, r.body)
@@ -71,7 +71,7 @@ func TestAPIIDCase(t *testing.T) {
 	}
 	for _, want := range []int64{2, 3} {
 		if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != want {
-			t.Fatalf("client on the upper-case id, want version %d: %.200s", want, m.raw)
+			t.Fatalf("client on the upper-case id, want version %d: %.200s", want, m.Raw)
 		}
 	}
 
@@ -119,7 +119,7 @@ func rawReq(t *testing.T, method, url, body, contentType string) apiResp {
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	res, err := apiClient.Do(req)
+	res, err := servertest.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestAPICORSPolicy(t *testing.T) {
 // script runs, naming the field.
 func TestAPIBadInput(t *testing.T) {
 	t.Parallel()
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr()}, nil)
 	id, _, body := newSessionBody(3, "")
 	live, _ := apiSession(t, s, true)
 	t.Cleanup(func() { doReq(t, "DELETE", s.base+"/v1/sessions/"+live, "") }) // a running session has no TTL
@@ -286,7 +286,7 @@ func TestAPIBadInput(t *testing.T) {
 // status and the call that would help; details stay as the script gave them.
 func TestAPITransitionMessages(t *testing.T) {
 	t.Parallel()
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}, nil)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr()}, nil)
 	pending, _ := apiSession(t, s, false)
 	running, _ := apiSession(t, s, true)
 	done, _ := apiSession(t, s, true)
@@ -434,29 +434,6 @@ func TestAPIMalformedFlood(t *testing.T) {
 	})
 	if dropped == 0 || written >= flood {
 		t.Fatalf("%d lines written, %d dropped: the flood was not limited", written, dropped)
-	}
-}
-
-// TestBinaryHost: HOST=127.0.0.1 binds loopback only; without HOST the
-// service listens on every interface, as before.
-func TestBinaryHost(t *testing.T) {
-	t.Parallel()
-	other := func(b *binary) string { return strings.Replace(b.base, "127.0.0.1", "127.0.0.2", 1) }
-	all := runBinary(t)
-	if r, err := tryReq("GET", other(all)+"/health", ""); err != nil || r.status != 200 {
-		t.Fatalf("without HOST, 127.0.0.2 should reach the service: %v", err)
-	}
-	lo := runBinary(t, "HOST=127.0.0.1")
-	if r, err := tryReq("GET", lo.base+"/health", ""); err != nil || r.status != 200 {
-		t.Fatalf("HOST=127.0.0.1: %v", err)
-	}
-	if _, err := tryReq("GET", other(lo)+"/health", ""); err == nil {
-		t.Fatal("HOST=127.0.0.1 still answers on 127.0.0.2")
-	}
-	hc := exec.Command(buildBinary(t), "healthcheck")
-	hc.Env = []string{"HOST=127.0.0.1", "PORT=" + lo.base[strings.LastIndexByte(lo.base, ':')+1:]}
-	if out, err := hc.CombinedOutput(); err != nil {
-		t.Fatalf("healthcheck with HOST: %v %s", err, out)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/metricslint"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // backends: the embedded dev-mode Redis and the machine's real one.
@@ -26,7 +27,7 @@ var apiBackends = []struct {
 	env  map[string]string
 }{
 	{"embedded", nil},
-	{"redis", map[string]string{"REDIS_URL": "redis://" + testRedisAddr()}},
+	{"redis", map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr()}},
 }
 
 func TestAPILifecycle(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/auth"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // The tests of AUTH_MODE=jwt against the running server: every route ×
@@ -38,7 +39,7 @@ const (
 // authEnv is a jwt-mode server on the machine's Redis with the HS256
 // secret, an RSA public key (for the HS/RS confusion case) and iss/aud.
 func authEnv(t testing.TB, over map[string]string) map[string]string {
-	env := map[string]string{"REDIS_URL": "redis://" + testRedisAddr(), "AUTH_MODE": "jwt",
+	env := map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr(), "AUTH_MODE": "jwt",
 		"AUTH_JWT_SECRET": authSecret, "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(t),
 		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}
 	for k, v := range over {

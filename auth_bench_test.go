@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/auth"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // BenchmarkHTTPSwitchAuth measures POST /switch with AUTH_MODE=off beside
@@ -24,7 +25,7 @@ import (
 //
 //	go test -run '^$' -bench HTTPSwitchAuth -benchtime 20000x -count 3 .
 func BenchmarkHTTPSwitchAuth(b *testing.B) {
-	rurl := "redis://" + testRedisAddr() + "?pool_size=128"
+	rurl := "redis://" + servertest.RedisAddr() + "?pool_size=128"
 	base := map[string]string{"REDIS_URL": rurl, "RATE_LIMIT_ENABLED": "false", "LOG_REQUESTS": "false"}
 	with := func(over map[string]string) map[string]string {
 		env := map[string]string{}

@@ -20,7 +20,7 @@ func wsConnected(t *testing.T, s *apiServer, id, token string) *websocket.Conn {
 		t.Fatalf("handshake: %d", st)
 	}
 	if m := wsRead(t, c); m.Type != "CONNECTED" {
-		t.Fatalf("first message: %s", m.raw)
+		t.Fatalf("first message: %s", m.Raw)
 	}
 	return c
 }
@@ -47,7 +47,7 @@ func TestAuthWSViewer(t *testing.T) {
 		t.Fatalf("switch: %d %s", r.status, r.body)
 	}
 	if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != v+1 {
-		t.Fatalf("viewer got %s", m.raw)
+		t.Fatalf("viewer got %s", m.Raw)
 	}
 	// A viewer may not act through REST on the same token.
 	if r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/switch", "", bearerH(mint(t, auth.RoleViewer, []string{id}, "", time.Hour))...); r.status != 403 {
@@ -106,20 +106,20 @@ func TestAuthWSRefresh(t *testing.T) {
 		{"another session", `{"type":"AUTH","token":"` + mint(t, auth.RoleViewer, []string{uuid.NewString()}, "", time.Hour) + `"}`, "FORBIDDEN"},
 	} {
 		wsSend(t, c, tc.msg)
-		if m := wsRead(t, c); m.Type != "ERROR" || !strings.Contains(string(m.raw), `"code":"`+tc.code+`"`) {
-			t.Fatalf("%s: %s", tc.name, m.raw)
+		if m := wsRead(t, c); m.Type != "ERROR" || !strings.Contains(string(m.Raw), `"code":"`+tc.code+`"`) {
+			t.Fatalf("%s: %s", tc.name, m.Raw)
 		}
 	}
 	long := mint(t, auth.RoleViewer, []string{id}, "", time.Hour)
 	wsSend(t, c, `{"type":"AUTH","token":"`+long+`"}`)
-	if m := wsRead(t, c); m.Type != "AUTH_OK" || !strings.Contains(string(m.raw), `"expires_at":`) {
-		t.Fatalf("AUTH: %s", m.raw)
+	if m := wsRead(t, c); m.Type != "AUTH_OK" || !strings.Contains(string(m.Raw), `"expires_at":`) {
+		t.Fatalf("AUTH: %s", m.Raw)
 	}
 	// Past the first token's exp (at most 2 s away), kept busy with PINGs.
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(300 * time.Millisecond) {
 		wsSend(t, c, `{"type":"PING"}`)
 		if m := wsRead(t, c); m.Type != "PONG" {
-			t.Fatalf("PING: %s", m.raw)
+			t.Fatalf("PING: %s", m.Raw)
 		}
 	}
 	host := mint(t, auth.RoleHost, []string{id}, "", time.Hour)
@@ -127,7 +127,7 @@ func TestAuthWSRefresh(t *testing.T) {
 		t.Fatalf("switch: %d %s", r.status, r.body)
 	}
 	if m := wsRead(t, c); m.Type != "STATE_UPDATE" || m.Version != v+1 {
-		t.Fatalf("after the first token's expiry: %s", m.raw)
+		t.Fatalf("after the first token's expiry: %s", m.Raw)
 	}
 	if strings.Contains(s.logs.String(), long) || strings.Contains(s.logs.String(), short) {
 		t.Fatal("a token reached the log")
@@ -140,7 +140,7 @@ func TestAuthWSOff(t *testing.T) {
 	s := startAPI(t, nil, nil)
 	c := wsConnected(t, s, uuid.NewString(), "")
 	wsSend(t, c, `{"type":"AUTH","token":"x"}`)
-	if m := wsRead(t, c); m.Type != "ERROR" || !strings.Contains(string(m.raw), "UNKNOWN_MESSAGE_TYPE") {
-		t.Fatalf("AUTH with auth off: %s", m.raw)
+	if m := wsRead(t, c); m.Type != "ERROR" || !strings.Contains(string(m.Raw), "UNKNOWN_MESSAGE_TYPE") {
+		t.Fatalf("AUTH with auth off: %s", m.Raw)
 	}
 }

@@ -7,21 +7,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/sessiontest"
 )
-
-// testRedisAddr is the machine's Redis; REDIS_TEST_ADDR overrides it.
-func testRedisAddr() string {
-	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
 
 // sessions deletes every session a scenario's scripts touch when the test
 // ends (teardown should already have), and TestMain fails the run if one is
 // left without a TTL.
-var sessions = sessiontest.New(testRedisAddr())
+var sessions = sessiontest.New(servertest.RedisAddr())
 
 func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
@@ -32,11 +25,11 @@ func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 func fanoutFixture(t *testing.T, drop func(int64) bool) (context.Context, *evalTarget) {
 	t.Helper()
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Skipf("no Redis on %s: %v", testRedisAddr(), err)
+		t.Skipf("no Redis on %s: %v", servertest.RedisAddr(), err)
 	}
 	et, err := newEvalTarget(ctx, rdb)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // The golden cases in testdata/contract drive the scripts raw, the way any
@@ -93,7 +94,7 @@ func TestContract(t *testing.T) {
 		name string
 		addr func(t *testing.T) string
 	}{
-		{"redis", func(*testing.T) string { return testRedisAddr() }},
+		{"redis", func(*testing.T) string { return servertest.RedisAddr() }},
 		{"miniredis", func(t *testing.T) string { return miniredis.RunT(t).Addr() }},
 	}
 	for _, be := range backends {
@@ -399,7 +400,7 @@ func TestNodeContract(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("..", "testdata", "node", "run.mjs"))
-	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+testRedisAddr())
+	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+servertest.RedisAddr())
 	out, err := cmd.CombinedOutput()
 	t.Logf("node runner:\n%s", out)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/lua"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -1297,7 +1298,7 @@ func TestWrapperErrors(t *testing.T) {
 			t.Errorf("%s on a canceled context: %v, want %s wrapping the cause", c.name, err, c.want.Code)
 		}
 	}
-	closed := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	closed := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	closed.Close()
 	if err := New(closed, Options{}).Load(context.Background()); err == nil {
 		t.Error("Load on a closed client succeeded")

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -15,17 +14,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
 )
-
-// testRedisAddr is the machine's Redis; REDIS_TEST_ADDR overrides it.
-func testRedisAddr() string {
-	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
 
 // testEventCap is large enough that the shared shard streams never refuse a
 // test's transition, yet makes every script append its audit event.
@@ -33,11 +25,11 @@ const testEventCap = 100_000_000
 
 func newTestClient(t testing.TB) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	rdb.AddHook(sessions.Hook(t)) // every session its scripts touch is deleted when t ends
 	t.Cleanup(func() { rdb.Close() })
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", testRedisAddr(), err)
+		t.Fatalf("redis at %s: %v", servertest.RedisAddr(), err)
 	}
 	return rdb
 }
@@ -118,29 +110,15 @@ func ptr[T any](v T) *T { return &v }
 
 // cleanupRDB removes what tests leave in the shared Redis besides sessions
 // (private deadline indexes, streams).
-var cleanupRDB = redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+var cleanupRDB = redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 
 // sessions deletes each session a test creates on the machine's Redis when
 // the test ends (running sessions never expire), and TestMain fails the run
 // if one was left without a TTL anyway. newTestClient's hook tracks every
 // session its scripts touch; doReq every session an HTTP create made.
-var sessions = sessiontest.New(testRedisAddr())
+var sessions = sessiontest.New(servertest.RedisAddr())
 
-// TestMain also fails the run when the tests left the audit flag on the
-// shared Redis: it is sticky, and would make every later instance there
-// without DATABASE_URL record into streams nobody drains.
-func TestMain(m *testing.M) {
-	ctx := context.Background()
-	had := cleanupRDB.Exists(ctx, keyspace.Audit).Val() == 1
-	code := sessions.Run(m)
-	if !had && cleanupRDB.Exists(ctx, keyspace.Audit).Val() == 1 {
-		fmt.Fprintln(os.Stderr, "FAIL: a test set the audit flag "+keyspace.Audit+" on "+testRedisAddr()+
-			" (an instance with DATABASE_URL on the shared Redis): give it a Redis of its own (startRedisServer), "+
-			"and delete the key if no persisting instance uses that Redis")
-		code = max(code, 1)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
 // newConfig returns a config with n participants, each with bank ms; its
 // keys are deleted when the test ends.

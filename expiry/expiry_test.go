@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,8 +16,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/servertest"
+	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
 )
 
@@ -26,46 +28,38 @@ import (
 // a private deadline index per test (the same hash tags), so a server's
 // scheduler running elsewhere on that Redis never sees these sessions.
 
-func redisAddr() string {
-	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
 // sessions deletes every session the tests' scripts touch when the test
 // ends, and TestMain fails the run if one is left without a TTL anyway.
-var sessions = sessiontest.New(redisAddr())
+var sessions = sessiontest.New(servertest.RedisAddr())
 
 func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
+// env drives the real scripts through the engine, on a private deadline
+// index (suffix) that only this test's schedulers poll.
 type env struct {
-	t       *testing.T
-	rdb     *redis.Client
-	clock   *redisclock.Clock
-	suffix  string
-	scripts map[string]*redis.Script
+	t      *testing.T
+	rdb    *redis.Client
+	clock  *redisclock.Clock
+	suffix string
+	eng    *engine.Engine
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(), PoolSize: 64})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr(), PoolSize: 64})
 	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", redisAddr(), err)
+		t.Fatalf("redis at %s: %v", servertest.RedisAddr(), err)
 	}
-	e := &env{t: t, rdb: rdb, clock: redisclock.New(rdb), suffix: ":test:" + uuid.NewString(), scripts: map[string]*redis.Script{}}
+	e := &env{t: t, rdb: rdb, clock: redisclock.New(rdb), suffix: ":test:" + uuid.NewString()}
 	if err := e.clock.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, op := range []string{"createSession-5", "startSession-6", "expireSession-5"} {
-		src, err := os.ReadFile("../lua/" + op + ".lua")
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.scripts[op[:strings.IndexByte(op, '-')]] = redis.NewScript(string(src))
+	e.eng = engine.New(rdb, engine.Options{DeadlineSuffix: e.suffix})
+	if err := e.eng.Load(ctx); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		for i := range keyspace.Shards {
@@ -75,21 +69,8 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) keys(id string) []string {
-	k := keyspace.For(id)
-	return []string{k.Meta, k.Parts, k.Index, k.Stream, keyspace.Deadlines(keyspace.ShardOf(id)) + e.suffix}
-}
-
-// Expire runs expireSession-5 with event_cap 0: the Expirer main wires.
-func (e *env) Expire(ctx context.Context, id string) (bool, error) {
-	k := keyspace.For(id)
-	v, err := e.scripts["expireSession"].Run(ctx, e.rdb, e.keys(id), id, k.StateChannel, "0", k.MsgChannel).Result()
-	if err != nil {
-		return false, err
-	}
-	_, fired := v.([]any)
-	return fired, nil
-}
+// Expire is the engine's expiry with event_cap 0: the Expirer main wires.
+func (e *env) Expire(ctx context.Context, id string) (bool, error) { return e.eng.Expire(ctx, id) }
 
 // running starts a per_participant session of two participants whose
 // first has bankMS, with auto_advance.
@@ -97,14 +78,12 @@ func (e *env) running(bankMS int) string {
 	e.t.Helper()
 	ctx := context.Background()
 	id := uuid.NewString()
-	k := keyspace.For(id)
-	e.t.Cleanup(func() { e.rdb.Del(context.Background(), k.Meta, k.Parts, k.Index) })
-	args := []any{id, k.StateChannel, "0", "per_participant", "", "", "", "", "1", "", "", "", "",
-		uuid.NewString(), 0, bankMS, "", uuid.NewString(), 1, 600000, ""}
-	if err := e.scripts["createSession"].Run(ctx, e.rdb, e.keys(id), args...).Err(); err != nil {
+	c := &session.Config{ID: id, SyncMode: session.ModePerParticipant, AutoAdvance: true, Participants: []session.Participant{
+		{ID: uuid.NewString(), Index: 0, TotalTimeMS: int64(bankMS)}, {ID: uuid.NewString(), Index: 1, TotalTimeMS: 600000}}}
+	if _, err := e.eng.Create(ctx, c); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.scripts["startSession"].Run(ctx, e.rdb, e.keys(id), id, k.StateChannel, "0", "").Err(); err != nil {
+	if _, err := e.eng.Start(ctx, id, 0); err != nil {
 		e.t.Fatal(err)
 	}
 	return id

@@ -109,15 +109,24 @@ func sessionOf(key string) (string, bool) {
 }
 
 // Run runs the tests, then fails the run (a non-zero exit code) when a
-// session they recorded was left with a key that has no TTL. Call it from
-// TestMain: os.Exit(tracker.Run(m)).
+// session they recorded was left with a key that has no TTL, or when the
+// tests set the deployment's audit flag (keyspace.Audit) on the shared
+// Redis: it is sticky, and would make every later instance there without
+// DATABASE_URL record into streams nobody drains. Call it from TestMain:
+// os.Exit(tracker.Run(m)).
 func (tr *Tracker) Run(m *testing.M) int {
+	ctx := context.Background()
+	had := tr.rdb.Exists(ctx, keyspace.Audit).Val() == 1
 	code := m.Run()
-	if err := tr.Check(context.Background()); err != nil {
+	if err := tr.Check(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
-		if code == 0 {
-			code = 1
-		}
+		code = max(code, 1)
+	}
+	if !had && tr.rdb.Exists(ctx, keyspace.Audit).Val() == 1 {
+		fmt.Fprintln(os.Stderr, "FAIL: a test set the audit flag "+keyspace.Audit+" on "+tr.addr+
+			" (an instance with DATABASE_URL on the shared Redis): give it a Redis of its own, "+
+			"and delete the key if no persisting instance uses that Redis")
+		code = max(code, 1)
 	}
 	_ = tr.rdb.Close()
 	return code

@@ -3,7 +3,6 @@ package sessiontest
 import (
 	"context"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,14 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
-
-func testRedisAddr() string {
-	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
 
 // persistent writes a session's three keys without a TTL, as a running
 // session has them, and deletes them at cleanup whatever the test did.
@@ -40,9 +33,9 @@ func persistent(t *testing.T, rdb *redis.Client, id string) keyspace.Session {
 // not looked at.
 func TestCheck(t *testing.T) {
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	t.Cleanup(func() { rdb.Close() }) // after persistent's cleanups, which use it
-	tr := New(testRedisAddr())
+	tr := New(servertest.RedisAddr())
 	defer tr.rdb.Close()
 
 	leaked, expiring, gone, unrecorded := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
@@ -92,16 +85,16 @@ func TestCheckUnreachable(t *testing.T) {
 // ends; Track does the same for a session created elsewhere.
 func TestHookDeletesAtCleanup(t *testing.T) {
 	ctx := context.Background()
-	tr := New(testRedisAddr())
+	tr := New(servertest.RedisAddr())
 	defer tr.rdb.Close()
-	raw := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	raw := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	defer raw.Close()
 	write := redis.NewScript(`for _, k in ipairs(KEYS) do redis.call('HSET', k, 'f', 'v') end return 1`)
 	single, piped, tracked := uuid.NewString(), uuid.NewString(), uuid.NewString()
 	keys := func(id string) []string { k := keyspace.For(id); return []string{k.Meta, k.Parts, k.Index} }
 
 	t.Run("inner", func(t *testing.T) {
-		rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+		rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 		rdb.AddHook(tr.Hook(t))
 		t.Cleanup(func() { rdb.Close() })
 		if err := write.Run(ctx, rdb, keys(single)).Err(); err != nil {

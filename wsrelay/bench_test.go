@@ -26,6 +26,7 @@ import (
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // Publish-to-receive latency: the benchmark PUBLISHes a real STATE_UPDATE
@@ -61,7 +62,7 @@ func BenchmarkRelay(b *testing.B) {
 }
 
 func benchFanout(b *testing.B, kind, where string, sessions, perSession int) {
-	rdb := newRedis(b, testRedisAddr())
+	rdb := newRedis(b, servertest.RedisAddr())
 	eng := newEngine(b, rdb)
 	clock := newRedisClock(b, rdb)
 	var srv *benchServer
@@ -198,7 +199,7 @@ func startBenchServer(b testing.TB, kind string, eng *testEngine, clock redisclo
 	var stop func()
 	switch kind {
 	case "relay":
-		ps := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+		ps := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 		r := New(Config{}, ps, eng, fullstate.New(eng.fetch, 100), clock,
 			slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
 		h = r.Handler
@@ -209,7 +210,7 @@ func startBenchServer(b testing.TB, kind string, eng *testEngine, clock redisclo
 			ps.Close()
 		}
 	default:
-		m := newMiniRelay(testRedisAddr())
+		m := newMiniRelay(servertest.RedisAddr())
 		h, stop = m.handler, m.close
 	}
 	srv := &fasthttp.Server{Handler: h}
@@ -285,7 +286,7 @@ func TestBenchServerProcess(t *testing.T) {
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	rdb := newRedis(t, testRedisAddr())
+	rdb := newRedis(t, servertest.RedisAddr())
 	srv := startBenchServer(t, kind, newEngine(t, rdb), newRedisClock(t, rdb))
 	os.Stdout.WriteString("BENCH_ADDR " + srv.addr + "\n")
 	_, _ = io.Copy(io.Discard, os.Stdin)

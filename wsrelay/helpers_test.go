@@ -27,6 +27,7 @@ import (
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
 )
@@ -35,17 +36,10 @@ import (
 // language would) against a real Redis, so the relay sees exactly the bytes
 // the service publishes.
 
-func testRedisAddr() string {
-	if a := os.Getenv("REDIS_TEST_ADDR"); a != "" {
-		return a
-	}
-	return "127.0.0.1:6379"
-}
-
 // sessions deletes every session the tests' scripts touch on the machine's
 // Redis when the test ends, and TestMain fails the run if one is left
 // without a TTL anyway (running sessions never expire).
-var sessions = sessiontest.New(testRedisAddr())
+var sessions = sessiontest.New(servertest.RedisAddr())
 
 func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
 
@@ -155,7 +149,7 @@ type fixture struct {
 func newFixture(t testing.TB, cfg Config, eng *testEngine, pubsubAddr string) *fixture {
 	t.Helper()
 	if pubsubAddr == "" {
-		pubsubAddr = testRedisAddr()
+		pubsubAddr = servertest.RedisAddr()
 	}
 	ps := redis.NewClient(&redis.Options{Addr: pubsubAddr, MaxRetries: -1})
 	t.Cleanup(func() { ps.Close() })

@@ -15,11 +15,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func TestConnectAckDisconnect(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := eng.newSession(t, 2)
 
@@ -47,7 +48,7 @@ func TestConnectAckDisconnect(t *testing.T) {
 
 func TestBadSessionIDClosed1008(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	for _, tc := range []struct{ name, query string }{
 		{"missing", ""},
@@ -73,7 +74,7 @@ func TestTwoClientsGetStateUpdate(t *testing.T) {
 	for _, n := range []int{3, 40} {
 		t.Run(strconv.Itoa(n)+" participants", func(t *testing.T) {
 			t.Parallel()
-			eng := newEngine(t, newRedis(t, testRedisAddr()))
+			eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 			f := newFixture(t, Config{}, eng, "")
 			id := eng.newSession(t, n)
 			a, b := f.connect(t, id), f.connect(t, id)
@@ -101,7 +102,7 @@ func TestTwoClientsGetStateUpdate(t *testing.T) {
 // A client may connect before the session exists; it then sees the create.
 func TestConnectBeforeCreate(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := uuid.NewString()
 	c := f.connect(t, id)
@@ -117,7 +118,7 @@ func TestConnectBeforeCreate(t *testing.T) {
 
 func TestReconnectGetsStateSync(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := eng.newSession(t, 3)
 	eng.startSession(t, id)
@@ -146,7 +147,7 @@ func TestReconnectGetsStateSync(t *testing.T) {
 func TestReconnectBurstCoalesced(t *testing.T) {
 	t.Parallel()
 	const burst = 50
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := eng.newSession(t, 1000)
 	eng.startSession(t, id)
@@ -188,7 +189,7 @@ func TestReconnectBurstCoalesced(t *testing.T) {
 
 func TestClientMessages(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{MaxMessageBytes: 256}, eng, "")
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)
@@ -229,7 +230,7 @@ func TestClientMessages(t *testing.T) {
 // A client that stops answering pings is terminated; one that answers stays.
 func TestHeartbeatTerminatesSilentClient(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{PingInterval: 250 * time.Millisecond}, eng, "")
 	id := eng.newSession(t, 2)
 	silent := f.connect(t, id) // never reads again, so never answers a ping
@@ -270,7 +271,7 @@ func TestHeartbeatSpreadsPings(t *testing.T) {
 	t.Parallel()
 	const interval = time.Second
 	const n = 100
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{PingInterval: interval}, eng, "")
 	id := eng.newSession(t, 2)
 	var mu sync.Mutex
@@ -331,7 +332,7 @@ func TestHeartbeatSpreadsPings(t *testing.T) {
 
 func TestSessionDeletedThenClosed(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := eng.newSession(t, 2)
 	a, b := f.connect(t, id), f.connect(t, id)
@@ -350,7 +351,7 @@ func TestSessionDeletedThenClosed(t *testing.T) {
 // the bytes unchanged, clients of other sessions get nothing.
 func TestBroadcastToSession(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id, other := eng.newSession(t, 2), eng.newSession(t, 2)
 	a, b, o := f.connect(t, id), f.connect(t, id), f.connect(t, other)
@@ -372,7 +373,7 @@ func TestBroadcastToSession(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{MaxConnsPerIP: 2, Origins: []string{"https://app.example.com"}}, eng, "")
 	id := eng.newSession(t, 2)
 
@@ -396,7 +397,7 @@ func TestLimits(t *testing.T) {
 // handler never runs) holds none either.
 func TestConnectionCaps(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	for _, tc := range []struct {
 		name  string
 		cfg   Config
@@ -481,7 +482,7 @@ func unfinishedHandshake(t testing.TB, addr, id, ip string) {
 
 func TestShutdownSends1001(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := eng.newSession(t, 2)
 	a, b := f.connect(t, id), f.connect(t, id)
@@ -506,7 +507,7 @@ func TestShutdownSends1001(t *testing.T) {
 // second, then the connection is cut.
 func TestShutdownWithStuckClient(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	cfg := Config{QueueSize: 32, WriteTimeout: 30 * time.Second, PingInterval: time.Minute}
 	f := newFixture(t, cfg, eng, "")
 	id := eng.newSession(t, 2)
@@ -528,7 +529,7 @@ func TestShutdownWithStuckClient(t *testing.T) {
 // client of the session receives every message meanwhile.
 func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{QueueSize: 8, PingInterval: time.Minute}, eng, "")
 	id := eng.newSession(t, 2)
 	stuck := f.connect(t, id)
@@ -574,7 +575,7 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 // close frame (relay.go), the TCP connection just ends.
 func TestSlowBlockedClientCutWithoutCloseFrame(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{QueueSize: 32, PingInterval: time.Minute}, eng, "")
 	id := eng.newSession(t, 2)
 	stuck := dialSmallWindow(t, f.url(id))
@@ -732,7 +733,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 // The publish-to-send histogram and delivery counter move.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{}, eng, "")
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)
@@ -757,7 +758,7 @@ func TestMetrics(t *testing.T) {
 // message (one client, so each write is the message's first).
 func TestMetricsCountWrites(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{QueueSize: 32, PingInterval: time.Minute}, eng, "")
 	id := eng.newSession(t, 2)
 	dialSmallWindow(t, f.url(id)) // never reads again
@@ -781,7 +782,7 @@ func TestMetricsCountWrites(t *testing.T) {
 // deadlines keeps receiving: pings and deadline renewal do not break writes.
 func TestLongLivedClientKeepsReceiving(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, testRedisAddr()))
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
 	f := newFixture(t, Config{PingInterval: 150 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}, eng, "")
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)

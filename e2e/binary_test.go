@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -16,22 +16,23 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // binary is the built service running as a child process.
 type binary struct {
 	cmd  *exec.Cmd
 	base string
-	logs *syncBuffer
+	logs *servertest.LogBuffer
 	done chan error
 }
 
 // runBinary starts the service with exactly env (plus PATH and a free PORT).
 func runBinary(t *testing.T, env ...string) *binary {
 	t.Helper()
-	port := freePort(t)
-	b := &binary{base: "http://127.0.0.1:" + strconv.Itoa(port), logs: &syncBuffer{}, done: make(chan error, 1)}
-	b.cmd = exec.Command(buildBinary(t))
+	port := servertest.FreePort(t)
+	b := &binary{base: "http://127.0.0.1:" + strconv.Itoa(port), logs: &servertest.LogBuffer{}, done: make(chan error, 1)}
+	b.cmd = exec.Command(servertest.Binary(t, ".."))
 	b.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PORT=" + strconv.Itoa(port)}, env...)
 	b.cmd.Stdout, b.cmd.Stderr = b.logs, b.logs
 	if err := b.cmd.Start(); err != nil {
@@ -44,9 +45,9 @@ func runBinary(t *testing.T, env ...string) *binary {
 			t.Logf("service log:\n%s", b.logs.String())
 		}
 	})
-	waitFor(t, 20*time.Second, "the service's /health", func() bool {
-		r, err := tryReq("GET", b.base+"/health", "")
-		return err == nil && r.status == 200
+	servertest.WaitFor(t, 20*time.Second, "the service's /health", func() bool {
+		r, err := servertest.Try("GET", b.base+"/health", "")
+		return err == nil && r.Status == 200
 	})
 	return b
 }
@@ -75,7 +76,7 @@ func (b *binary) stop(t *testing.T) {
 func TestBinaryDevMode(t *testing.T) {
 	t.Parallel()
 	b := runBinary(t)
-	id, parts, body := newSessionBody(2, "")
+	id, parts, body := servertest.SessionBody(2, "")
 	u := b.base + "/v1/sessions/" + id
 	steps := []struct {
 		method, url, body string
@@ -87,22 +88,22 @@ func TestBinaryDevMode(t *testing.T) {
 		{"POST", u + "/switch", "", 200, func(s map[string]any) bool { return s["active_participant_id"] == parts[1] }},
 		{"POST", u + "/pause", "", 200, func(s map[string]any) bool { return s["status"] == "paused" }},
 		{"POST", u + "/resume", "", 200, func(s map[string]any) bool { return s["status"] == "running" }},
-		{"GET", u, "", 200, func(s map[string]any) bool { return num(s["version"]) == 5 }},
+		{"GET", u, "", 200, func(s map[string]any) bool { return servertest.Num(s["version"]) == 5 }},
 		{"POST", u + "/complete", "", 200, func(s map[string]any) bool { return s["status"] == "completed" }},
 		{"DELETE", u, "", 204, nil},
 		{"GET", u, "", 404, nil},
 	}
 	for i, s := range steps {
 		r := doReq(t, s.method, s.url, s.body)
-		if r.status != s.status || (s.check != nil && !s.check(r.state(t))) {
-			t.Fatalf("step %d %s %s: %d %s", i, s.method, s.url, r.status, r.body)
+		if r.Status != s.status || (s.check != nil && !s.check(r.State(t))) {
+			t.Fatalf("step %d %s %s: %d %s", i, s.method, s.url, r.Status, r.Body)
 		}
 	}
 	logs := b.logs.String()
 	if !strings.Contains(logs, `"level":"WARN"`) || !strings.Contains(logs, "EMBEDDED") || !strings.Contains(logs, "DEV MODE") {
 		t.Fatalf("no loud dev-mode warning in:\n%s", logs)
 	}
-	hc := exec.Command(buildBinary(t), "healthcheck")
+	hc := exec.Command(servertest.Binary(t, ".."), "healthcheck")
 	hc.Env = []string{"PORT=" + b.base[strings.LastIndexByte(b.base, ':')+1:]}
 	if out, err := hc.CombinedOutput(); err != nil {
 		t.Fatalf("healthcheck subcommand: %v %s", err, out)
@@ -120,19 +121,19 @@ func TestBinaryDevMode(t *testing.T) {
 // afterwards equals 2 + the number of 200s the clients received.
 func TestBinaryGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	b := runBinary(t, "REDIS_URL=redis://"+testRedisAddr(), "RATE_LIMIT_ENABLED=false", "LOG_REQUESTS=false")
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	b := runBinary(t, "REDIS_URL=redis://"+servertest.RedisAddr(), "RATE_LIMIT_ENABLED=false", "LOG_REQUESTS=false")
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	defer rdb.Close()
 	const workers = 16
 	ids := make([]string, workers)
 	for i := range ids {
-		id, _, body := newSessionBody(2, "")
+		id, _, body := servertest.SessionBody(2, "")
 		ids[i] = id
-		if r := doReq(t, "POST", b.base+"/v1/sessions", body); r.status != 201 {
-			t.Fatal(r.status, string(r.body))
+		if r := doReq(t, "POST", b.base+"/v1/sessions", body); r.Status != 201 {
+			t.Fatal(r.Status, string(r.Body))
 		}
-		if r := doReq(t, "POST", b.base+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
-			t.Fatal(r.status, string(r.body))
+		if r := doReq(t, "POST", b.base+"/v1/sessions/"+id+"/start", ""); r.Status != 200 {
+			t.Fatal(r.Status, string(r.Body))
 		}
 	}
 	ok := make([]int64, workers)
@@ -146,13 +147,13 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 			defer wg.Done()
 			for {
 				began := time.Now()
-				r, err := tryReq("POST", b.base+"/v1/sessions/"+ids[w]+"/switch", "")
+				r, err := servertest.Try("POST", b.base+"/v1/sessions/"+ids[w]+"/switch", "")
 				if err != nil {
 					failedAt[w] = time.Now() // connection refused or closed before the request was read: not accepted
 					return
 				}
-				if r.status != 200 {
-					t.Errorf("switch answered %d %s", r.status, r.body)
+				if r.Status != 200 {
+					t.Errorf("switch answered %d %s", r.Status, r.Body)
 					return
 				}
 				if sig := sigterm.Load(); sig != 0 && began.UnixNano() < sig {
@@ -163,7 +164,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "load", func() bool { return total.Load() > 200 })
+	servertest.WaitFor(t, 10*time.Second, "load", func() bool { return total.Load() > 200 })
 	sigterm.Store(time.Now().UnixNano())
 	b.stop(t)
 	wg.Wait()
@@ -189,7 +190,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 	}
 	t.Logf("%d switches answered, %d of them in flight at SIGTERM", total.Load(), straddled.Load())
 	// After exit nothing listens.
-	if _, err := tryReq("GET", b.base+"/health", ""); err == nil {
+	if _, err := servertest.Try("GET", b.base+"/health", ""); err == nil {
 		t.Fatal("still answering after exit")
 	}
 	sc := bufio.NewScanner(strings.NewReader(b.logs.String()))
@@ -197,5 +198,28 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		if strings.Contains(sc.Text(), `"level":"ERROR"`) {
 			t.Errorf("error during shutdown: %s", sc.Text())
 		}
+	}
+}
+
+// TestBinaryHost: HOST=127.0.0.1 binds loopback only; without HOST the
+// service listens on every interface, as before.
+func TestBinaryHost(t *testing.T) {
+	t.Parallel()
+	other := func(b *binary) string { return strings.Replace(b.base, "127.0.0.1", "127.0.0.2", 1) }
+	all := runBinary(t)
+	if r, err := servertest.Try("GET", other(all)+"/health", ""); err != nil || r.Status != 200 {
+		t.Fatalf("without HOST, 127.0.0.2 should reach the service: %v", err)
+	}
+	lo := runBinary(t, "HOST=127.0.0.1")
+	if r, err := servertest.Try("GET", lo.base+"/health", ""); err != nil || r.Status != 200 {
+		t.Fatalf("HOST=127.0.0.1: %v", err)
+	}
+	if _, err := servertest.Try("GET", other(lo)+"/health", ""); err == nil {
+		t.Fatal("HOST=127.0.0.1 still answers on 127.0.0.2")
+	}
+	hc := exec.Command(servertest.Binary(t, ".."), "healthcheck")
+	hc.Env = []string{"HOST=127.0.0.1", "PORT=" + lo.base[strings.LastIndexByte(lo.base, ':')+1:]}
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Fatalf("healthcheck with HOST: %v %s", err, out)
 	}
 }

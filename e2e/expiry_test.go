@@ -1,12 +1,8 @@
-package main
+package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,57 +12,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
-// startKillable runs the built service like startProcess, against the
-// Redis at redisAddr with env added, and returns its address and a func
-// that SIGKILLs it (no shutdown steps: the instance just dies).
+// startKillable runs an instance against the Redis at redisAddr and
+// returns its address and a func that SIGKILLs it.
 func startKillable(t testing.TB, redisAddr string, env ...string) (string, func()) {
-	t.Helper()
-	bin := buildBinary(t)
-	for attempt := 1; ; attempt++ {
-		port := freePort(t)
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "REDIS_URL=redis://"+redisAddr,
-			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
-		cmd.Env = append(cmd.Env, env...)
-		logs := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := "127.0.0.1:" + strconv.Itoa(port)
-		up := false
-		for end := time.Now().Add(20 * time.Second); time.Now().Before(end) && !up; time.Sleep(20 * time.Millisecond) {
-			if r, err := tryReq("GET", "http://"+addr+"/health", ""); err == nil && r.status == 200 {
-				up = true
-			}
-			select {
-			case <-exited:
-				end = time.Time{}
-			default:
-			}
-		}
-		if !up {
-			_ = cmd.Process.Kill()
-			<-exited
-			if attempt < 5 && strings.Contains(logs.String(), "address already in use") {
-				continue
-			}
-			t.Fatalf("instance on %s did not start:\n%s", addr, logs.String())
-		}
-		var once sync.Once
-		kill := func() { once.Do(func() { _ = cmd.Process.Kill(); <-exited }) }
-		t.Cleanup(func() {
-			kill()
-			if t.Failed() {
-				t.Logf("instance %d log:\n%s", port, logs.String())
-			}
-		})
-		return addr, kill
-	}
+	in := startInstance(t, redisAddr, env...)
+	return in.addr, in.kill
 }
 
 // TestExpiryAcrossInstances: two server processes share Redis. While both
@@ -76,10 +29,10 @@ func startKillable(t testing.TB, redisAddr string, env ...string) (string, func(
 // other.
 func TestExpiryAcrossInstances(t *testing.T) {
 	t.Parallel()
-	one, killOne := startKillable(t, testRedisAddr(), "EXPIRY_POLL_MS=5")
-	two, _ := startKillable(t, testRedisAddr(), "EXPIRY_POLL_MS=5")
+	one, killOne := startKillable(t, servertest.RedisAddr(), "EXPIRY_POLL_MS=5")
+	two, _ := startKillable(t, servertest.RedisAddr(), "EXPIRY_POLL_MS=5")
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: testRedisAddr()})
+	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 	t.Cleanup(func() { rdb.Close() })
 
 	const n = 10
@@ -113,16 +66,16 @@ func TestExpiryAcrossInstances(t *testing.T) {
 		body := `{"session_id":"` + s.id + `","sync_mode":"per_participant","auto_advance":true,"participants":[` +
 			`{"participant_id":"` + s.p0 + `","participant_index":0,"total_time_ms":` + strconv.Itoa(s.bank) + `},` +
 			`{"participant_id":"` + uuid.NewString() + `","participant_index":1,"total_time_ms":600000}]}`
-		if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.status != 201 {
-			t.Fatalf("create: %d %s", r.status, r.body)
+		if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.Status != 201 {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
 		}
 		t.Cleanup(func() { doReq(t, "DELETE", "http://"+two+"/v1/sessions/"+s.id, "") })
 	}
 	// WebSocket clients of the first early session on both instances
-	wsA, wsB := wsConnect(t, one, early[0].id), wsConnect(t, two, early[0].id)
+	wsA, wsB := servertest.WSDial(t, one, early[0].id), servertest.WSDial(t, two, early[0].id)
 	for _, s := range all {
-		if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+s.id+"/start", ""); r.status != 200 {
-			t.Fatalf("start: %d %s", r.status, r.body)
+		if r := doReq(t, "POST", "http://"+one+"/v1/sessions/"+s.id+"/start", ""); r.Status != 200 {
+			t.Fatalf("start: %d %s", r.Status, r.Body)
 		}
 	}
 
@@ -175,10 +128,10 @@ func TestExpiryAcrossInstances(t *testing.T) {
 	// the clients on both instances got the state, then TIME_EXPIRED
 	for _, c := range []*websocket.Conn{wsA, wsB} {
 		for {
-			m := wsRead(t, c)
+			m := servertest.WSRead(t, c)
 			if m.Type == "TIME_EXPIRED" {
 				if m.Version != 3 || m.SessionID != early[0].id {
-					t.Errorf("WebSocket TIME_EXPIRED %s", m.raw)
+					t.Errorf("WebSocket TIME_EXPIRED %s", m.Raw)
 				}
 				break
 			}
@@ -192,12 +145,12 @@ func TestExpiryAcrossInstances(t *testing.T) {
 			TimeUsedMS int64 `json:"time_used_ms"`
 		} `json:"participants"`
 	}
-	b, _ := json.Marshal(r.state(t))
+	b, _ := json.Marshal(r.State(t))
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
 	if !st.Participants[0].HasExpired || st.Participants[0].TimeUsedMS != int64(late[0].bank) || !st.Participants[1].IsActive {
-		t.Errorf("late session after the expiry: %s", r.body)
+		t.Errorf("late session after the expiry: %s", r.Body)
 	}
 }
 

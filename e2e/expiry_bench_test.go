@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkExpiryLatency(b *testing.B) {
 
 func runExpiryBench(b *testing.B, n int) {
 	ctx := context.Background()
-	port := freePort(b)
+	port := servertest.FreePort(b)
 	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no")
 	if err := cmd.Start(); err != nil {
@@ -216,9 +217,9 @@ func runExpiryBench(b *testing.B, n int) {
 		b.Errorf("%d sessions got no TIME_EXPIRED", missing)
 	}
 	// the server's own view: deadline -> expiry applied (before fan-out)
-	if r, err := tryReq("GET", "http://"+addr+"/metrics", ""); err == nil {
+	if r, err := servertest.Try("GET", "http://"+addr+"/metrics", ""); err == nil {
 		b.Logf("server expiry lag (deadline -> applied): p50 <= %s s, p99 <= %s s",
-			histQuantile(string(r.body), "synckairos_expiry_lag_seconds", 0.5), histQuantile(string(r.body), "synckairos_expiry_lag_seconds", 0.99))
+			histQuantile(string(r.Body), "synckairos_expiry_lag_seconds", 0.5), histQuantile(string(r.Body), "synckairos_expiry_lag_seconds", 0.99))
 	}
 }
 

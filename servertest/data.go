@@ -1,0 +1,52 @@
+package servertest
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// SessionBody returns a create body with n participants of 60 s each (and
+// extra, such as `,"auto_advance":true`, before its closing brace), with
+// the ids it used.
+func SessionBody(n int, extra string) (id string, parts []string, body string) {
+	id = uuid.NewString()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `{"session_id":%q,"sync_mode":"per_participant","participants":[`, id)
+	for i := 0; i < n; i++ {
+		p := uuid.NewString()
+		parts = append(parts, p)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"participant_id":%q,"participant_index":%d,"total_time_ms":60000}`, p, i)
+	}
+	b.WriteString("]" + extra + "}")
+	return id, parts, b.String()
+}
+
+// Num is a decoded JSON number as an integer.
+func Num(v any) int64 {
+	f, _ := v.(float64)
+	return int64(f)
+}
+
+// LogBuffer collects a server's log lines from several goroutines.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *LogBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *LogBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
