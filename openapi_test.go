@@ -34,6 +34,7 @@ import (
 	"github.com/synckairos/synckairos/docs"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // The OpenAPI tests hold docs/openapi.yaml to the running server: every
@@ -463,7 +464,7 @@ const (
 var transitions = []string{rStart, rPause, rResume, rComplete}
 
 func contractMain(t *testing.T, c *contract) *apiServer {
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + testRedisAddr(), "BODY_LIMIT_BYTES": "8192"}, nil)
+	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr(), "BODY_LIMIT_BYTES": "8192"}, nil)
 	// a test route that panics: the 500 every route may answer
 	s.app.handle("GET", "/test/panic", handlers.RouteOpts{}, func(*fasthttp.RequestCtx) { panic("boom") })
 
