@@ -44,8 +44,9 @@ import (
 // At the end every response the document lists (route, status, error code)
 // must have been produced, or be excused by name (excusedResponse).
 
-// contract is docs/openapi.yaml, ready to validate exchanges. Validation
-// is serialized: the validator's caches are not meant for parallel use.
+// contract is docs/openapi.yaml, ready to validate exchanges. The servers'
+// subtests run in parallel; validation is serialized, since the validator
+// does not promise to be safe for concurrent use.
 type contract struct {
 	mu    sync.Mutex
 	model *v3.Document
