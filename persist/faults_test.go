@@ -40,7 +40,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	rdb := startRedis(t)
 	db := newTestDB(t)
 	px := newProxy(t, pgAddr)
-	pool := db.pool(t, px.addr())
+	pool := db.pool(t, px.Addr())
 	d := newDriver(t, rdb, 10000)
 	w := NewWorker(rdb, pool, quietLog(), testConfig())
 	store := NewStore(pool)
@@ -64,7 +64,7 @@ func TestPostgresUnreachable(t *testing.T) {
 		t.Fatalf("healthy before the cut: %v", err)
 	}
 
-	px.cut()
+	px.Cut()
 	const switches = 25
 	for r := 0; r < switches; r++ {
 		for _, id := range ids {
@@ -82,7 +82,7 @@ func TestPostgresUnreachable(t *testing.T) {
 		t.Fatalf("rows while down = %d", n)
 	}
 
-	px.restore()
+	px.Restore()
 	total := int64(16 + switches*len(ids))
 	eventually(t, 20*time.Second, "every event written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) >= total

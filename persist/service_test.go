@@ -94,13 +94,13 @@ func TestServiceStartsDegraded(t *testing.T) {
 	rdb := startRedis(t)
 	schema, admin := emptySchema(t)
 	px := newProxy(t, pgAddr)
-	px.cut()
+	px.Cut()
 	d := newDriver(t, rdb, 1000)
 	id := newUUID()
 	if err := d.create(ctx, id, 2); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(px.addr(), schema), RunWorker: true, Worker: testConfig(),
+	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(px.Addr(), schema), RunWorker: true, Worker: testConfig(),
 		Retry: 20 * time.Millisecond, MigrateTimeout: time.Second}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestServiceStartsDegraded(t *testing.T) {
 	if n := count(t, admin, `SELECT count(*) FROM sync_events`); n != -1 {
 		t.Fatalf("tables exist before PostgreSQL answered: %d", n)
 	}
-	px.restore()
+	px.Restore()
 	eventually(t, 10*time.Second, "migrated and written", func() bool {
 		return count(t, admin, `SELECT count(*) FROM sync_events`) == 1 && s.Ready(ctx) == nil
 	})

@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -335,71 +334,8 @@ func ownRedis(t testing.TB) string {
 	return addr
 }
 
-// tcpProxy forwards to a Redis and can cut every connection and refuse new
-// ones, to simulate the relay losing Redis while others still publish.
-type tcpProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func newProxy(t testing.TB, target string) *tcpProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{ln: ln, target: target}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *tcpProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *tcpProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close(); c.Close() }()
-		go func() { io.Copy(c, up); up.Close(); c.Close() }()
-	}
-}
-
-// cut closes every proxied connection and refuses new ones until restore.
-func (p *tcpProxy) cut() {
-	p.mu.Lock()
-	p.down = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-}
-
-func (p *tcpProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
+// newProxy is a cuttable TCP relay in front of target (servertest.Proxy).
+func newProxy(t testing.TB, target string) *servertest.Proxy { return servertest.NewProxy(t, target) }
 
 // dialSmallWindow connects with a 16 KiB receive buffer (no autotuning), so
 // a client that stops reading fills its socket after a few frames, and

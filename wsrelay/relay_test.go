@@ -607,7 +607,7 @@ func TestRedisFaultResyncsClients(t *testing.T) {
 			addr := ownRedis(t)
 			eng := newEngine(t, newRedis(t, addr))
 			proxy := newProxy(t, addr)
-			f := newFixture(t, Config{}, eng, proxy.addr())
+			f := newFixture(t, Config{}, eng, proxy.Addr())
 			ids := []string{eng.newSession(t, 3), eng.newSession(t, 40)}
 			var conns [][]*websocket.Conn
 			for _, id := range ids {
@@ -624,12 +624,12 @@ func TestRedisFaultResyncsClients(t *testing.T) {
 					eng.doSwitch(t, id)
 				}
 			case "connection cut":
-				proxy.cut()
+				proxy.Cut()
 				for _, id := range ids {
 					eng.doSwitch(t, id) // lost: the relay is not subscribed
 					eng.doSwitch(t, id)
 				}
-				proxy.restore()
+				proxy.Restore()
 			}
 			for i, id := range ids {
 				want, err := eng.Get(ctx, id)
@@ -664,7 +664,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 			addr := ownRedis(t)
 			eng := newEngine(t, newRedis(t, addr))
 			proxy := newProxy(t, addr)
-			f := newFixture(t, Config{}, eng, proxy.addr())
+			f := newFixture(t, Config{}, eng, proxy.Addr())
 			sizes := []int{3, 40}
 			ids := make([]string, len(sizes))
 			conns := make([][]*websocket.Conn, len(sizes))
@@ -677,7 +677,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 					readUntil(t, c, 3, "STATE_UPDATE") // the relay has sent version 3
 				}
 			}
-			proxy.cut()
+			proxy.Cut()
 			for i, id := range ids {
 				eng.deleteSession(t, id)
 				if tc == "re-created" {
@@ -685,7 +685,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 					eng.startSession(t, id) // version 2, below the 3 the clients saw
 				}
 			}
-			proxy.restore()
+			proxy.Restore()
 			ctx := context.Background()
 			for i, id := range ids {
 				for _, c := range conns[i] {
