@@ -1,4 +1,6 @@
-// Command cgswitch counts the Redis instructions of a switch: it drives
+// Command cgswitch counts the Redis instructions of a switch (the engine's
+// probe: it calls the raw scripts of two contract versions, which the
+// engine of one version cannot, so it lives beside the engine). It drives
 // -n switches of one switch script, at 4 participants with the audit
 // event, on a redis-server that runs under callgrind (pid -pid), zeroing
 // the counters after the set-up and dumping them after the switches, so
