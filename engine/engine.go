@@ -236,15 +236,16 @@ func (s *Engine) simple(ctx context.Context, c *session.Call, sc *redis.Script, 
 
 func (s *Engine) simpleCall(sc *redis.Script, id string, expectedVersion int64, c *session.Call) invocation {
 	k, keys := s.turnKeys(id, c)
-	return invocation{sc, keys, s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion)}, c)}
+	args := append(make([]any, 0, 7), id, k.StateChannel, s.eventCap, versionArg(expectedVersion))
+	return invocation{sc, keys, s.callArgs(args, c)}
 }
 
 // late runs a script that may apply an expiry first: it also gets the
 // message channel, for TIME_EXPIRED.
 func (s *Engine) late(ctx context.Context, c *session.Call, sc *redis.Script, id string, expectedVersion int64) ([]byte, error) {
 	k, keys := s.turnKeys(id, c)
-	args := s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel}, c)
-	return s.state(ctx, s.run(ctx, invocation{sc, keys, args}), c)
+	args := append(make([]any, 0, 8), id, k.StateChannel, s.eventCap, versionArg(expectedVersion), k.MsgChannel)
+	return s.state(ctx, s.run(ctx, invocation{sc, keys, s.callArgs(args, c)}), c)
 }
 
 // Switch ends the active turn and returns the state, which doubles as the
@@ -256,8 +257,10 @@ func (s *Engine) Switch(ctx context.Context, id string, a session.SwitchArgs, c 
 
 func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) invocation {
 	k, keys := s.turnKeys(id, c)
-	return invocation{s.switchCycle, keys, s.callArgs([]any{id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
-		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel}, c)}
+	// room for the call's three, so callArgs does not grow the slice
+	args := append(make([]any, 0, 10), id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
+		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel)
+	return invocation{s.switchCycle, keys, s.callArgs(args, c)}
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
