@@ -100,22 +100,24 @@ export class SyncKairos extends Emitter<ClientEvents> {
     const url = this.baseUrl + '/v1/time?n=' + ++this.seq;
     const before = this.mono();
     const r = await this.fetchFn(url, { cache: 'no-store' });
+    // the reply's headers are here: parsing the body below is not transit
+    const arrived = this.mono();
     if (!r.ok) throw new Error('/v1/time: HTTP ' + r.status);
     const j = await r.json();
     const st: ServerStamps = typeof j.server_received_us === 'number' && typeof j.server_sent_us === 'number'
       ? { receivedMs: j.server_received_us / 1000, sentMs: j.server_sent_us / 1000 }
       // An older server: whole ms, truncated, so its midpoint is +0.5.
       : { receivedMs: j.timestamp_ms + 0.5, sentMs: j.timestamp_ms + 0.5 };
-    const after = this.mono();
     const perf = globalThis.performance as Performance | undefined;
     const e = this.opts.monotonic ? undefined : (perf?.getEntriesByName?.(url) as PerformanceResourceTiming[] | undefined)?.[0];
-    // Resource Timing and performance.now() must be one clock: an entry
-    // outside [before, after] means they are not (a page whose
-    // performance.now() is replaced, as test clocks do), and mixing the two
-    // would shift every estimate by their difference.
-    if (e && e.requestStart > 0 && e.responseStart > 0 && e.requestStart >= before - 0.2 && e.responseStart <= after + 0.2) {
+    if (e && e.requestStart > 0 && e.responseStart > 0) {
       st.sentAt = e.requestStart;
       st.receivedAt = e.responseStart;
+    } else {
+      // No Resource Timing (Node, or a page whose performance is replaced):
+      // the tightest stamps the caller has.
+      st.sentAt = before;
+      st.receivedAt = arrived;
     }
     return st;
   }

@@ -139,14 +139,16 @@ test('page clock moved +10 min and -3 h (Playwright clock): sk.now() stays withi
   // Shifted before the page loads: the first sync must not trust Date.
   for (const [label, shift] of [['+10min', 10 * 60_000], ['-3h', -3 * 3600_000]]) {
     const page = await demoPage(srv.base, path, (p) => p.clock.install({ time: Date.now() + shift }));
-    await synced(page);
+    // once the sync settles: the connect burst runs while the page loads,
+    // the settle burst 2 s later on an idle page (12 samples in all)
+    await page.waitForFunction(() => window.demo?.sk.clock.samples >= 12, null, { timeout: 20000 });
     await page.waitForFunction(() => document.getElementById('offset').textContent !== '–');
     await check(page, label + ' at load', shift);
     await page.context().close();
   }
   // Moved while the page runs, after the sync: the estimate must not move.
   const page = await demoPage(srv.base, path, (p) => p.clock.install({ time: Date.now() }));
-  await synced(page);
+  await page.waitForFunction(() => window.demo?.sk.clock.samples >= 12, null, { timeout: 20000 });
   await check(page, 'unshifted', 0);
   await page.clock.setSystemTime(Date.now() + 10 * 60_000);
   await check(page, '+10min live', 10 * 60_000);
