@@ -151,26 +151,13 @@ func (s *scanner) object(depth int) error {
 		s.ws()
 		start := s.i
 		if err := s.value(depth + 1); err != nil {
-			if d, ok := err.(*dupKey); ok {
-				d.segs = append(d.segs, string(key))
-			}
-			return err
+			return under(err, string(key))
 		}
 		if depth == 0 {
 			s.top[string(key)] = s.b[start:s.i]
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errMalformed
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errMalformed
+		if done, err := s.after('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -185,25 +172,38 @@ func (s *scanner) array(depth int) error {
 	for n := 0; ; n++ {
 		s.ws()
 		if err := s.value(depth + 1); err != nil {
-			if d, ok := err.(*dupKey); ok {
-				d.segs = append(d.segs, strconv.Itoa(n))
-			}
+			return under(err, strconv.Itoa(n))
+		}
+		if done, err := s.after(']'); done || err != nil {
 			return err
 		}
-		s.ws()
-		if s.i >= len(s.b) {
-			return errMalformed
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errMalformed
-		}
 	}
+}
+
+// after reads what follows a member or element: a comma (more to come)
+// or the container's closing byte (done).
+func (s *scanner) after(closing byte) (done bool, err error) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, errMalformed
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return false, nil
+	case closing:
+		s.i++
+		return true, nil
+	}
+	return false, errMalformed
+}
+
+// under adds the path segment seg to a duplicate key found inside it.
+func under(err error, seg string) error {
+	if d, ok := err.(*dupKey); ok {
+		d.segs = append(d.segs, seg)
+	}
+	return err
 }
 
 // str reads a string and returns its raw content between the quotes.
