@@ -79,7 +79,7 @@ func TestExpiryAcrossInstances(t *testing.T) {
 		}
 	}
 
-	got := map[string][]timeExpiredMsg{}
+	got := map[string][]servertest.TimeMsg{}
 	collect := func(until time.Time, want int) {
 		t.Helper()
 		count := func() int {
@@ -96,7 +96,7 @@ func TestExpiryAcrossInstances(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%d of %d TIME_EXPIRED: %v", count(), want, err)
 			}
-			var te timeExpiredMsg
+			var te servertest.TimeMsg
 			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
 				t.Fatal(err)
 			}
@@ -152,13 +152,4 @@ func TestExpiryAcrossInstances(t *testing.T) {
 	if !st.Participants[0].HasExpired || st.Participants[0].TimeUsedMS != int64(late[0].bank) || !st.Participants[1].IsActive {
 		t.Errorf("late session after the expiry: %s", r.Body)
 	}
-}
-
-// timeExpiredMsg is a TIME_EXPIRED message as the scripts publish it.
-type timeExpiredMsg struct {
-	Type          string  `json:"type"`
-	SessionID     string  `json:"sessionId"`
-	ParticipantID *string `json:"participant_id"`
-	Timestamp     int64   `json:"timestamp"`
-	Version       int64   `json:"version"`
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -128,16 +129,7 @@ func eq(t *testing.T, what string, got, want int64) {
 // msgWatch collects a session's message channel (TIME_EXPIRED).
 type msgWatch struct {
 	mu   sync.Mutex
-	msgs []timeExpiredMsg
-}
-
-type timeExpiredMsg struct {
-	Type          string  `json:"type"`
-	SessionID     string  `json:"sessionId"`
-	ParticipantID *string `json:"participant_id"`
-	Timestamp     int64   `json:"timestamp"`
-	Version       int64   `json:"version"`
-	RemainingMS   int64   `json:"remaining_ms"` // TIME_WARNING
+	msgs []servertest.TimeMsg
 }
 
 func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
@@ -151,7 +143,7 @@ func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
 	go func() {
 		defer close(done)
 		for m := range ps.Channel() {
-			var te timeExpiredMsg
+			var te servertest.TimeMsg
 			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
 				t.Errorf("message %s: %v", m.Payload, err)
 			}
@@ -165,12 +157,12 @@ func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
 }
 
 // wait returns the first n messages, failing after 5 s.
-func (w *msgWatch) wait(t *testing.T, n int) []timeExpiredMsg {
+func (w *msgWatch) wait(t *testing.T, n int) []servertest.TimeMsg {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		w.mu.Lock()
-		got := append([]timeExpiredMsg(nil), w.msgs...)
+		got := append([]servertest.TimeMsg(nil), w.msgs...)
 		w.mu.Unlock()
 		if len(got) >= n {
 			return got
@@ -182,7 +174,7 @@ func (w *msgWatch) wait(t *testing.T, n int) []timeExpiredMsg {
 	}
 }
 
-func checkTimeExpired(t *testing.T, m timeExpiredMsg, st State, pid *string) {
+func checkTimeExpired(t *testing.T, m servertest.TimeMsg, st State, pid *string) {
 	t.Helper()
 	if m.Type != "TIME_EXPIRED" || m.SessionID != st.SessionID || m.Version != st.Version ||
 		(pid == nil) != (m.ParticipantID == nil) || (pid != nil && *pid != *m.ParticipantID) {

@@ -89,16 +89,8 @@ func (e *env) running(bankMS int) string {
 	return id
 }
 
-type timeExpired struct {
-	Type          string  `json:"type"`
-	SessionID     string  `json:"sessionId"`
-	ParticipantID *string `json:"participant_id"`
-	Timestamp     int64   `json:"timestamp"`
-	Version       int64   `json:"version"`
-}
-
 // listen collects the TIME_EXPIRED messages of the given sessions.
-func (e *env) listen(ids []string) (got func() map[string][]timeExpired) {
+func (e *env) listen(ids []string) (got func() map[string][]servertest.TimeMsg) {
 	e.t.Helper()
 	ctx := context.Background()
 	chans := make([]string, len(ids))
@@ -112,12 +104,12 @@ func (e *env) listen(ids []string) (got func() map[string][]timeExpired) {
 		}
 	}
 	var mu sync.Mutex
-	out := map[string][]timeExpired{}
+	out := map[string][]servertest.TimeMsg{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for m := range ps.Channel() {
-			var te timeExpired
+			var te servertest.TimeMsg
 			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
 				e.t.Errorf("bad message %s", m.Payload)
 				continue
@@ -128,12 +120,12 @@ func (e *env) listen(ids []string) (got func() map[string][]timeExpired) {
 		}
 	}()
 	e.t.Cleanup(func() { ps.Close(); <-done })
-	return func() map[string][]timeExpired {
+	return func() map[string][]servertest.TimeMsg {
 		mu.Lock()
 		defer mu.Unlock()
-		cp := make(map[string][]timeExpired, len(out))
+		cp := make(map[string][]servertest.TimeMsg, len(out))
 		for k, v := range out {
-			cp[k] = append([]timeExpired(nil), v...)
+			cp[k] = append([]servertest.TimeMsg(nil), v...)
 		}
 		return cp
 	}

@@ -50,3 +50,14 @@ func (s *LogBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TimeMsg is a TIME_EXPIRED or TIME_WARNING message as the scripts publish
+// it on a session's message channel.
+type TimeMsg struct {
+	Type          string  `json:"type"`
+	SessionID     string  `json:"sessionId"`
+	ParticipantID *string `json:"participant_id"`
+	Timestamp     int64   `json:"timestamp"`
+	Version       int64   `json:"version"`
+	RemainingMS   int64   `json:"remaining_ms"` // TIME_WARNING
+}
