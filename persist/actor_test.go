@@ -17,17 +17,11 @@ import (
 func TestActorRecorded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 1000)
+	rdb, db, d := setup(t, 1000)
 	id := newUUID()
 	stream := keyspace.For(id).Stream
-	if err := d.create(ctx, id, 2); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.op(ctx, "startSession", id); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.create(ctx, id, 2))
+	must(t, d.op(ctx, "startSession", id))
 	entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("entries %v %v", entries, err)
@@ -40,12 +34,8 @@ func TestActorRecorded(t *testing.T) {
 		}
 	}
 	values = append(values, "actor", "host-alice")
-	if err := rdb.XDel(ctx, stream, start.ID).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, rdb.XDel(ctx, stream, start.ID).Err())
+	must(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: values}).Err())
 	pool := db.pool(t, pgAddr)
 	stop := run(NewWorker(rdb, pool, quietLog(), testConfig()))
 	defer stop()

@@ -37,11 +37,9 @@ func exactlyOnce(t *testing.T, db *testDB, rows int64) {
 func TestPostgresUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
+	rdb, db, d := setup(t, 10000)
 	px := newProxy(t, pgAddr)
 	pool := db.pool(t, px.Addr())
-	d := newDriver(t, rdb, 10000)
 	w := NewWorker(rdb, pool, quietLog(), testConfig())
 	store := NewStore(pool)
 	stop := run(w)
@@ -50,12 +48,8 @@ func TestPostgresUnreachable(t *testing.T) {
 	ids := make([]string, 8)
 	for i := range ids {
 		ids[i] = newUUID()
-		if err := d.create(ctx, ids[i], 2); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.op(ctx, "startSession", ids[i]); err != nil {
-			t.Fatal(err)
-		}
+		must(t, d.create(ctx, ids[i], 2))
+		must(t, d.op(ctx, "startSession", ids[i]))
 	}
 	eventually(t, 10*time.Second, "first events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == 16
@@ -102,23 +96,15 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		t.Run(string(stage), func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			rdb := startRedis(t)
-			db := newTestDB(t)
-			d := newDriver(t, rdb, 10000)
+			rdb, db, d := setup(t, 10000)
 			var ids []string
 			for range 5 {
 				id := newUUID()
 				ids = append(ids, id)
-				if err := d.create(ctx, id, 3); err != nil {
-					t.Fatal(err)
-				}
-				if err := d.op(ctx, "startSession", id); err != nil {
-					t.Fatal(err)
-				}
+				must(t, d.create(ctx, id, 3))
+				must(t, d.op(ctx, "startSession", id))
 				for range 10 {
-					if err := d.op(ctx, "switchCycle", id); err != nil {
-						t.Fatal(err)
-					}
+					must(t, d.op(ctx, "switchCycle", id))
 				}
 			}
 			const total = 5 * 12
@@ -156,9 +142,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 				}
 				return streamLen(t, rdb) == 0
 			})
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, stop())
 			exactlyOnce(t, db, total)
 			if stage == AfterCommit && second.m.duplicates.Get() != total {
 				t.Errorf("the redelivered batch should be skipped whole: duplicates = %d", second.m.duplicates.Get())
@@ -172,9 +156,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 func TestTenThousandTransitions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 100000)
+	rdb, db, d := setup(t, 100000)
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
@@ -223,10 +205,8 @@ func TestTenThousandTransitions(t *testing.T) {
 func TestStreamFullRejectsNothingLost(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
 	const streamCap = 20
-	d := newDriver(t, rdb, streamCap)
+	rdb, db, d := setup(t, streamCap)
 	// Every session in one shard, so one stream fills.
 	var ids []string
 	for len(ids) < 3 {
@@ -237,12 +217,8 @@ func TestStreamFullRejectsNothingLost(t *testing.T) {
 	}
 	accepted := 0
 	for _, id := range ids {
-		if err := d.create(ctx, id, 2); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.op(ctx, "startSession", id); err != nil {
-			t.Fatal(err)
-		}
+		must(t, d.create(ctx, id, 2))
+		must(t, d.op(ctx, "startSession", id))
 		accepted += 2
 	}
 	var refused error

@@ -53,6 +53,17 @@ type testDB struct {
 
 func newTestDB(t testing.TB) *testDB {
 	t.Helper()
+	schema, admin := emptySchema(t)
+	if _, err := Migrate(context.Background(), admin); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return &testDB{schema: schema, admin: admin}
+}
+
+// emptySchema creates a schema with no tables (the test or the service
+// migrates it) and returns its name and a direct pool on it for assertions.
+func emptySchema(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
 	ctx := context.Background()
 	schema := "persist_t_" + randHex(6)
 	admin, err := pgxpool.New(ctx, dbURL(pgAddr, schema))
@@ -66,10 +77,7 @@ func newTestDB(t testing.TB) *testDB {
 		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		admin.Close()
 	})
-	if _, err := Migrate(ctx, admin); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	return &testDB{schema: schema, admin: admin}
+	return schema, admin
 }
 
 func dbURL(addr, schema string) string { return pgtest.Via(addr, schema) }
@@ -101,6 +109,22 @@ func startRedis(t testing.TB) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// setup gives a test its own Redis, its own schema and a script driver
+// whose streams keep eventCap entries.
+func setup(t testing.TB, eventCap int) (*redis.Client, *testDB, *driver) {
+	t.Helper()
+	rdb := startRedis(t)
+	return rdb, newTestDB(t), newDriver(t, rdb, eventCap)
+}
+
+// must fails the test on a setup step's error.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // eventually polls cond; the timeout only guards against a hang.

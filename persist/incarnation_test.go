@@ -70,14 +70,10 @@ func recorded(t *testing.T, db *testDB, id string) []row {
 	var out []row
 	for rs.Next() {
 		var r row
-		if err := rs.Scan(&r.table, &r.entry, &r.typ, &r.version, &r.inc); err != nil {
-			t.Fatal(err)
-		}
+		must(t, rs.Scan(&r.table, &r.entry, &r.typ, &r.version, &r.inc))
 		out = append(out, r)
 	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, rs.Err())
 	// Stream ids order as (ms, seq) pairs, not as text.
 	sort.SliceStable(out, func(i, j int) bool {
 		a, _ := parsePos(out[i].entry)
@@ -131,9 +127,7 @@ func checkCurrent(t *testing.T, db *testDB, id string, want []row, status string
 			EventType string `json:"event_type"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &page); err != nil {
-		t.Fatal(err)
-	}
+	must(t, json.Unmarshal(body, &page))
 	for i, e := range page.Data {
 		if e.Version != int64(i+1) {
 			t.Errorf("events endpoint versions not 1..n: %s", body)
@@ -206,9 +200,7 @@ func TestRecreatedSession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			rdb := startRedis(t)
-			db := newTestDB(t)
-			d := newDriver(t, rdb, 1000)
+			rdb, db, d := setup(t, 1000)
 			id := newUUID()
 			w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 			var stop func() error
@@ -230,14 +222,10 @@ func TestRecreatedSession(t *testing.T) {
 				}
 				switch l.end {
 				case "deleteSession":
-					if err := d.op(ctx, "deleteSession", id); err != nil {
-						t.Fatal(err)
-					}
+					must(t, d.op(ctx, "deleteSession", id))
 				case "expire":
 					k := keyspace.For(id)
-					if err := rdb.Del(ctx, k.Meta, k.Parts, k.Index).Err(); err != nil {
-						t.Fatal(err)
-					}
+					must(t, rdb.Del(ctx, k.Meta, k.Parts, k.Index).Err())
 				}
 				table, inc := "superseded", created
 				if i == len(tc.lives)-1 {
@@ -266,9 +254,7 @@ func TestRecreatedSession(t *testing.T) {
 				stop = run(w)
 			}
 			eventually(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, stop())
 			checkCurrent(t, db, id, current, tc.status, tc.cycles, created)
 			checkRows(t, db, id, want)
 			if got := int64(w.m.written.Get()); got != int64(len(want)) {
@@ -313,22 +299,14 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			rdb := startRedis(t)
-			db := newTestDB(t)
-			d := newDriver(t, rdb, 1000)
+			rdb, db, d := setup(t, 1000)
 			id := newUUID()
 			pool := db.pool(t, pgAddr)
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 
-			must(d.create(ctx, id, 2))
+			must(t, d.create(ctx, id, 2))
 			oldCreated := createdAt(t, rdb, id)
 			for _, op := range []string{"startSession", "switchCycle", "pauseSession"} {
-				must(d.op(ctx, op, id))
+				must(t, d.op(ctx, op, id))
 			}
 			cfg := testConfig()
 			cfg.Lanes = 1
@@ -339,13 +317,13 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 				eventually(t, 10*time.Second, "old life written", func() bool {
 					return db.count(t, `SELECT count(*) FROM sync_events`) == 4 && pendingCount(t, rdb, id) == 0
 				})
-				must(stop())
-				must(d.op(ctx, "deleteSession", id))
+				must(t, stop())
+				must(t, d.op(ctx, "deleteSession", id))
 				old = append(old, entriesOf(t, rdb, id, lastEntry(old), "superseded", oldCreated)...)
-				must(rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "ghost",
+				must(t, rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "ghost",
 					Streams: []string{keyspace.For(id).Stream, ">"}, Count: 10}).Err())
 			} else {
-				must(d.op(ctx, "deleteSession", id))
+				must(t, d.op(ctx, "deleteSession", id))
 				old = entriesOf(t, rdb, id, "-", "superseded", oldCreated)
 				cfg.CrashAt = func(s Stage) bool { return s == Stage(tc.stage) }
 				w1 := NewWorker(rdb, pool, quietLog(), cfg)
@@ -360,10 +338,10 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 				t.Fatalf("pending after the crash = %d, want %d", n, tc.pending)
 			}
 
-			must(d.create(ctx, id, 2))
+			must(t, d.create(ctx, id, 2))
 			newCreated := createdAt(t, rdb, id)
 			for _, op := range []string{"startSession", "switchCycle"} {
-				must(d.op(ctx, op, id))
+				must(t, d.op(ctx, op, id))
 			}
 			cur := entriesOf(t, rdb, id, lastEntry(old), "current", 0)
 
@@ -377,7 +355,7 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 				return err == nil && len(g) == 1 && g[0].LastDeliveredID == lastEntry(cur) &&
 					pendingCount(t, rdb, id) == tc.pending
 			})
-			must(stop())
+			must(t, stop())
 
 			// The third claims the old entries.
 			w3 := NewWorker(rdb, pool, quietLog(), testConfig())
@@ -385,7 +363,7 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 			eventually(t, 10*time.Second, "old entries claimed and acknowledged", func() bool {
 				return pendingCount(t, rdb, id) == 0
 			})
-			must(stop())
+			must(t, stop())
 
 			checkCurrent(t, db, id, cur, "running", 1, newCreated)
 			checkRows(t, db, id, append(old, cur...))
@@ -561,9 +539,7 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 				}
 			},
 			func(t *testing.T, _ *redis.Client, d *driver, id string) {
-				if err := d.op(context.Background(), "deleteSession", id); err != nil {
-					t.Fatal(err)
-				}
+				must(t, d.op(context.Background(), "deleteSession", id))
 			},
 		}, true},
 		{"same created_at: the entries tell", phases{
@@ -585,9 +561,7 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			rdb := startRedis(t)
-			db := newTestDB(t)
-			d := newDriver(t, rdb, 1000)
+			rdb, db, d := setup(t, 1000)
 			id := newUUID()
 			pool := db.pool(t, pgAddr)
 			cfg := testConfig()
@@ -599,9 +573,7 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 			eventually(t, 10*time.Second, "old life written", func() bool {
 				return db.count(t, `SELECT count(*) FROM sync_events`) == int64(len(oldLife)) && pendingCount(t, rdb, id) == 0
 			})
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, stop())
 
 			tc.phases[1](t, rdb, d, id)
 			tag := int64(-1)
@@ -624,16 +596,12 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 			eventually(t, 10*time.Second, "the delete written", func() bool {
 				return db.count(t, `SELECT count(*) FROM sync_events`) == int64(len(oldLife)+1)
 			})
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, stop())
 
 			w := NewWorker(rdb, pool, quietLog(), testConfig())
 			stop = run(w)
 			eventually(t, 10*time.Second, "pending entries claimed", func() bool { return pendingCount(t, rdb, id) == 0 })
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, stop())
 			want := append(append(append([]row{}, oldLife...), pending...), del...)
 			checkRows(t, db, id, want)
 			if got := int64(w.m.written.Get()); got != int64(len(pending)) || w.m.duplicates.Get() != 0 {
@@ -650,9 +618,7 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 func TestTwoWorkersRecreatedSessions(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 100000)
+	rdb, db, d := setup(t, 100000)
 	cfg := testConfig()
 	cfg.Count = 3
 	a, b := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg), NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
@@ -684,9 +650,7 @@ func TestTwoWorkersRecreatedSessions(t *testing.T) {
 		return db.count(t, `SELECT (SELECT count(*) FROM sync_events) + (SELECT count(*) FROM sync_events_superseded)`) >= total &&
 			streamLen(t, rdb) == 0
 	})
-	if err := errors.Join(stopA(), stopB()); err != nil {
-		t.Fatal(err)
-	}
+	must(t, errors.Join(stopA(), stopB()))
 	if n := db.count(t, `SELECT count(DISTINCT (session_id, stream_id)) FROM (SELECT session_id, stream_id FROM sync_events
 		UNION ALL SELECT session_id, stream_id FROM sync_events_superseded) x`); n != total {
 		t.Fatalf("distinct entries recorded = %d, want %d", n, total)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
@@ -70,18 +69,7 @@ func TestMigrateFreshSchemasInParallel(t *testing.T) {
 func TestUpgradeTo0002(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	schema := "persist_t_" + randHex(6)
-	admin, err := pgxpool.New(ctx, dbURL(pgAddr, schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
+	schema, admin := emptySchema(t)
 	db := &testDB{schema: schema, admin: admin}
 	first, err := migrations.ReadFile("migrations/0001_audit.sql")
 	if err != nil {
@@ -133,9 +121,7 @@ func TestUpgradeTo0002(t *testing.T) {
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	eventually(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, stop())
 	for _, tc := range []struct {
 		q    string
 		want int64

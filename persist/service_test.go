@@ -14,26 +14,6 @@ import (
 	"github.com/synckairos/synckairos/pgtest"
 )
 
-// emptySchema creates a schema with no tables (the service migrates it)
-// and returns its name and a direct pool on it for assertions.
-func emptySchema(t *testing.T) (string, *pgxpool.Pool) {
-	t.Helper()
-	ctx := context.Background()
-	schema := "persist_s_" + randHex(6)
-	admin, err := pgxpool.New(ctx, dbURL(pgAddr, schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	return schema, admin
-}
-
 func count(t *testing.T, pool *pgxpool.Pool, q string) int64 {
 	t.Helper()
 	var n int64
@@ -52,12 +32,8 @@ func TestServiceLifecycle(t *testing.T) {
 	schema, admin := emptySchema(t)
 	d := newDriver(t, rdb, 1000)
 	id := newUUID()
-	if err := d.create(ctx, id, 2); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.op(ctx, "startSession", id); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.create(ctx, id, 2))
+	must(t, d.op(ctx, "startSession", id))
 	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(pgAddr, schema), RunWorker: true, Worker: testConfig()}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -65,9 +41,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if s.Metrics() == nil {
 		t.Error("a service with a worker has no metrics")
 	}
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	must(t, s.Start(ctx))
 	if n := count(t, admin, `SELECT count(*) FROM schema_migrations`); n < 1 {
 		t.Fatalf("Start returned before the migrations: %d", n)
 	}
@@ -77,9 +51,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if err := s.Ready(ctx); err != nil {
 		t.Errorf("Ready: %v", err)
 	}
-	if err := s.Drain(ctx); err != nil {
-		t.Fatal(err)
-	}
+	must(t, s.Drain(ctx))
 	if err := s.Store().Health(ctx, nil); err == nil {
 		t.Error("the pool is still open after Drain")
 	}
@@ -97,9 +69,7 @@ func TestServiceStartsDegraded(t *testing.T) {
 	px.Cut()
 	d := newDriver(t, rdb, 1000)
 	id := newUUID()
-	if err := d.create(ctx, id, 2); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.create(ctx, id, 2))
 	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(px.Addr(), schema), RunWorker: true, Worker: testConfig(),
 		Retry: 20 * time.Millisecond, MigrateTimeout: time.Second}, quietLog())
 	if err != nil {

@@ -21,26 +21,18 @@ import (
 func TestWorkerRecordsEveryTransition(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 1000)
+	rdb, db, d := setup(t, 1000)
 
 	small, large, gone := newUUID(), newUUID(), newUUID()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(d.create(ctx, small, 3))
-	must(d.create(ctx, large, 40)) // above FULL_MAX: its states are deltas
-	must(d.create(ctx, gone, 2))
+	must(t, d.create(ctx, small, 3))
+	must(t, d.create(ctx, large, 40)) // above FULL_MAX: its states are deltas
+	must(t, d.create(ctx, gone, 2))
 	for _, op := range []string{"startSession", "switchCycle", "switchCycle", "pauseSession", "resumeSession",
 		"switchCycle", "completeSession"} {
-		must(d.op(ctx, op, small))
-		must(d.op(ctx, op, large))
+		must(t, d.op(ctx, op, small))
+		must(t, d.op(ctx, op, large))
 	}
-	must(d.op(ctx, "deleteSession", gone))
+	must(t, d.op(ctx, "deleteSession", gone))
 	const total = 2*8 + 2
 
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
@@ -49,9 +41,7 @@ func TestWorkerRecordsEveryTransition(t *testing.T) {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == total
 	})
 	eventually(t, 5*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, stop())
 
 	type summary struct {
 		status             string
@@ -156,21 +146,15 @@ func deref[T any](p *T) T {
 func TestDeadLetter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 1000)
+	rdb, db, d := setup(t, 1000)
 	id := newUUID()
 	stream := keyspace.For(id).Stream
-	if err := d.create(ctx, id, 2); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.create(ctx, id, 2))
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"type", "session_started", "session_id", id,
 		"version", "two", "timestamp", "1"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.op(ctx, "startSession", id); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.op(ctx, "startSession", id))
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
@@ -230,9 +214,7 @@ func TestTrimKeepsEveryUnacked(t *testing.T) {
 			rdb := startRedis(t)
 			const stream = "sk:{0}:events"
 			w := NewWorker(rdb, nil, quietLog(), Config{Streams: []string{stream}})
-			if err := w.ensureGroups(ctx); err != nil {
-				t.Fatal(err)
-			}
+			must(t, w.ensureGroups(ctx))
 			var ids []string
 			for i := range 10 {
 				id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"i", i}}).Result()
@@ -250,9 +232,7 @@ func TestTrimKeepsEveryUnacked(t *testing.T) {
 			for _, i := range tc.acked {
 				rdb.XAck(ctx, stream, "persist", ids[i])
 			}
-			if err := w.trim(ctx, stream); err != nil {
-				t.Fatal(err)
-			}
+			must(t, w.trim(ctx, stream))
 			left, err := rdb.XRange(ctx, stream, "-", "+").Result()
 			if err != nil {
 				t.Fatal(err)
@@ -283,13 +263,9 @@ func TestTrimKeepsEveryUnacked(t *testing.T) {
 func TestDrainOnShutdown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 1000)
+	rdb, db, d := setup(t, 1000)
 	id := newUUID()
-	if err := d.create(ctx, id, 2); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.create(ctx, id, 2))
 	runCtx, cancel := context.WithCancel(ctx)
 	cfg := testConfig()
 	cfg.CrashAt = func(s Stage) bool {
@@ -299,9 +275,7 @@ func TestDrainOnShutdown(t *testing.T) {
 		return false
 	}
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg)
-	if err := w.Run(runCtx); err != nil {
-		t.Fatal(err)
-	}
+	must(t, w.Run(runCtx))
 	pend, err := rdb.XPending(ctx, keyspace.For(id).Stream, "persist").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -320,9 +294,7 @@ func TestForgetDeadConsumers(t *testing.T) {
 	rdb := startRedis(t)
 	const stream = "sk:{3}:events"
 	w := NewWorker(rdb, nil, quietLog(), Config{Streams: []string{stream}, ClaimIdle: 20 * time.Millisecond, Lanes: 1})
-	if err := w.ensureGroups(ctx); err != nil {
-		t.Fatal(err)
-	}
+	must(t, w.ensureGroups(ctx))
 	for i := range 3 {
 		rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"i", i}})
 	}
@@ -359,16 +331,12 @@ func TestForgetDeadConsumers(t *testing.T) {
 func TestPoisonEventIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 1000)
+	rdb, db, d := setup(t, 1000)
 	var good []string
 	for range 4 {
 		id := newUUID()
 		good = append(good, id)
-		if err := d.create(ctx, id, 2); err != nil {
-			t.Fatal(err)
-		}
+		must(t, d.create(ctx, id, 2))
 	}
 	poison := []string{`{"created_at":"not a date"}`, `{"a":"\u0000"}`}
 	for i, state := range poison {
@@ -409,9 +377,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 func TestWorkerRecordsExpiry(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	rdb := startRedis(t)
-	db := newTestDB(t)
-	d := newDriver(t, rdb, 1000)
+	rdb, db, d := setup(t, 1000)
 	id := newUUID()
 	total := int64(20)
 	c := &session.Config{ID: id, SyncMode: session.ModeGlobal, TotalTimeMS: &total}
@@ -421,21 +387,15 @@ func TestWorkerRecordsExpiry(t *testing.T) {
 	if _, err := d.e.Create(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.op(ctx, "startSession", id); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.op(ctx, "startSession", id))
 	time.Sleep(30 * time.Millisecond)
-	if err := d.op(ctx, "expireSession", id); err != nil {
-		t.Fatal(err)
-	}
+	must(t, d.op(ctx, "expireSession", id))
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	eventually(t, 10*time.Second, "all events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = '`+id+`'`) == 3
 	})
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	must(t, stop())
 	var status, last string
 	var completed bool
 	err := db.admin.QueryRow(ctx, `SELECT s.final_status, s.completed_at IS NOT NULL, e.event_type
