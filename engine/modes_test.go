@@ -117,6 +117,17 @@ func (r *modeRun) deadline() (int64, bool) {
 	return int64(score), true
 }
 
+// firstTurn starts the session, lets the first turn run for d and ends it
+// with op (a switch or a pause): the state after op and the turn's length by
+// the scripts' clock (Redis TIME), not the test's.
+func (r *modeRun) firstTurn(d time.Duration, op string) (State, int64) {
+	r.t.Helper()
+	st0 := r.do("start")
+	time.Sleep(d)
+	st1 := r.do(op)
+	return st1, st1.ServerTimeMS - ms(st0.CycleStartedAt)
+}
+
 func (r *modeRun) p(i int) Participant { return r.st.Participants[i] }
 
 func eq(t *testing.T, what string, got, want int64) {
@@ -251,10 +262,7 @@ func TestPerParticipantTurnCap(t *testing.T) {
 	c.TimePerCycleMS = ptr[int64](turnCap)
 	c.AutoAdvance = true
 	r := newModeRun(t, c)
-	st0 := r.do("start")
-	time.Sleep(10 * time.Millisecond)
-	stp := r.do("pause") // the cap counts the whole turn, across pauses
-	e1 := stp.ServerTimeMS - ms(st0.CycleStartedAt)
+	_, e1 := r.firstTurn(10*time.Millisecond, "pause") // the cap counts the whole turn, across pauses
 	str := r.do("resume")
 	due := ms(str.CycleStartedAt) + turnCap - e1
 	d, _ := r.deadline()
@@ -284,10 +292,7 @@ func TestPerCycleMode(t *testing.T) {
 	c := modeConfig(t, session.ModePerCycle, 60000, 60000)
 	c.TimePerCycleMS = ptr[int64](40)
 	r := newModeRun(t, c)
-	st0 := r.do("start")
-	time.Sleep(10 * time.Millisecond)
-	st1 := r.do("switch")
-	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	st1, e1 := r.firstTurn(10*time.Millisecond, "switch")
 	eq(t, "p0 used", r.p(0).TimeUsedMS, e1)
 	eq(t, "p0 overall budget", r.p(0).TotalTimeMS, 60000-e1)
 	d, _ := r.deadline()
@@ -334,10 +339,7 @@ func TestPerGroupMode(t *testing.T) {
 	if r.st.GroupRemainingMS[ga] != 100 || r.st.GroupRemainingMS[gb] != 100 {
 		t.Fatalf("group banks %v", r.st.GroupRemainingMS)
 	}
-	st0 := r.do("start")
-	time.Sleep(20 * time.Millisecond)
-	st1 := r.do("switch") // p0 (A) -> p1 (B)
-	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	st1, e1 := r.firstTurn(20*time.Millisecond, "switch") // p0 (A) -> p1 (B)
 	eq(t, "group A bank", st1.GroupRemainingMS[ga], 100-e1)
 	eq(t, "p0 shows its group's bank", r.p(0).TotalTimeMS, 100-e1)
 	st2 := r.do("switch") // p1 (B) -> p2 (A)
@@ -363,10 +365,7 @@ func TestGlobalMode(t *testing.T) {
 	c := modeConfig(t, session.ModeGlobal, 60000, 60000)
 	c.TotalTimeMS = ptr[int64](80)
 	r := newModeRun(t, c)
-	st0 := r.do("start")
-	time.Sleep(20 * time.Millisecond)
-	st1 := r.do("switch")
-	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	st1, e1 := r.firstTurn(20*time.Millisecond, "switch")
 	eq(t, "session bank", *st1.TimeRemainingMS, 80-e1)
 	eq(t, "p0 used", r.p(0).TimeUsedMS, e1)
 	eq(t, "p0 own bank untouched", r.p(0).TotalTimeMS, 60000)
@@ -394,10 +393,7 @@ func TestCountUpMode(t *testing.T) {
 	c := modeConfig(t, session.ModeCountUp, 1000, 1000)
 	c.MaxTimeMS = ptr[int64](maxTime)
 	r := newModeRun(t, c)
-	st0 := r.do("start")
-	time.Sleep(15 * time.Millisecond)
-	st1 := r.do("switch")
-	e1 := st1.ServerTimeMS - ms(st0.CycleStartedAt)
+	st1, e1 := r.firstTurn(15*time.Millisecond, "switch")
 	eq(t, "p0 counted up", r.p(0).TimeUsedMS, e1)
 	eq(t, "p0 total untouched (no bank)", r.p(0).TotalTimeMS, 1000)
 	time.Sleep(10 * time.Millisecond)
