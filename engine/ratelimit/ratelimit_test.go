@@ -23,8 +23,10 @@ func newLimiter(t testing.TB) (*Limiter, *redis.Client) {
 	return l, rdb
 }
 
-func key(t testing.TB) string {
+// key is a fresh budget key on rdb, deleted when t ends.
+func key(t testing.TB, rdb *redis.Client) string {
 	k := "sk:rl:test:" + uuid.NewString()
+	t.Cleanup(func() { rdb.Del(context.Background(), k) })
 	return k
 }
 
@@ -32,8 +34,7 @@ func TestAllowBurstThenRefuse(t *testing.T) {
 	t.Parallel()
 	l, rdb := newLimiter(t)
 	ctx := context.Background()
-	k := key(t)
-	t.Cleanup(func() { rdb.Del(ctx, k) })
+	k := key(t, rdb)
 	lim := Limit{Max: 5, Window: time.Minute} // one request back every 12 s
 	for i := int64(0); i < 5; i++ {
 		r, err := l.Allow(ctx, k, lim)
@@ -75,8 +76,7 @@ func TestRefillAfterWindow(t *testing.T) {
 	t.Parallel()
 	l, rdb := newLimiter(t)
 	ctx := context.Background()
-	k := key(t)
-	t.Cleanup(func() { rdb.Del(ctx, k) })
+	k := key(t, rdb)
 	lim := Limit{Max: 2, Window: 200 * time.Millisecond}
 	for i := 0; i < 2; i++ {
 		if r, _ := l.Allow(ctx, k, lim); !r.Allowed {
@@ -93,24 +93,32 @@ func TestRefillAfterWindow(t *testing.T) {
 	}
 }
 
+// askTwice asks l for two budgets together, a (3 a minute) and b (1 a
+// minute), checks the first answer allows both and returns the budgets and
+// the second answer, where b is spent.
+func askTwice(t *testing.T, l *Limiter, rdb *redis.Client) ([]Request, []Result) {
+	t.Helper()
+	ctx := context.Background()
+	a, b := key(t, rdb), key(t, rdb)
+	reqs := []Request{{a, Limit{Max: 3, Window: time.Minute}}, {b, Limit{Max: 1, Window: time.Minute}}}
+	out := make([]Result, 2)
+	for i := range 2 {
+		if err := l.AllowAll(ctx, reqs, out); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && (!out[0].Allowed || out[0].Remaining != 2 || !out[1].Allowed || out[1].Remaining != 0) {
+			t.Fatalf("first: %+v", out)
+		}
+	}
+	return reqs, out
+}
+
 // TestAllowAllTwo: two budgets in one rateLimitBoth-2 call, all or nothing.
 func TestAllowAllTwo(t *testing.T) {
 	t.Parallel()
 	l, rdb := newLimiter(t)
 	ctx := context.Background()
-	a, b := key(t), key(t)
-	t.Cleanup(func() { rdb.Del(ctx, a, b) })
-	reqs := []Request{{a, Limit{Max: 3, Window: time.Minute}}, {b, Limit{Max: 1, Window: time.Minute}}}
-	out := make([]Result, 2)
-	if err := l.AllowAll(ctx, reqs, out); err != nil {
-		t.Fatal(err)
-	}
-	if !out[0].Allowed || out[0].Remaining != 2 || !out[1].Allowed || out[1].Remaining != 0 {
-		t.Fatalf("first: %+v", out)
-	}
-	if err := l.AllowAll(ctx, reqs, out); err != nil {
-		t.Fatal(err)
-	}
+	reqs, out := askTwice(t, l, rdb)
 	if out[0].Allowed || out[1].Allowed || out[1].RetryAfter <= 59*time.Second || out[0].RetryAfter != 0 {
 		t.Fatalf("second: %+v, want refused by b", out)
 	}
@@ -118,7 +126,7 @@ func TestAllowAllTwo(t *testing.T) {
 	if out[0].Remaining != 2 {
 		t.Fatalf("refused request charged a: %+v", out[0])
 	}
-	if r, _ := l.Allow(ctx, a, reqs[0].Limit); !r.Allowed || r.Remaining != 1 {
+	if r, _ := l.Allow(ctx, reqs[0].Key, reqs[0].Limit); !r.Allowed || r.Remaining != 1 {
 		t.Fatalf("a after the refusal: %+v, want 1 remaining", r)
 	}
 }
@@ -129,19 +137,8 @@ func TestAllowAllPipelined(t *testing.T) {
 	l, rdb := newLimiter(t)
 	l.cluster = true
 	ctx := context.Background()
-	a, b := key(t), key(t)
-	t.Cleanup(func() { rdb.Del(ctx, a, b) })
-	reqs := []Request{{a, Limit{Max: 3, Window: time.Minute}}, {b, Limit{Max: 1, Window: time.Minute}}}
-	out := make([]Result, 2)
-	if err := l.AllowAll(ctx, reqs, out); err != nil {
-		t.Fatal(err)
-	}
-	if !out[0].Allowed || out[0].Remaining != 2 || !out[1].Allowed || out[1].Remaining != 0 {
-		t.Fatalf("first: %+v", out)
-	}
-	if err := l.AllowAll(ctx, reqs, out); err != nil {
-		t.Fatal(err)
-	}
+	reqs, out := askTwice(t, l, rdb)
+	a := reqs[0].Key
 	if !out[0].Allowed || out[0].Remaining != 1 || out[1].Allowed {
 		t.Fatalf("second: %+v, want a allowed, b refused", out)
 	}
@@ -150,8 +147,7 @@ func TestAllowAllPipelined(t *testing.T) {
 	src, _ := lua.Source("rateLimit-1.lua")
 	fresh.script = redis.NewScript(src + "\n-- variant " + uuid.NewString() + "\n")
 	fresh.cluster = true
-	c := key(t)
-	t.Cleanup(func() { rdb.Del(ctx, c) })
+	c := key(t, rdb)
 	if err := fresh.AllowAll(ctx, []Request{{c, reqs[0].Limit}, {a, reqs[0].Limit}}, out); err != nil {
 		t.Fatalf("NOSCRIPT fallback: %v", err)
 	}
