@@ -320,18 +320,40 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-// ownRedis starts a redis-server that the test may kill, on a free port.
-func ownRedis(t testing.TB) string {
+// sharedFixture is a relay with cfg and its engine, both on the shared
+// Redis.
+func sharedFixture(t testing.TB, cfg Config) (*testEngine, *fixture) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	startRedis(t, port)
-	return addr
+	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
+	return eng, newFixture(t, cfg, eng, "")
+}
+
+// readAll reads c in the background (so c answers pings), passing each
+// message on, with room for n unread, until c fails; then it closes the
+// channel.
+func readAll(c *websocket.Conn, n int) <-chan msg {
+	ch := make(chan msg, n)
+	go func() {
+		defer close(ch)
+		for {
+			m, err := tryRead(c, 30*time.Second)
+			if err != nil {
+				return
+			}
+			ch <- m
+		}
+	}()
+	return ch
+}
+
+// faultFixture is a relay whose Redis (for the test alone) it reaches
+// through a cuttable proxy, so a test can cut or kill its connections.
+func faultFixture(t testing.TB) (*testEngine, *servertest.Proxy, *fixture) {
+	t.Helper()
+	addr, _ := servertest.StartRedis(t)
+	eng := newEngine(t, newRedis(t, addr))
+	proxy := newProxy(t, addr)
+	return eng, proxy, newFixture(t, Config{}, eng, proxy.Addr())
 }
 
 // newProxy is a cuttable TCP relay in front of target (servertest.Proxy).

@@ -143,12 +143,7 @@ func (h *hub) join(id string, c *client) *sess {
 	old := *s.clients.Load()
 	cs := make([]*client, len(old), len(old)+1)
 	copy(cs, old)
-	cs = append(cs, c)
-	s.clients.Store(&cs)
-	if s.refs == 1 {
-		h.dirty[s] = struct{}{}
-		wake(h.subWake)
-	}
+	h.setClients(s, append(cs, c), s.refs == 1)
 	h.mu.Unlock()
 	return s
 }
@@ -164,12 +159,20 @@ func (h *hub) leave(s *sess, c *client) {
 			cs = append(cs, o)
 		}
 	}
+	h.setClients(s, cs, s.refs == 0)
+	h.mu.Unlock()
+}
+
+// setClients publishes cs as s's clients (a new slice each time: the
+// fan-out reads the list without h.mu) and, when s just gained its first
+// client or lost its last (edge), has the subscriber (un)subscribe it.
+// h.mu is held.
+func (h *hub) setClients(s *sess, cs []*client, edge bool) {
 	s.clients.Store(&cs)
-	if s.refs == 0 {
+	if edge {
 		h.dirty[s] = struct{}{}
 		wake(h.subWake)
 	}
-	h.mu.Unlock()
 }
 
 // subscriber reconciles Redis subscriptions with the sessions that have

@@ -39,40 +39,35 @@ func authOKMessage(ms int64) []byte {
 
 // connectedMessage is CONNECTED{sessionId,timestamp}.
 func connectedMessage(id string, ts int64) []byte {
-	b := make([]byte, 0, 96)
-	b = append(b, `{"type":"CONNECTED","sessionId":"`...)
-	b = append(b, id...)
-	b = append(b, `","timestamp":`...)
-	b = strconv.AppendInt(b, ts, 10)
-	return append(b, '}')
+	return append(appendHead(make([]byte, 0, 96), "CONNECTED", id, ts), '}')
 }
 
 // sessionDeletedMessage is SESSION_DELETED{sessionId,timestamp}, for a
 // delete the relay found itself (the script's own is forwarded as is).
 func sessionDeletedMessage(id string, ts int64) []byte {
-	b := make([]byte, 0, 96)
-	b = append(b, `{"type":"SESSION_DELETED","sessionId":"`...)
-	b = append(b, id...)
-	b = append(b, `","timestamp":`...)
-	b = strconv.AppendInt(b, ts, 10)
-	return append(b, '}')
+	return append(appendHead(make([]byte, 0, 96), "SESSION_DELETED", id, ts), '}')
 }
 
 // stateMessage is STATE_UPDATE or STATE_SYNC in the shape the scripts
 // publish: {"type","sessionId","timestamp","version","state"}.
 func stateMessage(typ, id string, ts, version int64, state []byte) []byte {
-	b := make([]byte, 0, len(state)+128)
-	b = append(b, `{"type":"`...)
-	b = append(b, typ...)
-	b = append(b, `","sessionId":"`...)
-	b = append(b, id...)
-	b = append(b, `","timestamp":`...)
-	b = strconv.AppendInt(b, ts, 10)
+	b := appendHead(make([]byte, 0, len(state)+128), typ, id, ts)
 	b = append(b, `,"version":`...)
 	b = strconv.AppendInt(b, version, 10)
 	b = append(b, `,"state":`...)
 	b = append(b, state...)
 	return append(b, '}')
+}
+
+// appendHead appends the fields every relay message about a session opens
+// with, {"type":typ,"sessionId":id,"timestamp":ts, leaving the object open.
+func appendHead(b []byte, typ, id string, ts int64) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","sessionId":"`...)
+	b = append(b, id...)
+	b = append(b, `","timestamp":`...)
+	return strconv.AppendInt(b, ts, 10)
 }
 
 // pongMessage is PONG{timestamp} with the client's client_timestamp echoed

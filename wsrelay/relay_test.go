@@ -20,8 +20,7 @@ import (
 
 func TestConnectAckDisconnect(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := eng.newSession(t, 2)
 
 	c := dial(t, f.url(id), nil)
@@ -48,8 +47,7 @@ func TestConnectAckDisconnect(t *testing.T) {
 
 func TestBadSessionIDClosed1008(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	_, f := sharedFixture(t, Config{})
 	for _, tc := range []struct{ name, query string }{
 		{"missing", ""},
 		{"empty", "?sessionId="},
@@ -74,8 +72,7 @@ func TestTwoClientsGetStateUpdate(t *testing.T) {
 	for _, n := range []int{3, 40} {
 		t.Run(strconv.Itoa(n)+" participants", func(t *testing.T) {
 			t.Parallel()
-			eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-			f := newFixture(t, Config{}, eng, "")
+			eng, f := sharedFixture(t, Config{})
 			id := eng.newSession(t, n)
 			a, b := f.connect(t, id), f.connect(t, id)
 			eng.startSession(t, id)
@@ -102,8 +99,7 @@ func TestTwoClientsGetStateUpdate(t *testing.T) {
 // A client may connect before the session exists; it then sees the create.
 func TestConnectBeforeCreate(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := uuid.NewString()
 	c := f.connect(t, id)
 	send(t, c, `{"type":"RECONNECT"}`)
@@ -118,8 +114,7 @@ func TestConnectBeforeCreate(t *testing.T) {
 
 func TestReconnectGetsStateSync(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := eng.newSession(t, 3)
 	eng.startSession(t, id)
 	c := f.connect(t, id)
@@ -147,8 +142,7 @@ func TestReconnectGetsStateSync(t *testing.T) {
 func TestReconnectBurstCoalesced(t *testing.T) {
 	t.Parallel()
 	const burst = 50
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := eng.newSession(t, 1000)
 	eng.startSession(t, id)
 	c := f.connect(t, id)
@@ -189,8 +183,7 @@ func TestReconnectBurstCoalesced(t *testing.T) {
 
 func TestClientMessages(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{MaxMessageBytes: 256}, eng, "")
+	eng, f := sharedFixture(t, Config{MaxMessageBytes: 256})
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)
 	for _, tc := range []struct {
@@ -230,22 +223,11 @@ func TestClientMessages(t *testing.T) {
 // A client that stops answering pings is terminated; one that answers stays.
 func TestHeartbeatTerminatesSilentClient(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{PingInterval: 250 * time.Millisecond}, eng, "")
+	eng, f := sharedFixture(t, Config{PingInterval: 250 * time.Millisecond})
 	id := eng.newSession(t, 2)
 	silent := f.connect(t, id) // never reads again, so never answers a ping
 	alive := f.connect(t, id)
-	pongs := make(chan msg, 16)
-	go func() {
-		for {
-			m, err := tryRead(alive, 30*time.Second)
-			if err != nil {
-				close(pongs)
-				return
-			}
-			pongs <- m
-		}
-	}()
+	pongs := readAll(alive, 16)
 	eventually(t, "silent client dropped", func() bool {
 		return f.relay.m.heartbeat.Get() == 1 && f.relay.clientCount() == 1
 	})
@@ -271,8 +253,7 @@ func TestHeartbeatSpreadsPings(t *testing.T) {
 	t.Parallel()
 	const interval = time.Second
 	const n = 100
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{PingInterval: interval}, eng, "")
+	eng, f := sharedFixture(t, Config{PingInterval: interval})
 	id := eng.newSession(t, 2)
 	var mu sync.Mutex
 	pings := make([][]time.Time, n)
@@ -332,8 +313,7 @@ func TestHeartbeatSpreadsPings(t *testing.T) {
 
 func TestSessionDeletedThenClosed(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := eng.newSession(t, 2)
 	a, b := f.connect(t, id), f.connect(t, id)
 	eng.deleteSession(t, id)
@@ -351,8 +331,7 @@ func TestSessionDeletedThenClosed(t *testing.T) {
 // the bytes unchanged, clients of other sessions get nothing.
 func TestBroadcastToSession(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id, other := eng.newSession(t, 2), eng.newSession(t, 2)
 	a, b, o := f.connect(t, id), f.connect(t, id), f.connect(t, other)
 	payload := `{"type":"PARTICIPANT_EXPIRING","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(nowMS(f.clock), 10) + `}`
@@ -373,8 +352,7 @@ func TestBroadcastToSession(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{MaxConnsPerIP: 2, Origins: []string{"https://app.example.com"}}, eng, "")
+	eng, f := sharedFixture(t, Config{MaxConnsPerIP: 2, Origins: []string{"https://app.example.com"}})
 	id := eng.newSession(t, 2)
 
 	t.Run("origin", func(t *testing.T) {
@@ -482,8 +460,7 @@ func unfinishedHandshake(t testing.TB, addr, id, ip string) {
 
 func TestShutdownSends1001(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := eng.newSession(t, 2)
 	a, b := f.connect(t, id), f.connect(t, id)
 	done := make(chan error, 1)
@@ -529,8 +506,7 @@ func TestShutdownWithStuckClient(t *testing.T) {
 // client of the session receives every message meanwhile.
 func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{QueueSize: 8, PingInterval: time.Minute}, eng, "")
+	eng, f := sharedFixture(t, Config{QueueSize: 8, PingInterval: time.Minute})
 	id := eng.newSession(t, 2)
 	stuck := f.connect(t, id)
 	_ = stuck
@@ -538,17 +514,7 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 
 	const n = 300
 	pad := strings.Repeat("x", 64<<10) // 300 x 64 KiB overflows any socket buffer
-	got := make(chan int64, n)
-	go func() {
-		for {
-			m, err := tryRead(good, 30*time.Second)
-			if err != nil {
-				close(got)
-				return
-			}
-			got <- m.Version
-		}
-	}()
+	got := readAll(good, n)
 	// The publisher stays at most 4 messages ahead of the good client, so
 	// only a client that does not read at all can fill its queue.
 	ch := keyspace.For(id).StateChannel
@@ -560,8 +526,8 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for ; want <= int64(v)-4 || v == 1+n && want < 2+n; want++ {
-			if g, ok := <-got; !ok || g != want {
-				t.Fatalf("good client: got version %d (open %v), want %d", g, ok, want)
+			if g, ok := <-got; !ok || g.Version != want {
+				t.Fatalf("good client: got version %d (open %v), want %d", g.Version, ok, want)
 			}
 		}
 	}
@@ -575,8 +541,7 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 // close frame (relay.go), the TCP connection just ends.
 func TestSlowBlockedClientCutWithoutCloseFrame(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{QueueSize: 32, PingInterval: time.Minute}, eng, "")
+	eng, f := sharedFixture(t, Config{QueueSize: 32, PingInterval: time.Minute})
 	id := eng.newSession(t, 2)
 	stuck := dialSmallWindow(t, f.url(id))
 	c := f.onlyClient(t)
@@ -604,10 +569,7 @@ func TestRedisFaultResyncsClients(t *testing.T) {
 	for _, tc := range []string{"client kill", "connection cut"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
-			addr := ownRedis(t)
-			eng := newEngine(t, newRedis(t, addr))
-			proxy := newProxy(t, addr)
-			f := newFixture(t, Config{}, eng, proxy.Addr())
+			eng, proxy, f := faultFixture(t)
 			ids := []string{eng.newSession(t, 3), eng.newSession(t, 40)}
 			var conns [][]*websocket.Conn
 			for _, id := range ids {
@@ -661,10 +623,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 	for _, tc := range []string{"deleted", "re-created"} {
 		t.Run(tc, func(t *testing.T) {
 			t.Parallel()
-			addr := ownRedis(t)
-			eng := newEngine(t, newRedis(t, addr))
-			proxy := newProxy(t, addr)
-			f := newFixture(t, Config{}, eng, proxy.Addr())
+			eng, proxy, f := faultFixture(t)
 			sizes := []int{3, 40}
 			ids := make([]string, len(sizes))
 			conns := make([][]*websocket.Conn, len(sizes))
@@ -733,8 +692,7 @@ func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 // The publish-to-send histogram and delivery counter move.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{}, eng, "")
+	eng, f := sharedFixture(t, Config{})
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)
 	eng.startSession(t, id)
@@ -758,8 +716,7 @@ func TestMetrics(t *testing.T) {
 // message (one client, so each write is the message's first).
 func TestMetricsCountWrites(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{QueueSize: 32, PingInterval: time.Minute}, eng, "")
+	eng, f := sharedFixture(t, Config{QueueSize: 32, PingInterval: time.Minute})
 	id := eng.newSession(t, 2)
 	dialSmallWindow(t, f.url(id)) // never reads again
 	c := f.onlyClient(t)
@@ -782,8 +739,7 @@ func TestMetricsCountWrites(t *testing.T) {
 // deadlines keeps receiving: pings and deadline renewal do not break writes.
 func TestLongLivedClientKeepsReceiving(t *testing.T) {
 	t.Parallel()
-	eng := newEngine(t, newRedis(t, servertest.RedisAddr()))
-	f := newFixture(t, Config{PingInterval: 150 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}, eng, "")
+	eng, f := sharedFixture(t, Config{PingInterval: 150 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
 	id := eng.newSession(t, 2)
 	c := f.connect(t, id)
 	eng.startSession(t, id)
