@@ -76,25 +76,13 @@ func runExpiryBench(b *testing.B, n int) {
 	// over 10 s (the exact ones
 	// are read back from the deadline index)
 	ids := make([]string, n)
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				c := &session.Config{ID: uuid.NewString(), SyncMode: session.ModePerParticipant, AutoAdvance: true,
-					Participants: []session.Participant{{ID: uuid.NewString(), TotalTimeMS: 10_000 + int64(i)*10_000/int64(n)}, {ID: uuid.NewString(), Index: 1, TotalTimeMS: 3_600_000}}}
-				if _, err := s.Create(ctx, c); err != nil {
-					b.Error(err)
-					return
-				}
-				ids[i] = c.ID
-			}
-		}()
-	}
-	wg.Wait()
-	if b.Failed() {
+	if !inParallel(b, n, func(i int) error {
+		c := &session.Config{ID: uuid.NewString(), SyncMode: session.ModePerParticipant, AutoAdvance: true,
+			Participants: []session.Participant{{ID: uuid.NewString(), TotalTimeMS: 10_000 + int64(i)*10_000/int64(n)}, {ID: uuid.NewString(), Index: 1, TotalTimeMS: 3_600_000}}}
+		ids[i] = c.ID
+		_, err := s.Create(ctx, c)
+		return err
+	}) {
 		return
 	}
 
@@ -102,26 +90,6 @@ func runExpiryBench(b *testing.B, n int) {
 	got := make([]atomic.Int64, n) // Redis-clock ms the TIME_EXPIRED arrived
 	conns := make([]*websocket.Conn, n)
 	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second}
-	next.Store(0)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				c, _, err := dialer.Dial("ws://"+addr+"/ws?sessionId="+ids[i], nil)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				conns[i] = c
-				if _, _, err := c.ReadMessage(); err != nil { // CONNECTED
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
 	b.Cleanup(func() {
 		for _, c := range conns {
 			if c != nil {
@@ -129,7 +97,15 @@ func runExpiryBench(b *testing.B, n int) {
 			}
 		}
 	})
-	if b.Failed() {
+	if !inParallel(b, n, func(i int) error {
+		c, _, err := dialer.Dial("ws://"+addr+"/ws?sessionId="+ids[i], nil)
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		_, _, err = c.ReadMessage() // CONNECTED
+		return err
+	}) {
 		return
 	}
 	var delivered sync.WaitGroup
@@ -160,20 +136,10 @@ func runExpiryBench(b *testing.B, n int) {
 
 	// start every session now
 	startAt := time.Now()
-	next.Store(0)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				if _, err := s.Start(ctx, ids[i], 0); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	inParallel(b, n, func(i int) error {
+		_, err := s.Start(ctx, ids[i], 0)
+		return err
+	})
 	b.Logf("started %d sessions in %v", n, time.Since(startAt).Round(time.Millisecond))
 	deadlines := make([]int64, n)
 	for i, id := range ids {
@@ -276,4 +242,26 @@ func redisLoad(b *testing.B, rdb *redis.Client) (int64, float64) {
 		}
 	}
 	return cmds, cpu
+}
+
+// inParallel runs do(i) for every i in [0, n) on 32 goroutines, each
+// stopping at its first error (reported on b); it says whether all went
+// well.
+func inParallel(b *testing.B, n int, do func(i int) error) bool {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				if err := do(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return !b.Failed()
 }
