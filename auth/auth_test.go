@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,13 +55,8 @@ func claims(over map[string]any) jwt.MapClaims {
 	now := time.Now()
 	c := jwt.MapClaims{"sub": "user-1", "role": "host", "sessions": []string{"*"},
 		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
-	for k, v := range over {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
+	maps.Copy(c, over)
+	maps.DeleteFunc(c, func(_ string, v any) bool { return v == nil }) // nil: drop the claim
 	return c
 }
 
