@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -262,13 +263,8 @@ func TestAuthBadTokens(t *testing.T) {
 	claims := func(over jwt.MapClaims) jwt.MapClaims {
 		c := jwt.MapClaims{"sub": "u", "role": "host", "sessions": []string{id}, "iss": authIssuer,
 			"aud": authAudience, "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
-		for k, v := range over {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
+		maps.Copy(c, over)
+		maps.DeleteFunc(c, func(_ string, v any) bool { return v == nil }) // nil: drop the claim
 		return c
 	}
 	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
