@@ -66,7 +66,7 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	s := &Engine{rdb: rdb, eventCap: newStreamCap(o.EventCap), dlSuffix: o.DeadlineSuffix}
 	s.idemTTL = strconv.FormatInt(max(o.IdempotencyTTL.Milliseconds(), 1), 10)
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
-	s.create = script("createSession-5.lua")
+	s.create = script("createSession-6.lua")
 	s.start = script("startSession-6.lua")
 	s.switchCycle = script("switchCycle-6.lua")
 	s.get = script("getSession-2.lua")
@@ -181,6 +181,7 @@ func (s *Engine) run(ctx context.Context, in invocation) *redis.Cmd {
 
 func (s *Engine) createCall(c *session.Config, cl *session.Call) invocation {
 	k, keys := mutatorKeys(c.ID, cl)
+	keys = append(keys, k.Lives)
 	auto := "0"
 	if c.AutoAdvance {
 		auto = "1"

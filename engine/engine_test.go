@@ -890,7 +890,7 @@ func TestStreamEvents(t *testing.T) {
 	if len(evs) != len(ops) {
 		t.Fatalf("%d events for %d transitions", len(evs), len(ops))
 	}
-	fields := []string{"type", "session_id", "version", "participant_id", "group_id", "time_remaining_ms",
+	fields := []string{"type", "session_id", "version", "life", "participant_id", "group_id", "time_remaining_ms",
 		"time_elapsed_ms", "cycle_number", "timestamp", "state_kind", "state", "actor"}
 	for i, ev := range evs {
 		v := ev.Values
@@ -948,7 +948,7 @@ func TestStreamFull(t *testing.T) {
 		}
 		return s.rdb.EvalSha(ctx, shaOf(sc), keys, args...).Err()
 	}
-	if err := run("createSession-5.lua", args...); err != nil {
+	if err := s.rdb.EvalSha(ctx, shaOf("createSession-6.lua"), append(keys, k.Lives), args...).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := run("startSession-6.lua", c.ID, k.StateChannel, "2", ""); err != nil {
@@ -968,7 +968,7 @@ func TestStreamFull(t *testing.T) {
 	// a fresh create is refused too, before it writes anything
 	c2 := newConfig(t, session.ModePerParticipant, 1, 1000)
 	k2 := keyspace.For(c2.ID)
-	err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-5.lua"), []string{k2.Meta, k2.Parts, k2.Index, stream, k2.Idem("")},
+	err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-6.lua"), []string{k2.Meta, k2.Parts, k2.Index, stream, k2.Idem(""), k2.Lives},
 		c2.ID, k2.StateChannel, "2", "per_participant", "", "", "", "", "0", "", "", "", "", c2.Participants[0].ID, 0, 1000, "").Err(), true)
 	if !errors.Is(err, session.ErrStreamFull) {
 		t.Errorf("create: %v", err)
@@ -1358,7 +1358,7 @@ func TestCreateValidationRaw(t *testing.T) {
 			args := []any{c.ID, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", "",
 				c.Participants[0].ID, "0", "1000", ""}
 			args[tc.slot-1] = tc.value
-			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-5.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem("")}, args...).Err(), true)
+			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession-6.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem(""), k.Lives}, args...).Err(), true)
 			if !errors.Is(err, session.ErrValidation) {
 				t.Fatalf("err = %v", err)
 			}

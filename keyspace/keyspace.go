@@ -19,6 +19,7 @@ const hexDigits = "0123456789abcdef"
 type Session struct {
 	Meta, Parts, Index string // keys
 	Stream             string // the shard's audit stream
+	Lives              string // the shard's life counter (Lives)
 	StateChannel       string // STATE_UPDATE / SESSION_DELETED published by the scripts
 	MsgChannel         string // other session-wide messages (broadcastToSession)
 }
@@ -54,6 +55,7 @@ func For(id string) Session {
 		Parts:        s + ":parts",
 		Index:        s + ":index",
 		Stream:       Stream(ShardOf(id)),
+		Lives:        Lives(ShardOf(id)),
 		StateChannel: s + ":state",
 		MsgChannel:   s + ":msg",
 	}
@@ -65,6 +67,11 @@ func Stream(shard int) string { return "sk:" + Tag(shard) + ":events" }
 // Deadlines returns a shard's deadline index: a sorted set of the shard's
 // session ids scored by the ms (Redis clock) their running turn runs out.
 func Deadlines(shard int) string { return "sk:" + Tag(shard) + ":deadlines" }
+
+// Lives returns a shard's life counter: createSession INCRs it to stamp
+// each new session with its life, so an id reused after a delete or a TTL
+// is a different life (lua/README.md "Lives"). It never expires.
+func Lives(shard int) string { return "sk:" + Tag(shard) + ":lives" }
 
 // Streams returns every shard's audit stream key.
 func Streams() []string {

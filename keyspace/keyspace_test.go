@@ -49,6 +49,7 @@ func TestFor(t *testing.T) {
 		Parts:        "sk:{a}:session:" + id + ":parts",
 		Index:        "sk:{a}:session:" + id + ":index",
 		Stream:       "sk:{a}:events",
+		Lives:        "sk:{a}:lives",
 		StateChannel: "sk:{a}:session:" + id + ":state",
 		MsgChannel:   "sk:{a}:session:" + id + ":msg",
 	}
@@ -57,7 +58,7 @@ func TestFor(t *testing.T) {
 	}
 	// every key and channel of a session lives in one Cluster slot
 	s := slot(k.Meta)
-	for _, key := range []string{k.Parts, k.Index, k.Stream, k.StateChannel, k.MsgChannel} {
+	for _, key := range []string{k.Parts, k.Index, k.Stream, k.Lives, k.StateChannel, k.MsgChannel} {
 		if slot(key) != s {
 			t.Errorf("%s is in slot %d, meta in %d", key, slot(key), s)
 		}

@@ -19,8 +19,8 @@ ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in t
 Returns: 1 if the session existed, 0 if not; {"replay", "1"|"0"} repeats a call with the
   same Idempotency-Key and request, changing nothing.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; CONFLICT {expected_version, actual_version}; STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version"}
-Events:  session_deleted (version = the deleted state's version + 1)
+Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version","life"}
+Events:  session_deleted (version = the deleted state's version + 1, life = the deleted life)
 Time:    timestamp = Redis TIME in ms.
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
@@ -92,7 +92,8 @@ local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local version = tonumber(rcall('HGET', k_meta, 'version'))
+local vl = rcall('HMGET', k_meta, 'version', 'life')
+local version, life = tonumber(vl[1]), tonumber(vl[2]) or 0
 if not version then
   keep(idem, '0')
   return 0
@@ -104,10 +105,10 @@ local now = now_ms()
 
 rcall('DEL', k_meta, k_parts, k_index)
 rcall('PUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
-  .. ',"version":' .. int(version + 1) .. '}')
+  .. ',"version":' .. int(version + 1) .. ',"life":' .. int(life) .. '}')
 if cap > 0 then
   rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(version + 1),
-    'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
+    'life', int(life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
     'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '', 'actor', actor)
 end
 keep(idem, '1')

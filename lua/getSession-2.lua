@@ -84,6 +84,8 @@ local function load_meta(key)
   local m = {}
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   m.version = tonumber(m.version)
+  -- a session created before lives were stamped is life 0
+  m.life = tonumber(m.life) or 0
   m.n = tonumber(m.n)
   m.loaded_status = m.status
   m.turn = tonumber(m.turn) or 0
@@ -133,7 +135,7 @@ local function head_open(m, now, extra)
     opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
   end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
+    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
     .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
     .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)

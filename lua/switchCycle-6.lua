@@ -128,6 +128,8 @@ local function load_meta(key)
   local m = {}
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   m.version = tonumber(m.version)
+  -- a session created before lives were stamped is life 0
+  m.life = tonumber(m.life) or 0
   m.n = tonumber(m.n)
   m.loaded_status = m.status
   m.turn = tonumber(m.turn) or 0
@@ -231,7 +233,7 @@ local function head_open(m, now, extra)
     opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
   end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
+    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
     .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
     .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
@@ -254,7 +256,7 @@ local function delta(m, now, h, changed, base)
     frags[i] = c[2]
   end
   return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-    .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(base)
+    .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"base_version":' .. int(base)
     .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end
@@ -290,7 +292,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     kind = 'full'
     payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
+      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
   else
     kind = 'delta'
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
@@ -299,7 +301,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   rcall('PUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',

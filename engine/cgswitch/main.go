@@ -26,16 +26,17 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
 	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
-	layout := flag.String("layout", "v6", "v5 or v6")
+	layout := flag.String("layout", "v7", "v5, v6 or v7 (createSession-6: a life counter key)")
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
 		"v6": {"createSession-5.lua", "startSession-6.lua", "switchCycle-6.lua"},
+		"v7": {"createSession-6.lua", "startSession-6.lua", "switchCycle-6.lua"},
 	}[*layout]
 	if names[0] == "" || *pid == 0 {
-		log.Fatal("want -layout v5|v6 and -pid")
+		log.Fatal("want -layout v5|v6|v7 and -pid")
 	}
 	load := func(f string) *redis.Script {
 		b, err := os.ReadFile(filepath.Join(*dir, f))
@@ -53,10 +54,13 @@ func main() {
 	ch := base + ":state"
 	args := []any{id, ch, cap, "per_participant", "", "", "", "", "0", ""}
 	createKeys := keys[:4]
-	if *layout == "v6" {
+	if *layout != "v5" {
 		args = append(args, "", "", "")
 		createKeys = append(append([]string{}, keys[:4]...), base+":idem:")
 		keys = append(keys, base+":idem:")
+	}
+	if *layout == "v7" {
+		createKeys = append(createKeys, "sk:{a}:lives")
 	}
 	for i := 0; i < 4; i++ {
 		args = append(args, fmt.Sprintf("11111111-1111-4111-8111-00000000010%d", i), i, 3_600_000_000, "")

@@ -13,7 +13,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     kind = 'full'
     payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
+      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
   else
     kind = 'delta'
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
@@ -22,7 +22,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   rcall('PUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',

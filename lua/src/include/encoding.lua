@@ -41,7 +41,7 @@ local function head_open(m, now, extra)
     opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
   end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
+    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
     .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
     .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
@@ -64,7 +64,7 @@ local function delta(m, now, h, changed, base)
     frags[i] = c[2]
   end
   return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-    .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(base)
+    .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"base_version":' .. int(base)
     .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end

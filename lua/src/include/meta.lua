@@ -9,6 +9,8 @@ local function load_meta(key)
   local m = {}
   for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
   m.version = tonumber(m.version)
+  -- a session created before lives were stamped is life 0
+  m.life = tonumber(m.life) or 0
   m.n = tonumber(m.n)
   m.loaded_status = m.status
   m.turn = tonumber(m.turn) or 0

@@ -19,6 +19,8 @@ export interface SessionState {
   sync_mode: SyncMode;
   status: Status;
   version: number;
+  /** Which life of this id (each create stamps a higher one); order states by (life, version). */
+  life?: number;
   participants: Participant[];
   active_participant_id: string | null;
   total_time_ms: number;

@@ -1,4 +1,6 @@
---[[ createSession: create a session in status `pending` at version 1.
+--[[ createSession: create a session in status `pending` at version 1, in a
+new life: the shard's life counter (KEYS[6]) stamps it, so a session id
+reused after a delete or a TTL is told apart from its earlier lives.
 
 KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
 KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON;
@@ -6,6 +8,7 @@ KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant 
 KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
 KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
 KEYS[5] idem    sk:{<shard>}:session:<id>:idem:<key>  the Idempotency-Key record
+KEYS[6] lives   sk:{<shard>}:lives                string: the shard's life counter (INCR)
 
 ARGV[1]  session_id         UUID
 ARGV[2]  channel            state channel, sk:{<shard>}:session:<id>:state
@@ -35,6 +38,8 @@ Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATIO
   STREAM_FULL {stream_max}
 Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
 Events:  session_created
+Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard and
+  rising); every later state, message and audit event of the session carries it.
 Time:    created_at = updated_at = Redis TIME in ms.
 ]]
 -- @include prelude
@@ -44,7 +49,7 @@ Time:    created_at = updated_at = Redis TIME in ms.
 -- @include emit
 -- @include idempotency
 
-local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k_meta, k_parts, k_index, k_stream, k_lives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local auto, metadata = ARGV[9], ARGV[10]
@@ -144,13 +149,14 @@ local now = now_ms()
 
 -- write
 if total == '' then total = int(sum) end
-local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, active = '', active_id = '',
-  total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
+local life = rcall('INCR', k_lives)
+local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
+  active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
   turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
-  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn)
+  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn, 'life', int(life))
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)

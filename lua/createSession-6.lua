@@ -1,5 +1,7 @@
--- Generated from lua/src/createSession-5.lua by `go generate ./lua`: edit the source, not this file.
---[[ createSession: create a session in status `pending` at version 1.
+-- Generated from lua/src/createSession-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ createSession: create a session in status `pending` at version 1, in a
+new life: the shard's life counter (KEYS[6]) stamps it, so a session id
+reused after a delete or a TTL is told apart from its earlier lives.
 
 KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
 KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON;
@@ -7,6 +9,7 @@ KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant 
 KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
 KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
 KEYS[5] idem    sk:{<shard>}:session:<id>:idem:<key>  the Idempotency-Key record
+KEYS[6] lives   sk:{<shard>}:lives                string: the shard's life counter (INCR)
 
 ARGV[1]  session_id         UUID
 ARGV[2]  channel            state channel, sk:{<shard>}:session:<id>:state
@@ -36,6 +39,8 @@ Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATIO
   STREAM_FULL {stream_max}
 Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
 Events:  session_created
+Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard and
+  rising); every later state, message and audit event of the session carries it.
 Time:    created_at = updated_at = Redis TIME in ms.
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
@@ -189,7 +194,7 @@ local function head_open(m, now, extra)
     opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
   end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"active_participant_id":' .. active
+    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
     .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
     .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
@@ -212,7 +217,7 @@ local function delta(m, now, h, changed, base)
     frags[i] = c[2]
   end
   return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-    .. ',"version":' .. int(m.version) .. ',"base_version":' .. int(base)
+    .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"base_version":' .. int(base)
     .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
     .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
 end
@@ -248,7 +253,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     kind = 'full'
     payload = full_state(k_parts, m, now, extra)
     msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"state":' .. payload .. '}'
+      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
   else
     kind = 'delta'
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
@@ -257,7 +262,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
   rcall('PUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
       'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
       'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
       'cycle_number', ev.cycle and int(ev.cycle) or '',
@@ -302,7 +307,7 @@ local function kept(idem, r, k_parts, m, now, extra)
   return r
 end
 
-local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local k_meta, k_parts, k_index, k_stream, k_lives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local auto, metadata = ARGV[9], ARGV[10]
@@ -402,13 +407,14 @@ local now = now_ms()
 
 -- write
 if total == '' then total = int(sum) end
-local m = { id = sid, mode = mode, status = 'pending', version = 1, n = #ps, active = '', active_id = '',
-  total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
+local life = rcall('INCR', k_lives)
+local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
+  active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
   turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
-  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn)
+  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn, 'life', int(life))
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)
