@@ -18,7 +18,10 @@ import (
 // ("Configuration") documents each variable; defaults suit `make run`.
 type Config struct {
 	Port     int    // PORT
-	RedisURL string // REDIS_URL; "" starts an embedded dev-mode Redis
+	RedisURL string // REDIS_URL; "" (and no REDIS_CLUSTER_ADDRS) starts an embedded dev-mode Redis
+	// REDIS_CLUSTER_ADDRS: seed host:port list of a Redis Cluster; REDIS_URL
+	// then gives only the credentials, TLS and options (redisconn)
+	RedisClusterAddrs []string
 	// REDIS_TIMEOUT: how long a Redis call may wait for its answer; a
 	// transition past it answers 503 OUTCOME_UNKNOWN
 	RedisTimeout time.Duration
@@ -96,6 +99,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		ClockSync:         duration("CLOCK_SYNC_INTERVAL", time.Second),
 		ShutdownWait:      duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 	}
+	c.RedisClusterAddrs = e.List("REDIS_CLUSTER_ADDRS", nil)
 	c.CORSOrigins = splitOrigins(e.List("CORS_ORIGINS", []string{"*"}))
 	production := str("NODE_ENV", "") == "production" || boolean("PRODUCTION", false)
 	c.DebugErrors = boolean("DEBUG_ERRORS", false) && !production

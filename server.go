@@ -7,12 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 	"github.com/fasthttp/router"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
@@ -23,6 +23,7 @@ import (
 	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/webassets"
 )
 
@@ -138,37 +139,31 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	return a, nil
 }
 
-// connect opens REDIS_URL, or with none starts an in-process miniredis.
+// connect opens REDIS_URL or REDIS_CLUSTER_ADDRS (redisconn), or with
+// neither starts an in-process miniredis.
 func (a *app) connect(ctx context.Context) error {
-	url := a.cfg.RedisURL
-	if url == "" {
-		m, err := miniredis.Run()
+	rc := redisconn.Config{URL: a.cfg.RedisURL, ClusterAddrs: a.cfg.RedisClusterAddrs, Timeout: a.cfg.RedisTimeout}
+	if rc.URL == "" && len(rc.ClusterAddrs) == 0 {
+		m, err := startEmbedded()
 		if err != nil {
 			return err
 		}
 		a.embedded = m
-		url = "redis://" + m.Addr()
+		rc.URL = "redis://" + m.Addr()
 		a.log.Warn("REDIS_URL is not set: running on an EMBEDDED in-process Redis. " +
 			"This is single-instance DEV MODE: state is lost on exit and other instances cannot share it.")
 	}
-	if !strings.Contains(url, "://") {
-		url = "redis://" + url
-	}
-	opt, err := redis.ParseURL(url)
+	// A script that may have run is never sent again (redisconn): a call
+	// without an answer is OUTCOME_UNKNOWN, and the client retries with its
+	// Idempotency-Key. Contexts bound calls, so /ready's deadline holds even
+	// while Redis hangs.
+	rdb, err := redisconn.Open(rc)
 	if err != nil {
-		return errors.New("REDIS_URL: " + err.Error())
+		return err
 	}
-	// A script that may have run is never sent again (go-redis retries a
-	// read timeout by default, and a stalled Redis then runs it twice): a
-	// call without an answer is OUTCOME_UNKNOWN, and the client retries with
-	// its Idempotency-Key. Contexts bound calls, so /ready's deadline holds
-	// even while Redis hangs.
-	opt.MaxRetries = -1
-	opt.ContextTimeoutEnabled = true
-	opt.ReadTimeout, opt.WriteTimeout = a.cfg.RedisTimeout, a.cfg.RedisTimeout
-	a.rdb = redis.NewClient(opt)
+	a.rdb = rdb
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		return errors.New("connecting to Redis at " + opt.Addr + ": " + err.Error())
+		return errors.New("connecting to Redis at " + rc.Addr() + ": " + err.Error())
 	}
 	// An evicting Redis could drop a running session or unwritten audit
 	// events without a word; noeviction turns a full Redis into refused
@@ -176,10 +171,32 @@ func (a *app) connect(ctx context.Context) error {
 	if p, err := a.rdb.ConfigGet(ctx, "maxmemory-policy").Result(); err == nil {
 		if v := p["maxmemory-policy"]; v != "" && v != "noeviction" {
 			a.log.Warn("Redis maxmemory-policy is "+v+", not noeviction: when Redis is full it may evict "+
-				"sessions or audit events silently", "redis", opt.Addr)
+				"sessions or audit events silently", "redis", rc.Addr())
 		}
 	}
 	return nil
+}
+
+// startEmbedded starts dev mode's miniredis. It lacks sharded Pub/Sub,
+// which the scripts and the relay use (one path for a single Redis and a
+// Cluster): on one server SPUBLISH, SSUBSCRIBE and SUNSUBSCRIBE deliver
+// exactly as PUBLISH, SUBSCRIBE and UNSUBSCRIBE, so they run as those.
+func startEmbedded() (*miniredis.Miniredis, error) {
+	m, err := miniredis.Run()
+	if err != nil {
+		return nil, err
+	}
+	srv := m.Server()
+	for sharded, classic := range map[string]string{"SPUBLISH": "PUBLISH", "SSUBSCRIBE": "SUBSCRIBE", "SUNSUBSCRIBE": "UNSUBSCRIBE"} {
+		err := srv.Register(sharded, func(c *server.Peer, _ string, args []string) {
+			srv.Dispatch(c, append([]string{classic}, args...))
+		})
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // readyTimeout bounds /ready's checks together (README "Health"): a hung

@@ -47,7 +47,7 @@ func startBareHTTP() (addr string, stop func(), err error) {
 // each message written straight to each connection from the reader. No
 // queues, no ping, no slow-client handling: the floor, not a product.
 type miniRelay struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	ps  *redis.PubSub
 
 	mu      sync.Mutex
@@ -65,11 +65,11 @@ type relayConn struct {
 
 var upgrader = websocket.FastHTTPUpgrader{ReadBufferSize: 512, WriteBufferSize: 4096}
 
-func startMiniRelay(ctx context.Context, rdb *redis.Client) (addr string, stop func(), err error) {
+func startMiniRelay(ctx context.Context, rdb redis.UniversalClient) (addr string, stop func(), err error) {
 	return startRelay(ctx, rdb, nil)
 }
 
-func startRelay(ctx context.Context, rdb *redis.Client, drop func(int64) bool) (addr string, stop func(), err error) {
+func startRelay(ctx context.Context, rdb redis.UniversalClient, drop func(int64) bool) (addr string, stop func(), err error) {
 	ln, err := listenLoopback()
 	if err != nil {
 		return "", nil, err

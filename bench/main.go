@@ -125,7 +125,7 @@ func run(ctx context.Context, args []string) (int, error) {
 
 	plan := o.plan()
 	srvT := &httpTarget{label: "server", addr: o.addr, hc: newHTTPClient(o.addr, maxConc(plan))}
-	var rdb *redis.Client
+	var rdb redis.UniversalClient
 	if o.baseline {
 		ropt, err := redis.ParseURL(o.redisURL)
 		if err != nil {

@@ -155,7 +155,7 @@ type floorSet struct {
 	stops []func()
 }
 
-func startFloors(ctx context.Context, rdb *redis.Client, conns int) (*floorSet, error) {
+func startFloors(ctx context.Context, rdb redis.UniversalClient, conns int) (*floorSet, error) {
 	f := &floorSet{}
 	addr, stop, err := startBareHTTP()
 	if err != nil {
@@ -265,7 +265,7 @@ func measureMemory(ctx context.Context, o *options, t *httpTarget, fdMax uint64)
 
 // redisUsed returns Redis INFO used_memory (read-only, shared instance:
 // other tests move it too, so it is a rough figure).
-func redisUsed(ctx context.Context, rdb *redis.Client) int64 {
+func redisUsed(ctx context.Context, rdb redis.UniversalClient) int64 {
 	s, err := rdb.Info(ctx, "memory").Result()
 	if err != nil {
 		return 0

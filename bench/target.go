@@ -184,7 +184,7 @@ type evalTarget struct {
 	relayAddr string // the minimal relay, for fan-out floors
 }
 
-func newEvalTarget(ctx context.Context, rdb *redis.Client) (*evalTarget, error) {
+func newEvalTarget(ctx context.Context, rdb redis.UniversalClient) (*evalTarget, error) {
 	// event_cap 0: no audit events, as the server runs with persistence off.
 	e := engine.New(rdb, engine.Options{})
 	if err := e.Load(ctx); err != nil {
