@@ -7,7 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-		"slices"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
