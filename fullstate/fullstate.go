@@ -23,6 +23,7 @@ type Delta struct {
 	SessionID    string            `json:"sessionId"`
 	Timestamp    int64             `json:"timestamp"`
 	Version      int64             `json:"version"`
+	Life         int64             `json:"life"` // lua/README.md "Lives"; 0 from scripts before lives
 	BaseVersion  int64             `json:"base_version"`
 	Count        int               `json:"participant_count"`
 	Session      json.RawMessage   `json:"session"`
@@ -41,6 +42,7 @@ type Assembler struct {
 
 type entry struct {
 	mu      sync.Mutex
+	life    int64 // of version: a delta of another life has no base here
 	version int64
 	head    []byte
 	parts   [][]byte
@@ -76,6 +78,9 @@ func (a *Assembler) Apply(ctx context.Context, d *Delta) ([]byte, error) {
 	e := a.entry(d.SessionID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.life != d.Life { // the id was created again: nothing cached is its base
+		e.life, e.version, e.head, e.parts = d.Life, -1, nil, nil
+	}
 	switch {
 	case d.BaseVersion == 0 && len(d.Positions) == d.Count:
 		// a create carries every participant

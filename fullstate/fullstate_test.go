@@ -235,3 +235,30 @@ func TestBuild(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyNewLifeNeedsNoOldBase: the id created again (a higher life)
+// starts from its own create or a fetch, never from the old life's cache,
+// even where the versions line up.
+func TestApplyNewLifeNeedsNoOldBase(t *testing.T) {
+	ctx := context.Background()
+	st := newStore(3)
+	a := New(st.fetch, 10)
+	for _, d := range []*Delta{st.change(0, 1, 2), st.change(0)} { // life 0 (zero value), v1 and v2
+		if _, err := a.Apply(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.fetches = 0
+	// life 7 reached v2 while the assembler slept; its v3 has base 2, as
+	// the cached life 0 state has
+	st.parts = []string{`{"life":7,"p":0}`, `{"life":7,"p":1}`, `{"life":7,"p":2}`}
+	d := st.change(1)
+	d.Life = 7
+	got, err := a.Apply(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != st.full() || st.fetches != 1 {
+		t.Fatalf("fetches %d, got %s want %s", st.fetches, got, st.full())
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
@@ -19,7 +18,7 @@ type event struct {
 	values     map[string]any // the raw fields, for the dead-letter stream
 
 	sessionID                 string
-	version                   int64
+	life, version             int64 // lua/README.md "Lives": 0 for events from before lives
 	typ                       string
 	participantID, groupID    *string
 	remaining, elapsed, cycle *int64
@@ -27,19 +26,6 @@ type event struct {
 	stateKind                 string
 	state                     *string
 	actor                     *string // the caller's sub (AUTH_MODE=jwt); nil when none
-
-	pos          streamPos // the entry id, ordered
-	createdAt    int64     // the state's created_at, ms (its incarnation)
-	hasCreatedAt bool      // false for a delete (no state) or a date Go cannot read
-}
-
-// stateHead is the one field decode reads from a state: created_at, at the
-// top of a full state or under "session" in a delta.
-type stateHead struct {
-	CreatedAt string `json:"created_at"`
-	Session   *struct {
-		CreatedAt string `json:"created_at"`
-	} `json:"session"`
 }
 
 var eventTypes = map[string]bool{
@@ -53,8 +39,7 @@ var eventTypes = map[string]bool{
 // retrying) the whole batch.
 func decode(stream string, m redis.XMessage) (event, error) {
 	e := event{stream: stream, id: m.ID}
-	var ok bool
-	if e.pos, ok = parsePos(m.ID); !ok {
+	if _, ok := parsePos(m.ID); !ok {
 		return e, errors.New("bad entry id")
 	}
 	str := func(k string) string { s, _ := m.Values[k].(string); return s }
@@ -69,6 +54,11 @@ func decode(stream string, m redis.XMessage) (event, error) {
 	var err error
 	if e.version, err = strconv.ParseInt(str("version"), 10, 64); err != nil || e.version < 1 {
 		return e, errors.New("bad version")
+	}
+	if l := str("life"); l != "" {
+		if e.life, err = strconv.ParseInt(l, 10, 64); err != nil || e.life < 0 {
+			return e, errors.New("bad life")
+		}
 	}
 	if e.timestampMS, err = strconv.ParseInt(str("timestamp"), 10, 64); err != nil || e.timestampMS < 0 {
 		return e, errors.New("bad timestamp")
@@ -108,23 +98,8 @@ func decode(stream string, m redis.XMessage) (event, error) {
 	case "":
 	case "full", "delta":
 		s := str("state")
-		// One pass validates and reads created_at; only JSON that is not
-		// such an object (PostgreSQL judges it) takes a second.
-		var h stateHead
-		if err := json.Unmarshal([]byte(s), &h); err != nil {
-			if !json.Valid([]byte(s)) {
-				return e, errors.New("state is not JSON")
-			}
-			h = stateHead{}
-		}
-		at := h.CreatedAt
-		if h.Session != nil {
-			at = h.Session.CreatedAt
-		}
-		// Not the scripts' format: the event is placed by stream order
-		// alone, and PostgreSQL judges the value.
-		if t, err := time.Parse(time.RFC3339Nano, at); err == nil {
-			e.createdAt, e.hasCreatedAt = t.UnixMilli(), true
+		if !json.Valid([]byte(s)) {
+			return e, errors.New("state is not JSON")
 		}
 		e.state = &s
 	default:

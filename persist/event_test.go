@@ -14,21 +14,17 @@ func TestDecode(t *testing.T) {
 			"participant_id": pid, "group_id": "", "time_remaining_ms": "59000", "time_elapsed_ms": "1000",
 			"cycle_number": "1", "timestamp": "1764100000123", "state_kind": "full", "state": `{"a":1}`}
 	}
-	const at, atMS = "2025-11-25T19:46:40.123Z", int64(1764100000123)
 	tests := []struct {
 		name    string
 		edit    func(map[string]any)
 		wantErr string
-		created int64 // the state's created_at, ms; 0: none
+		life    int64 // the decoded life
 	}{
-		{"full event", func(map[string]any) {}, "", 0},
-		{"created_at of a full state", func(m map[string]any) {
-			m["state"] = `{"metadata":{"created_at":"2000-01-01T00:00:00.000Z"},"created_at":"` + at + `"}`
-		}, "", atMS},
-		{"created_at of a delta", func(m map[string]any) {
-			m["state_kind"], m["state"] = "delta", `{"type":"STATE_DELTA","session":{"created_at":"`+at+`"}}`
-		}, "", atMS},
-		{"created_at not a date", func(m map[string]any) { m["state"] = `{"created_at":"soon"}` }, "", 0},
+		{"full event, from before lives", func(map[string]any) {}, "", 0},
+		{"a life", func(m map[string]any) { m["life"] = "42" }, "", 42},
+		{"life empty", func(m map[string]any) { m["life"] = "" }, "", 0},
+		{"life negative", func(m map[string]any) { m["life"] = "-1" }, "bad life", 0},
+		{"life not a number", func(m map[string]any) { m["life"] = "x" }, "bad life", 0},
 		{"state JSON but no object", func(m map[string]any) { m["state"] = `[1,2]` }, "", 0},
 		{"deleted, no state", func(m map[string]any) {
 			m["type"], m["state_kind"], m["state"], m["participant_id"] = "session_deleted", "", "", ""
@@ -73,8 +69,8 @@ func TestDecode(t *testing.T) {
 			if a, ok := v["actor"].(string); ok != (e.actor != nil) || ok && *e.actor != a {
 				t.Fatalf("actor %v, want %q", e.actor, a)
 			}
-			if e.pos != (streamPos{1764100000123, 7}) || e.hasCreatedAt != (tc.created != 0) || e.createdAt != tc.created {
-				t.Fatalf("entry %v, created_at %v %d; want %d", e.pos, e.hasCreatedAt, e.createdAt, tc.created)
+			if e.id != "1764100000123-7" || e.life != tc.life {
+				t.Fatalf("entry %s, life %d; want life %d", e.id, e.life, tc.life)
 			}
 		})
 	}

@@ -22,8 +22,9 @@ func newMetrics(w *Worker) *Metrics {
 		duplicates:  s.NewCounter("synckairos_persist_events_duplicate_total"),
 		deadLetters: s.NewCounter("synckairos_persist_dead_letters_total"),
 		writeErrors: s.NewCounter("synckairos_persist_write_errors_total"),
-		// Events of an earlier incarnation of their session (counted in
-		// written too), and incarnations superseded by a re-created id.
+		// Events of an earlier life of their session (counted in written
+		// too), and lives superseded by a re-created id (the metric keeps
+		// its first name).
 		superseded: s.NewCounter("synckairos_persist_events_superseded_total"),
 		lives:      s.NewCounter("synckairos_persist_incarnations_superseded_total"),
 		batchSize: s.NewPrometheusHistogramExt("synckairos_persist_batch_size",

@@ -8,16 +8,16 @@
 // is computed only from rows that insert actually wrote.
 //
 // A session id may be created again after a delete or after its keys
-// expired, and its versions start again at 1. Every row keeps the id of
-// its stream entry, and the worker sorts each batch into incarnations
-// (incarnation.go) under a lock on the batch's sync_sessions rows: the
-// first event of a newer incarnation moves the recorded one's rows to
-// sync_events_superseded (tagged with its created_at) and starts the
-// sync_sessions row afresh, in the batch's transaction; events of an
-// earlier incarnation, late or redelivered, go straight there. So
-// sync_events (still unique on (session_id, version)), sync_sessions and
-// the events route show the current incarnation, earlier ones are kept,
-// and a duplicate is only ever the same stream entry again.
+// expired, and its versions start again at 1; each such session is a new
+// life, stamped by createSession and carried by every event. Rows are
+// keyed by (session_id, life, version), and the worker sorts each batch by
+// life (lives.go) under a lock on the batch's sync_sessions rows: the first
+// event of a newer life moves the recorded one's rows to
+// sync_events_superseded and starts the sync_sessions row afresh, in the
+// batch's transaction; events of an earlier life, late or redelivered, go
+// straight there. So sync_events, sync_sessions and the events route show
+// the current life, earlier ones are kept, and a duplicate is only ever
+// the same event again.
 package persist
 
 import (

@@ -42,8 +42,8 @@ func TestMigrateIdempotentAndConcurrent(t *testing.T) {
 	if n := db.count(t, `SELECT count(*) FROM schema_migrations`); n != int64(len(files)) || n < 3 {
 		t.Fatalf("schema_migrations rows = %d, want one per file (%d)", n, len(files))
 	}
-	for _, idx := range []string{"sync_events_session_version_key", "sync_sessions_status_idx", "sync_sessions_created_idx",
-		"sync_events_superseded_entry_key", "sync_events_superseded_session_idx"} {
+	for _, idx := range []string{"sync_events_session_life_version_key", "sync_sessions_status_idx", "sync_sessions_created_idx",
+		"sync_events_superseded_entry_key", "sync_events_superseded_session_idx", "sync_events_superseded_life_key"} {
 		if n := db.count(t, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2`, db.schema, idx); n != 1 {
 			t.Errorf("index %s missing", idx)
 		}
@@ -105,19 +105,22 @@ func TestUpgradeTo0002(t *testing.T) {
 	}
 
 	rdb := startRedis(t)
-	xadd := func(id string, v int, typ, created string) {
+	// kept goes on in the life it had (0: from before lives); recreated is
+	// created again by scripts that stamp lives.
+	xadd := func(id string, life string, v int, typ, created string) {
 		t.Helper()
 		state := `{"session_id":"` + id + `","status":"running","version":` + fmt.Sprint(v) +
 			`,"created_at":"` + created + `","participants":[]}`
-		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyspace.For(id).Stream, Values: []any{
-			"type", typ, "session_id", id, "version", fmt.Sprint(v), "timestamp", "1767225600000",
-			"state_kind", "full", "state", state}}).Err(); err != nil {
-			t.Fatal(err)
+		vals := []any{"type", typ, "session_id", id, "version", fmt.Sprint(v), "timestamp", "1767225600000",
+			"state_kind", "full", "state", state}
+		if life != "" {
+			vals = append(vals, "life", life)
 		}
+		must(t, rdb.XAdd(ctx, &redis.XAddArgs{Stream: keyspace.For(id).Stream, Values: vals}).Err())
 	}
-	xadd(kept, 3, "cycle_switched", "2025-01-01T00:00:00.000Z")
-	xadd(recreated, 1, "session_created", "2026-01-01T00:00:00.000Z")
-	xadd(recreated, 2, "session_started", "2026-01-01T00:00:00.000Z")
+	xadd(kept, "", 3, "cycle_switched", "2025-01-01T00:00:00.000Z")
+	xadd(recreated, "1", 1, "session_created", "2026-01-01T00:00:00.000Z")
+	xadd(recreated, "1", 2, "session_started", "2026-01-01T00:00:00.000Z")
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	eventually(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
@@ -134,7 +137,8 @@ func TestUpgradeTo0002(t *testing.T) {
 		{`SELECT count(*) FROM sync_events_superseded WHERE session_id = '` + recreated + `'
 			AND incarnation_created_at = '2025-01-02T00:00:00Z' AND stream_id IS NULL`, 2},
 		{`SELECT count(*) FROM sync_sessions WHERE session_id = '` + recreated + `'
-			AND created_at = '2026-01-01T00:00:00Z' AND last_version = 2`, 1},
+			AND created_at = '2026-01-01T00:00:00Z' AND last_version = 2 AND life = 1`, 1},
+		{`SELECT count(*) FROM sync_events WHERE session_id = '` + recreated + `' AND life = 1`, 2},
 	} {
 		if got := db.count(t, tc.q); got != tc.want {
 			t.Errorf("%s = %d, want %d", tc.q, got, tc.want)

@@ -405,13 +405,13 @@ func (w *Worker) write(ctx context.Context, evs []event) error {
 			w.m.duplicates.Add(len(evs) - landed)
 			w.m.superseded.Add(int(res.superseded + res.clashes))
 			if res.clashes > 0 {
-				w.log.Warn("persist: events whose version was recorded from another stream entry kept in sync_events_superseded (incarnation unknown)",
+				w.log.Warn("persist: events whose version was recorded from another stream entry kept in sync_events_superseded (events from before lives)",
 					"events", res.clashes)
 			}
 			if res.lives > 0 {
 				w.m.lives.Add(res.lives)
-				w.log.Info("persist: session ids created again; their earlier incarnations moved to sync_events_superseded",
-					"incarnations", res.lives, "rows_moved", res.moved)
+				w.log.Info("persist: session ids created again; their earlier lives moved to sync_events_superseded",
+					"lives", res.lives, "rows_moved", res.moved)
 			}
 			return nil
 		}

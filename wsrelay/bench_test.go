@@ -134,7 +134,7 @@ func benchFanout(b *testing.B, kind, where string, sessions, perSession int) {
 
 	ctx := context.Background()
 	publish := func(v int, id string, waitFor int) {
-		msg := stateMessage("STATE_UPDATE", id, nowMS(clock), int64(v), stateJSON)
+		msg := stateMessage("STATE_UPDATE", id, nowMS(clock), stamp{1, int64(v)}, stateJSON)
 		pending.Add(waitFor)
 		sent[v].Store(time.Now().UnixNano())
 		if err := rdb.Publish(ctx, keyspace.For(id).StateChannel, msg).Err(); err != nil {

@@ -38,7 +38,7 @@ type hub struct {
 }
 
 // sess is one session watched by local clients. refs and subscribed are
-// guarded by hub.mu; lastVersion belongs to the session's worker.
+// guarded by hub.mu; last belongs to the session's worker.
 type sess struct {
 	id, stateCh, msgCh string
 	worker             chan job
@@ -50,7 +50,7 @@ type sess struct {
 	ready      chan struct{} // closed once Redis confirmed both channels
 	clients    atomic.Pointer[[]*client]
 
-	lastVersion int64
+	last stamp // of the newest state sent; zero: none
 }
 
 type jobKind uint8
@@ -370,12 +370,11 @@ func (h *hub) work(jobs chan job) {
 func (h *hub) onState(s *sess, p []byte) {
 	switch {
 	case bytes.HasPrefix(p, prefixUpdate):
-		v := scanInt(p, keyVersion)
-		// Version 1 is a create: the id may be reused after a delete or TTL.
-		if v <= s.lastVersion && v != 1 {
+		at := stampOf(p)
+		if !at.after(s.last) {
 			return
 		}
-		s.lastVersion = v
+		s.last = at
 		h.fanout(s, p, scanInt(p, keyTimestamp))
 	case bytes.HasPrefix(p, prefixDelta):
 		d, err := fullstate.Decode(p)
@@ -383,7 +382,8 @@ func (h *hub) onState(s *sess, p []byte) {
 			h.r.log.Warn("wsrelay: bad STATE_DELTA", "session", s.id, "err", err)
 			return
 		}
-		if d.Version <= s.lastVersion && d.Version != 1 {
+		at := stamp{d.Life, d.Version}
+		if !at.after(s.last) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), h.r.cfg.RedisTimeout)
@@ -394,8 +394,8 @@ func (h *hub) onState(s *sess, p []byte) {
 			h.requestResync(s)
 			return
 		}
-		s.lastVersion = d.Version
-		h.fanout(s, stateMessage("STATE_UPDATE", s.id, d.Timestamp, d.Version, state), d.Timestamp)
+		s.last = at
+		h.fanout(s, stateMessage("STATE_UPDATE", s.id, d.Timestamp, at, state), d.Timestamp)
 	case bytes.HasPrefix(p, prefixDeleted):
 		h.deleted(s, p, scanInt(p, keyTimestamp))
 	default:
@@ -407,7 +407,7 @@ func (h *hub) onState(s *sess, p []byte) {
 // with 1000 once it is sent.
 func (h *hub) deleted(s *sess, msg []byte, ts int64) {
 	h.r.asm.Forget(s.id)
-	s.lastVersion = 0
+	s.last = stamp{}
 	h.fanout(s, msg, ts)
 	for _, c := range *s.clients.Load() {
 		c.closeAfter(websocket.CloseNormalClosure, "session deleted")
@@ -428,32 +428,32 @@ func (h *hub) fanout(s *sess, msg []byte, ts int64) {
 	}
 }
 
-// readState reads the session's current state and its version.
-func (h *hub) readState(id string) ([]byte, int64, error) {
+// readState reads the session's current state and its stamp.
+func (h *hub) readState(id string) ([]byte, stamp, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.r.cfg.RedisTimeout)
 	defer cancel()
 	state, err := h.r.states.Get(ctx, id)
 	if err != nil {
-		return nil, 0, err
+		return nil, stamp{}, err
 	}
-	return state, scanInt(state, keyVersion), nil
+	return state, stampOf(state), nil
 }
 
 // resyncSession sends every client of s STATE_SYNC with the current state,
 // unless they already have it. A failed read is retried a second later.
 // Redis may have lost the session meanwhile: if this instance had sent a
 // version of it, its clients get SESSION_DELETED and are closed, as for a
-// live delete; a version lower than the one sent means it was deleted and
-// created again, and that state is sent and adopted.
+// live delete; another life, or a version lower than the one sent, means
+// it was deleted and created again, and that state is sent and adopted.
 func (h *hub) resyncSession(s *sess) {
 	if len(*s.clients.Load()) == 0 {
 		return
 	}
 	h.r.m.resyncs.Inc()
-	state, v, err := h.readState(s.id)
+	state, at, err := h.readState(s.id)
 	switch {
 	case errors.Is(err, session.ErrSessionNotFound):
-		if s.lastVersion > 0 { // deleted while Pub/Sub was down
+		if s.last.version > 0 { // deleted while Pub/Sub was down
 			h.deleted(s, sessionDeletedMessage(s.id, h.r.nowMS()), 0)
 		}
 		return // otherwise not created yet: nothing to sync
@@ -468,18 +468,18 @@ func (h *hub) resyncSession(s *sess) {
 			}
 		})
 		return
-	case v == s.lastVersion:
+	case at == s.last:
 		return
-	case v < s.lastVersion: // deleted and created again while Pub/Sub was down
+	case at.life != s.last.life || at.version < s.last.version: // deleted and created again while Pub/Sub was down
 		h.r.asm.Forget(s.id)
 	}
-	s.lastVersion = v
-	h.fanout(s, stateMessage("STATE_SYNC", s.id, h.r.nowMS(), v, state), 0)
+	s.last = at
+	h.fanout(s, stateMessage("STATE_SYNC", s.id, h.r.nowMS(), at, state), 0)
 }
 
 // syncOne answers a client's RECONNECT.
 func (h *hub) syncOne(c *client) {
-	state, v, err := h.readState(c.sess.id)
+	state, at, err := h.readState(c.sess.id)
 	switch {
 	case errors.Is(err, session.ErrSessionNotFound):
 		c.reply(errSessionNotFound)
@@ -487,8 +487,8 @@ func (h *hub) syncOne(c *client) {
 		h.r.log.Warn("wsrelay: RECONNECT", "session", c.sess.id, "err", err)
 		c.reply(errStateUnavail)
 	default:
-		// lastVersion stays: the others have not seen v yet if its update
-		// is still queued behind this job.
-		c.reply(stateMessage("STATE_SYNC", c.sess.id, h.r.nowMS(), v, state))
+		// last stays: the others have not seen this state yet if its
+		// update is still queued behind this job.
+		c.reply(stateMessage("STATE_SYNC", c.sess.id, h.r.nowMS(), at, state))
 	}
 }

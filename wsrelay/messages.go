@@ -14,6 +14,7 @@ var (
 	prefixDeleted = []byte(`{"type":"SESSION_DELETED"`)
 
 	keyVersion   = []byte(`"version":`)
+	keyLife      = []byte(`"life":`)
 	keyTimestamp = []byte(`"timestamp":`)
 )
 
@@ -49,11 +50,13 @@ func sessionDeletedMessage(id string, ts int64) []byte {
 }
 
 // stateMessage is STATE_UPDATE or STATE_SYNC in the shape the scripts
-// publish: {"type","sessionId","timestamp","version","state"}.
-func stateMessage(typ, id string, ts, version int64, state []byte) []byte {
+// publish: {"type","sessionId","timestamp","version","life","state"}.
+func stateMessage(typ, id string, ts int64, at stamp, state []byte) []byte {
 	b := appendHead(make([]byte, 0, len(state)+128), typ, id, ts)
 	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, version, 10)
+	b = strconv.AppendInt(b, at.version, 10)
+	b = append(b, `,"life":`...)
+	b = strconv.AppendInt(b, at.life, 10)
 	b = append(b, `,"state":`...)
 	b = append(b, state...)
 	return append(b, '}')
@@ -83,10 +86,27 @@ func pongMessage(ts int64, clientTS []byte) []byte {
 	return append(b, '}')
 }
 
+// stamp orders the states of one session id: by life, then version
+// (lua/README.md "Lives").
+type stamp struct{ life, version int64 }
+
+// stampOf reads the stamp of a message or state.
+func stampOf(b []byte) stamp { return stamp{scanInt(b, keyLife), scanInt(b, keyVersion)} }
+
+// after says whether a state stamped a is newer than one stamped b. A
+// session from before lives (life 0) starts afresh at version 1: its id
+// was reused after a delete or TTL.
+func (a stamp) after(b stamp) bool {
+	if a.life != b.life {
+		return a.life > b.life
+	}
+	return a.version > b.version || a.life == 0 && a.version == 1
+}
+
 // scanInt returns the integer after the first occurrence of key, or 0. The
-// scripts put "timestamp" and "version" before any nested object, and in a
-// full state "version" precedes metadata, so the first occurrence is the
-// top-level field.
+// scripts put "timestamp", "version" and "life" before any nested object,
+// and in a full state they precede metadata, so the first occurrence is
+// the top-level field.
 func scanInt(b, key []byte) int64 {
 	i := bytes.Index(b, key)
 	if i < 0 {

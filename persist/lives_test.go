@@ -17,21 +17,19 @@ import (
 )
 
 // row is one recorded event as the tests compare them: where it is, which
-// stream entry it came from, and its incarnation's created_at (ms; only
-// for sync_events_superseded).
+// stream entry it came from, and its life.
 type row struct {
 	table, entry, typ string
-	version, inc      int64
+	life, version     int64
 }
 
 func (r row) String() string {
-	return fmt.Sprintf("%s %s v%d %s inc=%d", r.table, r.entry, r.version, r.typ, r.inc)
+	return fmt.Sprintf("%s %s life %d v%d %s", r.table, r.entry, r.life, r.version, r.typ)
 }
 
 // entriesOf returns the stream entries of session id after `after` (an
-// entry id, "-" for all), as the rows they should become in table, with
-// incarnation created_at inc.
-func entriesOf(t *testing.T, rdb *redis.Client, id, after, table string, inc int64) []row {
+// entry id, "-" for all), as the rows they should become in table.
+func entriesOf(t *testing.T, rdb *redis.Client, id, after, table string) []row {
 	t.Helper()
 	start := after
 	if after != "-" {
@@ -47,7 +45,9 @@ func entriesOf(t *testing.T, rdb *redis.Client, id, after, table string, inc int
 			continue
 		}
 		v, _ := strconv.ParseInt(m.Values["version"].(string), 10, 64)
-		out = append(out, row{table, m.ID, m.Values["type"].(string), v, inc})
+		life, _ := m.Values["life"].(string) // absent: an event from before lives, life 0
+		l, _ := strconv.ParseInt(life, 10, 64)
+		out = append(out, row{table, m.ID, m.Values["type"].(string), l, v})
 	}
 	return out
 }
@@ -58,11 +58,9 @@ func lastEntry(rows []row) string { return rows[len(rows)-1].entry }
 func recorded(t *testing.T, db *testDB, id string) []row {
 	t.Helper()
 	rs, err := db.admin.Query(context.Background(), `
-		SELECT 'current', stream_id, event_type, version, 0 FROM sync_events WHERE session_id = $1
+		SELECT 'current', stream_id, event_type, life, version FROM sync_events WHERE session_id = $1
 		UNION ALL
-		SELECT 'superseded', stream_id, event_type, version,
-		       coalesce((extract(epoch FROM incarnation_created_at) * 1000)::int8, -1)
-		FROM sync_events_superseded WHERE session_id = $1`, id)
+		SELECT 'superseded', stream_id, event_type, life, version FROM sync_events_superseded WHERE session_id = $1`, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +68,7 @@ func recorded(t *testing.T, db *testDB, id string) []row {
 	var out []row
 	for rs.Next() {
 		var r row
-		must(t, rs.Scan(&r.table, &r.entry, &r.typ, &r.version, &r.inc))
+		must(t, rs.Scan(&r.table, &r.entry, &r.typ, &r.life, &r.version))
 		out = append(out, r)
 	}
 	must(t, rs.Err())
@@ -94,14 +92,14 @@ func createdAt(t *testing.T, rdb *redis.Client, id string) int64 {
 }
 
 // checkCurrent asserts what readers see: sync_sessions describes want (the
-// current incarnation, versions 1..n) and the events endpoint returns it.
+// current life, versions 1..n) and the events endpoint returns it.
 func checkCurrent(t *testing.T, db *testDB, id string, want []row, status string, cycles, created int64) {
 	t.Helper()
 	ctx := context.Background()
 	var gotTypes, wantTypes []string
 	for i, r := range want {
 		if r.version != int64(i+1) {
-			t.Fatalf("test bug: current incarnation versions %v", want)
+			t.Fatalf("test bug: current life versions %v", want)
 		}
 		wantTypes = append(wantTypes, r.typ)
 	}
@@ -135,12 +133,12 @@ func checkCurrent(t *testing.T, db *testDB, id string, want []row, status string
 		gotTypes = append(gotTypes, e.EventType)
 	}
 	if strings.Join(gotTypes, ",") != strings.Join(wantTypes, ",") {
-		t.Errorf("events endpoint returns %v, want the current incarnation %v", gotTypes, wantTypes)
+		t.Errorf("events endpoint returns %v, want the current life %v", gotTypes, wantTypes)
 	}
 }
 
 // checkRows asserts that every stream entry landed exactly once, in the
-// table (and incarnation) it belongs to.
+// table (and life) it belongs to.
 func checkRows(t *testing.T, db *testDB, id string, want []row) {
 	t.Helper()
 	got := recorded(t, db, id)
@@ -150,9 +148,9 @@ func checkRows(t *testing.T, db *testDB, id string, want []row) {
 }
 
 // TestRecreatedSession: a session id created again after a delete, or
-// after its keys expired, starts a new incarnation at version 1. Both
-// incarnations' events land exactly once: the current one in sync_events,
-// the earlier ones in sync_events_superseded under their created_at.
+// after its keys expired, starts a new life at version 1, with a higher
+// life number. Every life's events land exactly once: the current one in
+// sync_events, the earlier ones in sync_events_superseded under their life.
 func TestRecreatedSession(t *testing.T) {
 	t.Parallel()
 	// Each life: the transitions after create, and how it ends
@@ -227,11 +225,16 @@ func TestRecreatedSession(t *testing.T) {
 					k := keyspace.For(id)
 					must(t, rdb.Del(ctx, k.Meta, k.Parts, k.Index).Err())
 				}
-				table, inc := "superseded", created
+				table := "superseded"
 				if i == len(tc.lives)-1 {
-					table, inc = "current", 0
+					table = "current"
 				}
-				rows := entriesOf(t, rdb, id, after, table, inc)
+				rows := entriesOf(t, rdb, id, after, table)
+				for _, r := range rows {
+					if r.life != rows[0].life || len(want) > 0 && r.life <= want[len(want)-1].life {
+						t.Fatalf("life %d: entries %v after %v: want one life, above the one before", i, rows, want)
+					}
+				}
 				n := 1 + len(l.ops)
 				if l.end == "deleteSession" {
 					n++
@@ -275,11 +278,11 @@ func pendingCount(t *testing.T, rdb *redis.Client, id string) int64 {
 	return p.Count
 }
 
-// TestOldIncarnationRedelivered: entries of the old incarnation that a
-// dead worker left pending are claimed only after the new incarnation
-// took over sync_events. They must land in sync_events_superseded, once,
-// and nothing of the new incarnation may move.
-func TestOldIncarnationRedelivered(t *testing.T) {
+// TestOldLifeRedelivered: entries of the old life that a dead worker left
+// pending are claimed only after the new life took over sync_events. They
+// must land in sync_events_superseded, once, and nothing of the new life
+// may move.
+func TestOldLifeRedelivered(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
@@ -304,13 +307,12 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 			pool := db.pool(t, pgAddr)
 
 			must(t, d.create(ctx, id, 2))
-			oldCreated := createdAt(t, rdb, id)
 			for _, op := range []string{"startSession", "switchCycle", "pauseSession"} {
 				must(t, d.op(ctx, op, id))
 			}
 			cfg := testConfig()
 			cfg.Lanes = 1
-			old := entriesOf(t, rdb, id, "-", "superseded", oldCreated) // before a worker trims them
+			old := entriesOf(t, rdb, id, "-", "superseded") // before a worker trims them
 			if tc.stage == "delete only" {
 				w0 := NewWorker(rdb, pool, quietLog(), cfg)
 				stop := run(w0)
@@ -319,12 +321,12 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 				})
 				must(t, stop())
 				must(t, d.op(ctx, "deleteSession", id))
-				old = append(old, entriesOf(t, rdb, id, lastEntry(old), "superseded", oldCreated)...)
+				old = append(old, entriesOf(t, rdb, id, lastEntry(old), "superseded")...)
 				must(t, rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "ghost",
 					Streams: []string{keyspace.For(id).Stream, ">"}, Count: 10}).Err())
 			} else {
 				must(t, d.op(ctx, "deleteSession", id))
-				old = entriesOf(t, rdb, id, "-", "superseded", oldCreated)
+				old = entriesOf(t, rdb, id, "-", "superseded")
 				cfg.CrashAt = func(s Stage) bool { return s == Stage(tc.stage) }
 				w1 := NewWorker(rdb, pool, quietLog(), cfg)
 				if err := w1.Run(ctx); !errors.Is(err, ErrCrashed) {
@@ -343,7 +345,7 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 			for _, op := range []string{"startSession", "switchCycle"} {
 				must(t, d.op(ctx, op, id))
 			}
-			cur := entriesOf(t, rdb, id, lastEntry(old), "current", 0)
+			cur := entriesOf(t, rdb, id, lastEntry(old), "current")
 
 			// The second worker never claims: it writes the new life only.
 			cfg2 := testConfig()
@@ -374,109 +376,46 @@ func TestOldIncarnationRedelivered(t *testing.T) {
 	}
 }
 
-// TestClassify covers the placements the integration tests cannot stage
-// with the real scripts: two lives created in the same millisecond, a
-// newer life whose events come before its create, rows from before
-// migration 0002.
+// TestClassify covers placements the integration tests cannot stage with
+// the real scripts: a newer life whose events come before its create, a
+// late event of an older life, events from before lives.
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	const s1, s2 = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
-	// ev: session, entry id, version, type (c: created, d: deleted, else a
-	// switch), created_at (0: none, as a delete).
-	ev := func(sid, entry string, v int64, typ string, ca int64) event {
-		e := event{sessionID: sid, id: entry, version: v, typ: map[string]string{
-			"c": "session_created", "d": "session_deleted"}[typ]}
-		if e.typ == "" {
-			e.typ = "cycle_switched"
-		}
-		e.pos, _ = parsePos(entry)
-		e.createdAt, e.hasCreatedAt = ca, ca != 0
-		return e
-	}
-	rec := func(ca, firstV int64, first string, lastV int64, last string, deleted bool) incarnation {
-		c := incarnation{createdAt: ca, hasCreatedAt: ca != 0, firstV: firstV, lastV: lastV, deleted: deleted}
-		c.first, c.hasFirst = parsePos(first)
-		c.last, c.hasLast = parsePos(last)
-		return c
-	}
+	ev := func(sid string, life, v int64) event { return event{sessionID: sid, life: life, version: v} }
 	tests := []struct {
 		name     string
-		recorded map[string]incarnation
+		recorded map[string]int64 // the life of each session's rows in sync_events
 		evs      []event
-		want     string // per event: cur, old@<created_at>, old@? (to be looked up)
+		want     string // per event: cur or old
 		switched []string
 		lives    int
 	}{
-		{"new session", nil, []event{ev(s1, "1-0", 1, "c", 100), ev(s1, "1-1", 2, "s", 100)},
-			"cur cur", nil, 0},
-		{"redelivered, within the recorded range",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 3, "1-2", false)},
-			[]event{ev(s1, "1-1", 2, "s", 100), ev(s1, "1-2", 3, "s", 100)}, "cur cur", nil, 0},
-		{"same millisecond, one batch", nil, []event{
-			ev(s1, "1-0", 1, "c", 100), ev(s1, "1-1", 2, "s", 100), ev(s1, "1-2", 3, "d", 0),
-			ev(s1, "1-3", 1, "c", 100), ev(s1, "1-4", 2, "s", 100)},
-			"old@100 old@100 old@100 cur cur", nil, 1},
-		{"same millisecond, the old life recorded and deleted",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 3, "1-2", true)},
-			[]event{ev(s1, "1-3", 1, "c", 100)}, "cur", []string{s1}, 1},
-		{"same millisecond, a late event of the old life",
-			map[string]incarnation{s1: rec(100, 1, "1-3", 2, "1-4", false)},
-			[]event{ev(s1, "1-1", 2, "s", 100), ev(s1, "1-2", 3, "d", 0)}, "old@100 old@100", nil, 0},
-		{"expired: a create after a life that never ended with a delete",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 4, "1-3", false)},
-			[]event{ev(s1, "9-0", 1, "c", 900), ev(s1, "9-1", 2, "s", 900)}, "cur cur", []string{s1}, 1},
-		{"late old delete alone: its life is looked up",
-			map[string]incarnation{s1: rec(200, 1, "2-0", 2, "2-1", false)},
-			[]event{ev(s1, "1-3", 4, "d", 0)}, "old@?", nil, 0},
-		{"late old delete with an unrelated old event before it",
-			map[string]incarnation{s1: rec(300, 1, "3-0", 2, "3-1", false)},
-			[]event{ev(s1, "1-1", 2, "s", 100), ev(s1, "2-5", 7, "d", 0)}, "old@100 old@?", nil, 0},
-		{"a newer life's event before its create",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 3, "1-2", false)},
-			[]event{ev(s1, "2-3", 4, "s", 200)}, "cur", []string{s1}, 1},
-		{"then its create, late",
-			map[string]incarnation{s1: rec(200, 4, "2-3", 4, "2-3", false)},
-			[]event{ev(s1, "2-0", 1, "c", 200), ev(s1, "2-1", 2, "s", 200)}, "cur cur", nil, 0},
-		{"a delete after a version the current life has",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 5, "1-4", false)},
-			[]event{ev(s1, "2-0", 3, "d", 0)}, "cur", []string{s1}, 1},
-		{"an event after a recorded delete",
-			map[string]incarnation{s1: rec(0, 5, "1-4", 5, "1-4", true)},
-			[]event{ev(s1, "2-0", 1, "c", 200)}, "cur", []string{s1}, 1},
-		{"a delete before the current life's last event",
-			map[string]incarnation{s1: rec(200, 2, "2-0", 3, "2-9", false)},
-			[]event{ev(s1, "2-5", 5, "d", 0)}, "old@?", nil, 0},
-		{"a created_at that contradicts its place (after an ambiguous delete)",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 4, "2-5", true)},
-			[]event{ev(s1, "2-0", 1, "c", 900), ev(s1, "2-1", 2, "s", 900)}, "old@900 old@900", nil, 0},
-		{"rows from before migration 0002: created_at decides",
-			map[string]incarnation{s1: {createdAt: 100, hasCreatedAt: true, firstV: 1, lastV: 5}},
-			[]event{ev(s1, "5-0", 3, "s", 50), ev(s1, "5-1", 6, "s", 100), ev(s1, "5-2", 7, "d", 0),
-				ev(s1, "5-3", 1, "c", 200)},
-			"old@50 old@100 old@100 cur", []string{s1}, 1},
-		{"three lives in one batch", nil, []event{
-			ev(s1, "1-0", 1, "c", 100), ev(s1, "1-1", 2, "d", 0),
-			ev(s1, "1-2", 1, "c", 100), ev(s1, "1-3", 2, "s", 100), ev(s1, "1-4", 3, "d", 0),
-			ev(s1, "2-0", 1, "c", 200)},
-			"old@100 old@100 old@100 old@100 old@100 cur", nil, 2},
-		{"sessions are independent",
-			map[string]incarnation{s1: rec(100, 1, "1-0", 2, "1-1", true), s2: rec(100, 1, "1-2", 1, "1-2", false)},
-			[]event{ev(s2, "1-3", 2, "s", 100), ev(s1, "2-0", 1, "c", 200), ev(s2, "2-1", 3, "s", 100)},
-			"cur cur cur", []string{s1}, 1},
+		{"new session", nil, []event{ev(s1, 5, 1), ev(s1, 5, 2)}, "cur cur", nil, 0},
+		{"redelivered", map[string]int64{s1: 5}, []event{ev(s1, 5, 2), ev(s1, 5, 3)}, "cur cur", nil, 0},
+		{"two lives in one batch", nil, []event{ev(s1, 5, 1), ev(s1, 5, 2), ev(s1, 5, 3), ev(s1, 9, 1), ev(s1, 9, 2)},
+			"old old old cur cur", nil, 1},
+		{"a newer life supersedes the recorded one", map[string]int64{s1: 5}, []event{ev(s1, 9, 1)},
+			"cur", []string{s1}, 1},
+		{"a newer life's delete before its other events (once ambiguous)", map[string]int64{s1: 5},
+			[]event{ev(s1, 9, 4)}, "cur", []string{s1}, 1},
+		{"then its create, late", map[string]int64{s1: 9}, []event{ev(s1, 9, 1), ev(s1, 9, 2)}, "cur cur", nil, 0},
+		{"a late event of an older life", map[string]int64{s1: 9}, []event{ev(s1, 5, 2), ev(s1, 5, 3)},
+			"old old", nil, 0},
+		{"an older life after the newer one in the batch", nil, []event{ev(s1, 9, 1), ev(s1, 5, 3)}, "cur old", nil, 0},
+		{"rows from before lives (life 0), then a stamped life", map[string]int64{s1: 0},
+			[]event{ev(s1, 0, 6), ev(s1, 3, 1)}, "old cur", []string{s1}, 1},
+		{"three lives in one batch", nil, []event{ev(s1, 1, 1), ev(s1, 1, 2), ev(s1, 2, 1), ev(s1, 2, 2), ev(s1, 3, 1)},
+			"old old old old cur", nil, 2},
+		{"sessions are independent", map[string]int64{s1: 1, s2: 4},
+			[]event{ev(s2, 4, 2), ev(s1, 2, 1), ev(s2, 4, 3)}, "cur cur cur", []string{s1}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := classify(tc.evs, tc.recorded)
 			var got []string
-			for _, pl := range p.place {
-				switch {
-				case !pl.superseded:
-					got = append(got, "cur")
-				case pl.inc == nil:
-					got = append(got, "old@?")
-				default:
-					got = append(got, "old@"+strconv.FormatInt(*pl.inc, 10))
-				}
+			for _, sup := range p.superseded {
+				got = append(got, map[bool]string{false: "cur", true: "old"}[sup])
 			}
 			if strings.Join(got, " ") != tc.want || fmt.Sprint(p.switched) != fmt.Sprint(tc.switched) || p.lives != tc.lives {
 				t.Errorf("got %v, switched %v, lives %d; want %s, %v, %d", got, p.switched, p.lives,
@@ -486,76 +425,72 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// TestAmbiguousDeleteLosesNothing stages the one case stream order cannot
-// settle: a re-created session's delete is written while every other event
-// of its life waits in a dead worker's pending list, so it is taken for the
-// old life's. Its life's other events, claimed later, must still land,
-// once: in sync_events_superseded by their created_at; or, when that
-// matches too, those under versions the old life has because their stream
-// entries differ from the rows there, and the rest (misplaced, but kept)
-// in sync_events.
-func TestAmbiguousDeleteLosesNothing(t *testing.T) {
+// TestDeleteBeforeItsLife stages what stream order and created_at could
+// not settle before lives: a re-created session's delete is written while
+// every other event of its life waits in a dead worker's pending list. Its
+// life says it is the newer life's, so it supersedes the old life's rows,
+// and the pending events, claimed later, join it. Events from before lives
+// (life 0) keep the older rule: a stream entry under a version already
+// recorded is kept in sync_events_superseded, nothing is lost.
+func TestDeleteBeforeItsLife(t *testing.T) {
 	t.Parallel()
-	const created = "2026-01-01T00:00:00.000Z"
-	xadd := func(t *testing.T, rdb *redis.Client, id string, v int, typ string) {
+	xadd := func(t *testing.T, rdb *redis.Client, id string, life string, v int, typ string) {
 		t.Helper()
 		state, kind := "", ""
 		if typ != "session_deleted" {
 			state = `{"session_id":"` + id + `","sync_mode":"per_participant","status":"pending","version":` +
-				strconv.Itoa(v) + `,"created_at":"` + created + `","participants":[]}`
+				strconv.Itoa(v) + `,"created_at":"2026-01-01T00:00:00.000Z","participants":[]}`
 			kind = "full"
 		}
-		if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: keyspace.For(id).Stream, Values: []any{
-			"type", typ, "session_id", id, "version", strconv.Itoa(v), "participant_id", "", "group_id", "",
+		vals := []any{"type", typ, "session_id", id, "version", strconv.Itoa(v), "participant_id", "", "group_id", "",
 			"time_remaining_ms", "", "time_elapsed_ms", "", "cycle_number", "", "timestamp", "1767225600000",
-			"state_kind", kind, "state", state}}).Err(); err != nil {
-			t.Fatal(err)
+			"state_kind", kind, "state", state}
+		if life != "" {
+			vals = append(vals, "life", life)
+		}
+		must(t, rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: keyspace.For(id).Stream, Values: vals}).Err())
+	}
+	// written by hand: lives a and b, "" for events from before lives
+	byHand := func(a, b string) [3]func(t *testing.T, rdb *redis.Client, d *driver, id string) {
+		return [3]func(t *testing.T, rdb *redis.Client, d *driver, id string){
+			func(t *testing.T, rdb *redis.Client, _ *driver, id string) {
+				xadd(t, rdb, id, a, 1, "session_created")
+				xadd(t, rdb, id, a, 2, "session_started")
+			},
+			func(t *testing.T, rdb *redis.Client, _ *driver, id string) {
+				xadd(t, rdb, id, b, 1, "session_created")
+				xadd(t, rdb, id, b, 2, "session_started")
+				xadd(t, rdb, id, b, 3, "cycle_switched")
+			},
+			func(t *testing.T, rdb *redis.Client, _ *driver, id string) { xadd(t, rdb, id, b, 4, "session_deleted") },
 		}
 	}
-	type phases [3]func(t *testing.T, rdb *redis.Client, d *driver, id string)
 	tests := []struct {
 		name string
 		// old life (written), the new life's first events (left pending by
 		// a dead consumer), its delete (written next)
-		phases phases
-		tagged bool // the pending ones keep their created_at (else: unknown)
+		phases [3]func(t *testing.T, rdb *redis.Client, d *driver, id string)
+		lives  bool // the events carry lives (else: from before lives)
 	}{
-		{"keys expired, then re-created: created_at tells", phases{
+		{"keys expired, then re-created", [3]func(t *testing.T, rdb *redis.Client, d *driver, id string){
 			func(t *testing.T, _ *redis.Client, d *driver, id string) {
-				for _, err := range []error{d.create(context.Background(), id, 2), d.op(context.Background(), "startSession", id)} {
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
+				must(t, d.create(context.Background(), id, 2))
+				must(t, d.op(context.Background(), "startSession", id))
 			},
 			func(t *testing.T, rdb *redis.Client, d *driver, id string) {
 				k := keyspace.For(id)
 				ctx := context.Background()
-				for _, err := range []error{rdb.Del(ctx, k.Meta, k.Parts, k.Index).Err(), d.create(ctx, id, 2),
-					d.op(ctx, "startSession", id), d.op(ctx, "switchCycle", id)} {
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
+				must(t, rdb.Del(ctx, k.Meta, k.Parts, k.Index).Err())
+				must(t, d.create(ctx, id, 2))
+				must(t, d.op(ctx, "startSession", id))
+				must(t, d.op(ctx, "switchCycle", id))
 			},
 			func(t *testing.T, _ *redis.Client, d *driver, id string) {
 				must(t, d.op(context.Background(), "deleteSession", id))
 			},
 		}, true},
-		{"same created_at: the entries tell", phases{
-			func(t *testing.T, rdb *redis.Client, _ *driver, id string) {
-				xadd(t, rdb, id, 1, "session_created")
-				xadd(t, rdb, id, 2, "session_started")
-			},
-			func(t *testing.T, rdb *redis.Client, _ *driver, id string) {
-				xadd(t, rdb, id, 1, "session_created")
-				xadd(t, rdb, id, 2, "session_started")
-				xadd(t, rdb, id, 3, "cycle_switched")
-			},
-			func(t *testing.T, rdb *redis.Client, _ *driver, id string) {
-				xadd(t, rdb, id, 4, "session_deleted")
-			},
-		}, false},
+		{"the same created_at, told apart by life", byHand("7", "8"), true},
+		{"from before lives: the entries tell", byHand("", ""), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -568,7 +503,7 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 			cfg.ClaimIdle = time.Hour // claims nothing
 
 			tc.phases[0](t, rdb, d, id)
-			oldLife := entriesOf(t, rdb, id, "-", "current", 0)
+			oldLife := entriesOf(t, rdb, id, "-", "current")
 			stop := run(NewWorker(rdb, pool, quietLog(), cfg))
 			eventually(t, 10*time.Second, "old life written", func() bool {
 				return db.count(t, `SELECT count(*) FROM sync_events`) == int64(len(oldLife)) && pendingCount(t, rdb, id) == 0
@@ -576,25 +511,25 @@ func TestAmbiguousDeleteLosesNothing(t *testing.T) {
 			must(t, stop())
 
 			tc.phases[1](t, rdb, d, id)
-			tag := int64(-1)
-			if tc.tagged {
-				tag = createdAt(t, rdb, id)
-			}
-			pending := entriesOf(t, rdb, id, lastEntry(oldLife), "superseded", tag)
-			for i, r := range pending {
-				if !tc.tagged && r.version > int64(len(oldLife)) {
-					pending[i].table, pending[i].inc = "current", 0
+			pending := entriesOf(t, rdb, id, lastEntry(oldLife), "current")
+			if tc.lives {
+				for i := range oldLife {
+					oldLife[i].table = "superseded"
+				}
+			} else {
+				for i, r := range pending {
+					if r.version <= int64(len(oldLife)) {
+						pending[i].table = "superseded" // under a version recorded, by another entry
+					}
 				}
 			}
-			if err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "ghost",
-				Streams: []string{keyspace.For(id).Stream, ">"}, Count: 100}).Err(); err != nil {
-				t.Fatal(err)
-			}
+			must(t, rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "persist", Consumer: "ghost",
+				Streams: []string{keyspace.For(id).Stream, ">"}, Count: 100}).Err())
 			tc.phases[2](t, rdb, d, id)
-			del := entriesOf(t, rdb, id, lastEntry(pending), "current", 0)
+			del := entriesOf(t, rdb, id, lastEntry(pending), "current")
 			stop = run(NewWorker(rdb, pool, quietLog(), cfg))
 			eventually(t, 10*time.Second, "the delete written", func() bool {
-				return db.count(t, `SELECT count(*) FROM sync_events`) == int64(len(oldLife)+1)
+				return db.count(t, `SELECT count(*) FROM sync_events WHERE event_type = 'session_deleted'`) == 1
 			})
 			must(t, stop())
 
