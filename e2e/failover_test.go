@@ -123,11 +123,11 @@ func TestFailover(t *testing.T) {
 	defer pool.Close()
 	var dups int
 	if err := pool.QueryRow(context.Background(),
-		`SELECT count(*) FROM (SELECT session_id, version FROM sync_events GROUP BY 1, 2 HAVING count(*) > 1) d`).Scan(&dups); err != nil {
+		`SELECT count(*) FROM (SELECT session_id, life, version FROM sync_events GROUP BY 1, 2, 3 HAVING count(*) > 1) d`).Scan(&dups); err != nil {
 		t.Fatal(err)
 	}
 	if dups != 0 {
-		t.Errorf("%d (session, version) pairs duplicated in PostgreSQL", dups)
+		t.Errorf("%d (session, life, version) rows duplicated in PostgreSQL", dups)
 	}
 }
 
