@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +31,7 @@ func TestFailover(t *testing.T) {
 		t.Skip("the service does not take REDIS_CLUSTER_ADDRS yet (issue 14, cluster-core): failover skipped")
 	}
 	c := servertest.StartCluster(t)
-	schema := failoverSchema(t)
+	schema := pgtest.Schema(t, "e2e_t_")
 	env := []string{"REDIS_URL=", "REDIS_CLUSTER_ADDRS=" + strings.Join(c.Addrs, ","), "DATABASE_URL=" + pgtest.Via("", schema)}
 	insts := []*instance{startInstance(t, servertest.RedisAddr(), env...), startInstance(t, servertest.RedisAddr(), env...)}
 
@@ -158,25 +156,6 @@ func auditVersions(seq []int64) (lost int, problem string) {
 		return lost, strconv.Itoa(rollbacks) + " rollbacks, want at most one"
 	}
 	return lost, ""
-}
-
-// failoverSchema is a fresh PostgreSQL schema for one test, dropped after.
-func failoverSchema(t *testing.T) string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "e2e_t_" + hex.EncodeToString(b)
-	pool, err := pgxpool.New(context.Background(), pgtest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		pool.Close()
-	})
-	return schema
 }
 
 func TestAuditVersions(t *testing.T) {
