@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
@@ -105,4 +106,98 @@ func BenchmarkClusterScale(b *testing.B) {
 			lat.report(b)
 		})
 	}
+}
+
+// BenchmarkFailoverLoss measures what Redis's asynchronous replication
+// loses at a failover: 64 goroutines switch 300 sessions on a private
+// Cluster (a client that never retries a script), a master is killed with
+// SIGKILL, and once its replica serves, each session's version is read
+// back. lost-acked is the number of switches that were acknowledged and
+// are not in the surviving state (acked versions above it), per run. With
+// wait=true each switch is acknowledged only after `WAIT 1 1000` on the
+// session's master (the replica has it), as a WAIT option would.
+//
+//	go test -run '^$' -bench FailoverLoss -benchtime 1x -count 5 ./engine
+func BenchmarkFailoverLoss(b *testing.B) {
+	for _, wait := range []bool{false, true} {
+		b.Run("wait="+strconv.FormatBool(wait), func(b *testing.B) {
+			var lostTotal, ackedTotal int64
+			for range b.N {
+				lost, acked := failoverLoss(b, wait)
+				lostTotal += lost
+				ackedTotal += acked
+			}
+			b.ReportMetric(float64(lostTotal)/float64(b.N), "lost-acked")
+			b.ReportMetric(float64(ackedTotal)/float64(b.N), "acked")
+		})
+	}
+}
+
+func failoverLoss(b *testing.B, wait bool) (lost, acked int64) {
+	b.StopTimer()
+	c := servertest.StartCluster(b)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, MaxRetries: -1})
+	b.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	s := New(rdb, Options{StateCacheMax: 1000})
+	if err := s.Load(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, 300)
+	for i := range ids {
+		cfg := newConfig(b, session.ModePerParticipant, 4, 3_600_000)
+		mustCreate(b, s, cfg)
+		if _, err := s.Start(ctx, cfg.ID, 0); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = cfg.ID
+	}
+	maxAcked := make([]atomic.Int64, len(ids))
+	var stop atomic.Bool
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for k := w; !stop.Load(); k += 64 {
+				i := k % len(ids)
+				out, err := s.Switch(ctx, ids[i], session.SwitchArgs{})
+				if err != nil {
+					continue // refused or unknown: not acknowledged
+				}
+				if wait {
+					m, err := rdb.MasterForKey(ctx, keyspace.For(ids[i]).Meta)
+					if err != nil {
+						continue
+					}
+					if n, err := m.Wait(ctx, 1, time.Second).Result(); err != nil || n < 1 {
+						continue
+					}
+				}
+				v := decodeState(b, out).Version
+				for cur := maxAcked[i].Load(); v > cur && !maxAcked[i].CompareAndSwap(cur, v); cur = maxAcked[i].Load() {
+				}
+				count.Add(1)
+			}
+		})
+	}
+	servertest.WaitFor(b, 30*time.Second, "2000 acknowledged switches", func() bool { return count.Load() >= 2000 })
+	master := c.Masters[0]
+	stop.Store(true) // in-flight switches still finish, and count
+	c.Kill(b, master)
+	wg.Wait()
+	// a fresh client reads back: the slot map of the first one may still
+	// name the dead master, and it never retries
+	s = New(c.Client(b), Options{})
+	for i, id := range ids {
+		var got []byte
+		servertest.WaitFor(b, 10*time.Second, "session "+id+" readable", func() bool {
+			out, err := s.Get(ctx, id)
+			got = out
+			return err == nil
+		})
+		if d := maxAcked[i].Load() - decodeState(b, got).Version; d > 0 {
+			lost += d
+		}
+	}
+	return lost, count.Load()
 }
