@@ -111,9 +111,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 	a.addMetrics(a.httpSet)
 	a.mw = &handlers.Middleware{
 		Log: log, LogRequests: cfg.LogRequests, Errors: a.errs, Set: a.httpSet,
-		IPLimit:     ratelimit.Limit{Max: cfg.RateLimitIP, Window: cfg.RateLimitIPWindow},
-		SwitchLimit: ratelimit.Limit{Max: cfg.RateLimitSwitch, Window: cfg.RateLimitSwWindow},
-		TrustProxy:  cfg.TrustProxy, Ctx: a.bg,
+		IPLimit:    ratelimit.Limit{Max: cfg.RateLimitIP, Window: cfg.RateLimitIPWindow},
+		TrustProxy: cfg.TrustProxy, Ctx: a.bg,
 	}
 	if len(cfg.CORSOrigins) > 0 {
 		a.mw.CORS = handlers.NewCORS(cfg.CORSOrigins)
@@ -203,6 +202,9 @@ func (a *app) routes() {
 
 	// Right: what each route needs with AUTH_MODE=jwt (auth.Open: nothing).
 	s := handlers.NewSessions(a.bg, a.engine, a.errs, a.httpSet)
+	if a.cfg.RateLimitEnabled {
+		s.SwitchBudget = ratelimit.Limit{Max: a.cfg.RateLimitSwitch, Window: a.cfg.RateLimitSwWindow}
+	}
 	create := handlers.RouteOpts{Right: auth.Create}
 	control := handlers.RouteOpts{Right: auth.Control}
 	read := handlers.RouteOpts{Right: auth.Read}
@@ -210,7 +212,7 @@ func (a *app) routes() {
 	a.handle("GET", "/v1/sessions/{id}", read, s.Get)
 	a.handle("DELETE", "/v1/sessions/{id}", control, s.Delete)
 	a.handle("POST", "/v1/sessions/{id}/start", control, s.Start())
-	a.handle("POST", "/v1/sessions/{id}/switch", handlers.RouteOpts{SwitchLimit: true, Right: auth.Switch}, s.Switch)
+	a.handle("POST", "/v1/sessions/{id}/switch", handlers.RouteOpts{Right: auth.Switch}, s.Switch)
 	a.handle("POST", "/v1/sessions/{id}/pause", control, s.Pause())
 	a.handle("POST", "/v1/sessions/{id}/resume", control, s.Resume())
 	a.handle("POST", "/v1/sessions/{id}/complete", control, s.Complete())

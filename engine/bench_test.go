@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -219,12 +220,12 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				k := keyspace.For(c.ID)
 				stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":bench-events:" + c.ID
 				b.Cleanup(func() { rdb.Del(context.Background(), stream) })
-				keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)), k.Idem("")}
+				keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)), k.Idem(""), k.Budget()}
 				eventCap := "0"
 				if events {
 					eventCap = "100000000"
 				}
-				sha := shaOf("switchCycle-6.lua")
+				sha := shaOf("switchCycle-7.lua")
 				lat := make(latencies, 0, b.N)
 				cpu := newCPUMeter(b, rdb)
 				b.ResetTimer()
@@ -447,16 +448,17 @@ func evalshaStats(b testing.TB, rdb *redis.Client) cmdStats {
 	return st
 }
 
-// BenchmarkSwitchIdempotencyAB measures what the Idempotency-Key contract
-// costs the switch in Redis CPU, at 4 participants with its audit event:
-// the previous main's switchCycle-5.lua (SK_PREV_SWITCH names the file,
-// e.g. `git show a82e43f:lua/switchCycle-5.lua > /tmp/prev.lua`), today's
-// without a key, and today's with a new key per call. The three take turns
+// BenchmarkSwitchIdempotencyAB measures what the switch's contract costs
+// in Redis CPU, at 4 participants with its audit event: a previous main's
+// switch (SK_PREV_SWITCH names the file, whose name ends in -<numkeys>.lua,
+// e.g. `git show e07b702:lua/switchCycle-6.lua > /tmp/switchCycle-6.lua`),
+// today's without an Idempotency-Key, with a new key per call, and with the
+// per-session switch budget charged inside it. The three take turns
 // in blocks of cpuWindow calls on sessions of their own, so the machine's
 // drift hits all alike; each reports the median redis-us/call of its clean
 // blocks, and x-prev is that over the previous script's.
 //
-//	SK_PREV_SWITCH=/tmp/prev.lua go test -run '^$' -bench SwitchIdempotencyAB -benchtime 3000x .
+//	SK_PREV_SWITCH=/tmp/switchCycle-6.lua go test -run '^$' -bench SwitchIdempotencyAB -benchtime 3000x ./engine
 func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 	prevPath := os.Getenv("SK_PREV_SWITCH")
 	if prevPath == "" {
@@ -469,6 +471,10 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 	s, rdb := benchScripts(b, 0)
 	ctx := context.Background()
 	prev := redis.NewScript(string(src))
+	prevKeys := 5
+	if m := regexp.MustCompile(`-(\d+)\.lua$`).FindStringSubmatch(prevPath); m != nil {
+		prevKeys, _ = strconv.Atoi(m[1])
+	}
 	if err := prev.Load(ctx, rdb).Err(); err != nil {
 		b.Fatal(err)
 	}
@@ -486,20 +492,28 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		return &variant{name: name, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
 	}
 	const eventCap = "100000000"
-	cur := shaOf("switchCycle-6.lua")
+	cur := shaOf("switchCycle-7.lua")
 	vs := []*variant{
 		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
-			return prev.EvalSha(ctx, rdb, keys, id, k.StateChannel, eventCap, "", "", "", "").Err()
+			all := append(keys, k.Idem(""), k.Budget())
+			return prev.EvalSha(ctx, rdb, all[:min(prevKeys, len(all))], id, k.StateChannel, eventCap, "", "", "", "").Err()
 		}),
 		mk("no-key", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
-			return rdb.EvalSha(ctx, cur, append(keys, k.Idem("")), id, k.StateChannel, eventCap, "", "", "", "", "", "", "").Err()
+			return rdb.EvalSha(ctx, cur, append(keys, k.Idem(""), k.Budget()), id, k.StateChannel, eventCap,
+				"", "", "", "", "", "", "").Err()
 		}),
 		mk("key", func(id string, k keyspace.Session, keys []string, _ string, i int) error {
 			key := k.Idem("ab-" + strconv.Itoa(i))
-			err := rdb.EvalSha(ctx, cur, append(keys, key), id, k.StateChannel, eventCap, "", "", "", "",
+			err := rdb.EvalSha(ctx, cur, append(keys, key, k.Budget()), id, k.StateChannel, eventCap, "", "", "", "",
 				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "600000", "").Err()
 			rdb.Del(ctx, key)
 			return err
+		}),
+		// the per-session switch budget charged inside the switch (one
+		// round trip where the HTTP route made two)
+		mk("budget", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
+			return rdb.EvalSha(ctx, cur, append(keys, k.Idem(""), k.Budget()), id, k.StateChannel, eventCap,
+				"", "", "", "", "", "", "", "1000000000", "1").Err()
 		}),
 	}
 	b.ResetTimer()

@@ -68,7 +68,7 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
 	s.create = script("createSession-6.lua")
 	s.start = script("startSession-6.lua")
-	s.switchCycle = script("switchCycle-6.lua")
+	s.switchCycle = script("switchCycle-7.lua")
 	s.get = script("getSession-2.lua")
 	s.pause = script("pauseSession-6.lua")
 	s.resume = script("resumeSession-6.lua")
@@ -258,10 +258,15 @@ func (s *Engine) Switch(ctx context.Context, id string, a session.SwitchArgs, c 
 
 func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) invocation {
 	k, keys := s.turnKeys(id, c)
-	// room for the call's three, so callArgs does not grow the slice
-	args := append(make([]any, 0, 10), id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
+	keys = append(keys, k.Budget())
+	// room for the call's three and the budget, so nothing regrows the slice
+	args := append(make([]any, 0, 12), id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
 		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel)
-	return invocation{s.switchCycle, keys, s.callArgs(args, c)}
+	args = s.callArgs(args, c)
+	if c != nil && c.Budget != nil {
+		args = append(args, c.Budget.Burst, max(c.Budget.Interval.Microseconds(), 1))
+	}
+	return invocation{s.switchCycle, keys, args}
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
@@ -340,6 +345,12 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	vals, err := cmd.Slice()
 	if err != nil {
 		return nil, scriptErr(err, true)
+	}
+	if len(vals) == 4 && c != nil && c.Budget != nil { // the switch's budget (switchCycle-7)
+		rem, _ := vals[2].(int64)
+		reset, _ := vals[3].(int64)
+		c.Budget.Charged, c.Budget.Remaining, c.Budget.ResetAfter = true, rem, time.Duration(reset)*time.Microsecond
+		vals = vals[:2]
 	}
 	if len(vals) != 2 {
 		return nil, errReply

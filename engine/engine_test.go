@@ -943,6 +943,9 @@ func TestStreamFull(t *testing.T) {
 		c.Participants[0].ID, 0, 60000, "", c.Participants[1].ID, 1, 60000, ""}
 	keys6 := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)) + s.dlSuffix, k.Idem("")}
 	run := func(sc string, args ...any) error {
+		if sc == "switchCycle-7.lua" {
+			return s.rdb.EvalSha(ctx, shaOf(sc), append(keys6, k.Budget()), args...).Err()
+		}
 		if strings.HasSuffix(sc, "-6.lua") {
 			return s.rdb.EvalSha(ctx, shaOf(sc), keys6, args...).Err()
 		}
@@ -956,7 +959,7 @@ func TestStreamFull(t *testing.T) {
 	}
 	w := watch(t, rdb, c.ID)
 	before, _ := s.Get(ctx, c.ID)
-	for _, sc := range []string{"switchCycle-6.lua", "pauseSession-6.lua", "completeSession-6.lua", "deleteSession-5.lua"} {
+	for _, sc := range []string{"switchCycle-7.lua", "pauseSession-6.lua", "completeSession-6.lua", "deleteSession-5.lua"} {
 		err := scriptErr(run(sc, c.ID, k.StateChannel, "2", "", "", ""), true)
 		if !errors.Is(err, session.ErrStreamFull) {
 			t.Fatalf("%s: %v", sc, err)
@@ -988,7 +991,7 @@ func TestStreamFull(t *testing.T) {
 	}
 	// once the worker has trimmed, transitions go on
 	rdb.XTrimMaxLen(ctx, stream, 1)
-	if err := run("switchCycle-6.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
+	if err := run("switchCycle-7.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
 		t.Errorf("after trim: %v", err)
 	}
 	// event_cap 0 records nothing

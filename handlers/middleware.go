@@ -17,7 +17,6 @@ import (
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/engine/ratelimit"
-	"github.com/synckairos/synckairos/session"
 )
 
 // HeaderRequestID carries the request id in and out.
@@ -25,9 +24,8 @@ const HeaderRequestID = "X-Request-Id"
 
 // RouteOpts says which cross-cutting steps a route skips or adds.
 type RouteOpts struct {
-	Quiet       bool // not logged: /health, /ready, /metrics
-	NoLimit     bool // exempt from the per-IP limit: those and /v1/time
-	SwitchLimit bool // also limited per session ({id})
+	Quiet   bool // not logged: /health, /ready, /metrics
+	NoLimit bool // exempt from the per-IP limit: those and /v1/time
 	// Right is what the route needs with AUTH_MODE=jwt; auth.Open (the
 	// zero value) needs no token.
 	Right auth.Right
@@ -44,11 +42,10 @@ type Middleware struct {
 	CORS        *CORS // nil: no CORS headers
 	Auth        *Auth // nil: AUTH_MODE=off, no token needed
 
-	Limiter     *ratelimit.Limiter // nil: rate limits off
-	IPLimit     ratelimit.Limit
-	SwitchLimit ratelimit.Limit
-	TrustProxy  bool            // client IP from the first X-Forwarded-For entry
-	Ctx         context.Context // bounds limiter calls
+	Limiter    *ratelimit.Limiter // nil: rate limits off (the switch's per-session budget: Sessions)
+	IPLimit    ratelimit.Limit
+	TrustProxy bool            // client IP from the first X-Forwarded-For entry
+	Ctx        context.Context // bounds limiter calls
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -97,7 +94,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 	r := &route{method: method, path: path}
 	r.dur = m.Set.GetOrCreatePrometheusHistogramExt(`synckairos_http_request_duration_ms{method="`+method+
 		`",route="`+path+`"}`, durationBuckets)
-	limited := m.Limiter != nil && (!o.NoLimit || o.SwitchLimit)
+	limited := m.Limiter != nil && !o.NoLimit
 	guarded := o.Right != auth.Open
 	mutating := method == fasthttp.MethodPost || method == fasthttp.MethodDelete
 	return func(ctx *fasthttp.RequestCtx) {
@@ -120,7 +117,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 			// A cross-origin text/plain or form POST is a CORS "simple"
 			// request: no preflight stops it, so it must not run.
 			m.Errors.Write(ctx, codeError(CodeUnsupportedMediaType))
-		case !limited || m.allow(ctx, o, claims):
+		case !limited || m.allow(ctx, claims):
 			if denied != nil {
 				m.Auth.Deny(ctx, denied)
 			} else {
@@ -187,56 +184,40 @@ func printable(b []byte) bool {
 	return true
 }
 
-// allow charges the route's budgets in one round trip and answers 429 when
-// one is spent. RateLimit-* headers describe the tightest budget. When
-// Redis fails the request goes through: the limiter protects, it must not
-// take the service down with it.
-func (m *Middleware) allow(ctx *fasthttp.RequestCtx, o RouteOpts, c *auth.Claims) bool {
-	var reqs [2]ratelimit.Request
-	var res [2]ratelimit.Result
-	n := 0
-	if !o.NoLimit {
-		// A verified caller has its own budget wherever it calls from; the
-		// IP budget is for callers without a valid token.
-		key := "sk:rl:ip:" + clientip.Of(ctx, m.TrustProxy)
-		if c != nil {
-			key = "sk:rl:sub:" + c.Subject
-		}
-		reqs[n] = ratelimit.Request{Key: key, Limit: m.IPLimit}
-		n++
+// allow charges the caller's budget and answers 429 when it is spent; the
+// RateLimit-* headers describe it (the switch's per-session budget is
+// charged by the switch script itself, and Sessions adds it to the
+// headers). When Redis fails the request goes through: the limiter
+// protects, it must not take the service down with it.
+func (m *Middleware) allow(ctx *fasthttp.RequestCtx, c *auth.Claims) bool {
+	// A verified caller has its own budget wherever it calls from; the IP
+	// budget is for callers without a valid token.
+	key := "sk:rl:ip:" + clientip.Of(ctx, m.TrustProxy)
+	if c != nil {
+		key = "sk:rl:sub:" + c.Subject
 	}
-	if o.SwitchLimit {
-		raw, _ := ctx.UserValue("id").(string)
-		if id, ok := session.NormalizeID(raw); ok {
-			reqs[n] = ratelimit.Request{Key: "sk:rl:switch:" + id, Limit: m.SwitchLimit}
-			n++
-		}
-	}
-	if n == 0 {
-		return true
-	}
-	if err := m.Limiter.AllowAll(m.Ctx, reqs[:n], res[:n]); err != nil {
+	r, err := m.Limiter.Allow(m.Ctx, key, m.IPLimit)
+	if err != nil {
 		m.limitErr.Inc()
 		return true
 	}
-	tight := res[0]
-	for _, r := range res[1:n] {
-		if !r.Allowed && (tight.Allowed || r.RetryAfter > tight.RetryAfter) ||
-			r.Allowed && tight.Allowed && r.Remaining < tight.Remaining {
-			tight = r
-		}
-	}
-	var b [20]byte
 	h := &ctx.Response.Header
-	h.SetBytesV("RateLimit-Limit", strconv.AppendInt(b[:0], tight.Limit.Max, 10))
-	h.SetBytesV("RateLimit-Remaining", strconv.AppendInt(b[:0], tight.Remaining, 10))
-	h.SetBytesV("RateLimit-Reset", ratelimit.AppendSeconds(b[:0], tight.ResetAfter))
-	if tight.Allowed {
+	setRateHeaders(h, r.Limit.Max, r.Remaining, r.ResetAfter)
+	if r.Allowed {
 		return true
 	}
-	h.SetBytesV("Retry-After", ratelimit.AppendSeconds(b[:0], tight.RetryAfter))
+	var b [20]byte
+	h.SetBytesV("Retry-After", ratelimit.AppendSeconds(b[:0], r.RetryAfter))
 	m.Errors.Write(ctx, codeError(CodeRateLimited))
 	return false
+}
+
+// setRateHeaders describes one budget in the RateLimit-* headers.
+func setRateHeaders(h *fasthttp.ResponseHeader, limit, remaining int64, reset time.Duration) {
+	var b [20]byte
+	h.SetBytesV("RateLimit-Limit", strconv.AppendInt(b[:0], limit, 10))
+	h.SetBytesV("RateLimit-Remaining", strconv.AppendInt(b[:0], remaining, 10))
+	h.SetBytesV("RateLimit-Reset", ratelimit.AppendSeconds(b[:0], reset))
 }
 
 var appJSON = []byte("application/json")

@@ -6,11 +6,15 @@ package handlers
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -40,6 +44,10 @@ type Sessions struct {
 	ctx        context.Context // not the RequestCtx: that one is cancelled at shutdown, and in-flight calls must finish
 	errs       *Errors
 	switchHist *metrics.PrometheusHistogram
+
+	// SwitchBudget is each session's switch budget, charged by the switch
+	// script itself (one round trip); Max 0 turns it off.
+	SwitchBudget ratelimit.Limit
 }
 
 // NewSessions serves eng. ctx bounds every Engine call (main cancels it only
@@ -134,10 +142,55 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 		s.errs.Write(ctx, err)
 		return
 	}
+	if b := s.SwitchBudget; b.Max > 0 {
+		if call == nil {
+			call = &session.Call{}
+		}
+		call.Budget = &session.Budget{Burst: b.Max, Interval: b.Window / time.Duration(b.Max)}
+	}
 	start := time.Now()
 	state, err := s.eng.Switch(s.ctx, id, a, call)
 	s.switchHist.Update(float64(time.Since(start).Microseconds()) / 1000)
+	if call != nil && call.Budget != nil {
+		s.budgetHeaders(ctx, call.Budget, err)
+		if errors.Is(err, session.ErrRateLimited) {
+			s.errs.Write(ctx, codeError(CodeRateLimited))
+			return
+		}
+	}
 	s.reply(ctx, "switch", id, fasthttp.StatusOK, call, state, err)
+}
+
+// budgetHeaders describes the session's switch budget in the RateLimit-*
+// headers when it is tighter than the caller's budget the middleware
+// described, and sets Retry-After when it is spent.
+func (s *Sessions) budgetHeaders(ctx *fasthttp.RequestCtx, b *session.Budget, err error) {
+	h := &ctx.Response.Header
+	var se *session.Error
+	switch {
+	case errors.Is(err, session.ErrRateLimited) && errors.As(err, &se):
+		var d struct {
+			RetryAfterUS int64 `json:"retry_after_us"`
+			ResetAfterUS int64 `json:"reset_after_us"`
+		}
+		_ = json.Unmarshal(se.Details, &d)
+		setRateHeaders(h, b.Burst, 0, time.Duration(d.ResetAfterUS)*time.Microsecond)
+		var buf [20]byte
+		h.SetBytesV("Retry-After", ratelimit.AppendSeconds(buf[:0], time.Duration(d.RetryAfterUS)*time.Microsecond))
+	case b.Charged:
+		if v := h.Peek("RateLimit-Remaining"); v == nil || b.Remaining < parseInt(v) {
+			setRateHeaders(h, b.Burst, b.Remaining, b.ResetAfter)
+		}
+	}
+}
+
+// parseInt reads a decimal header value; garbage reads as a large number.
+func parseInt(v []byte) int64 {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil {
+		return 1<<63 - 1
+	}
+	return n
 }
 
 // transition serves start, pause, resume and complete (op): one call

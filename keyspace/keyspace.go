@@ -87,6 +87,10 @@ func Streams() []string {
 // check and keep it atomically with the transition.
 func (s Session) Idem(key string) string { return s.Meta + ":idem:" + key }
 
+// Budget returns the key of the session's switch budget (switchCycle-7's
+// GCRA state): in the session's slot, so the switch charges it itself.
+func (s Session) Budget() string { return s.Meta + ":rl" }
+
 // Audit is the deployment's audit flag: the audit stream cap that every
 // instance with DATABASE_URL keeps there (no TTL), and that instances
 // without one pass to the scripts, so that whether a transition is

@@ -64,10 +64,16 @@ local function fail(code, details)
 end
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
--- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
-local function now_ms()
+-- now_us is the only clock: Redis TIME in whole µs. seconds * 1e6 + µs
+-- stays below 2^53, so a Lua number holds it exactly.
+local function now_us()
   local t = rcall('TIME')
-  return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- now_ms is the clock truncated to whole milliseconds, the unit of states.
+local function now_ms()
+  return floor(now_us() / 1000)
 end
 
 -- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer

@@ -19,12 +19,27 @@ Errors:  none
 Publishes: nothing
 Time:    now = Redis TIME in whole µs. Each key expires when its budget is full again.
 ]]
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
+-- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
--- GCRA (shared by the rateLimit scripts). A budget is `burst` requests at
+local floor = math.floor
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
+
+-- now_us is the only clock: Redis TIME in whole µs. seconds * 1e6 + µs
+-- stays below 2^53, so a Lua number holds it exactly.
+local function now_us()
+  local t = rcall('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+-- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
 -- requests remaining, the µs until one is allowed (when refused), the µs
 -- until the budget is full, and the new TAT to store.
+
 local function gcra(tat, now, burst, interval, cost)
   tat = tat and tonumber(tat)
   if not tat or tat < now then tat = now end
@@ -39,13 +54,6 @@ end
 -- store_tat keeps a TAT until the budget is full again (then the key is gone).
 local function store_tat(key, tat, now)
   redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
-end
-
--- now_us is Redis TIME in whole µs: seconds * 1e6 + µs stays below 2^53,
--- so a Lua number holds it exactly.
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 local k_first, k_second = KEYS[1], KEYS[2]

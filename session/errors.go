@@ -36,6 +36,7 @@ var (
 	ErrValidation          = &Error{Code: "VALIDATION_ERROR"}
 	ErrStreamFull          = &Error{Code: "STREAM_FULL"}
 	ErrIdempotencyReused   = &Error{Code: "IDEMPOTENCY_KEY_REUSED"}
+	ErrRateLimited         = &Error{Code: "RATE_LIMITED"} // a switch budget is spent
 )
 
 // Failures of the call itself rather than of the transition: Redis could
@@ -54,7 +55,7 @@ func ParseScriptError(msg string) *Error {
 	switch code {
 	case ErrSessionNotFound.Code, ErrSessionExists.Code, ErrInvalidTransition.Code,
 		ErrParticipantNotFound.Code, ErrConflict.Code, ErrValidation.Code, ErrStreamFull.Code,
-		ErrIdempotencyReused.Code:
+		ErrIdempotencyReused.Code, ErrRateLimited.Code:
 	default:
 		return nil
 	}

@@ -3,6 +3,8 @@
 // and the errors a transition can end in.
 package session
 
+import "time"
+
 // Sync modes accepted at create.
 const (
 	ModePerParticipant = "per_participant"
@@ -58,4 +60,20 @@ type Call struct {
 	// Replayed is set by the engine when the reply is the one kept for
 	// IdemKey: nothing changed this time.
 	Replayed bool
+	// Budget, when set, is the session's switch budget: the switch script
+	// charges it in the same step (lua/switchCycle-7.lua), and the engine
+	// fills in what is left.
+	Budget *Budget
+}
+
+// Budget is a per-session rate budget: Burst calls at once, one earned
+// back per Interval. Remaining and ResetAfter are the engine's answer
+// after a call that charged it.
+type Budget struct {
+	Burst    int64
+	Interval time.Duration
+
+	Charged    bool // the call charged it (not a replay), so the two below are set
+	Remaining  int64
+	ResetAfter time.Duration // until the budget is full again
 }

@@ -6,7 +6,8 @@
 // the counters after the set-up and dumping them after the switches, so
 // the dump's total over -n is the instructions per switch. -layout names
 // the script contract: "v5" (switchCycle-5 and createSession-4, before
-// Idempotency-Key) or "v6" (today's); -dir holds that layout's
+// Idempotency-Key), "v6" (with it), "v7" (createSession-6, lives) or "v8"
+// (switchCycle-7, the per-session budget; -budget charges it); -dir holds that layout's
 // create, start and switch files. bench/RESULTS.md has the procedure.
 package main
 
@@ -26,17 +27,19 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
 	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
-	layout := flag.String("layout", "v7", "v5, v6 or v7 (createSession-6: a life counter key)")
+	layout := flag.String("layout", "v8", "v5, v6, v7 (createSession-6: a life counter key) or v8 (switchCycle-7: a budget key)")
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
+	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
 		"v6": {"createSession-5.lua", "startSession-6.lua", "switchCycle-6.lua"},
 		"v7": {"createSession-6.lua", "startSession-6.lua", "switchCycle-6.lua"},
+		"v8": {"createSession-6.lua", "startSession-6.lua", "switchCycle-7.lua"},
 	}[*layout]
 	if names[0] == "" || *pid == 0 {
-		log.Fatal("want -layout v5|v6|v7 and -pid")
+		log.Fatal("want -layout v5|v6|v7|v8 and -pid")
 	}
 	load := func(f string) *redis.Script {
 		b, err := os.ReadFile(filepath.Join(*dir, f))
@@ -59,18 +62,26 @@ func main() {
 		createKeys = append(append([]string{}, keys[:4]...), base+":idem:")
 		keys = append(keys, base+":idem:")
 	}
-	if *layout == "v7" {
+	if *layout == "v7" || *layout == "v8" {
 		createKeys = append(createKeys, "sk:{a}:lives")
+	}
+	swKeys := keys
+	if *layout == "v8" {
+		swKeys = append(append([]string{}, keys...), base+":rl")
 	}
 	for i := 0; i < 4; i++ {
 		args = append(args, fmt.Sprintf("11111111-1111-4111-8111-00000000010%d", i), i, 3_600_000_000, "")
 	}
 	must(create.Run(ctx, rdb, createKeys, args...).Err())
 	must(start.Run(ctx, rdb, keys, id, ch, cap, "").Err())
-	must(sw.Run(ctx, rdb, keys, id, ch, cap, "", "", "", "").Err()) // loaded and warm
+	swArgs := []any{id, ch, cap, "", "", "", ""}
+	if *budget {
+		swArgs = append(swArgs, "", "", "", "1000000000", "1")
+	}
+	must(sw.Run(ctx, rdb, swKeys, swArgs...).Err()) // loaded and warm
 	must(exec.Command("callgrind_control", "-z", strconv.Itoa(*pid)).Run())
 	for range *n {
-		must(sw.EvalSha(ctx, rdb, keys, id, ch, cap, "", "", "", "").Err())
+		must(sw.EvalSha(ctx, rdb, swKeys, swArgs...).Err())
 	}
 	must(exec.Command("callgrind_control", "-d", strconv.Itoa(*pid)).Run())
 	fmt.Println(*layout, *n, "switches counted: see the newest callgrind dump's totals")

@@ -15,7 +15,6 @@ Errors:  none (arguments come from the service's configuration)
 Publishes: nothing
 Time:    now = Redis TIME in whole µs. The key expires when the budget is full again.
 ]]
-local rcall = redis.call
 -- @include gcra
 
 local k_bucket = KEYS[1]

@@ -18,7 +18,6 @@ Errors:  none
 Publishes: nothing
 Time:    now = Redis TIME in whole µs. Each key expires when its budget is full again.
 ]]
-local rcall = redis.call
 -- @include gcra
 
 local k_first, k_second = KEYS[1], KEYS[2]

@@ -1,8 +1,11 @@
--- GCRA (shared by the rateLimit scripts). A budget is `burst` requests at
+-- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
 -- requests remaining, the µs until one is allowed (when refused), the µs
 -- until the budget is full, and the new TAT to store.
+-- @include clock
+
 local function gcra(tat, now, burst, interval, cost)
   tat = tat and tonumber(tat)
   if not tat or tat < now then tat = now end
@@ -19,9 +22,3 @@ local function store_tat(key, tat, now)
   redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
 end
 
--- now_us is Redis TIME in whole µs: seconds * 1e6 + µs stays below 2^53,
--- so a Lua number holds it exactly.
-local function now_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end

@@ -1,4 +1,4 @@
--- Generated from lua/src/switchCycle-6.lua by `go generate ./lua`: edit the source, not this file.
+-- Generated from lua/src/switchCycle-7.lua by `go generate ./lua`: edit the source, not this file.
 --[[ switchCycle: end the active participant's turn and start the next one
 who has not expired. The hot path: O(1) in the number of participants
 (skipping expired participants reads one fragment each; in per_group the
@@ -10,6 +10,8 @@ KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
 KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
+KEYS[7] budget     sk:{<shard>}:session:<id>:rl   string: the per-session switch budget's TAT,
+                   epoch µs (GCRA, as in rateLimit-1); absent when the budget is full
 
 ARGV[1] session_id              UUID
 ARGV[2] channel                 sk:{<shard>}:session:<id>:state
@@ -23,11 +25,16 @@ ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: pub
 ARGV[8] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
 ARGV[9] idem_ttl_ms       integer ms the record lives (when ARGV[8] is set)
 ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in the event
+ARGV[11] budget_burst      integer >= 1: switches the session may make at once, or ""/absent:
+                           no per-session budget (KEYS[7] is then not touched)
+ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing; the state (or delta head) carries
+Returns: {kind, json} or, with a budget, {kind, json, budget_remaining, budget_reset_after_us};
+  kind "replay" (json: the kept reply) repeats a call with the same Idempotency-Key and request,
+  changing nothing and charging nothing; the state (or delta head) carries
   "expired_participant_id" when the ending turn ran out of time.
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, reset_after_us}
+  (the budget is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
@@ -35,6 +42,8 @@ Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when 
   switch is the first to see a clock run out
 Events:  cycle_switched; participant_expired when the ending turn ran out here;
   session_expired when the session's time ran out or nobody is left
+Budget:  charged once the call is not a replay, before any other check, so a refused switch
+  (CONFLICT, ...) costs one as an HTTP request did before it reached the script.
 Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
   cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
 ]]
@@ -74,10 +83,11 @@ local function fail(code, details)
 end
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
--- now_ms is the only clock: Redis TIME, truncated to whole milliseconds.
-local function now_ms()
+-- now_us is the only clock: Redis TIME in whole µs. seconds * 1e6 + µs
+-- stays below 2^53, so a Lua number holds it exactly.
+local function now_us()
   local t = rcall('TIME')
-  return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
 -- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
@@ -570,14 +580,50 @@ local function time_expired(ch, m, pid, now)
   rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
+-- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- A budget is `burst` requests at
+-- once, refilled at one per `interval` µs; its key holds the theoretical
+-- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
+-- requests remaining, the µs until one is allowed (when refused), the µs
+-- until the budget is full, and the new TAT to store.
+
+local function gcra(tat, now, burst, interval, cost)
+  tat = tat and tonumber(tat)
+  if not tat or tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local diff = now - (new_tat - burst * interval)
+  if diff < 0 then
+    return false, 0, -diff, tat - now, tat
+  end
+  return true, math.floor(diff / interval), 0, new_tat - now, new_tat
+end
+
+-- store_tat keeps a TAT until the budget is full again (then the key is gone).
+local function store_tat(key, tat, now)
+  redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
+end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
 local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
 local actor = ARGV[10] or ''
+local burst, interval = tonumber(ARGV[11] or ''), tonumber(ARGV[12] or '')
 local replay = replayed(idem)
 if replay then return replay end
+
+-- time: one TIME serves the budget (µs) and the switch (ms)
+local now_u = now_us()
+local now = floor(now_u / 1000)
+local b_rem, b_reset
+if burst then
+  local ok, rem, retry, reset, tat = gcra(rcall('GET', KEYS[7]), now_u, burst, interval, 1)
+  if not ok then
+    return fail('RATE_LIMITED', { limit = burst, retry_after_us = retry, reset_after_us = reset })
+  end
+  store_tat(KEYS[7], tat, now_u)
+  b_rem, b_reset = rem, reset
+end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
@@ -598,8 +644,6 @@ if next_id ~= '' then
   end
 end
 local cur = get_p(k_parts, cur_pos)
-
-local now = now_ms()
 
 local was_expired = cur.has_expired
 local elapsed = run_ms(m, cur, now)
@@ -661,4 +705,5 @@ if announce then
   if cur.has_expired and not was_expired then who = cur.participant_id end
   time_expired(msg_ch, m, who, now)
 end
+if burst then r[3], r[4] = b_rem, b_reset end
 return kept(idem, r, k_parts, m, now, extra)

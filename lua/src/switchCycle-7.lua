@@ -9,6 +9,8 @@ KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
 KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
+KEYS[7] budget     sk:{<shard>}:session:<id>:rl   string: the per-session switch budget's TAT,
+                   epoch µs (GCRA, as in rateLimit-1); absent when the budget is full
 
 ARGV[1] session_id              UUID
 ARGV[2] channel                 sk:{<shard>}:session:<id>:state
@@ -22,11 +24,16 @@ ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: pub
 ARGV[8] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
 ARGV[9] idem_ttl_ms       integer ms the record lives (when ARGV[8] is set)
 ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in the event
+ARGV[11] budget_burst      integer >= 1: switches the session may make at once, or ""/absent:
+                           no per-session budget (KEYS[7] is then not touched)
+ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing; the state (or delta head) carries
+Returns: {kind, json} or, with a budget, {kind, json, budget_remaining, budget_reset_after_us};
+  kind "replay" (json: the kept reply) repeats a call with the same Idempotency-Key and request,
+  changing nothing and charging nothing; the state (or delta head) carries
   "expired_participant_id" when the ending turn ran out of time.
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, reset_after_us}
+  (the budget is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
@@ -34,6 +41,8 @@ Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when 
   switch is the first to see a clock run out
 Events:  cycle_switched; participant_expired when the ending turn ran out here;
   session_expired when the session's time ran out or nobody is left
+Budget:  charged once the call is not a replay, before any other check, so a refused switch
+  (CONFLICT, ...) costs one as an HTTP request did before it reached the script.
 Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
   cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
 ]]
@@ -49,14 +58,29 @@ Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
 -- @include fragments
 -- @include rotation
 -- @include expiry
+-- @include gcra
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
 local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
 local actor = ARGV[10] or ''
+local burst, interval = tonumber(ARGV[11] or ''), tonumber(ARGV[12] or '')
 local replay = replayed(idem)
 if replay then return replay end
+
+-- time: one TIME serves the budget (µs) and the switch (ms)
+local now_u = now_us()
+local now = floor(now_u / 1000)
+local b_rem, b_reset
+if burst then
+  local ok, rem, retry, reset, tat = gcra(rcall('GET', KEYS[7]), now_u, burst, interval, 1)
+  if not ok then
+    return fail('RATE_LIMITED', { limit = burst, retry_after_us = retry, reset_after_us = reset })
+  end
+  store_tat(KEYS[7], tat, now_u)
+  b_rem, b_reset = rem, reset
+end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
@@ -77,8 +101,6 @@ if next_id ~= '' then
   end
 end
 local cur = get_p(k_parts, cur_pos)
-
-local now = now_ms()
 
 local was_expired = cur.has_expired
 local elapsed = run_ms(m, cur, now)
@@ -140,4 +162,5 @@ if announce then
   if cur.has_expired and not was_expired then who = cur.participant_id end
   time_expired(msg_ch, m, who, now)
 end
+if burst then r[3], r[4] = b_rem, b_reset end
 return kept(idem, r, k_parts, m, now, extra)
