@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"strconv"
@@ -22,24 +20,7 @@ import (
 
 // persistSchema creates a PostgreSQL schema of the test's own and returns
 // its name; dropped at cleanup.
-func persistSchema(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "main_t_" + hex.EncodeToString(b)
-	pool, err := pgxpool.New(context.Background(), pgtest.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		pool.Close()
-	})
-	return schema
-}
+func persistSchema(t *testing.T) string { return pgtest.Schema(t, "main_t_") }
 
 // persistURL is the tests' PostgreSQL reached at addr (pgtest.Addr(), or a
 // proxy in front of it) with schema as search_path.

@@ -9,7 +9,6 @@ import (
 	"github.com/fasthttp/websocket"
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/servertest"
@@ -29,11 +28,15 @@ func startKillable(t testing.TB, redisAddr string, env ...string) (string, func(
 // other.
 func TestExpiryAcrossInstances(t *testing.T) {
 	t.Parallel()
-	one, killOne := startKillable(t, servertest.RedisAddr(), "EXPIRY_POLL_MS=5")
-	two, _ := startKillable(t, servertest.RedisAddr(), "EXPIRY_POLL_MS=5")
+	eachBackend(t, testExpiryAcrossInstances)
+}
+
+func testExpiryAcrossInstances(t *testing.T, be backend) {
+	first := be.start(t, "EXPIRY_POLL_MS=5")
+	one, killOne := first.addr, first.kill
+	two := be.start(t, "EXPIRY_POLL_MS=5").addr
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := be.client(t)
 
 	const n = 10
 	type sess struct {
@@ -55,7 +58,7 @@ func TestExpiryAcrossInstances(t *testing.T) {
 	for i, s := range all {
 		chans[i] = keyspace.For(s.id).MsgChannel
 	}
-	ps := rdb.Subscribe(ctx, chans...)
+	ps := be.subscribe(rdb, ctx, chans...)
 	t.Cleanup(func() { ps.Close() })
 	for range chans {
 		if _, err := ps.Receive(ctx); err != nil {

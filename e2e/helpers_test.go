@@ -23,7 +23,13 @@ import (
 // each test ends, and fails the run if one was left without a TTL.
 var sessions = sessiontest.New(servertest.RedisAddr())
 
-func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
+// TestMain also stops the Redis Cluster the cluster rows share, if one
+// started.
+func TestMain(m *testing.M) {
+	code := sessions.Run(m)
+	servertest.StopSharedCluster()
+	os.Exit(code)
+}
 
 // doReq sends one request and tracks the session a create made.
 func doReq(t testing.TB, method, url, body string, hdr ...string) servertest.Resp {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/websocket"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/servertest"
@@ -23,10 +22,6 @@ import (
 // ports, sharing the machine's Redis: a client on each, one change made
 // through one of them.
 
-// startProcess runs an instance on the shared Redis and returns its
-// address (host:port).
-func startProcess(t *testing.T) string { return startInstance(t, servertest.RedisAddr()).addr }
-
 // startProcessStop is startProcess, plus a func that sends SIGTERM and
 // waits for the exit.
 func startProcessStop(t *testing.T) (string, func()) {
@@ -36,7 +31,11 @@ func startProcessStop(t *testing.T) (string, func()) {
 
 func TestWSCrossInstanceSwitch(t *testing.T) {
 	t.Parallel()
-	one, two := startProcess(t), startProcess(t)
+	eachBackend(t, testWSCrossInstanceSwitch)
+}
+
+func testWSCrossInstanceSwitch(t *testing.T, be backend) {
+	one, two := be.start(t).addr, be.start(t).addr
 	for _, n := range []int{4, 40} { // full STATE_UPDATE, and STATE_DELTA assembled per instance
 		t.Run(strconv.Itoa(n)+" participants", func(t *testing.T) {
 			id, _, body := servertest.SessionBody(n, "")
@@ -74,7 +73,11 @@ func TestWSCrossInstanceSwitch(t *testing.T) {
 // through the message channel.
 func TestWSCrossInstanceMessageChannel(t *testing.T) {
 	t.Parallel()
-	one, two := startProcess(t), startProcess(t)
+	eachBackend(t, testWSCrossInstanceMessageChannel)
+}
+
+func testWSCrossInstanceMessageChannel(t *testing.T, be backend) {
+	one, two := be.start(t).addr, be.start(t).addr
 	id, _, body := servertest.SessionBody(2, "")
 	if r := doReq(t, "POST", "http://"+one+"/v1/sessions", body); r.Status != 201 {
 		t.Fatalf("create: %d %s", r.Status, r.Body)
@@ -82,8 +85,7 @@ func TestWSCrossInstanceMessageChannel(t *testing.T) {
 	a, b := servertest.WSDial(t, one, id), servertest.WSDial(t, two, id)
 
 	// A third instance, in-process, broadcasts.
-	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := be.client(t)
 	scripts := engine.New(rdb, engine.Options{StateCacheMax: 10})
 	relay := wsrelay.New(wsrelay.Config{}, rdb, scripts, scripts.Assembler(), wallClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.NewSet())
 	t.Cleanup(func() { _ = relay.Shutdown(context.Background()) })
