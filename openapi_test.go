@@ -825,10 +825,10 @@ func contractStalled(t *testing.T, c *contract) *apiServer {
 	return st.api
 }
 
-// inShard returns a new session id in shard (its last hex digit).
-func inShard(shard byte) string {
+// inShard returns a new session id in shard (its last two hex digits, below keyspace.Shards).
+func inShard(shard string) string {
 	id := uuid.NewString()
-	return id[:35] + string(shard)
+	return id[:34] + shard
 }
 
 // contractFull: the audit stream's cap is 3 (the audit flag of a Redis of
@@ -842,7 +842,7 @@ func contractFull(t *testing.T, c *contract) *apiServer {
 		t.Fatal(err)
 	}
 	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
-	a, b, b2 := inShard('a'), inShard('b'), inShard('b')
+	a, b, b2 := inShard("0a"), inShard("0b"), inShard("0b")
 	parts := uuids(2)
 	create := func(id string) string { return createBody(id, "per_participant", parts, 60000, "", "") }
 	full := func(method, route, id, body string) exchange {
@@ -856,7 +856,7 @@ func contractFull(t *testing.T, c *contract) *apiServer {
 		full("POST", rResume, a, ""),
 		full("POST", rComplete, a, ""),
 		full("DELETE", rSession, a, ""),
-		full("POST", rSessions, "", create(inShard('a'))),
+		full("POST", rSessions, "", create(inShard("0a"))),
 		{name: "create", method: "POST", route: rSessions, body: create(b), status: 201},
 		{name: "start", method: "POST", route: rStart, id: b, status: 200},
 		{name: "create", method: "POST", route: rSessions, body: create(b2), status: 201}, // shard b: 3 events

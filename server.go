@@ -12,7 +12,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/alicebob/miniredis/v2"
-	"github.com/alicebob/miniredis/v2/server"
 	"github.com/fasthttp/router"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
@@ -23,6 +22,7 @@ import (
 	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/handlers"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/webassets"
 )
@@ -144,7 +144,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger) (*app, error) {
 func (a *app) connect(ctx context.Context) error {
 	rc := redisconn.Config{URL: a.cfg.RedisURL, ClusterAddrs: a.cfg.RedisClusterAddrs, Timeout: a.cfg.RedisTimeout}
 	if rc.URL == "" && len(rc.ClusterAddrs) == 0 {
-		m, err := startEmbedded()
+		m, err := redisconn.Embedded()
 		if err != nil {
 			return err
 		}
@@ -165,6 +165,14 @@ func (a *app) connect(ctx context.Context) error {
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return errors.New("connecting to Redis at " + rc.Addr() + ": " + err.Error())
 	}
+	old, err := keyspace.CheckShards(ctx, a.rdb)
+	if err != nil {
+		return errors.New("Redis at " + rc.Addr() + ": " + err.Error())
+	}
+	if len(old) > 0 {
+		a.log.Warn("Redis holds keys of the older 16-shard layout, which this build does not read: "+
+			"sessions and audit events there are not served or persisted", "keys", old)
+	}
 	// An evicting Redis could drop a running session or unwritten audit
 	// events without a word; noeviction turns a full Redis into refused
 	// writes instead. CONFIG may be disabled (managed Redis): then say nothing.
@@ -175,28 +183,6 @@ func (a *app) connect(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// startEmbedded starts dev mode's miniredis. It lacks sharded Pub/Sub,
-// which the scripts and the relay use (one path for a single Redis and a
-// Cluster): on one server SPUBLISH, SSUBSCRIBE and SUNSUBSCRIBE deliver
-// exactly as PUBLISH, SUBSCRIBE and UNSUBSCRIBE, so they run as those.
-func startEmbedded() (*miniredis.Miniredis, error) {
-	m, err := miniredis.Run()
-	if err != nil {
-		return nil, err
-	}
-	srv := m.Server()
-	for sharded, classic := range map[string]string{"SPUBLISH": "PUBLISH", "SSUBSCRIBE": "SUBSCRIBE", "SUNSUBSCRIBE": "UNSUBSCRIBE"} {
-		err := srv.Register(sharded, func(c *server.Peer, _ string, args []string) {
-			srv.Dispatch(c, append([]string{classic}, args...))
-		})
-		if err != nil {
-			m.Close()
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 // readyTimeout bounds /ready's checks together (README "Health"): a hung

@@ -74,7 +74,7 @@ func startRelay(ctx context.Context, rdb redis.UniversalClient, drop func(int64)
 	if err != nil {
 		return "", nil, err
 	}
-	r := &miniRelay{rdb: rdb, ps: rdb.Subscribe(ctx), conns: map[string]map[*relayConn]struct{}{}, waiting: map[string][]chan struct{}{}, drop: drop}
+	r := &miniRelay{rdb: rdb, ps: rdb.SSubscribe(ctx), conns: map[string]map[*relayConn]struct{}{}, waiting: map[string][]chan struct{}{}, drop: drop}
 	go r.read(ctx)
 	srv := &fasthttp.Server{Handler: r.serve}
 	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown
@@ -132,7 +132,7 @@ func (r *miniRelay) serve(ctx *fasthttp.RequestCtx) {
 		}
 		r.mu.Unlock()
 		if !subscribed {
-			if err := r.ps.Subscribe(context.Background(), ch); err != nil {
+			if err := r.ps.SSubscribe(context.Background(), ch); err != nil {
 				return
 			}
 		}
@@ -154,7 +154,7 @@ func (r *miniRelay) serve(ctx *fasthttp.RequestCtx) {
 		delete(r.conns[ch], rc)
 		if len(r.conns[ch]) == 0 {
 			delete(r.conns, ch)
-			_ = r.ps.Unsubscribe(context.Background(), ch)
+			_ = r.ps.SUnsubscribe(context.Background(), ch)
 		}
 		r.mu.Unlock()
 	})

@@ -10,11 +10,6 @@ import (
 	"github.com/synckairos/synckairos/servertest"
 )
 
-// clusterReady says whether the service takes REDIS_CLUSTER_ADDRS yet
-// (issue 14's cluster-core branch); until it does, every cluster row
-// skips with that reason rather than testing a binary that ignores it.
-const clusterReady = false
-
 // backend is one Redis the black-box suite runs the service on: the
 // machine's single Redis, or the test binary's shared Redis Cluster.
 type backend struct {
@@ -23,9 +18,6 @@ type backend struct {
 	env func(t testing.TB) []string
 	// client is a client of the same Redis, for a test's own look.
 	client func(t testing.TB) redis.UniversalClient
-	// subscribe listens to session channels the way the scripts publish
-	// on this backend (PUBLISH, or SPUBLISH on a Cluster).
-	subscribe func(rdb redis.UniversalClient, ctx context.Context, channels ...string) *redis.PubSub
 }
 
 var backends = []backend{
@@ -37,7 +29,6 @@ var backends = []backend{
 			t.Cleanup(func() { rdb.Close() })
 			return rdb
 		},
-		subscribe: redis.UniversalClient.Subscribe,
 	},
 	{
 		name: "cluster",
@@ -45,8 +36,7 @@ var backends = []backend{
 			c := servertest.SharedCluster(t)
 			return []string{"REDIS_URL=", "REDIS_CLUSTER_ADDRS=" + strings.Join(c.Addrs, ",")}
 		},
-		client:    func(t testing.TB) redis.UniversalClient { return servertest.SharedCluster(t).Client(t) },
-		subscribe: redis.UniversalClient.SSubscribe,
+		client: func(t testing.TB) redis.UniversalClient { return servertest.SharedCluster(t).Client(t) },
 	},
 }
 
@@ -54,9 +44,6 @@ var backends = []backend{
 func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			if b.name == "cluster" && !clusterReady {
-				t.Skip("the service does not take REDIS_CLUSTER_ADDRS yet (issue 14, cluster-core): cluster row skipped")
-			}
 			t.Parallel()
 			f(t, b)
 		})
@@ -67,4 +54,26 @@ func eachBackend(t *testing.T, f func(t *testing.T, b backend)) {
 func (b backend) start(t testing.TB, env ...string) *instance {
 	t.Helper()
 	return startInstance(t, servertest.RedisAddr(), append(b.env(t), env...)...)
+}
+
+// listen subscribes to session channels as the relay does (SSUBSCRIBE,
+// which names one slot: one subscription per channel) and merges what
+// they receive; it returns once Redis confirmed every channel.
+func listen(t testing.TB, rdb redis.UniversalClient, channels ...string) <-chan *redis.Message {
+	t.Helper()
+	ctx := context.Background()
+	out := make(chan *redis.Message, 1024)
+	for _, ch := range channels {
+		ps := rdb.SSubscribe(ctx, ch)
+		t.Cleanup(func() { ps.Close() })
+		if _, err := ps.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for m := range ps.Channel() {
+				out <- m
+			}
+		}()
+	}
+	return out
 }

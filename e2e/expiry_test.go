@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/fasthttp/websocket"
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/servertest"
@@ -35,7 +35,6 @@ func testExpiryAcrossInstances(t *testing.T, be backend) {
 	first := be.start(t, "EXPIRY_POLL_MS=5")
 	one, killOne := first.addr, first.kill
 	two := be.start(t, "EXPIRY_POLL_MS=5").addr
-	ctx := context.Background()
 	rdb := be.client(t)
 
 	const n = 10
@@ -58,13 +57,7 @@ func testExpiryAcrossInstances(t *testing.T, be backend) {
 	for i, s := range all {
 		chans[i] = keyspace.For(s.id).MsgChannel
 	}
-	ps := be.subscribe(rdb, ctx, chans...)
-	t.Cleanup(func() { ps.Close() })
-	for range chans {
-		if _, err := ps.Receive(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	msgs := listen(t, rdb, chans...)
 	for _, s := range all {
 		body := `{"session_id":"` + s.id + `","sync_mode":"per_participant","auto_advance":true,"participants":[` +
 			`{"participant_id":"` + s.p0 + `","participant_index":0,"total_time_ms":` + strconv.Itoa(s.bank) + `},` +
@@ -93,11 +86,11 @@ func testExpiryAcrossInstances(t *testing.T, be backend) {
 			return c
 		}
 		for count() < want {
-			rctx, cancel := context.WithDeadline(ctx, until)
-			m, err := ps.ReceiveMessage(rctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("%d of %d TIME_EXPIRED: %v", count(), want, err)
+			var m *redis.Message
+			select {
+			case m = <-msgs:
+			case <-time.After(time.Until(until)):
+				t.Fatalf("%d of %d TIME_EXPIRED: none by the deadline", count(), want)
 			}
 			var te servertest.TimeMsg
 			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
@@ -110,14 +103,13 @@ func testExpiryAcrossInstances(t *testing.T, be backend) {
 	killOne() // the late deadlines are pending; nobody hands them over
 	collect(time.Now().Add(15*time.Second), 2*n)
 	time.Sleep(300 * time.Millisecond) // room for a duplicate
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		m, err := ps.ReceiveMessage(rctx)
-		cancel()
-		if err != nil {
-			break
+	for extra := true; extra; {
+		select {
+		case m := <-msgs:
+			t.Errorf("extra message %s", m.Payload)
+		case <-time.After(50 * time.Millisecond):
+			extra = false
 		}
-		t.Errorf("extra message %s", m.Payload)
 	}
 	for _, s := range all {
 		msgs := got[s.id]

@@ -225,7 +225,7 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				if events {
 					eventCap = "100000000"
 				}
-				sha := shaOf("switchCycle-7.lua")
+				sha := shaOf("switchCycle2-7.lua")
 				lat := make(latencies, 0, b.N)
 				cpu := newCPUMeter(b, rdb)
 				b.ResetTimer()
@@ -253,7 +253,7 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 const (
 	// floorSwitch: the calls this key layout needs (read meta, read the
 	// fragments, TIME, write two fragments, write meta, the deadline
-	// index, PUBLISH), each with its real payload.
+	// index, SPUBLISH), each with its real payload.
 	floorSwitch = `
 local m = redis.call('HMGET', KEYS[1], 'status', 'version', 'active')
 local p = redis.call('HMGET', KEYS[2], '0', '1', '2', '3')
@@ -262,16 +262,16 @@ redis.call('HSET', KEYS[2], '0', p[1], '1', p[2])
 redis.call('HSET', KEYS[1], 'floor', ARGV[3])
 redis.call('ZADD', KEYS[5], '1764643200000', ARGV[1])
 local msg = ARGV[4] .. table.concat(p, ',') .. ']}}'
-redis.call('PUBLISH', ARGV[2], msg)
+redis.call('SPUBLISH', ARGV[2], msg)
 return {'full', msg}`
 	// minSwitch: the fewest calls any layout could do (one hash holding
-	// meta and fragments, no deadline index): read, TIME, write, PUBLISH.
+	// meta and fragments, no deadline index): read, TIME, write, SPUBLISH.
 	minSwitch = `
 local p = redis.call('HMGET', KEYS[2], '0', '1', '2', '3', 'floor')
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[2], '0', p[1], '1', p[2], 'floor', ARGV[3])
 local msg = ARGV[4] .. table.concat(p, ',', 1, 4) .. ']}}'
-redis.call('PUBLISH', ARGV[2], msg)
+redis.call('SPUBLISH', ARGV[2], msg)
 return {'full', msg}`
 )
 
@@ -357,7 +357,7 @@ func BenchmarkSwitchFloor(b *testing.B) {
 func benchPublished(b *testing.B, s *Engine, rdb *redis.Client, id string) int {
 	b.Helper()
 	ctx := context.Background()
-	ps := rdb.Subscribe(ctx, keyspace.For(id).StateChannel)
+	ps := rdb.SSubscribe(ctx, keyspace.For(id).StateChannel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
 		b.Fatal(err)
@@ -492,7 +492,7 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		return &variant{name: name, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
 	}
 	const eventCap = "100000000"
-	cur := shaOf("switchCycle-7.lua")
+	cur := shaOf("switchCycle2-7.lua")
 	vs := []*variant{
 		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
 			all := append(keys, k.Idem(""), k.Budget())

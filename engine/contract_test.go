@@ -16,10 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/servertest"
 )
 
@@ -95,7 +96,14 @@ func TestContract(t *testing.T) {
 		addr func(t *testing.T) string
 	}{
 		{"redis", func(*testing.T) string { return servertest.RedisAddr() }},
-		{"miniredis", func(t *testing.T) string { return miniredis.RunT(t).Addr() }},
+		{"miniredis", func(t *testing.T) string {
+			m, err := redisconn.Embedded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(m.Close)
+			return m.Addr()
+		}},
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
@@ -123,12 +131,12 @@ func TestContract(t *testing.T) {
 func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 	ctx := context.Background()
 	id := uuid.NewString()
-	shard := id[len(id)-1:]
+	shard := strings.Trim(keyspace.Tag(keyspace.ShardOf(id)), "{}")
 	sub := func(s string) string {
 		return strings.ReplaceAll(strings.ReplaceAll(s, "$ID", id), "$SHARD", shard)
 	}
 	channel := sub("sk:{$SHARD}:session:$ID:state")
-	ps := rdb.Subscribe(ctx, channel)
+	ps := rdb.SSubscribe(ctx, channel)
 	defer ps.Close()
 	if _, err := ps.Receive(ctx); err != nil {
 		t.Fatal(err)
@@ -214,7 +222,7 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 func drainChannel(t *testing.T, rdb *redis.Client, ps *redis.PubSub, channel string) []string {
 	t.Helper()
 	mark := "mark-" + uuid.NewString()
-	if err := rdb.Publish(context.Background(), channel, mark).Err(); err != nil {
+	if err := rdb.SPublish(context.Background(), channel, mark).Err(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

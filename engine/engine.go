@@ -66,15 +66,15 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	s := &Engine{rdb: rdb, eventCap: newStreamCap(o.EventCap), dlSuffix: o.DeadlineSuffix}
 	s.idemTTL = strconv.FormatInt(max(o.IdempotencyTTL.Milliseconds(), 1), 10)
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
-	s.create = script("createSession-6.lua")
-	s.start = script("startSession-6.lua")
-	s.switchCycle = script("switchCycle-7.lua")
+	s.create = script("createSession2-6.lua")
+	s.start = script("startSession2-6.lua")
+	s.switchCycle = script("switchCycle2-7.lua")
 	s.get = script("getSession-2.lua")
-	s.pause = script("pauseSession-6.lua")
-	s.resume = script("resumeSession-6.lua")
-	s.complete = script("completeSession-6.lua")
-	s.del = script("deleteSession-5.lua")
-	s.expire = script("expireSession-5.lua")
+	s.pause = script("pauseSession2-6.lua")
+	s.resume = script("resumeSession2-6.lua")
+	s.complete = script("completeSession2-6.lua")
+	s.del = script("deleteSession2-5.lua")
+	s.expire = script("expireSession2-5.lua")
 	s.asm = fullstate.New(s.Parts, o.StateCacheMax)
 	return s
 }
@@ -270,7 +270,7 @@ func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) in
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
-// has passed (expireSession-5.lua). It is idempotent: fired reports
+// has passed (expireSession2-5.lua). It is idempotent: fired reports
 // whether this call changed the session (and published TIME_EXPIRED).
 func (s *Engine) Expire(ctx context.Context, id string) (fired bool, err error) {
 	k, keys := s.turnKeys(id, nil)
@@ -346,7 +346,7 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	if err != nil {
 		return nil, scriptErr(err, true)
 	}
-	if len(vals) == 4 && c != nil && c.Budget != nil { // the switch's budget (switchCycle-7)
+	if len(vals) == 4 && c != nil && c.Budget != nil { // the switch's budget (switchCycle2-7)
 		rem, _ := vals[2].(int64)
 		reset, _ := vals[3].(int64)
 		c.Budget.Charged, c.Budget.Remaining, c.Budget.ResetAfter = true, rem, time.Duration(reset)*time.Microsecond

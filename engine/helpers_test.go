@@ -171,7 +171,7 @@ type watcher struct {
 func watch(t testing.TB, rdb *redis.Client, id string) *watcher {
 	t.Helper()
 	ch := keyspace.For(id).StateChannel
-	ps := rdb.Subscribe(context.Background(), ch)
+	ps := rdb.SSubscribe(context.Background(), ch)
 	t.Cleanup(func() { ps.Close() })
 	if _, err := ps.Receive(context.Background()); err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func watch(t testing.TB, rdb *redis.Client, id string) *watcher {
 func (w *watcher) drain(t testing.TB) [][]byte {
 	t.Helper()
 	mark := "mark-" + uuid.NewString()
-	if err := w.rdb.Publish(context.Background(), w.ch, mark).Err(); err != nil {
+	if err := w.rdb.SPublish(context.Background(), w.ch, mark).Err(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -145,7 +145,7 @@ type msgWatch struct {
 
 func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
 	t.Helper()
-	ps := rdb.Subscribe(context.Background(), keyspace.For(id).MsgChannel)
+	ps := rdb.SSubscribe(context.Background(), keyspace.For(id).MsgChannel)
 	if _, err := ps.Receive(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -290,16 +290,19 @@ func TestPerCycleMode(t *testing.T) {
 	t.Parallel()
 	// auto_advance off: the clock stops at 0 and waits for a switch
 	c := modeConfig(t, session.ModePerCycle, 60000, 60000)
-	c.TimePerCycleMS = ptr[int64](40)
+	// The cap leaves room for a loaded machine (the embedded rerun under
+	// -race): p0's 10 ms turn must end by switch, not by the cap.
+	const turnCap = 250
+	c.TimePerCycleMS = ptr[int64](turnCap)
 	r := newModeRun(t, c)
 	st1, e1 := r.firstTurn(10*time.Millisecond, "switch")
 	eq(t, "p0 used", r.p(0).TimeUsedMS, e1)
 	eq(t, "p0 overall budget", r.p(0).TotalTimeMS, 60000-e1)
 	d, _ := r.deadline()
-	eq(t, "p1 deadline: a fresh 40 ms", d, ms(st1.CycleStartedAt)+40)
+	eq(t, "p1 deadline: a fresh cap", d, ms(st1.CycleStartedAt)+turnCap)
 	st := r.expire()
 	p1 := r.p(1)
-	eq(t, "p1 used", p1.TimeUsedMS, 40)
+	eq(t, "p1 used", p1.TimeUsedMS, turnCap)
 	if !p1.HasExpired || !p1.IsActive || st.Status != "running" || st.CycleStartedAt != nil {
 		t.Fatalf("stopped clock: %+v", st)
 	}
@@ -318,7 +321,7 @@ func TestPerCycleMode(t *testing.T) {
 	if st.ExpiredParticipantID == nil || *st.ExpiredParticipantID != p1.ParticipantID {
 		t.Errorf("switch after the expiry: expired_participant_id %v", st.ExpiredParticipantID)
 	}
-	eq(t, "p1 used after the stop", r.p(1).TimeUsedMS, 40)
+	eq(t, "p1 used after the stop", r.p(1).TimeUsedMS, turnCap)
 	if !r.p(0).IsActive || r.p(1).CycleCount != 1 {
 		t.Errorf("after switch: %+v", st)
 	}
@@ -778,7 +781,7 @@ func TestLatePauseLargeSession(t *testing.T) {
 			var st State
 			if raw {
 				k, keys := r.s.turnKeys(c.ID, nil)
-				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession-6.lua"), keys,
+				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession2-6.lua"), keys,
 					c.ID, k.StateChannel, "0", "", k.MsgChannel).Slice()
 				if err != nil || len(v) != 2 || v[0] != "delta" {
 					t.Fatalf("raw pause: %v %v", v, err)
@@ -836,14 +839,14 @@ func TestLatePauseNeedsRoomForTwoEvents(t *testing.T) {
 			ctx := context.Background()
 			before, _ := r.s.Get(ctx, c.ID)
 			time.Sleep(60 * time.Millisecond)
-			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession-6.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err(), true)
+			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession2-6.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err(), true)
 			if !errors.Is(err, session.ErrStreamFull) {
 				t.Fatalf("late pause with room for one event: %v", err)
 			}
 			if after, _ := r.s.Get(ctx, c.ID); maskServerTime(after) != maskServerTime(before) {
 				t.Fatalf("a refused pause changed the session:\n%s\n%s", before, after)
 			}
-			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession-6.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
+			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession2-6.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
 				t.Fatalf("late pause with room for two: %v", err)
 			}
 			if n := r.rdb.XLen(ctx, keys[3]).Val(); n != 2 {

@@ -4,7 +4,7 @@
 // Every transition script keeps sk:{<shard>}:deadlines (a sorted set of
 // session ids scored by the Redis-clock ms their running turn runs out)
 // true in the same atomic step. Each instance polls all 16 shards with one
-// pipelined round trip per tick and runs expireSession-5.lua for every due
+// pipelined round trip per tick and runs expireSession2-5.lua for every due
 // id. The script recomputes the deadline from the session's state, so any
 // number of instances may run it for the same id: the first applies the
 // expiry and publishes TIME_EXPIRED, the others find nothing due. No

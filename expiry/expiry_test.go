@@ -97,7 +97,7 @@ func (e *env) listen(ids []string) (got func() map[string][]servertest.TimeMsg) 
 	for i, id := range ids {
 		chans[i] = keyspace.For(id).MsgChannel
 	}
-	ps := e.rdb.Subscribe(ctx, chans...)
+	ps := e.rdb.SSubscribe(ctx, chans...)
 	for range chans {
 		if _, err := ps.Receive(ctx); err != nil {
 			e.t.Fatal(err)

@@ -2,18 +2,27 @@
 //
 // Every key and channel of a session shares one hash tag, {<shard>}, so
 // that each script touches one Redis Cluster slot: keys look like
-// sk:{a}:session:<id>. The shard (the "a") is the last hex
-// digit of the session id (lowercased), which gives 16 shards; shared
-// structures such as the audit stream exist once per shard. lua/README.md
-// states the same rule for clients in other languages.
+// sk:{3a}:session:<id>. The shard (the "3a") is the value of the session
+// id's last two hex digits modulo Shards, as two lower-case hex digits;
+// shared structures such as the audit stream and the deadline index exist
+// once per shard. lua/README.md states the same rule for clients in other
+// languages, and docs/ARCHITECTURE.md "Shards" how the count was chosen.
 package keyspace
 
 import "strings"
 
-// Shards is the number of shards; the shard of a session is its id's last hex digit.
-const Shards = 16
+// Shards is the number of shards, a deployment constant: every instance
+// and every caller sharing a Redis must agree on it (the service records it
+// in the key ShardsKey and refuses to start on a different one). 64 is the
+// most masters that can share the load and lets three masters carry
+// 23/21/20 shards; each shard costs every instance one ZRANGEBYSCORE per
+// expiry poll and one stream read per persist round.
+const Shards = 64
 
 const hexDigits = "0123456789abcdef"
+
+// ShardsKey records the deployment's shard count (Shards, decimal); no TTL.
+const ShardsKey = "sk:shards"
 
 // Session holds the keys and channels of one session.
 type Session struct {
@@ -24,19 +33,23 @@ type Session struct {
 	MsgChannel         string // other session-wide messages (broadcastToSession)
 }
 
-// Tag returns the hash tag of a shard, such as "{a}".
-func Tag(shard int) string { return "{" + hexDigits[shard:shard+1] + "}" }
+// Tag returns the hash tag of a shard, such as "{3a}".
+func Tag(shard int) string {
+	return "{" + hexDigits[shard>>4:shard>>4+1] + hexDigits[shard&15:shard&15+1] + "}"
+}
 
-// ShardOf returns the shard of a session id.
+// ShardOf returns the shard of a session id: its last two hex digits
+// modulo Shards; 0 for an id that does not end in two hex digits.
 func ShardOf(id string) int {
-	if id == "" {
+	if len(id) < 2 {
 		return 0
 	}
-	i := strings.IndexByte(hexDigits, lower(id[len(id)-1]))
-	if i < 0 {
+	hi := strings.IndexByte(hexDigits, lower(id[len(id)-2]))
+	lo := strings.IndexByte(hexDigits, lower(id[len(id)-1]))
+	if hi < 0 || lo < 0 {
 		return 0
 	}
-	return i
+	return (hi<<4 | lo) % Shards
 }
 
 func lower(c byte) byte {
@@ -87,7 +100,7 @@ func Streams() []string {
 // check and keep it atomically with the transition.
 func (s Session) Idem(key string) string { return s.Meta + ":idem:" + key }
 
-// Budget returns the key of the session's switch budget (switchCycle-7's
+// Budget returns the key of the session's switch budget (switchCycle2-7's
 // GCRA state): in the session's slot, so the switch charges it itself.
 func (s Session) Budget() string { return s.Meta + ":rl" }
 

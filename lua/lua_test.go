@@ -36,7 +36,7 @@ func TestGeneratedUpToDate(t *testing.T) {
 }
 
 var (
-	nameRe = regexp.MustCompile(`^([a-z][A-Za-z]+)-(\d+)\.lua$`)
+	nameRe = regexp.MustCompile(`^([a-z][A-Za-z]+[0-9]*)-(\d+)\.lua$`)
 	keysRe = regexp.MustCompile(`KEYS\[(\d+)\]`)
 )
 

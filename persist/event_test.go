@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/keyspace"
 )
 
 func TestDecode(t *testing.T) {
@@ -97,7 +99,7 @@ func TestConsumerNamesDistinct(t *testing.T) {
 	if a.cfg.Consumer == b.cfg.Consumer || a.cfg.Consumer == "" {
 		t.Fatalf("two workers of one process share the name %q", a.cfg.Consumer)
 	}
-	if a.cfg.Lanes != 2 || len(a.cfg.Streams) != 16 || DeadLetterStream("sk:{a}:events") != "sk:{a}:events:dead" {
+	if a.cfg.Lanes != 2 || len(a.cfg.Streams) != keyspace.Shards || DeadLetterStream("sk:{a}:events") != "sk:{a}:events:dead" {
 		t.Fatalf("defaults: lanes %d, streams %d", a.cfg.Lanes, len(a.cfg.Streams))
 	}
 }

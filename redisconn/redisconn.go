@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/alicebob/miniredis/v2/server"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -169,4 +171,27 @@ func mayHaveRun(err error) bool {
 	}
 	var re redis.Error
 	return !errors.As(err, &re)
+}
+
+// Embedded starts dev mode's in-process Redis (miniredis). It lacks
+// sharded Pub/Sub, which the scripts and the relay use (one path for a
+// single Redis and a Cluster): on one server SPUBLISH, SSUBSCRIBE and
+// SUNSUBSCRIBE deliver exactly as PUBLISH, SUBSCRIBE and UNSUBSCRIBE, so
+// they run as those, from clients and from scripts alike.
+func Embedded() (*miniredis.Miniredis, error) {
+	m, err := miniredis.Run()
+	if err != nil {
+		return nil, err
+	}
+	srv := m.Server()
+	for sharded, classic := range map[string]string{"SPUBLISH": "PUBLISH", "SSUBSCRIBE": "SUBSCRIBE", "SUNSUBSCRIBE": "UNSUBSCRIBE"} {
+		err := srv.Register(sharded, func(c *server.Peer, _ string, args []string) {
+			srv.Dispatch(c, append([]string{classic}, args...))
+		})
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	return m, nil
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/synckairos/synckairos/servertest"
 )
 
-// Publish-to-receive latency: the benchmark PUBLISHes a real STATE_UPDATE
+// Publish-to-receive latency: the benchmark SPUBLISHes a real STATE_UPDATE
 // (a 4-participant session, about 1.2 KB) on the machine's Redis and
 // measures, per delivery, the time until a client read it. One message is
 // in flight at a time.
@@ -137,7 +137,7 @@ func benchFanout(b *testing.B, kind, where string, sessions, perSession int) {
 		msg := stateMessage("STATE_UPDATE", id, nowMS(clock), stamp{1, int64(v)}, stateJSON)
 		pending.Add(waitFor)
 		sent[v].Store(time.Now().UnixNano())
-		if err := rdb.Publish(ctx, keyspace.For(id).StateChannel, msg).Err(); err != nil {
+		if err := rdb.SPublish(ctx, keyspace.For(id).StateChannel, msg).Err(); err != nil {
 			b.Fatal(err)
 		}
 		done := make(chan struct{})
@@ -307,7 +307,7 @@ type miniRelay struct {
 func newMiniRelay(addr string) *miniRelay {
 	m := &miniRelay{rdb: redis.NewClient(&redis.Options{Addr: addr}), subs: map[string][]*websocket.Conn{},
 		done: make(chan struct{})}
-	m.ps = m.rdb.Subscribe(context.Background())
+	m.ps = m.rdb.SSubscribe(context.Background())
 	ch := m.ps.Channel(redis.WithChannelSize(4096))
 	go func() {
 		defer close(m.done)
@@ -335,7 +335,7 @@ func (m *miniRelay) handler(ctx *fasthttp.RequestCtx) {
 		m.subs[ch] = append(m.subs[ch], c)
 		m.mu.Unlock()
 		if first {
-			_ = m.ps.Subscribe(context.Background(), ch)
+			_ = m.ps.SSubscribe(context.Background(), ch)
 		}
 		for {
 			if _, _, err := c.ReadMessage(); err != nil {

@@ -410,7 +410,7 @@ func (f *fixture) fillUntilBlocked(t testing.TB, id string, c *client) int {
 	for v := 2; v < 2+100*cap(c.q); v++ {
 		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(nowMS(f.clock), 10) +
 			`,"version":` + strconv.Itoa(v) + `,"state":{"version":` + strconv.Itoa(v) + `,"pad":"` + pad + `"}}`
-		if err := f.eng.rdb.Publish(context.Background(), ch, p).Err(); err != nil {
+		if err := f.eng.rdb.SPublish(context.Background(), ch, p).Err(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2 * time.Millisecond) // let the writer drain what it can

@@ -17,10 +17,10 @@ import (
 	"github.com/synckairos/synckairos/session"
 )
 
-// hub owns the instance's Pub/Sub connection and the sessions watched here.
+// hub owns the instance's sharded Pub/Sub connections and the sessions
+// watched here.
 type hub struct {
 	r    *Relay
-	ps   *redis.PubSub
 	seed maphash.Seed
 
 	mu       sync.RWMutex
@@ -28,6 +28,13 @@ type hub struct {
 	channels map[string]*sess // by channel name (state and message)
 	dirty    map[*sess]struct{}
 	resync   map[*sess]struct{}
+	relinks  map[int]struct{} // shards whose link lost its subscriptions
+
+	// links are the open shard links, by shard. Only the subscriber
+	// changes the map; linkMu lets close() take what is left.
+	linkMu sync.Mutex
+	links  map[int]*link
+	subEnd chan struct{} // closed when the subscriber has returned
 
 	subWake    chan struct{} // the subscriber has dirty sessions to reconcile
 	resyncWake chan struct{}
@@ -51,6 +58,19 @@ type sess struct {
 	clients    atomic.Pointer[[]*client]
 
 	last stamp // of the newest state sent; zero: none
+}
+
+// link is one shard's sharded Pub/Sub connection. A Cluster refuses an
+// SSUBSCRIBE whose channels are in different slots, and a shard is one
+// slot, so each shard with watched sessions has a connection of its own,
+// made on the node that serves the slot (go-redis picks it from the
+// channels, again on every reconnect). The same holds on a single Redis:
+// one code path. n counts its channels; the subscriber closes a link that
+// has none, so a link never reconnects without channels to a random node.
+type link struct {
+	shard int
+	ps    *redis.PubSub
+	n     int
 }
 
 type jobKind uint8
@@ -77,21 +97,19 @@ func newHub(r *Relay) *hub {
 		channels:   make(map[string]*sess),
 		dirty:      make(map[*sess]struct{}),
 		resync:     make(map[*sess]struct{}),
+		relinks:    make(map[int]struct{}),
+		links:      make(map[int]*link),
+		subEnd:     make(chan struct{}),
 		subWake:    make(chan struct{}, 1),
 		resyncWake: make(chan struct{}, 1),
 		done:       make(chan struct{}),
 	}
-	h.ps = r.rdb.Subscribe(context.Background())
 	h.workers = make([]chan job, r.cfg.Workers)
 	for i := range h.workers {
 		h.workers[i] = make(chan job, r.cfg.WorkerQueue)
 		h.start(func() { h.work(h.workers[i]) })
 	}
-	// The channel also yields subscription confirmations: they tell when a
-	// session is live and when go-redis has resubscribed after a reconnect.
-	msgs := h.ps.ChannelWithSubscriptions(redis.WithChannelSize(r.cfg.WorkerQueue))
-	h.start(func() { h.read(msgs) })
-	h.start(h.subscriber)
+	h.start(func() { defer close(h.subEnd); h.subscriber() })
 	h.start(h.resyncer)
 	return h
 }
@@ -107,7 +125,12 @@ func (h *hub) start(f func()) {
 func (h *hub) close() {
 	h.closeOnce.Do(func() {
 		close(h.done)
-		_ = h.ps.Close()
+		<-h.subEnd // no link is opened after this
+		h.linkMu.Lock()
+		for _, l := range h.links {
+			_ = l.ps.Close() // ends its reader
+		}
+		h.linkMu.Unlock()
 		h.wg.Wait()
 	})
 }
@@ -176,10 +199,11 @@ func (h *hub) setClients(s *sess, cs []*client, edge bool) {
 }
 
 // subscriber reconciles Redis subscriptions with the sessions that have
-// clients. It is the only goroutine that subscribes or unsubscribes, so
-// commands reach Redis in the order the decisions were made, and it
-// batches whatever accumulated while it was busy. A session whose last
-// client leaves and another joins before this runs keeps its subscription.
+// clients. It is the only goroutine that subscribes, unsubscribes or opens
+// and closes links, so commands reach Redis in the order the decisions were
+// made, and it batches whatever accumulated while it was busy. A session
+// whose last client leaves and another joins before this runs keeps its
+// subscription.
 func (h *hub) subscriber() {
 	ctx := context.Background()
 	for {
@@ -188,9 +212,10 @@ func (h *hub) subscriber() {
 		case <-h.done:
 			return
 		}
-		var sub, unsub []string
+		sub, unsub := map[int][]string{}, map[int][]string{}
 		h.mu.Lock()
 		for s := range h.dirty {
+			shard := keyspace.ShardOf(s.id)
 			switch {
 			case s.refs == 0:
 				if h.sessions[s.id] == s {
@@ -200,34 +225,100 @@ func (h *hub) subscriber() {
 				}
 				if s.subscribed {
 					s.subscribed = false
-					unsub = append(unsub, s.stateCh, s.msgCh)
+					unsub[shard] = append(unsub[shard], s.stateCh, s.msgCh)
 				}
 			case !s.subscribed:
 				s.subscribed = true
-				sub = append(sub, s.stateCh, s.msgCh)
+				sub[shard] = append(sub[shard], s.stateCh, s.msgCh)
 			}
 		}
 		clear(h.dirty)
-		h.mu.Unlock()
-		// On a write error go-redis keeps the channels and subscribes them
-		// again when it reconnects; the confirmation then arrives as usual.
-		if len(unsub) > 0 {
-			if err := h.ps.Unsubscribe(ctx, unsub...); err != nil {
-				h.r.log.Warn("wsrelay: unsubscribe", "err", err)
+		// A shard linked again gets every channel subscribed now, this
+		// round's changes included.
+		relink := map[int][]string{}
+		for shard := range h.relinks {
+			relink[shard] = nil
+			delete(sub, shard)
+			delete(unsub, shard)
+		}
+		clear(h.relinks)
+		if len(relink) > 0 {
+			for _, s := range h.sessions {
+				shard := keyspace.ShardOf(s.id)
+				if _, ok := relink[shard]; ok && s.subscribed {
+					relink[shard] = append(relink[shard], s.stateCh, s.msgCh)
+				}
 			}
 		}
-		if len(sub) > 0 {
-			if err := h.ps.Subscribe(ctx, sub...); err != nil {
-				h.r.log.Warn("wsrelay: subscribe", "err", err)
+		h.mu.Unlock()
+		for shard, chans := range relink {
+			h.relink(ctx, shard, chans)
+		}
+		// On a write error go-redis keeps the channels and subscribes them
+		// again when it reconnects; the confirmation then arrives as usual.
+		for shard, chans := range unsub {
+			l := h.links[shard]
+			if l == nil {
+				continue
 			}
+			if l.n -= len(chans); l.n <= 0 {
+				h.closeLink(l)
+			} else if err := l.ps.SUnsubscribe(ctx, chans...); err != nil {
+				h.r.log.Warn("wsrelay: unsubscribe", "shard", shard, "err", err)
+			}
+		}
+		for shard, chans := range sub {
+			if l := h.links[shard]; l != nil {
+				l.n += len(chans)
+				if err := l.ps.SSubscribe(ctx, chans...); err != nil {
+					h.r.log.Warn("wsrelay: subscribe", "shard", shard, "err", err)
+				}
+				continue
+			}
+			h.openLink(ctx, shard, chans)
 		}
 	}
 }
 
-// read is the Pub/Sub reader. It never blocks: payloads go to the
+// openLink opens shard's link subscribed to chans. Its connection is made
+// by this first SSUBSCRIBE, on the node serving the shard's slot.
+func (h *hub) openLink(ctx context.Context, shard int, chans []string) {
+	l := &link{shard: shard, ps: h.r.rdb.SSubscribe(ctx, chans...), n: len(chans)}
+	// The channel also yields subscription confirmations: they tell when a
+	// session is live and when go-redis has resubscribed after a reconnect.
+	msgs := l.ps.ChannelWithSubscriptions(redis.WithChannelSize(h.r.cfg.WorkerQueue))
+	h.linkMu.Lock()
+	h.links[shard] = l
+	h.linkMu.Unlock()
+	h.start(func() { h.read(l, msgs) })
+}
+
+func (h *hub) closeLink(l *link) {
+	h.linkMu.Lock()
+	if h.links[l.shard] == l {
+		delete(h.links, l.shard)
+	}
+	h.linkMu.Unlock()
+	_ = l.ps.Close()
+}
+
+// relink replaces shard's link with a new one subscribed to chans (every
+// channel of the shard's watched sessions): Redis dropped the old link's
+// subscriptions because the slot moved to another node. The new link's
+// confirmations resync the sessions, as after a reconnect.
+func (h *hub) relink(ctx context.Context, shard int, chans []string) {
+	if l := h.links[shard]; l != nil {
+		h.closeLink(l)
+	}
+	if len(chans) > 0 {
+		h.openLink(ctx, shard, chans)
+	}
+}
+
+// read is a link's Pub/Sub reader. It never blocks: payloads go to the
 // session's worker if its buffer has room, and otherwise the session is
 // marked for a resync from current state.
-func (h *hub) read(msgs <-chan any) {
+func (h *hub) read(l *link, msgs <-chan any) {
 	for {
 		var v any
 		var ok bool
@@ -258,10 +349,33 @@ func (h *hub) read(msgs <-chan any) {
 				h.requestResync(s)
 			}
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
+			// The classic kinds come from the embedded dev Redis, which
+			// runs the sharded commands as the classic ones.
+			switch m.Kind {
+			case "ssubscribe", "subscribe":
 				h.confirmed(m.Channel)
+			case "sunsubscribe", "unsubscribe":
+				h.unsubscribed(l, m.Channel)
 			}
 		}
+	}
+}
+
+// unsubscribed handles an sunsubscribe of l. Either this instance asked for
+// it (the session is gone or no longer subscribed), or Redis dropped the
+// subscription itself because the channel's slot left the node, in which
+// case the shard is linked again on the slot's new node.
+func (h *hub) unsubscribed(l *link, channel string) {
+	h.mu.Lock()
+	s := h.channels[channel]
+	lost := s != nil && s.subscribed && keyspace.ShardOf(s.id) == l.shard
+	if lost {
+		h.relinks[l.shard] = struct{}{}
+	}
+	h.mu.Unlock()
+	if lost {
+		h.r.log.Warn("wsrelay: Redis dropped a subscription (slot moved?): linking the shard again", "shard", l.shard)
+		wake(h.subWake)
 	}
 }
 

@@ -201,7 +201,7 @@ func (r *Relay) nowMS() int64 { return r.clock.Now() / 1000 }
 // BroadcastToSession publishes message (one JSON object, forwarded as is)
 // on the session's message channel, so the clients of every instance get it.
 func (r *Relay) BroadcastToSession(ctx context.Context, sessionID string, message []byte) error {
-	return r.rdb.Publish(ctx, keyspace.For(sessionID).MsgChannel, message).Err()
+	return r.rdb.SPublish(ctx, keyspace.For(sessionID).MsgChannel, message).Err()
 }
 
 // Shutdown refuses new connections, sends every client close 1001 and waits

@@ -522,7 +522,7 @@ func TestClientThatNeverReadsDoesNotDelayOthers(t *testing.T) {
 	for v := 2; v < 2+n; v++ {
 		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":` + strconv.FormatInt(nowMS(f.clock), 10) +
 			`,"version":` + strconv.Itoa(v) + `,"state":{"version":` + strconv.Itoa(v) + `,"pad":"` + pad + `"}}`
-		if err := eng.rdb.Publish(context.Background(), ch, p).Err(); err != nil {
+		if err := eng.rdb.SPublish(context.Background(), ch, p).Err(); err != nil {
 			t.Fatal(err)
 		}
 		for ; want <= int64(v)-4 || v == 1+n && want < 2+n; want++ {
@@ -548,7 +548,7 @@ func TestSlowBlockedClientCutWithoutCloseFrame(t *testing.T) {
 	v := f.fillUntilBlocked(t, id, c) + 1
 	for ; f.relay.m.slow.Get() == 0 && v < 2+100*cap(c.q); v++ { // overflow the queue
 		p := `{"type":"STATE_UPDATE","sessionId":"` + id + `","timestamp":0,"version":` + strconv.Itoa(v) + `,"state":{}}`
-		if err := eng.rdb.Publish(context.Background(), keyspace.For(id).StateChannel, p).Err(); err != nil {
+		if err := eng.rdb.SPublish(context.Background(), keyspace.For(id).StateChannel, p).Err(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond)

@@ -6,8 +6,10 @@
 // the counters after the set-up and dumping them after the switches, so
 // the dump's total over -n is the instructions per switch. -layout names
 // the script contract: "v5" (switchCycle-5 and createSession-4, before
-// Idempotency-Key), "v6" (with it), "v7" (createSession-6, lives) or "v8"
-// (switchCycle-7, the per-session budget; -budget charges it); -dir holds that layout's
+// Idempotency-Key), "v6" (with it), "v7" (createSession-6, lives), "v8"
+// (switchCycle-7, the per-session budget; -budget charges it) or "v9"
+// (the same with SPUBLISH: createSession2-6, startSession2-6,
+// switchCycle2-7); -dir holds that layout's
 // create, start and switch files. bench/RESULTS.md has the procedure.
 package main
 
@@ -27,7 +29,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
 	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
-	layout := flag.String("layout", "v8", "v5, v6, v7 (createSession-6: a life counter key) or v8 (switchCycle-7: a budget key)")
+	layout := flag.String("layout", "v9", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key) or v9 (SPUBLISH)")
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
@@ -37,9 +39,10 @@ func main() {
 		"v6": {"createSession-5.lua", "startSession-6.lua", "switchCycle-6.lua"},
 		"v7": {"createSession-6.lua", "startSession-6.lua", "switchCycle-6.lua"},
 		"v8": {"createSession-6.lua", "startSession-6.lua", "switchCycle-7.lua"},
+		"v9": {"createSession2-6.lua", "startSession2-6.lua", "switchCycle2-7.lua"},
 	}[*layout]
 	if names[0] == "" || *pid == 0 {
-		log.Fatal("want -layout v5|v6|v7|v8 and -pid")
+		log.Fatal("want -layout v5|v6|v7|v8|v9 and -pid")
 	}
 	load := func(f string) *redis.Script {
 		b, err := os.ReadFile(filepath.Join(*dir, f))
@@ -62,11 +65,11 @@ func main() {
 		createKeys = append(append([]string{}, keys[:4]...), base+":idem:")
 		keys = append(keys, base+":idem:")
 	}
-	if *layout == "v7" || *layout == "v8" {
+	if *layout == "v7" || *layout == "v8" || *layout == "v9" {
 		createKeys = append(createKeys, "sk:{a}:lives")
 	}
 	swKeys := keys
-	if *layout == "v8" {
+	if *layout == "v8" || *layout == "v9" {
 		swKeys = append(append([]string{}, keys...), base+":rl")
 	}
 	for i := 0; i < 4; i++ {

@@ -64,17 +64,18 @@ function match(path, want, got, out) {
 
 async function runCase(client, sub0, name, c) {
   const id = randomUUID();
-  const shard = id.slice(-1);
+  // the shard: the id's last two hex digits modulo 64, as two hex digits (lua/README.md)
+  const shard = (parseInt(id.slice(-2), 16) % 64).toString(16).padStart(2, '0');
   const sub = (s) => s.replaceAll('$ID', id).replaceAll('$SHARD', shard);
   const channel = sub('sk:{$SHARD}:session:$ID:state');
   const inbox = [];
   let waiter = null;
   const listener = (msg) => { inbox.push(msg); if (waiter) waiter(); };
-  await sub0.subscribe(channel, listener);
+  await sub0.sSubscribe(channel, listener);
   // drain returns what the step published, up to a marker of our own
   const drain = async () => {
     const mark = `mark-${randomUUID()}`;
-    await client.publish(channel, mark);
+    await client.sPublish(channel, mark);
     const deadline = Date.now() + 10000;
     while (!inbox.includes(mark)) {
       if (Date.now() > deadline) throw new Error('timed out waiting for published messages');
@@ -126,7 +127,7 @@ async function runCase(client, sub0, name, c) {
       if (out.length) failures.push(`${label}:\n  ${out.join('\n  ')}`);
     }
   } finally {
-    await sub0.unsubscribe(channel);
+    await sub0.sUnsubscribe(channel);
     if (keys.size) await client.del([...keys]);
   }
   return failures;

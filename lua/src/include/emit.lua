@@ -19,7 +19,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
     msg = payload
   end
-  rcall('PUBLISH', channel, msg)
+  rcall('SPUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
       'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',

@@ -20,14 +20,14 @@ local function time_expired(ch, m, pid, now)
   if not ch or ch == '' then return end
   local who = 'null'
   if pid then who = '"' .. pid .. '"' end
-  rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+  rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 
 -- time_warning announces that the running turn has remaining ms left.
 local function time_warning(ch, m, pid, remaining, now)
   if not ch or ch == '' then return end
-  rcall('PUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
+  rcall('SPUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
     .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 

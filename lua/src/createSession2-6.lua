@@ -1,4 +1,4 @@
---[[ createSession: create a session in status `pending` at version 1, in a
+--[[ createSession2: create a session in status `pending` at version 1, in a
 new life: the shard's life counter (KEYS[6]) stamps it, so a session id
 reused after a delete or a TTL is told apart from its earlier lives.
 
@@ -36,7 +36,7 @@ Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
   the kept reply of a call with the same Idempotency-Key and request, which changed nothing.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
   STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
 Events:  session_created
 Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard and
   rising); every later state, message and audit event of the session carries it.

@@ -1,6 +1,8 @@
--- Generated from lua/src/completeSession-6.lua by `go generate ./lua`: edit the source, not this file.
---[[ completeSession: pending|running|paused -> completed. A running turn is
-charged first; then nobody is active.
+-- Generated from lua/src/switchCycle2-7.lua by `go generate ./lua`: edit the source, not this file.
+--[[ switchCycle2: end the active participant's turn and start the next one
+who has not expired. The hot path: O(1) in the number of participants
+(skipping expired participants reads one fragment each; in per_group the
+charged group's other members are rewritten to show its bank: O(group size)).
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
@@ -8,32 +10,42 @@ KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
 KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
+KEYS[7] budget     sk:{<shard>}:session:<id>:rl   string: the per-session switch budget's TAT,
+                   epoch µs (GCRA, as in rateLimit-1); absent when the budget is full
 
-ARGV[1] session_id        UUID
-ARGV[2] channel           sk:{<shard>}:session:<id>:state
-ARGV[3] event_cap         integer (see createSession)
-ARGV[4] expected_version  integer or ""
-ARGV[5] message_channel   sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
-ARGV[6] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
-ARGV[7] idem_ttl_ms       integer ms the record lives (when ARGV[6] is set)
-ARGV[8] actor             who asked (a token's sub), or ""/absent; recorded in the event
+ARGV[1] session_id              UUID
+ARGV[2] channel                 sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap               integer (see createSession)
+ARGV[4] expected_version        integer or ""
+ARGV[5] current_participant_id  UUID or "": the caller says whose turn ends
+ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant_index, wrapping;
+                                one that expires in this switch (the current participant, or
+                                in per_group a group-mate of theirs) is replaced the same way
+ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[8] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[9] idem_ttl_ms       integer ms the record lives (when ARGV[8] is set)
+ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in the event
+ARGV[11] budget_burst      integer >= 1: switches the session may make at once, or ""/absent:
+                           no per-session budget (KEYS[7] is then not touched)
+ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
 
-A complete that lands after the running turn's deadline, before any
-scheduler applied it, first applies that expiry exactly as expireSession
-does (its own version, event and TIME_EXPIRED), then completes unless the
-expiry ended the session (`expired` stays).
-
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
-  delta from the version before both), or the expired state when the expiry
-  ended the session.
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
-  (a late complete needs room for two events)
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late complete first
-  publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
-Events:  session_completed; a late complete first participant_expired or session_expired
-Time:    session_completed_at = updated_at = Redis TIME in ms; the running
-  turn is charged up to where its clock ran out; the session leaves KEYS[5].
+Returns: {kind, json} or, with a budget, {kind, json, budget_remaining, budget_reset_after_us};
+  kind "replay" (json: the kept reply) repeats a call with the same Idempotency-Key and request,
+  changing nothing and charging nothing; the state (or delta head) carries
+  "expired_participant_id" when the ending turn ran out of time.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, reset_after_us}
+  (the budget is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+  or {expected_participant_id, active_participant_id, actual_version};
+  INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
+  VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
+  switch is the first to see a clock run out
+Events:  cycle_switched; participant_expired when the ending turn ran out here;
+  session_expired when the session's time ran out or nobody is left
+Budget:  charged once the call is not a replay, before any other check, so a refused switch
+  (CONFLICT, ...) costs one as an HTTP request did before it reached the script.
+Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
+  cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
 -- replies, and the size and lifetime constants.
@@ -76,11 +88,6 @@ end
 local function now_us()
   local t = rcall('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
--- now_ms is the clock truncated to whole milliseconds, the unit of states.
-local function now_ms()
-  return floor(now_us() / 1000)
 end
 
 -- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
@@ -301,7 +308,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
     msg = payload
   end
-  rcall('PUBLISH', channel, msg)
+  rcall('SPUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
       'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
@@ -457,33 +464,6 @@ local function sync_deadline(k_dl, m, p)
   end
   rcall('ZREM', k_dl, m.id)
 end
--- The participant fragments a transition changed, to write and publish.
-
--- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
--- entry flagged written was stored already (sync_group).
-
--- set_frag records pos's new fragment, replacing an earlier one.
-local function set_frag(changed, pos, frag)
-  for _, c in ipairs(changed) do
-    if c[1] == pos then
-      c[2], c[3] = frag, nil
-      return
-    end
-  end
-  changed[#changed + 1] = { pos, frag }
-end
-
--- write_frags stores the fragments of changed not stored yet.
-local function write_frags(k_parts, changed)
-  local flat = {}
-  for _, c in ipairs(changed) do
-    if not c[3] then
-      flat[#flat + 1] = c[1]
-      flat[#flat + 1] = c[2]
-    end
-  end
-  hset_flat(k_parts, flat)
-end
 -- per_group: a bank shared by a group's members.
 
 -- group_members returns the rotation positions of group gid's members: the
@@ -544,6 +524,33 @@ local function sync_group(k_parts, m, p, skip, changed)
   end
   hset_flat(k_parts, flat)
 end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- set_frag records pos's new fragment, replacing an earlier one.
+local function set_frag(changed, pos, frag)
+  for _, c in ipairs(changed) do
+    if c[1] == pos then
+      c[2], c[3] = frag, nil
+      return
+    end
+  end
+  changed[#changed + 1] = { pos, frag }
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = c[2]
+    end
+  end
+  hset_flat(k_parts, flat)
+end
 -- Turn order: the next participant who has not expired.
 
 -- next_live finds the next participant after position from (wrapping, cur
@@ -570,164 +577,133 @@ local function time_expired(ch, m, pid, now)
   if not ch or ch == '' then return end
   local who = 'null'
   if pid then who = '"' .. pid .. '"' end
-  rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+  rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
+-- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- A budget is `burst` requests at
+-- once, refilled at one per `interval` µs; its key holds the theoretical
+-- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
+-- requests remaining, the µs until one is allowed (when refused), the µs
+-- until the budget is full, and the new TAT to store.
 
--- ran_out reports whether the turn just charged on p ran its clock out
--- (was: p's has_expired before the charge): p's own limit or the session's.
-local function ran_out(m, p, was)
-  if p.has_expired and not was then return true end
-  local sl = sess_left(m)
-  return sl ~= nil and sl <= 0
-end
-
--- expire_turn applies, as its own version, what expireSession applies when
--- the running turn's clock has run out: p (at pos) was charged e ms, up to
--- its limit, and changed holds its group-mates' fragments (sync_group).
--- When the session's own limit ran out it becomes expired (session_expired,
--- TIME_EXPIRED with participant_id null); else p has expired (in per_group
--- its whole group, which sync_group marked) and, with auto_advance, the
--- next participant who has not expired starts now (nobody left: expired,
--- session_expired); without, the clock stops (participant_expired). It
--- writes, publishes the state, appends the event, then publishes
--- TIME_EXPIRED on ks.msg, and returns the reply, the participant whose
--- turn it is now (nil when the session ended) and its position. ks holds
--- the script's keys and channels: {meta, parts, index, stream, dl, channel,
--- cap, msg}.
-local function expire_turn(ks, m, p, pos, e, now, changed)
-  m.version, m.updated_at = m.version + 1, int(now)
-  local who, active, apos, ev = p.participant_id, nil, nil, nil
-  local sl = sess_left(m)
-  if sl and sl <= 0 then
-    p.is_active = false
-    end_expired(m, now)
-    ev, who = event_for('session_expired', p, e), nil
-  else
-    p.has_expired = true
-    ev = event_for('participant_expired', p, e)
-    if m.auto == '1' then
-      p.is_active = false
-      p.cycle_count = p.cycle_count + 1
-      local np, nx = next_live(ks.parts, m, pos, p)
-      if not np then
-        end_expired(m, now)
-        ev.type = 'session_expired'
-      else
-        nx.is_active = true
-        begin_turn(m, nx, now)
-        m.active, m.active_id = int(np), nx.participant_id
-        set_frag(changed, np, enc_p(nx))
-        active, apos = nx, np
-      end
-    else
-      -- the clock stops at 0; the session waits for a switch or complete
-      m.cycle_at = ''
-      active, apos = p, pos
-    end
+local function gcra(tat, now, burst, interval, cost)
+  tat = tat and tonumber(tat)
+  if not tat or tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local diff = now - (new_tat - burst * interval)
+  if diff < 0 then
+    return false, 0, -diff, tat - now, tat
   end
-  table.insert(changed, 1, { pos, enc_p(p) })
-  write_frags(ks.parts, changed)
-  save_meta(ks.meta, ks.parts, ks.index, m)
-  sync_deadline(ks.dl, m, active)
-  local r = emit(ks.parts, ks.stream, ks.channel, ks.cap, m, now, '', changed, ev)
-  time_expired(ks.msg, m, who, now)
-  return r, active, apos
+  return true, math.floor(diff / interval), 0, new_tat - now, new_tat
 end
 
--- late_room checks that the audit stream has room for a late transition's
--- two events (the expiry it applies first, then its own).
-local function late_room(k_stream, cap)
-  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
-  return nil
-end
-
--- stop_turn charges the running turn of p (at pos) up to now and rewrites
--- its group-mates (sync_group), for a transition that stops the clock
--- (pause, complete). A clock that ran out before any scheduler saw it gets
--- its expiry first, as its own version (expire_turn). ks as for
--- expire_turn. Returns {err} (STREAM_FULL: a late stop needs room for two
--- events), {done} (the reply, when that expiry ended the session), or
--- {p, pos, elapsed, first, changed}: whose turn it is now and its
--- position, the ms the caller's event charges, the expiry's fragments ({}
--- when there was none) and the caller's changed list.
-local function stop_turn(ks, m, p, pos, now)
-  local was = p.has_expired
-  local elapsed = run_ms(m, p, now)
-  charge(m, p, elapsed)
-  local late = m.cycle_at ~= '' and ran_out(m, p, was)
-  if late then
-    local e = late_room(ks.stream, ks.cap)
-    if e then return { err = e } end
-  end
-  local changed = {}
-  sync_group(ks.parts, m, p, pos, changed)
-  if not late then return { p = p, pos = pos, elapsed = elapsed, first = {}, changed = changed } end
-  local r
-  r, p, pos = expire_turn(ks, m, p, pos, elapsed, now, changed)
-  if m.status ~= 'running' then return { done = r } end
-  -- auto_advance's turn started now, or the clock stopped: nothing to charge
-  return { p = p, pos = pos, elapsed = 0, first = changed, changed = {} }
-end
-
--- merge_reply turns the delta reply r of a transition that applied an
--- expiry first into one delta from base (the version before both), with
--- the positions of both steps (later fragments win). A full reply is
--- already whole.
-local function merge_reply(r, m, now, base, first, second)
-  if r[1] ~= 'delta' then return r end
-  local all, at = {}, {}
-  for _, list in ipairs({ first, second }) do
-    for _, c in ipairs(list) do
-      if at[c[1]] then all[at[c[1]]][2] = c[2]
-      else
-        all[#all + 1] = { c[1], c[2] }
-        at[c[1]] = #all
-      end
-    end
-  end
-  return { 'delta', delta(m, now, head(m, now, ''), all, base) }
+-- store_tat keeps a TAT until the budget is full again (then the key is gone).
+local function store_tat(key, tat, now)
+  redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
 end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
-local actor = ARGV[8] or ''
+local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
+local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
+local actor = ARGV[10] or ''
+local burst, interval = tonumber(ARGV[11] or ''), tonumber(ARGV[12] or '')
 local replay = replayed(idem)
 if replay then return replay end
+
+-- time: one TIME serves the budget (µs) and the switch (ms)
+local now_u = now_us()
+local now = floor(now_u / 1000)
+local b_rem, b_reset
+if burst then
+  local ok, rem, retry, reset, tat = gcra(rcall('GET', KEYS[7]), now_u, burst, interval, 1)
+  if not ok then
+    return fail('RATE_LIMITED', { limit = burst, retry_after_us = retry, reset_after_us = reset })
+  end
+  store_tat(KEYS[7], tat, now_u)
+  b_rem, b_reset = rem, reset
+end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
-if m.status ~= 'pending' and m.status ~= 'running' and m.status ~= 'paused' then
-  return bad_transition(m, 'completed')
+if m.status ~= 'running' then return bad_transition(m, 'running') end
+if current_id ~= '' and current_id ~= m.active_id then
+  return fail('CONFLICT', { expected_participant_id = current_id, active_participant_id = m.active_id,
+    actual_version = m.version })
 end
-local pos, p = tonumber(m.active), nil
-if pos then p = get_p(k_parts, pos) end
-
-local now = now_ms()
-
-local changed, ev, elapsed = {}, { type = 'session_completed' }, 0
-local base, first = m.version, {}
-if p and m.status == 'running' then
-  local st = stop_turn({ meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl,
-    channel = channel, cap = cap, msg = msg_ch }, m, p, pos, now)
-  if st.err then return st.err end
-  if st.done then return kept(idem, st.done, k_parts, m, now, '') end
-  p, pos, elapsed, first, changed = st.p, st.pos, st.elapsed, st.first, st.changed
+local cur_pos = tonumber(m.active)
+local next_pos, named
+if next_id ~= '' then
+  next_pos = tonumber(rcall('HGET', k_index, next_id))
+  if not next_pos then return fail('PARTICIPANT_NOT_FOUND', { participant_id = next_id }) end
+  if next_pos ~= cur_pos then named = get_p(k_parts, next_pos) end
+  if named and named.has_expired then
+    return fail('VALIDATION_ERROR', { field = 'next_participant_id', message = 'has expired' })
+  end
 end
-if p then
-  p.is_active = false
-  table.insert(changed, 1, { pos, enc_p(p) })
-  ev = event_for('session_completed', p, elapsed)
-end
-write_frags(k_parts, changed)
-m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
-m.cycle_at, m.completed_at, m.updated_at = '', int(now), int(now)
-save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, nil)
+local cur = get_p(k_parts, cur_pos)
 
+local was_expired = cur.has_expired
+local elapsed = run_ms(m, cur, now)
+charge(m, cur, elapsed)
+cur.cycle_count = cur.cycle_count + 1
+cur.is_active = false
+local extra, announce = '', false
+local ev = event_for('cycle_switched', cur, elapsed)
 ev.actor = actor
-local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
-if m.version > base + 1 then r = merge_reply(r, m, now, base, first, changed) end
-return kept(idem, r, k_parts, m, now, '')
+local changed = {}
+sync_group(k_parts, m, cur, cur_pos, changed)
+local sl, pl = sess_left(m), part_left(m, cur)
+m.version, m.updated_at = m.version + 1, int(now)
+if sl and sl <= 0 then
+  end_expired(m, now)
+  ev.type, announce = 'session_expired', true
+else
+  if was_expired or (pl and pl <= 0) then
+    extra = ',"expired_participant_id":"' .. cur.participant_id .. '"'
+    if not was_expired then
+      cur.has_expired, ev.type, announce = true, 'participant_expired', true
+    end
+  elseif m.incr ~= '' and m.mode == 'per_participant' then
+    cur.total_time_ms = cur.total_time_ms + tonumber(m.incr)
+    ev.remaining = cur.total_time_ms
+  end
+end
+local nxt
+if m.status == 'running' then
+  if next_id ~= '' then
+    nxt = named or cur
+    -- as read, unless sync_group rewrote it (a group-mate of the current)
+    for _, c in ipairs(changed) do
+      if c[1] == next_pos then nxt = cjson.decode(c[2]) end
+    end
+    -- the named next expired in this very switch (the current participant
+    -- itself, or a group-mate of theirs): the rotation picks instead
+    if nxt.has_expired then nxt = nil end
+  end
+  if not nxt then next_pos, nxt = next_live(k_parts, m, cur_pos, cur) end
+  if not nxt then
+    end_expired(m, now)
+    ev.type, announce = 'session_expired', true
+  else
+    nxt.is_active = true
+    begin_turn(m, nxt, now)
+    m.active, m.active_id = int(next_pos), nxt.participant_id
+  end
+end
+table.insert(changed, 1, { cur_pos, enc_p(cur) })
+if nxt and next_pos ~= cur_pos then set_frag(changed, next_pos, enc_p(nxt)) end
+write_frags(k_parts, changed)
+save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, nxt)
+
+local r = emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+if announce then
+  local who
+  if cur.has_expired and not was_expired then who = cur.participant_id end
+  time_expired(msg_ch, m, who, now)
+end
+if burst then r[3], r[4] = b_rem, b_reset end
+return kept(idem, r, k_parts, m, now, extra)

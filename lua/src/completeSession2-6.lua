@@ -1,4 +1,4 @@
---[[ completeSession: pending|running|paused -> completed. A running turn is
+--[[ completeSession2: pending|running|paused -> completed. A running turn is
 charged first; then nobody is active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -28,7 +28,7 @@ Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
   ended the session.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
   (a late complete needs room for two events)
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late complete first
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late complete first
   publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
 Events:  session_completed; a late complete first participant_expired or session_expired
 Time:    session_completed_at = updated_at = Redis TIME in ms; the running

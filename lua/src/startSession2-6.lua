@@ -1,4 +1,4 @@
---[[ startSession: pending -> running; the participant with the lowest
+--[[ startSession2: pending -> running; the participant with the lowest
 participant_index becomes active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -20,7 +20,7 @@ Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
   with the same Idempotency-Key and request, changing nothing (see lua/README.md)
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA
 Events:  session_started
 Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
   the turn's deadline goes into KEYS[5].

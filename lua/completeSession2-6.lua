@@ -1,6 +1,6 @@
--- Generated from lua/src/resumeSession-6.lua by `go generate ./lua`: edit the source, not this file.
---[[ resumeSession: paused -> running; the active participant's turn goes on
-from now (a participant whose clock ran out stays stopped).
+-- Generated from lua/src/completeSession2-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ completeSession2: pending|running|paused -> completed. A running turn is
+charged first; then nobody is active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
@@ -13,17 +13,27 @@ ARGV[1] session_id        UUID
 ARGV[2] channel           sk:{<shard>}:session:<id>:state
 ARGV[3] event_cap         integer (see createSession)
 ARGV[4] expected_version  integer or ""
-ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
-ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
-ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
+ARGV[5] message_channel   sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[6] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[7] idem_ttl_ms       integer ms the record lives (when ARGV[6] is set)
+ARGV[8] actor             who asked (a token's sub), or ""/absent; recorded in the event
+
+A complete that lands after the running turn's deadline, before any
+scheduler applied it, first applies that expiry exactly as expireSession
+does (its own version, event and TIME_EXPIRED), then completes unless the
+expiry ended the session (`expired` stays).
 
 Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
+  delta from the version before both), or the expired state when the expiry
+  ended the session.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
-Events:  session_resumed
-Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
-  deadline goes into KEYS[5].
+  (a late complete needs room for two events)
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late complete first
+  publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
+Events:  session_completed; a late complete first participant_expired or session_expired
+Time:    session_completed_at = updated_at = Redis TIME in ms; the running
+  turn is charged up to where its clock ran out; the session leaves KEYS[5].
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
 -- replies, and the size and lifetime constants.
@@ -48,6 +58,12 @@ local TTL_FINISHED = 3600000
 
 local function int(x)
   return fmt('%d', x)
+end
+
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
 end
 
 local function fail(code, details)
@@ -179,6 +195,18 @@ local function save_meta(k_meta, k_parts, k_index, m)
     if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
   end
 end
+-- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+
+local function enc_p(p)
+  local g = ''
+  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
+    .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
+    p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
+    p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
+end
 
 local function get_p(key, pos)
   return cjson.decode(rcall('HGET', key, pos))
@@ -273,7 +301,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
     msg = payload
   end
-  rcall('PUBLISH', channel, msg)
+  rcall('SPUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
       'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
@@ -369,6 +397,35 @@ local function turn_left(m, p)
   return b
 end
 
+-- run_ms is how long the turn has run since cycle_at, capped where its
+-- time ran out: a clock stops at 0 even when nobody noticed in time.
+local function run_ms(m, p, now)
+  if m.cycle_at == '' then return 0 end
+  local e = now - tonumber(m.cycle_at)
+  local l = turn_left(m, p)
+  if l and e > l then e = math.max(l, 0) end
+  return e
+end
+
+-- charge books e ms of the running turn on p, its group or the session.
+local function charge(m, p, e)
+  m.turn, m.used = m.turn + e, m.used + e
+  p.time_used_ms = p.time_used_ms + e
+  if m.mode == 'global' then
+    m.bank = m.bank - e
+  elseif m.mode == 'per_group' and p.group_id then
+    local g = (m.groups[p.group_id] or p.total_time_ms) - e
+    m.groups[p.group_id], m.gdirty = g, true
+    p.total_time_ms = g
+  elseif m.mode ~= 'count_up' then
+    p.total_time_ms = p.total_time_ms - e
+  end
+  -- a clock at 0 has expired, whoever noticed (a pause or complete that
+  -- lands after the deadline, before the scheduler)
+  local l = part_left(m, p)
+  if l and l <= 0 then p.has_expired = true end
+end
+
 -- begin_turn starts p's clock at now, unless p has expired: its clock then
 -- stays stopped (cycle_started_at null) until a switch or complete.
 local function begin_turn(m, p, now)
@@ -400,31 +457,277 @@ local function sync_deadline(k_dl, m, p)
   end
   rcall('ZREM', k_dl, m.id)
 end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- set_frag records pos's new fragment, replacing an earlier one.
+local function set_frag(changed, pos, frag)
+  for _, c in ipairs(changed) do
+    if c[1] == pos then
+      c[2], c[3] = frag, nil
+      return
+    end
+  end
+  changed[#changed + 1] = { pos, frag }
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = c[2]
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+-- per_group: a bank shared by a group's members.
+
+-- group_members returns the rotation positions of group gid's members: the
+-- list createSession stores in the parts hash (field g:<gid>, positions
+-- comma-separated). A session created before the lists were stored has
+-- none: one scan of every participant builds and stores them all.
+local function group_members(k_parts, m, gid)
+  local v = rcall('HGET', k_parts, 'g:' .. gid)
+  if not v then
+    local lists, flat = {}, {}
+    for i = 0, m.n - 1 do
+      local g = get_p(k_parts, i).group_id
+      if g then
+        if not lists[g] then lists[g] = {} end
+        lists[g][#lists[g] + 1] = int(i)
+      end
+    end
+    for g, l in pairs(lists) do
+      flat[#flat + 1] = 'g:' .. g
+      flat[#flat + 1] = table.concat(l, ',')
+    end
+    hset_flat(k_parts, flat)
+    v = lists[gid] and table.concat(lists[gid], ',') or ''
+  end
+  local out = {}
+  for x in string.gmatch(v, '%d+') do out[#out + 1] = tonumber(x) end
+  return out
+end
+
+-- sync_group, after p's turn was charged in per_group, rewrites the
+-- fragments of the other members of p's group (p, at skip, is the
+-- caller's) so that each shows the group's bank, and has expired once it
+-- ran out; it stores them and appends them to changed. O(group size): one
+-- HGET, and an HMGET and HSET per 200 members.
+local function sync_group(k_parts, m, p, skip, changed)
+  if m.mode ~= 'per_group' or not p.group_id then return end
+  local bank = m.groups[p.group_id]
+  if not bank then return end
+  local out = bank <= 0
+  local members, flat = group_members(k_parts, m, p.group_id), {}
+  for i = 1, #members, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for j = 1, #idx do
+      if idx[j] ~= skip and frags[j] then
+        local q = cjson.decode(frags[j])
+        if q.total_time_ms ~= bank or (out and not q.has_expired) then
+          q.total_time_ms = bank
+          if out then q.has_expired = true end
+          local f = enc_p(q)
+          flat[#flat + 1] = idx[j]
+          flat[#flat + 1] = f
+          changed[#changed + 1] = { idx[j], f, true }
+        end
+      end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+-- Turn order: the next participant who has not expired.
+
+-- next_live finds the next participant after position from (wrapping, cur
+-- is the in-memory participant at from) who has not expired.
+local function next_live(k_parts, m, from, cur)
+  for k = 1, m.n do
+    local pos = (from + k) % m.n
+    local q = cur
+    if pos ~= from then q = get_p(k_parts, pos) end
+    if not q.has_expired then return pos, q end
+  end
+  return nil, nil
+end
+-- Running out of time: expiries, TIME_EXPIRED and TIME_WARNING, and the late
+-- pause or complete that applies an expiry first.
+
+local function end_expired(m, now)
+  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)
+end
+
+-- time_expired announces an expiry on the session's message channel
+-- (pid nil: the session's own time ran out).
+local function time_expired(ch, m, pid, now)
+  if not ch or ch == '' then return end
+  local who = 'null'
+  if pid then who = '"' .. pid .. '"' end
+  rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+    .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+end
+
+-- ran_out reports whether the turn just charged on p ran its clock out
+-- (was: p's has_expired before the charge): p's own limit or the session's.
+local function ran_out(m, p, was)
+  if p.has_expired and not was then return true end
+  local sl = sess_left(m)
+  return sl ~= nil and sl <= 0
+end
+
+-- expire_turn applies, as its own version, what expireSession applies when
+-- the running turn's clock has run out: p (at pos) was charged e ms, up to
+-- its limit, and changed holds its group-mates' fragments (sync_group).
+-- When the session's own limit ran out it becomes expired (session_expired,
+-- TIME_EXPIRED with participant_id null); else p has expired (in per_group
+-- its whole group, which sync_group marked) and, with auto_advance, the
+-- next participant who has not expired starts now (nobody left: expired,
+-- session_expired); without, the clock stops (participant_expired). It
+-- writes, publishes the state, appends the event, then publishes
+-- TIME_EXPIRED on ks.msg, and returns the reply, the participant whose
+-- turn it is now (nil when the session ended) and its position. ks holds
+-- the script's keys and channels: {meta, parts, index, stream, dl, channel,
+-- cap, msg}.
+local function expire_turn(ks, m, p, pos, e, now, changed)
+  m.version, m.updated_at = m.version + 1, int(now)
+  local who, active, apos, ev = p.participant_id, nil, nil, nil
+  local sl = sess_left(m)
+  if sl and sl <= 0 then
+    p.is_active = false
+    end_expired(m, now)
+    ev, who = event_for('session_expired', p, e), nil
+  else
+    p.has_expired = true
+    ev = event_for('participant_expired', p, e)
+    if m.auto == '1' then
+      p.is_active = false
+      p.cycle_count = p.cycle_count + 1
+      local np, nx = next_live(ks.parts, m, pos, p)
+      if not np then
+        end_expired(m, now)
+        ev.type = 'session_expired'
+      else
+        nx.is_active = true
+        begin_turn(m, nx, now)
+        m.active, m.active_id = int(np), nx.participant_id
+        set_frag(changed, np, enc_p(nx))
+        active, apos = nx, np
+      end
+    else
+      -- the clock stops at 0; the session waits for a switch or complete
+      m.cycle_at = ''
+      active, apos = p, pos
+    end
+  end
+  table.insert(changed, 1, { pos, enc_p(p) })
+  write_frags(ks.parts, changed)
+  save_meta(ks.meta, ks.parts, ks.index, m)
+  sync_deadline(ks.dl, m, active)
+  local r = emit(ks.parts, ks.stream, ks.channel, ks.cap, m, now, '', changed, ev)
+  time_expired(ks.msg, m, who, now)
+  return r, active, apos
+end
+
+-- late_room checks that the audit stream has room for a late transition's
+-- two events (the expiry it applies first, then its own).
+local function late_room(k_stream, cap)
+  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
+  return nil
+end
+
+-- stop_turn charges the running turn of p (at pos) up to now and rewrites
+-- its group-mates (sync_group), for a transition that stops the clock
+-- (pause, complete). A clock that ran out before any scheduler saw it gets
+-- its expiry first, as its own version (expire_turn). ks as for
+-- expire_turn. Returns {err} (STREAM_FULL: a late stop needs room for two
+-- events), {done} (the reply, when that expiry ended the session), or
+-- {p, pos, elapsed, first, changed}: whose turn it is now and its
+-- position, the ms the caller's event charges, the expiry's fragments ({}
+-- when there was none) and the caller's changed list.
+local function stop_turn(ks, m, p, pos, now)
+  local was = p.has_expired
+  local elapsed = run_ms(m, p, now)
+  charge(m, p, elapsed)
+  local late = m.cycle_at ~= '' and ran_out(m, p, was)
+  if late then
+    local e = late_room(ks.stream, ks.cap)
+    if e then return { err = e } end
+  end
+  local changed = {}
+  sync_group(ks.parts, m, p, pos, changed)
+  if not late then return { p = p, pos = pos, elapsed = elapsed, first = {}, changed = changed } end
+  local r
+  r, p, pos = expire_turn(ks, m, p, pos, elapsed, now, changed)
+  if m.status ~= 'running' then return { done = r } end
+  -- auto_advance's turn started now, or the clock stopped: nothing to charge
+  return { p = p, pos = pos, elapsed = 0, first = changed, changed = {} }
+end
+
+-- merge_reply turns the delta reply r of a transition that applied an
+-- expiry first into one delta from base (the version before both), with
+-- the positions of both steps (later fragments win). A full reply is
+-- already whole.
+local function merge_reply(r, m, now, base, first, second)
+  if r[1] ~= 'delta' then return r end
+  local all, at = {}, {}
+  for _, list in ipairs({ first, second }) do
+    for _, c in ipairs(list) do
+      if at[c[1]] then all[at[c[1]]][2] = c[2]
+      else
+        all[#all + 1] = { c[1], c[2] }
+        at[c[1]] = #all
+      end
+    end
+  end
+  return { 'delta', delta(m, now, head(m, now, ''), all, base) }
+end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
-local actor = ARGV[7] or ''
+local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local actor = ARGV[8] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
-if m.status ~= 'paused' then return bad_transition(m, 'running') end
-local pos = tonumber(m.active)
-local p = get_p(k_parts, pos)
+if m.status ~= 'pending' and m.status ~= 'running' and m.status ~= 'paused' then
+  return bad_transition(m, 'completed')
+end
+local pos, p = tonumber(m.active), nil
+if pos then p = get_p(k_parts, pos) end
 
 local now = now_ms()
 
--- a resumed turn keeps what it ran before the pause, and its warnings
-local turn, warned = m.turn, m.warned
-begin_turn(m, p, now)
-m.turn, m.warned = turn, warned
-m.status, m.version, m.updated_at = 'running', m.version + 1, int(now)
+local changed, ev, elapsed = {}, { type = 'session_completed' }, 0
+local base, first = m.version, {}
+if p and m.status == 'running' then
+  local st = stop_turn({ meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl,
+    channel = channel, cap = cap, msg = msg_ch }, m, p, pos, now)
+  if st.err then return st.err end
+  if st.done then return kept(idem, st.done, k_parts, m, now, '') end
+  p, pos, elapsed, first, changed = st.p, st.pos, st.elapsed, st.first, st.changed
+end
+if p then
+  p.is_active = false
+  table.insert(changed, 1, { pos, enc_p(p) })
+  ev = event_for('session_completed', p, elapsed)
+end
+write_frags(k_parts, changed)
+m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
+m.cycle_at, m.completed_at, m.updated_at = '', int(now), int(now)
 save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, p)
+sync_deadline(k_dl, m, nil)
 
-local ev = event_for('session_resumed', p, 0)
 ev.actor = actor
-return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', {}, ev), k_parts, m, now, '')
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
+if m.version > base + 1 then r = merge_reply(r, m, now, base, first, changed) end
+return kept(idem, r, k_parts, m, now, '')

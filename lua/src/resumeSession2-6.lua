@@ -1,4 +1,4 @@
---[[ resumeSession: paused -> running; the active participant's turn goes on
+--[[ resumeSession2: paused -> running; the active participant's turn goes on
 from now (a participant whose clock ran out stays stopped).
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -19,7 +19,7 @@ ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in t
 Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
   with the same Idempotency-Key and request, changing nothing (see lua/README.md)
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA
 Events:  session_resumed
 Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
   deadline goes into KEYS[5].

@@ -1,51 +1,30 @@
--- Generated from lua/src/switchCycle-7.lua by `go generate ./lua`: edit the source, not this file.
---[[ switchCycle: end the active participant's turn and start the next one
-who has not expired. The hot path: O(1) in the number of participants
-(skipping expired participants reads one fragment each; in per_group the
-charged group's other members are rewritten to show its bank: O(group size)).
+-- Generated from lua/src/startSession2-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ startSession2: pending -> running; the participant with the lowest
+participant_index becomes active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
-KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[5] deadlines  sk:{<shard>}:deadlines   zset: session_id -> next deadline (ms)
 KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
-KEYS[7] budget     sk:{<shard>}:session:<id>:rl   string: the per-session switch budget's TAT,
-                   epoch µs (GCRA, as in rateLimit-1); absent when the budget is full
 
-ARGV[1] session_id              UUID
-ARGV[2] channel                 sk:{<shard>}:session:<id>:state
-ARGV[3] event_cap               integer (see createSession)
-ARGV[4] expected_version        integer or ""
-ARGV[5] current_participant_id  UUID or "": the caller says whose turn ends
-ARGV[6] next_participant_id     UUID or "": "" = next not expired by participant_index, wrapping;
-                                one that expires in this switch (the current participant, or
-                                in per_group a group-mate of theirs) is replaced the same way
-ARGV[7] message_channel         sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
-ARGV[8] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
-ARGV[9] idem_ttl_ms       integer ms the record lives (when ARGV[8] is set)
-ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in the event
-ARGV[11] budget_burst      integer >= 1: switches the session may make at once, or ""/absent:
-                           no per-session budget (KEYS[7] is then not touched)
-ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
+ARGV[1] session_id        UUID
+ARGV[2] channel           sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap         integer (see createSession)
+ARGV[4] expected_version  integer or ""
+ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
+ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json} or, with a budget, {kind, json, budget_remaining, budget_reset_after_us};
-  kind "replay" (json: the kept reply) repeats a call with the same Idempotency-Key and request,
-  changing nothing and charging nothing; the state (or delta head) carries
-  "expired_participant_id" when the ending turn ran out of time.
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, reset_after_us}
-  (the budget is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
-  or {expected_participant_id, active_participant_id, actual_version};
-  INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
-  VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
-  switch is the first to see a clock run out
-Events:  cycle_switched; participant_expired when the ending turn ran out here;
-  session_expired when the session's time ran out or nobody is left
-Budget:  charged once the call is not a replay, before any other check, so a refused switch
-  (CONFLICT, ...) costs one as an HTTP request did before it reached the script.
-Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
-  cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
+  INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA
+Events:  session_started
+Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
+  the turn's deadline goes into KEYS[5].
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
 -- replies, and the size and lifetime constants.
@@ -72,12 +51,6 @@ local function int(x)
   return fmt('%d', x)
 end
 
--- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
--- Lua's unpack has a C-stack limit of a few thousand values.
-local function hset_flat(key, flat)
-  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
-end
-
 local function fail(code, details)
   return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
@@ -88,6 +61,11 @@ end
 local function now_us()
   local t = rcall('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- now_ms is the clock truncated to whole milliseconds, the unit of states.
+local function now_ms()
+  return floor(now_us() / 1000)
 end
 
 -- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
@@ -308,7 +286,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
     msg = payload
   end
-  rcall('PUBLISH', channel, msg)
+  rcall('SPUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
       'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
@@ -404,35 +382,6 @@ local function turn_left(m, p)
   return b
 end
 
--- run_ms is how long the turn has run since cycle_at, capped where its
--- time ran out: a clock stops at 0 even when nobody noticed in time.
-local function run_ms(m, p, now)
-  if m.cycle_at == '' then return 0 end
-  local e = now - tonumber(m.cycle_at)
-  local l = turn_left(m, p)
-  if l and e > l then e = math.max(l, 0) end
-  return e
-end
-
--- charge books e ms of the running turn on p, its group or the session.
-local function charge(m, p, e)
-  m.turn, m.used = m.turn + e, m.used + e
-  p.time_used_ms = p.time_used_ms + e
-  if m.mode == 'global' then
-    m.bank = m.bank - e
-  elseif m.mode == 'per_group' and p.group_id then
-    local g = (m.groups[p.group_id] or p.total_time_ms) - e
-    m.groups[p.group_id], m.gdirty = g, true
-    p.total_time_ms = g
-  elseif m.mode ~= 'count_up' then
-    p.total_time_ms = p.total_time_ms - e
-  end
-  -- a clock at 0 has expired, whoever noticed (a pause or complete that
-  -- lands after the deadline, before the scheduler)
-  local l = part_left(m, p)
-  if l and l <= 0 then p.has_expired = true end
-end
-
 -- begin_turn starts p's clock at now, unless p has expired: its clock then
 -- stays stopped (cycle_started_at null) until a switch or complete.
 local function begin_turn(m, p, now)
@@ -464,246 +413,31 @@ local function sync_deadline(k_dl, m, p)
   end
   rcall('ZREM', k_dl, m.id)
 end
--- per_group: a bank shared by a group's members.
-
--- group_members returns the rotation positions of group gid's members: the
--- list createSession stores in the parts hash (field g:<gid>, positions
--- comma-separated). A session created before the lists were stored has
--- none: one scan of every participant builds and stores them all.
-local function group_members(k_parts, m, gid)
-  local v = rcall('HGET', k_parts, 'g:' .. gid)
-  if not v then
-    local lists, flat = {}, {}
-    for i = 0, m.n - 1 do
-      local g = get_p(k_parts, i).group_id
-      if g then
-        if not lists[g] then lists[g] = {} end
-        lists[g][#lists[g] + 1] = int(i)
-      end
-    end
-    for g, l in pairs(lists) do
-      flat[#flat + 1] = 'g:' .. g
-      flat[#flat + 1] = table.concat(l, ',')
-    end
-    hset_flat(k_parts, flat)
-    v = lists[gid] and table.concat(lists[gid], ',') or ''
-  end
-  local out = {}
-  for x in string.gmatch(v, '%d+') do out[#out + 1] = tonumber(x) end
-  return out
-end
-
--- sync_group, after p's turn was charged in per_group, rewrites the
--- fragments of the other members of p's group (p, at skip, is the
--- caller's) so that each shows the group's bank, and has expired once it
--- ran out; it stores them and appends them to changed. O(group size): one
--- HGET, and an HMGET and HSET per 200 members.
-local function sync_group(k_parts, m, p, skip, changed)
-  if m.mode ~= 'per_group' or not p.group_id then return end
-  local bank = m.groups[p.group_id]
-  if not bank then return end
-  local out = bank <= 0
-  local members, flat = group_members(k_parts, m, p.group_id), {}
-  for i = 1, #members, 200 do
-    local idx = {}
-    for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
-    local frags = rcall('HMGET', k_parts, unpack(idx))
-    for j = 1, #idx do
-      if idx[j] ~= skip and frags[j] then
-        local q = cjson.decode(frags[j])
-        if q.total_time_ms ~= bank or (out and not q.has_expired) then
-          q.total_time_ms = bank
-          if out then q.has_expired = true end
-          local f = enc_p(q)
-          flat[#flat + 1] = idx[j]
-          flat[#flat + 1] = f
-          changed[#changed + 1] = { idx[j], f, true }
-        end
-      end
-    end
-  end
-  hset_flat(k_parts, flat)
-end
--- The participant fragments a transition changed, to write and publish.
-
--- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
--- entry flagged written was stored already (sync_group).
-
--- set_frag records pos's new fragment, replacing an earlier one.
-local function set_frag(changed, pos, frag)
-  for _, c in ipairs(changed) do
-    if c[1] == pos then
-      c[2], c[3] = frag, nil
-      return
-    end
-  end
-  changed[#changed + 1] = { pos, frag }
-end
-
--- write_frags stores the fragments of changed not stored yet.
-local function write_frags(k_parts, changed)
-  local flat = {}
-  for _, c in ipairs(changed) do
-    if not c[3] then
-      flat[#flat + 1] = c[1]
-      flat[#flat + 1] = c[2]
-    end
-  end
-  hset_flat(k_parts, flat)
-end
--- Turn order: the next participant who has not expired.
-
--- next_live finds the next participant after position from (wrapping, cur
--- is the in-memory participant at from) who has not expired.
-local function next_live(k_parts, m, from, cur)
-  for k = 1, m.n do
-    local pos = (from + k) % m.n
-    local q = cur
-    if pos ~= from then q = get_p(k_parts, pos) end
-    if not q.has_expired then return pos, q end
-  end
-  return nil, nil
-end
--- Running out of time: expiries, TIME_EXPIRED and TIME_WARNING, and the late
--- pause or complete that applies an expiry first.
-
-local function end_expired(m, now)
-  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)
-end
-
--- time_expired announces an expiry on the session's message channel
--- (pid nil: the session's own time ran out).
-local function time_expired(ch, m, pid, now)
-  if not ch or ch == '' then return end
-  local who = 'null'
-  if pid then who = '"' .. pid .. '"' end
-  rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
-    .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
-end
--- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
--- A budget is `burst` requests at
--- once, refilled at one per `interval` µs; its key holds the theoretical
--- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
--- requests remaining, the µs until one is allowed (when refused), the µs
--- until the budget is full, and the new TAT to store.
-
-local function gcra(tat, now, burst, interval, cost)
-  tat = tat and tonumber(tat)
-  if not tat or tat < now then tat = now end
-  local new_tat = tat + interval * cost
-  local diff = now - (new_tat - burst * interval)
-  if diff < 0 then
-    return false, 0, -diff, tat - now, tat
-  end
-  return true, math.floor(diff / interval), 0, new_tat - now, new_tat
-end
-
--- store_tat keeps a TAT until the budget is full again (then the key is gone).
-local function store_tat(key, tat, now)
-  redis.call('SET', key, string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000))
-end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
-local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
-local actor = ARGV[10] or ''
-local burst, interval = tonumber(ARGV[11] or ''), tonumber(ARGV[12] or '')
+local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
+local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
-
--- time: one TIME serves the budget (µs) and the switch (ms)
-local now_u = now_us()
-local now = floor(now_u / 1000)
-local b_rem, b_reset
-if burst then
-  local ok, rem, retry, reset, tat = gcra(rcall('GET', KEYS[7]), now_u, burst, interval, 1)
-  if not ok then
-    return fail('RATE_LIMITED', { limit = burst, retry_after_us = retry, reset_after_us = reset })
-  end
-  store_tat(KEYS[7], tat, now_u)
-  b_rem, b_reset = rem, reset
-end
 
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
-if m.status ~= 'running' then return bad_transition(m, 'running') end
-if current_id ~= '' and current_id ~= m.active_id then
-  return fail('CONFLICT', { expected_participant_id = current_id, active_participant_id = m.active_id,
-    actual_version = m.version })
-end
-local cur_pos = tonumber(m.active)
-local next_pos, named
-if next_id ~= '' then
-  next_pos = tonumber(rcall('HGET', k_index, next_id))
-  if not next_pos then return fail('PARTICIPANT_NOT_FOUND', { participant_id = next_id }) end
-  if next_pos ~= cur_pos then named = get_p(k_parts, next_pos) end
-  if named and named.has_expired then
-    return fail('VALIDATION_ERROR', { field = 'next_participant_id', message = 'has expired' })
-  end
-end
-local cur = get_p(k_parts, cur_pos)
+if m.status ~= 'pending' then return bad_transition(m, 'running') end
+local p = get_p(k_parts, 0)
 
-local was_expired = cur.has_expired
-local elapsed = run_ms(m, cur, now)
-charge(m, cur, elapsed)
-cur.cycle_count = cur.cycle_count + 1
-cur.is_active = false
-local extra, announce = '', false
-local ev = event_for('cycle_switched', cur, elapsed)
-ev.actor = actor
-local changed = {}
-sync_group(k_parts, m, cur, cur_pos, changed)
-local sl, pl = sess_left(m), part_left(m, cur)
-m.version, m.updated_at = m.version + 1, int(now)
-if sl and sl <= 0 then
-  end_expired(m, now)
-  ev.type, announce = 'session_expired', true
-else
-  if was_expired or (pl and pl <= 0) then
-    extra = ',"expired_participant_id":"' .. cur.participant_id .. '"'
-    if not was_expired then
-      cur.has_expired, ev.type, announce = true, 'participant_expired', true
-    end
-  elseif m.incr ~= '' and m.mode == 'per_participant' then
-    cur.total_time_ms = cur.total_time_ms + tonumber(m.incr)
-    ev.remaining = cur.total_time_ms
-  end
-end
-local nxt
-if m.status == 'running' then
-  if next_id ~= '' then
-    nxt = named or cur
-    -- as read, unless sync_group rewrote it (a group-mate of the current)
-    for _, c in ipairs(changed) do
-      if c[1] == next_pos then nxt = cjson.decode(c[2]) end
-    end
-    -- the named next expired in this very switch (the current participant
-    -- itself, or a group-mate of theirs): the rotation picks instead
-    if nxt.has_expired then nxt = nil end
-  end
-  if not nxt then next_pos, nxt = next_live(k_parts, m, cur_pos, cur) end
-  if not nxt then
-    end_expired(m, now)
-    ev.type, announce = 'session_expired', true
-  else
-    nxt.is_active = true
-    begin_turn(m, nxt, now)
-    m.active, m.active_id = int(next_pos), nxt.participant_id
-  end
-end
-table.insert(changed, 1, { cur_pos, enc_p(cur) })
-if nxt and next_pos ~= cur_pos then set_frag(changed, next_pos, enc_p(nxt)) end
-write_frags(k_parts, changed)
+local now = now_ms()
+
+p.is_active = true
+begin_turn(m, p, now)
+local frag = enc_p(p)
+rcall('HSET', k_parts, 0, frag)
+m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
+m.started_at, m.updated_at = int(now), int(now)
 save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, nxt)
+sync_deadline(k_dl, m, p)
 
-local r = emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-if announce then
-  local who
-  if cur.has_expired and not was_expired then who = cur.participant_id end
-  time_expired(msg_ch, m, who, now)
-end
-if burst then r[3], r[4] = b_rem, b_reset end
-return kept(idem, r, k_parts, m, now, extra)
+local ev = event_for('session_started', p, 0)
+ev.actor = actor
+return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', { { 0, frag } }, ev), k_parts, m, now, '')

@@ -1,30 +1,47 @@
--- Generated from lua/src/startSession-6.lua by `go generate ./lua`: edit the source, not this file.
---[[ startSession: pending -> running; the participant with the lowest
-participant_index becomes active.
+-- Generated from lua/src/createSession2-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ createSession2: create a session in status `pending` at version 1, in a
+new life: the shard's life counter (KEYS[6]) stamps it, so a session id
+reused after a delete or a TTL is told apart from its earlier lives.
 
-KEYS[1] meta       sk:{<shard>}:session:<id>
-KEYS[2] parts      sk:{<shard>}:session:<id>:parts
-KEYS[3] index      sk:{<shard>}:session:<id>:index
-KEYS[4] stream     sk:{<shard>}:events
-KEYS[5] deadlines  sk:{<shard>}:deadlines   zset: session_id -> next deadline (ms)
-KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
+KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
+KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON;
+                                                  per_group also g:<group_id> -> member positions
+KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
+KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
+KEYS[5] idem    sk:{<shard>}:session:<id>:idem:<key>  the Idempotency-Key record
+KEYS[6] lives   sk:{<shard>}:lives                string: the shard's life counter (INCR)
 
-ARGV[1] session_id        UUID
-ARGV[2] channel           sk:{<shard>}:session:<id>:state
-ARGV[3] event_cap         integer (see createSession)
-ARGV[4] expected_version  integer or ""
-ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
-ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
-ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
+ARGV[1]  session_id         UUID
+ARGV[2]  channel            state channel, sk:{<shard>}:session:<id>:state
+ARGV[3]  event_cap          integer; >0: refuse when the stream holds this many, 0: append no event
+ARGV[4]  sync_mode          per_participant|per_cycle|per_group|global|count_up
+ARGV[5]  total_time_ms      integer ms, "" = sum of the participants' banks
+ARGV[6]  time_per_cycle_ms  integer ms or ""
+ARGV[7]  increment_ms       integer ms or ""
+ARGV[8]  max_time_ms        integer ms or ""
+ARGV[9]  auto_advance       0|1
+ARGV[10] metadata           a JSON object, stored and returned verbatim, or ""
+ARGV[11] idem_fingerprint   the request's fingerprint, or "": no Idempotency-Key
+ARGV[12] idem_ttl_ms        integer ms the record lives (when ARGV[11] is set)
+ARGV[13] actor              who asked (a token's sub), or ""; recorded in the event
+ARGV[14..] participants, four slots each: participant_id (UUID), participant_index
+           (integer >= 0), total_time_ms (integer ms), group_id (UUID or "")
+ARGV[last] optional, when the slots after ARGV[13] are 4n+1: warnings_ms, up to 5
+           comma-separated integers ms ("10000,5000,1000"): TIME_WARNING thresholds
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
-  INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA
-Events:  session_started
-Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
-  the turn's deadline goes into KEYS[5].
+Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
+needs every group_id, and a group's bank is its first member's total_time_ms.
+
+Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
+  STATE_DELTA carrying every participant (see lua/README.md); kind "replay": json is
+  the kept reply of a call with the same Idempotency-Key and request, which changed nothing.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
+  STREAM_FULL {stream_max}
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
+Events:  session_created
+Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard and
+  rising); every later state, message and audit event of the session carries it.
+Time:    created_at = updated_at = Redis TIME in ms.
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
 -- replies, and the size and lifetime constants.
@@ -49,6 +66,12 @@ local TTL_FINISHED = 3600000
 
 local function int(x)
   return fmt('%d', x)
+end
+
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
 end
 
 local function fail(code, details)
@@ -106,42 +129,6 @@ local function iso_or_null(v)
   if v == nil or v == '' then return 'null' end
   return '"' .. iso(tonumber(v)) .. '"'
 end
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
-
--- load_meta returns the session's meta hash as a table, or nil.
-local function load_meta(key)
-  local flat = rcall('HGETALL', key)
-  if #flat == 0 then return nil end
-  local m = {}
-  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
-  m.version = tonumber(m.version)
-  -- a session created before lives were stamped is life 0
-  m.life = tonumber(m.life) or 0
-  m.n = tonumber(m.n)
-  m.loaded_status = m.status
-  m.turn = tonumber(m.turn) or 0
-  m.used = tonumber(m.used) or 0
-  m.bank = tonumber(m.bank)
-  -- a global session created before banks were stored starts from its total
-  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
-  -- warnings: thresholds (ms left, descending) and how many of them the
-  -- current turn has passed
-  m.warns = {}
-  if m.warn and m.warn ~= '' then
-    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
-  end
-  m.warned = tonumber(m.warned) or 0
-  -- per_group banks are the g:<group_id> fields (only per_group has them:
-  -- the scan costs a string per field)
-  m.groups = {}
-  if m.mode == 'per_group' then
-    for i = 1, #flat, 2 do
-      if string.sub(flat[i], 1, 2) == 'g:' then m.groups[string.sub(flat[i], 3)] = tonumber(flat[i + 1]) end
-    end
-  end
-  return m
-end
 
 -- check_common validates what every mutating script checks first.
 local function check_common(m, sid, expected, stream, cap)
@@ -153,10 +140,6 @@ local function check_common(m, sid, expected, stream, cap)
     return fail('STREAM_FULL', { stream_max = cap })
   end
   return nil
-end
-
-local function bad_transition(m, to)
-  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
 
 -- save_meta writes the fields a transition may change and sets the TTL that
@@ -191,10 +174,6 @@ local function enc_p(p)
     .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
     p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
     p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
-end
-
-local function get_p(key, pos)
-  return cjson.decode(rcall('HGET', key, pos))
 end
 
 local function num_or_null(v)
@@ -286,7 +265,7 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
     payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
     msg = payload
   end
-  rcall('PUBLISH', channel, msg)
+  rcall('SPUBLISH', channel, msg)
   if cap > 0 then
     rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
       'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
@@ -296,14 +275,6 @@ local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
       'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
   end
   return { kind, payload }
-end
-
--- event_for describes participant p for the audit event.
-local function event_for(typ, p, elapsed)
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
-    elapsed = elapsed, cycle = p.cycle_count }
 end
 -- Idempotency-Key records (lua/README.md "Idempotency").
 
@@ -341,103 +312,142 @@ local function kept(idem, r, k_parts, m, now, extra)
   end
   return r
 end
--- How each sync_mode charges time.
 
--- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
--- charged before its last pause, m.used the ms charged in the whole
--- session, m.bank the global bank, m.groups[gid] the per_group banks.
+local k_meta, k_parts, k_index, k_stream, k_lives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
+local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local auto, metadata = ARGV[9], ARGV[10]
+local idem = { key = KEYS[5], fp = ARGV[11], ttl = ARGV[12] }
+local actor = ARGV[13]
+local FIRST = 14 -- the first participant slot
 
--- part_left is what participant p may still run this turn by its own
--- clock (nil: no limit).
-local function part_left(m, p)
-  local mode = m.mode
-  if mode == 'per_participant' then
-    local r = p.total_time_ms
-    if m.per_cycle ~= '' then r = math.min(r, tonumber(m.per_cycle) - m.turn) end
-    return r
-  elseif mode == 'per_cycle' then
-    return math.min(tonumber(m.per_cycle) - m.turn, p.total_time_ms)
-  elseif mode == 'per_group' and p.group_id then
-    return m.groups[p.group_id] or p.total_time_ms
-  end
-  return nil
-end
-
--- sess_left is what the session may still run (global bank, max_time_ms).
-local function sess_left(m)
-  local r
-  if m.mode == 'global' then r = m.bank end
-  if m.max ~= '' then
-    local x = tonumber(m.max) - m.used
-    if r == nil or x < r then r = x end
-  end
-  return r
-end
-
--- turn_left is the ms the running turn may still run from cycle_at.
-local function turn_left(m, p)
-  local a, b = part_left(m, p), sess_left(m)
-  if a == nil then return b end
-  if b == nil or a < b then return a end
-  return b
-end
-
--- begin_turn starts p's clock at now, unless p has expired: its clock then
--- stays stopped (cycle_started_at null) until a switch or complete.
-local function begin_turn(m, p, now)
-  m.turn = 0
-  if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
-  if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
-  -- a turn that starts below a warning threshold is not warned of it
-  m.warned = 0
-  local l = turn_left(m, p)
-  if l then
-    while m.warned < #m.warns and m.warns[m.warned + 1] >= l do m.warned = m.warned + 1 end
-  end
-end
--- The shard deadline index the expiry scheduler polls.
-
--- sync_deadline keeps the shard's deadline index true: the session is in
--- it, scored by the ms its running turn runs out, exactly when there is one.
--- The score is the next warning's time when one is pending (warnings ride
--- the same index; expireSession sends them).
-local function sync_deadline(k_dl, m, p)
-  if m.status == 'running' and m.cycle_at ~= '' and p then
-    local l = turn_left(m, p)
-    if l then
-      l = math.max(l, 0)
-      if m.warned < #m.warns then l = math.max(l - m.warns[m.warned + 1], 0) end
-      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + l), m.id)
-      return
-    end
-  end
-  rcall('ZREM', k_dl, m.id)
-end
-
-local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
-local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
-local e = check_common(m, sid, expected, k_stream, cap)
+-- read and validate
+if rcall('EXISTS', k_meta) == 1 then return fail('SESSION_EXISTS', { session_id = sid }) end
+local uuid = '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$'
+if not string.match(sid, uuid) then
+  return fail('VALIDATION_ERROR', { field = 'session_id', message = 'must be a UUID' })
+end
+local modes = { per_participant = 1, per_cycle = 1, per_group = 1, global = 1, count_up = 1 }
+if not modes[mode] then
+  return fail('VALIDATION_ERROR', { field = 'sync_mode', message = 'unknown sync_mode' })
+end
+-- numbers are spliced into the state as they are, so only plain integers
+-- pass (no floats, exponents or hex in replies); metadata must be an object
+-- (at most 15 characters, so exact in a Lua number)
+local function is_int(v) return #v <= 15 and string.match(v, '^%-?%d+$') ~= nil end
+for _, f in ipairs({ { 'total_time_ms', total }, { 'time_per_cycle_ms', per_cycle }, { 'increment_ms', incr },
+  { 'max_time_ms', max } }) do
+  if f[2] ~= '' and not is_int(f[2]) then
+    return fail('VALIDATION_ERROR', { field = f[1], message = 'must be an integer or ""' })
+  end
+end
+if auto ~= '0' and auto ~= '1' then
+  return fail('VALIDATION_ERROR', { field = 'auto_advance', message = 'must be 0 or 1' })
+end
+if metadata ~= '' then
+  local ok, v = pcall(cjson.decode, metadata)
+  if not ok or type(v) ~= 'table' or string.sub(metadata, 1, 1) ~= '{' then
+    return fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
+  end
+end
+local nargs, warn = #ARGV - (FIRST - 1), ''
+if nargs % 4 == 1 then
+  warn, nargs = ARGV[#ARGV], nargs - 1
+  local ws = {}
+  for w in string.gmatch(warn, '[^,]+') do
+    if not is_int(w) or tonumber(w) <= 0 then ws = nil break end
+    ws[#ws + 1] = tonumber(w)
+  end
+  if not ws or #ws > 5 then
+    return fail('VALIDATION_ERROR', { field = 'warnings_ms', message = 'up to 5 positive integers, comma-separated' })
+  end
+  table.sort(ws, function(a, b) return a > b end)
+  for i, w in ipairs(ws) do ws[i] = int(w) end
+  warn = table.concat(ws, ',')
+end
+if nargs < 4 or nargs % 4 ~= 0 then
+  return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
+end
+local ps, seen, sum = {}, {}, 0
+for i = FIRST, FIRST - 1 + nargs, 4 do
+  local p = { participant_id = ARGV[i], participant_index = tonumber(ARGV[i + 1]),
+    total_time_ms = tonumber(ARGV[i + 2]), group_id = ARGV[i + 3], order = #ps,
+    time_used_ms = 0, cycle_count = 0, is_active = false, has_expired = false }
+  if not string.match(p.participant_id, uuid) or seen[p.participant_id] then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_id must be a unique UUID' })
+  end
+  if p.group_id ~= '' and not string.match(p.group_id, uuid) then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id must be a UUID' })
+  end
+  if not is_int(ARGV[i + 1]) or not is_int(ARGV[i + 2]) or p.participant_index < 0 then
+    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_index (>= 0) and total_time_ms must be integers' })
+  end
+  seen[p.participant_id] = true
+  sum = sum + p.total_time_ms
+  ps[#ps + 1] = p
+end
+if mode == 'per_cycle' and per_cycle == '' then
+  return fail('VALIDATION_ERROR', { field = 'time_per_cycle_ms', message = 'required by sync_mode per_cycle' })
+end
+local groups = {}
+for _, p in ipairs(ps) do
+  if mode == 'per_group' then
+    if p.group_id == '' then
+      return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id is required by sync_mode per_group' })
+    end
+    if not groups[p.group_id] then groups[p.group_id] = p.total_time_ms end
+  end
+end
+local e = check_common({ version = 0 }, sid, '', k_stream, cap)
 if e then return e end
-if m.status ~= 'pending' then return bad_transition(m, 'running') end
-local p = get_p(k_parts, 0)
+-- rotation order: participant_index, ties in the order given
+table.sort(ps, function(a, b)
+  if a.participant_index ~= b.participant_index then return a.participant_index < b.participant_index end
+  return a.order < b.order
+end)
 
 local now = now_ms()
 
-p.is_active = true
-begin_turn(m, p, now)
-local frag = enc_p(p)
-rcall('HSET', k_parts, 0, frag)
-m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
-m.started_at, m.updated_at = int(now), int(now)
+-- write
+if total == '' then total = int(sum) end
+local life = rcall('INCR', k_lives)
+local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
+  active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
+  cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
+  turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
+if mode == 'global' then m.bank = tonumber(total) end
+rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
+  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn, 'life', int(life))
+local changed, flat_parts, flat_index, members = {}, {}, {}, {}
+for pos, p in ipairs(ps) do
+  local frag = enc_p(p)
+  changed[pos] = { pos - 1, frag }
+  flat_parts[#flat_parts + 1] = pos - 1
+  flat_parts[#flat_parts + 1] = frag
+  flat_index[#flat_index + 1] = p.participant_id
+  flat_index[#flat_index + 1] = pos - 1
+  if mode == 'per_group' then
+    if not members[p.group_id] then
+      members[p.group_id] = {}
+      members[#members + 1] = p.group_id
+    end
+    local l = members[p.group_id]
+    l[#l + 1] = int(pos - 1)
+  end
+end
+-- per_group: each group's member positions, so a charge rewrites its
+-- members without scanning everyone
+for _, g in ipairs(members) do
+  flat_parts[#flat_parts + 1] = 'g:' .. g
+  flat_parts[#flat_parts + 1] = table.concat(members[g], ',')
+end
+hset_flat(k_parts, flat_parts)
+hset_flat(k_index, flat_index)
 save_meta(k_meta, k_parts, k_index, m)
-sync_deadline(k_dl, m, p)
 
-local ev = event_for('session_started', p, 0)
-ev.actor = actor
-return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', { { 0, frag } }, ev), k_parts, m, now, '')
+-- publish and return
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, { type = 'session_created', base = 0, actor = actor })
+return kept(idem, r, k_parts, m, now, '')

@@ -1,32 +1,40 @@
--- Generated from lua/src/expireSession-5.lua by `go generate ./lua`: edit the source, not this file.
---[[ expireSession: apply the expiry of the running turn, if its clock has
-really run out. Idempotent: it recomputes the deadline from the state, so
-running it early, twice, or from many instances at once changes nothing
-but the first time it is due.
+-- Generated from lua/src/pauseSession2-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ pauseSession2: running -> paused. The running turn's time is charged to
+the active participant, who stays active; cycle_started_at becomes null.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
 KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
-ARGV[1] session_id       UUID
-ARGV[2] channel          sk:{<shard>}:session:<id>:state
-ARGV[3] event_cap        integer (see createSession)
-ARGV[4] message_channel  sk:{<shard>}:session:<id>:msg
+ARGV[1] session_id        UUID
+ARGV[2] channel           sk:{<shard>}:session:<id>:state
+ARGV[3] event_cap         integer (see createSession)
+ARGV[4] expected_version  integer or ""
+ARGV[5] message_channel   sk:{<shard>}:session:<id>:msg, or ""/absent: publish no TIME_EXPIRED
+ARGV[6] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotency-Key
+ARGV[7] idem_ttl_ms       integer ms the record lives (when ARGV[6] is set)
+ARGV[8] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: 0 when nothing was due (the session is gone, not running, its clock
-  is stopped, or its deadline is still ahead: KEYS[5] is corrected); 1 when
-  it only sent a TIME_WARNING; else {kind, json} like the other transitions.
-Errors:  STREAM_FULL {stream_max} (nothing written; the deadline stays due)
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; then ARGV[4] <-
-  {"type":"TIME_EXPIRED","sessionId","participant_id"|null,"timestamp","version"}
-  (participant_id null when the session's own time ran out). Before the
-  deadline, once per warnings_ms threshold and turn, only ARGV[4] <-
-  {"type":"TIME_WARNING","sessionId","participant_id","remaining_ms","timestamp","version"}
-Events:  participant_expired, or session_expired when the session ends
-Time:    the turn is charged exactly up to its deadline; with auto_advance the
-  next participant's clock starts at now (Redis TIME, ms).
+A pause that lands after the running turn's deadline, before any scheduler
+applied it, first applies that expiry exactly as expireSession does (its own
+version, event and TIME_EXPIRED; with auto_advance the next participant's
+turn starts, and is what gets paused), then pauses if the session is still
+running.
+
+Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
+  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
+  delta from the version before both), or the expired state when the expiry
+  ended the session.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
+  (a late pause needs room for two events)
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
+  publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
+Events:  session_paused; a late pause first participant_expired or session_expired
+Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
+  clock ran out; the session leaves KEYS[5].
 ]]
 -- What every script starts with: the redis.call alias, integer formatting, error
 -- replies, and the size and lifetime constants.
@@ -151,6 +159,22 @@ local function load_meta(key)
   return m
 end
 
+-- check_common validates what every mutating script checks first.
+local function check_common(m, sid, expected, stream, cap)
+  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+  if expected ~= '' and tonumber(expected) ~= m.version then
+    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+  end
+  if cap > 0 and rcall('XLEN', stream) >= cap then
+    return fail('STREAM_FULL', { stream_max = cap })
+  end
+  return nil
+end
+
+local function bad_transition(m, to)
+  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
+end
+
 -- save_meta writes the fields a transition may change and sets the TTL that
 -- matches the new status on every key of the session. A transition that
 -- keeps the status (a switch) keeps the TTL too: running sessions were made
@@ -259,6 +283,80 @@ local function full_state(k_parts, m, now, extra)
   buf[2 * m.n + 2] = ']}'
   return table.concat(buf)
 end
+-- Publishing a change and appending its audit event.
+
+-- emit publishes the change and appends its audit event, then returns the
+-- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
+-- the session head plus the participants at `changed` positions
+-- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
+-- nobody said: auth off, or the server's own expiry).
+local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+  local kind, payload, msg
+  if m.n <= FULL_MAX then
+    kind = 'full'
+    payload = full_state(k_parts, m, now, extra)
+    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
+      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
+  else
+    kind = 'delta'
+    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
+    msg = payload
+  end
+  rcall('SPUBLISH', channel, msg)
+  if cap > 0 then
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
+      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
+      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
+      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
+      'cycle_number', ev.cycle and int(ev.cycle) or '',
+      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
+  end
+  return { kind, payload }
+end
+
+-- event_for describes participant p for the audit event.
+local function event_for(typ, p, elapsed)
+  local remaining = p.total_time_ms
+  if remaining < 0 then remaining = 0 end
+  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
+    elapsed = elapsed, cycle = p.cycle_count }
+end
+-- Idempotency-Key records (lua/README.md "Idempotency").
+
+-- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
+-- record's key (KEYS), the request's fingerprint ("" = the call has no key)
+-- and how long the record lives (ms). A record is fp, a newline, then the
+-- reply's JSON; only calls that succeed leave one (an error changed nothing).
+
+-- replayed answers a repeat: {'replay', json} for the same request,
+-- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
+local function replayed(idem)
+  if idem.fp == '' then return nil end
+  if not string.match(idem.ttl or '', '^[1-9]%d*$') then
+    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+  end
+  local rec = rcall('GET', idem.key)
+  if not rec then return nil end
+  local n = #idem.fp
+  if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
+    return { 'replay', string.sub(rec, n + 2) }
+  end
+  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+end
+
+-- keep records json as the reply of the call's key, if it has one.
+local function keep(idem, json)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the full state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, extra)
+  if idem.fp ~= '' then
+    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+  end
+  return r
+end
 -- How each sync_mode charges time.
 
 -- Modes (lua/README.md "Modes"). m.turn is the ms the running turn was
@@ -298,6 +396,16 @@ local function turn_left(m, p)
   if a == nil then return b end
   if b == nil or a < b then return a end
   return b
+end
+
+-- run_ms is how long the turn has run since cycle_at, capped where its
+-- time ran out: a clock stops at 0 even when nobody noticed in time.
+local function run_ms(m, p, now)
+  if m.cycle_at == '' then return 0 end
+  local e = now - tonumber(m.cycle_at)
+  local l = turn_left(m, p)
+  if l and e > l then e = math.max(l, 0) end
+  return e
 end
 
 -- charge books e ms of the running turn on p, its group or the session.
@@ -349,6 +457,33 @@ local function sync_deadline(k_dl, m, p)
     end
   end
   rcall('ZREM', k_dl, m.id)
+end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- set_frag records pos's new fragment, replacing an earlier one.
+local function set_frag(changed, pos, frag)
+  for _, c in ipairs(changed) do
+    if c[1] == pos then
+      c[2], c[3] = frag, nil
+      return
+    end
+  end
+  changed[#changed + 1] = { pos, frag }
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = c[2]
+    end
+  end
+  hset_flat(k_parts, flat)
 end
 -- per_group: a bank shared by a group's members.
 
@@ -410,71 +545,6 @@ local function sync_group(k_parts, m, p, skip, changed)
   end
   hset_flat(k_parts, flat)
 end
--- Publishing a change and appending its audit event.
-
--- emit publishes the change and appends its audit event, then returns the
--- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
--- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
--- nobody said: auth off, or the server's own expiry).
-local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-  local kind, payload, msg
-  if m.n <= FULL_MAX then
-    kind = 'full'
-    payload = full_state(k_parts, m, now, extra)
-    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
-  else
-    kind = 'delta'
-    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
-    msg = payload
-  end
-  rcall('PUBLISH', channel, msg)
-  if cap > 0 then
-    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
-      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
-      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
-      'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
-  end
-  return { kind, payload }
-end
-
--- event_for describes participant p for the audit event.
-local function event_for(typ, p, elapsed)
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return { type = typ, pid = p.participant_id, gid = p.group_id, remaining = remaining,
-    elapsed = elapsed, cycle = p.cycle_count }
-end
--- The participant fragments a transition changed, to write and publish.
-
--- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
--- entry flagged written was stored already (sync_group).
-
--- set_frag records pos's new fragment, replacing an earlier one.
-local function set_frag(changed, pos, frag)
-  for _, c in ipairs(changed) do
-    if c[1] == pos then
-      c[2], c[3] = frag, nil
-      return
-    end
-  end
-  changed[#changed + 1] = { pos, frag }
-end
-
--- write_frags stores the fragments of changed not stored yet.
-local function write_frags(k_parts, changed)
-  local flat = {}
-  for _, c in ipairs(changed) do
-    if not c[3] then
-      flat[#flat + 1] = c[1]
-      flat[#flat + 1] = c[2]
-    end
-  end
-  hset_flat(k_parts, flat)
-end
 -- Turn order: the next participant who has not expired.
 
 -- next_live finds the next participant after position from (wrapping, cur
@@ -501,15 +571,16 @@ local function time_expired(ch, m, pid, now)
   if not ch or ch == '' then return end
   local who = 'null'
   if pid then who = '"' .. pid .. '"' end
-  rcall('PUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+  rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
     .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
 end
 
--- time_warning announces that the running turn has remaining ms left.
-local function time_warning(ch, m, pid, remaining, now)
-  if not ch or ch == '' then return end
-  rcall('PUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
-    .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+-- ran_out reports whether the turn just charged on p ran its clock out
+-- (was: p's has_expired before the charge): p's own limit or the session's.
+local function ran_out(m, p, was)
+  if p.has_expired and not was then return true end
+  local sl = sess_left(m)
+  return sl ~= nil and sl <= 0
 end
 
 -- expire_turn applies, as its own version, what expireSession applies when
@@ -565,45 +636,91 @@ local function expire_turn(ks, m, p, pos, e, now, changed)
   return r, active, apos
 end
 
+-- late_room checks that the audit stream has room for a late transition's
+-- two events (the expiry it applies first, then its own).
+local function late_room(k_stream, cap)
+  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
+  return nil
+end
+
+-- stop_turn charges the running turn of p (at pos) up to now and rewrites
+-- its group-mates (sync_group), for a transition that stops the clock
+-- (pause, complete). A clock that ran out before any scheduler saw it gets
+-- its expiry first, as its own version (expire_turn). ks as for
+-- expire_turn. Returns {err} (STREAM_FULL: a late stop needs room for two
+-- events), {done} (the reply, when that expiry ended the session), or
+-- {p, pos, elapsed, first, changed}: whose turn it is now and its
+-- position, the ms the caller's event charges, the expiry's fragments ({}
+-- when there was none) and the caller's changed list.
+local function stop_turn(ks, m, p, pos, now)
+  local was = p.has_expired
+  local elapsed = run_ms(m, p, now)
+  charge(m, p, elapsed)
+  local late = m.cycle_at ~= '' and ran_out(m, p, was)
+  if late then
+    local e = late_room(ks.stream, ks.cap)
+    if e then return { err = e } end
+  end
+  local changed = {}
+  sync_group(ks.parts, m, p, pos, changed)
+  if not late then return { p = p, pos = pos, elapsed = elapsed, first = {}, changed = changed } end
+  local r
+  r, p, pos = expire_turn(ks, m, p, pos, elapsed, now, changed)
+  if m.status ~= 'running' then return { done = r } end
+  -- auto_advance's turn started now, or the clock stopped: nothing to charge
+  return { p = p, pos = pos, elapsed = 0, first = changed, changed = {} }
+end
+
+-- merge_reply turns the delta reply r of a transition that applied an
+-- expiry first into one delta from base (the version before both), with
+-- the positions of both steps (later fragments win). A full reply is
+-- already whole.
+local function merge_reply(r, m, now, base, first, second)
+  if r[1] ~= 'delta' then return r end
+  local all, at = {}, {}
+  for _, list in ipairs({ first, second }) do
+    for _, c in ipairs(list) do
+      if at[c[1]] then all[at[c[1]]][2] = c[2]
+      else
+        all[#all + 1] = { c[1], c[2] }
+        at[c[1]] = #all
+      end
+    end
+  end
+  return { 'delta', delta(m, now, head(m, now, ''), all, base) }
+end
+
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local sid, channel, cap, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local actor = ARGV[8] or ''
+local replay = replayed(idem)
+if replay then return replay end
 
 local m = load_meta(k_meta)
-if not m or m.status ~= 'running' or m.cycle_at == '' then
-  rcall('ZREM', k_dl, sid)
-  return 0
-end
+local e = check_common(m, sid, expected, k_stream, cap)
+if e then return e end
+if m.status ~= 'running' then return bad_transition(m, 'paused') end
 local pos = tonumber(m.active)
 local p = get_p(k_parts, pos)
-local left = turn_left(m, p)
-if not left then
-  rcall('ZREM', k_dl, sid)
-  return 0
-end
-left = math.max(left, 0)
 
 local now = now_ms()
 
-local due = tonumber(m.cycle_at) + left
-if now < due then
-  -- not over yet, but a warning threshold may have been passed: announce
-  -- the lowest one passed, once per turn (m.warned)
-  local remaining, passed = due - now, m.warned
-  while passed < #m.warns and m.warns[passed + 1] >= remaining do passed = passed + 1 end
-  local warned = passed > m.warned
-  if warned then
-    m.warned = passed
-    rcall('HSET', k_meta, 'warned', int(passed))
-    time_warning(msg_ch, m, p.participant_id, remaining, now)
-  end
-  sync_deadline(k_dl, m, p)
-  return warned and 1 or 0
-end
-if cap > 0 and rcall('XLEN', k_stream) >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
+local base = m.version
+local st = stop_turn({ meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl,
+  channel = channel, cap = cap, msg = msg_ch }, m, p, pos, now)
+if st.err then return st.err end
+if st.done then return kept(idem, st.done, k_parts, m, now, '') end
+local elapsed, first, changed = st.elapsed, st.first, st.changed
+p, pos = st.p, st.pos
+table.insert(changed, 1, { pos, enc_p(p) })
+write_frags(k_parts, changed)
+m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)
+save_meta(k_meta, k_parts, k_index, m)
+sync_deadline(k_dl, m, p)
 
-charge(m, p, left)
-local changed = {}
-sync_group(k_parts, m, p, pos, changed)
-local ks = { meta = k_meta, parts = k_parts, index = k_index, stream = k_stream, dl = k_dl, channel = channel,
-  cap = cap, msg = msg_ch }
-return (expire_turn(ks, m, p, pos, left, now, changed))
+local ev = event_for('session_paused', p, elapsed)
+ev.actor = actor
+local r = emit(k_parts, k_stream, channel, cap, m, now, '', changed, ev)
+if m.version > base + 1 then r = merge_reply(r, m, now, base, first, changed) end
+return kept(idem, r, k_parts, m, now, '')

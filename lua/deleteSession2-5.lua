@@ -1,5 +1,5 @@
--- Generated from lua/src/deleteSession-5.lua by `go generate ./lua`: edit the source, not this file.
---[[ deleteSession: remove every key of the session. Idempotent: deleting an
+-- Generated from lua/src/deleteSession2-5.lua by `go generate ./lua`: edit the source, not this file.
+--[[ deleteSession2: remove every key of the session. Idempotent: deleting an
 absent session is not an error and announces nothing.
 
 KEYS[1] meta    sk:{<shard>}:session:<id>
@@ -19,7 +19,7 @@ ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in t
 Returns: 1 if the session existed, 0 if not; {"replay", "1"|"0"} repeats a call with the
   same Idempotency-Key and request, changing nothing.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; CONFLICT {expected_version, actual_version}; STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version","life"}
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- {"type":"SESSION_DELETED","sessionId","timestamp","version","life"}
 Events:  session_deleted (version = the deleted state's version + 1, life = the deleted life)
 Time:    timestamp = Redis TIME in ms.
 ]]
@@ -110,7 +110,7 @@ if e then return e end
 local now = now_ms()
 
 rcall('DEL', k_meta, k_parts, k_index)
-rcall('PUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
+rcall('SPUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
   .. ',"version":' .. int(version + 1) .. ',"life":' .. int(life) .. '}')
 if cap > 0 then
   rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(version + 1),

@@ -1,4 +1,4 @@
---[[ pauseSession: running -> paused. The running turn's time is charged to
+--[[ pauseSession2: running -> paused. The running turn's time is charged to
 the active participant, who stays active; cycle_started_at becomes null.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -29,7 +29,7 @@ Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
   ended the session.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
   (a late pause needs room for two events)
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
   publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
 Events:  session_paused; a late pause first participant_expired or session_expired
 Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the

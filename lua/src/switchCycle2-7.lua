@@ -1,4 +1,4 @@
---[[ switchCycle: end the active participant's turn and start the next one
+--[[ switchCycle2: end the active participant's turn and start the next one
 who has not expired. The hot path: O(1) in the number of participants
 (skipping expired participants reads one fragment each; in per_group the
 charged group's other members are rewritten to show its bank: O(group size)).
@@ -37,7 +37,7 @@ Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, r
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
-Publishes: ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
   switch is the first to see a clock run out
 Events:  cycle_switched; participant_expired when the ending turn ran out here;
   session_expired when the session's time ran out or nobody is left
