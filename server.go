@@ -21,8 +21,8 @@ import (
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/engine/ratelimit"
 	"github.com/synckairos/synckairos/handlers"
-	"github.com/synckairos/synckairos/redisclock"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/redisclock"
 	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/webassets"
 )
