@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,9 +44,9 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 	bare := bareServer(b)
 
 	const maxConns = 64
-	offIDs := benchSessions(b, off, maxConns)
-	onIDs := benchSessions(b, on, maxConns)
-	rawIDs := benchSessions(b, off, maxConns)
+	offIDs := benchSessions(b, off, maxConns, "")
+	onIDs := benchSessions(b, on, maxConns, "")
+	rawIDs := benchSessions(b, off, maxConns, "")
 
 	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr(), PoolSize: 128})
 	defer rdb.Close()
@@ -56,7 +58,7 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 	for _, conns := range []int{1, 64} {
 		c := "/conns=" + strconv.Itoa(conns)
 		b.Run("bare-fasthttp"+c, func(b *testing.B) {
-			runHTTPLoad(b, bare, conns, func(int) string { return "/v1/sessions/x/switch" })
+			runHTTPLoad(b, bare, conns, func(int) (string, string) { return "/v1/sessions/x/switch", "" })
 		})
 		b.Run("engine-switch"+c, func(b *testing.B) {
 			runLoad(b, conns, func(w int) func() error {
@@ -69,60 +71,54 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 			})
 		})
 		b.Run("http-limits+log-off"+c, func(b *testing.B) {
-			runHTTPLoad(b, off, conns, func(w int) string { return "/v1/sessions/" + offIDs[w] + "/switch" })
+			runHTTPLoad(b, off, conns, func(w int) (string, string) { return "/v1/sessions/" + offIDs[w] + "/switch", "" })
 		})
 		b.Run("http-limits+log-on"+c, func(b *testing.B) {
-			runHTTPLoad(b, on, conns, func(w int) string { return "/v1/sessions/" + onIDs[w] + "/switch" })
+			runHTTPLoad(b, on, conns, func(w int) (string, string) { return "/v1/sessions/" + onIDs[w] + "/switch", "" })
 		})
 	}
 }
 
-// benchServer runs the service in-process; log is where its log goes
-// (nil: discarded).
+// benchServer runs the service in-process with env as it is (no test
+// defaults); log is where its log goes (nil: discarded).
 func benchServer(b *testing.B, env map[string]string, log *os.File) string {
 	b.Helper()
 	cfg, err := loadConfig(func(k string) string { return env[k] })
 	if err != nil {
 		b.Fatal(err)
 	}
-	out := &syncBuffer{}
-	var logger = newLogger(cfg, out)
+	var to io.Writer // nil: the server's buffer, and nothing logged
 	if log != nil {
-		logger = newLogger(cfg, log)
+		to = log
 	} else {
-		cfg.LogLevel = 100 // nothing
-		logger = newLogger(cfg, out)
+		cfg.LogLevel = 100
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx, ln) }()
-	b.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return strings.TrimPrefix(serveAPI(b, cfg, to).base, "http://")
 }
 
-// benchSessions creates and starts n running sessions, removed at cleanup.
-func benchSessions(b *testing.B, addr string, n int) []string {
+// benchSessions creates and starts n running sessions, with an
+// Authorization header ("": none) and day-long clocks: the sessions a
+// conns=1 run leaves idle keep running for the whole benchmark. They are
+// removed at cleanup.
+func benchSessions(b *testing.B, addr string, n int, authz string) []string {
 	b.Helper()
+	var hdr []string
+	if authz != "" {
+		hdr = []string{"Authorization", authz}
+	}
 	ids := make([]string, n)
 	for i := range ids {
 		id, _, body := newSessionBody(2, "")
+		body = strings.ReplaceAll(body, `"total_time_ms":60000`, `"total_time_ms":86400000`)
 		ids[i] = id
-		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions", body); r.status != 201 {
+		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions", body, hdr...); r.status != 201 {
 			b.Fatal(r.status, string(r.body))
 		}
-		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions/"+id+"/start", ""); r.status != 200 {
+		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions/"+id+"/start", "", hdr...); r.status != 200 {
 			b.Fatal(r.status, string(r.body))
 		}
 		b.Cleanup(func() {
-			doReq(b, "DELETE", "http://"+addr+"/v1/sessions/"+id, "")
+			doReq(b, "DELETE", "http://"+addr+"/v1/sessions/"+id, "", hdr...)
 		})
 	}
 	return ids
@@ -150,23 +146,37 @@ func bareServer(b *testing.B) string {
 	return ln.Addr().String()
 }
 
-// runHTTPLoad sends b.N POSTs over conns keep-alive connections.
-func runHTTPLoad(b *testing.B, addr string, conns int, path func(worker int) string) {
+// runHTTPLoad sends b.N POSTs over conns keep-alive connections, each
+// worker to its path with its Authorization header ("" for none).
+func runHTTPLoad(b *testing.B, addr string, conns int, req func(worker int) (path, authz string)) {
 	hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, ReadTimeout: 10 * time.Second}
 	runLoad(b, conns, func(w int) func() error {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		req.SetRequestURI("http://" + addr + path(w))
-		req.Header.SetMethod("POST")
-		return func() error {
-			if err := hc.Do(req, resp); err != nil {
-				return err
-			}
-			if resp.StatusCode() != 200 {
-				return &statusErr{resp.StatusCode(), string(resp.Body())}
-			}
-			return nil
-		}
+		path, authz := req(w)
+		rq, resp := postRequest(addr, path, authz), fasthttp.AcquireResponse()
+		return func() error { return post(hc, rq, resp) }
 	})
+}
+
+// postRequest is a POST to path on addr with authz ("": none).
+func postRequest(addr, path, authz string) *fasthttp.Request {
+	rq := fasthttp.AcquireRequest()
+	rq.SetRequestURI("http://" + addr + path)
+	rq.Header.SetMethod("POST")
+	if authz != "" {
+		rq.Header.Set("Authorization", authz)
+	}
+	return rq
+}
+
+// post sends rq on hc; anything but a 200 is an error.
+func post(hc *fasthttp.HostClient, rq *fasthttp.Request, resp *fasthttp.Response) error {
+	if err := hc.Do(rq, resp); err != nil {
+		return err
+	}
+	if resp.StatusCode() != 200 {
+		return &statusErr{resp.StatusCode(), string(resp.Body())}
+	}
+	return nil
 }
 
 type statusErr struct {

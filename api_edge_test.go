@@ -15,7 +15,6 @@ import (
 	"github.com/fasthttp/websocket"
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/pgtest"
 	"github.com/synckairos/synckairos/servertest"
@@ -26,10 +25,7 @@ import (
 // PostgreSQL.
 func TestAPIIDCase(t *testing.T) {
 	t.Parallel()
-	redisAddr, _ := startRedisServer(t)
-	schema := persistSchema(t)
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
+	s, _, schema := persistingAPI(t)
 	id, p1, p2, g := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()
 	up := strings.ToUpper
 	body := `{"session_id":"` + up(id) + `","sync_mode":"per_group","participants":[` +
@@ -83,11 +79,7 @@ func TestAPIIDCase(t *testing.T) {
 		_ = json.Unmarshal(r.body, &page)
 		return r.status == 200 && len(page.Data) == 3
 	})
-	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgPool(t, persistURL(pgtest.Addr(), schema))
 	var ids []string
 	rows, err := pool.Query(context.Background(), "SELECT DISTINCT session_id::text FROM sync_events")
 	if err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os/exec"
@@ -25,9 +27,7 @@ type syncBuffer = servertest.LogBuffer
 // unless a test overrides.
 func apiEnv(over map[string]string) func(string) string {
 	env := map[string]string{"RATE_LIMIT_ENABLED": "false", "LOG_LEVEL": "debug"}
-	for k, v := range over {
-		env[k] = v
-	}
+	maps.Copy(env, over)
 	return func(k string) string { return env[k] }
 }
 
@@ -42,9 +42,19 @@ func startAPI(t testing.TB, env map[string]string, tweak func(*Config)) *apiServ
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	return serveAPI(t, cfg, nil)
+}
+
+// serveAPI runs newApp + serve with cfg until the test ends. The log goes
+// to logTo, or (nil) to the server's logs, shown when the test fails.
+func serveAPI(t testing.TB, cfg Config, logTo io.Writer) *apiServer {
+	t.Helper()
 	logs := &syncBuffer{}
+	if logTo == nil {
+		logTo = logs
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, newLogger(cfg, logs))
+	a, err := newApp(ctx, cfg, newLogger(cfg, logTo))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -200,20 +200,25 @@ func TestAPIErrors(t *testing.T) {
 // TestAPIStreamFull: a full audit stream refuses transitions with 503.
 func TestAPIStreamFull(t *testing.T) {
 	t.Parallel()
-	// A Redis of its own whose audit flag says a cap of 1: the create fills
-	// the shard's stream.
-	addr, _ := startRedisServer(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	if err := rdb.Set(context.Background(), keyspace.Audit, "1", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
+	s := startCappedAPI(t, 1) // the create fills the shard's stream
 	id, _ := apiSession(t, s, false)
 	r := doReq(t, "POST", s.base+"/v1/sessions/"+id+"/start", "")
 	if e := r.errCode(t); r.status != 503 || e.Error.Code != "STREAM_FULL" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("got %d %s %v", r.status, r.body, r.header)
 	}
+}
+
+// startCappedAPI runs a server on a Redis of its own whose audit flag says
+// a cap of n events per shard's stream.
+func startCappedAPI(t *testing.T, n int) *apiServer {
+	t.Helper()
+	addr, _ := startRedisServer(t)
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	if err := rdb.Set(context.Background(), keyspace.Audit, n, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
 }
 
 // TestAPIInternalErrors: panics become 500 INTERNAL_ERROR, with the cause

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
@@ -64,11 +63,7 @@ func TestAuditEveryInstanceRecords(t *testing.T) {
 		want[id] = num(r.state(t)["version"])
 	}
 
-	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgPool(t, persistURL(pgtest.Addr(), schema))
 	counts := func(id string) map[int64]int {
 		rows, err := pool.Query(context.Background(),
 			`SELECT version, count(*) FROM sync_events WHERE session_id = $1 GROUP BY version`, id)

@@ -20,7 +20,6 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/servertest"
@@ -620,11 +619,7 @@ func TestAuthAuditActor(t *testing.T) {
 	// The column behind the route, which the worker fills from the stream
 	// entry's actor field alone.
 	var n int64
-	pool, err := pgxpool.New(t.Context(), env["DATABASE_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgPool(t, env["DATABASE_URL"])
 	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM sync_events WHERE session_id = $1 AND actor = 'bob@player' AND event_type = 'cycle_switched'`, id).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("sync_events.actor of the switch: %d %v", n, err)
 	}

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"maps"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,13 +28,8 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 	rurl := "redis://" + servertest.RedisAddr() + "?pool_size=128"
 	base := map[string]string{"REDIS_URL": rurl, "RATE_LIMIT_ENABLED": "false", "LOG_REQUESTS": "false"}
 	with := func(over map[string]string) map[string]string {
-		env := map[string]string{}
-		for k, v := range base {
-			env[k] = v
-		}
-		for k, v := range over {
-			env[k] = v
-		}
+		env := maps.Clone(base)
+		maps.Copy(env, over)
 		return env
 	}
 	off := benchServer(b, base, nil)
@@ -45,9 +40,9 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 
 	const maxConns = 64
 	admin := "Bearer " + adminToken(b)
-	offIDs := benchSessionsAuth(b, off, maxConns, "")
-	hsIDs := benchSessionsAuth(b, hs, maxConns, admin)
-	rsIDs := benchSessionsAuth(b, rs, maxConns, admin)
+	offIDs := benchSessions(b, off, maxConns, "")
+	hsIDs := benchSessions(b, hs, maxConns, admin)
+	rsIDs := benchSessions(b, rs, maxConns, admin)
 	hsTok := make([]string, maxConns)
 	rsTok := make([]string, maxConns)
 	for i := range maxConns {
@@ -72,15 +67,6 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 			for m := range modes {
 				hcs[m] = &fasthttp.HostClient{Addr: modes[m].addr, MaxConns: conns, ReadTimeout: 10 * time.Second}
 			}
-			do := func(m, w int, rq *fasthttp.Request, resp *fasthttp.Response) error {
-				if err := hcs[m].Do(rq, resp); err != nil {
-					return err
-				}
-				if resp.StatusCode() != 200 {
-					return &statusErr{resp.StatusCode(), string(resp.Body())}
-				}
-				return nil
-			}
 			var wg sync.WaitGroup
 			b.ResetTimer()
 			for w := range conns {
@@ -88,13 +74,12 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 					rqs := make([]*fasthttp.Request, len(modes))
 					resp := fasthttp.AcquireResponse()
 					for m, md := range modes {
-						rqs[m] = fasthttp.AcquireRequest()
-						rqs[m].SetRequestURI("http://" + md.addr + "/v1/sessions/" + md.ids[w] + "/switch")
-						rqs[m].Header.SetMethod("POST")
+						var authz string
 						if md.toks != nil {
-							rqs[m].Header.Set("Authorization", md.toks[w])
+							authz = md.toks[w]
 						}
-						if err := do(m, w, rqs[m], resp); err != nil { // warm up
+						rqs[m] = postRequest(md.addr, "/v1/sessions/"+md.ids[w]+"/switch", authz)
+						if err := post(hcs[m], rqs[m], resp); err != nil { // warm up
 							b.Error(err)
 							return
 						}
@@ -102,7 +87,7 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 					for i := w; i < b.N; i += conns {
 						m := i % len(modes)
 						t0 := time.Now()
-						if err := do(m, w, rqs[m], resp); err != nil {
+						if err := post(hcs[m], rqs[m], resp); err != nil {
 							b.Error(err)
 							return
 						}
@@ -122,13 +107,13 @@ func BenchmarkHTTPSwitchAuth(b *testing.B) {
 			}
 		})
 		b.Run("auth-off"+c, func(b *testing.B) {
-			runHTTPLoadAuth(b, off, conns, func(w int) (string, string) { return "/v1/sessions/" + offIDs[w] + "/switch", "" })
+			runHTTPLoad(b, off, conns, func(w int) (string, string) { return "/v1/sessions/" + offIDs[w] + "/switch", "" })
 		})
 		b.Run("auth-jwt-HS256"+c, func(b *testing.B) {
-			runHTTPLoadAuth(b, hs, conns, func(w int) (string, string) { return "/v1/sessions/" + hsIDs[w] + "/switch", hsTok[w] })
+			runHTTPLoad(b, hs, conns, func(w int) (string, string) { return "/v1/sessions/" + hsIDs[w] + "/switch", hsTok[w] })
 		})
 		b.Run("auth-jwt-RS256"+c, func(b *testing.B) {
-			runHTTPLoadAuth(b, rs, conns, func(w int) (string, string) { return "/v1/sessions/" + rsIDs[w] + "/switch", rsTok[w] })
+			runHTTPLoad(b, rs, conns, func(w int) (string, string) { return "/v1/sessions/" + rsIDs[w] + "/switch", rsTok[w] })
 		})
 	}
 }
@@ -142,55 +127,4 @@ func rsaToken(b *testing.B, id string) string {
 		b.Fatal(err)
 	}
 	return tok
-}
-
-// benchSessionsAuth is benchSessions with an Authorization header ("":
-// none) and day-long clocks: the sessions a conns=1 run leaves idle keep
-// running for the whole benchmark.
-func benchSessionsAuth(b *testing.B, addr string, n int, authz string) []string {
-	b.Helper()
-	var hdr []string
-	if authz != "" {
-		hdr = []string{"Authorization", authz}
-	}
-	ids := make([]string, n)
-	for i := range ids {
-		id, _, body := newSessionBody(2, "")
-		body = strings.ReplaceAll(body, `"total_time_ms":60000`, `"total_time_ms":86400000`)
-		ids[i] = id
-		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions", body, hdr...); r.status != 201 {
-			b.Fatal(r.status, string(r.body))
-		}
-		if r := doReq(b, "POST", "http://"+addr+"/v1/sessions/"+id+"/start", "", hdr...); r.status != 200 {
-			b.Fatal(r.status, string(r.body))
-		}
-		b.Cleanup(func() {
-			doReq(b, "DELETE", "http://"+addr+"/v1/sessions/"+id, "", hdr...)
-		})
-	}
-	return ids
-}
-
-// runHTTPLoadAuth is runHTTPLoad with each worker's Authorization header
-// ("" for none).
-func runHTTPLoadAuth(b *testing.B, addr string, conns int, req func(worker int) (path, authz string)) {
-	hc := &fasthttp.HostClient{Addr: addr, MaxConns: conns, ReadTimeout: 10 * time.Second}
-	runLoad(b, conns, func(w int) func() error {
-		rq, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		path, authz := req(w)
-		rq.SetRequestURI("http://" + addr + path)
-		rq.Header.SetMethod("POST")
-		if authz != "" {
-			rq.Header.Set("Authorization", authz)
-		}
-		return func() error {
-			if err := hc.Do(rq, resp); err != nil {
-				return err
-			}
-			if resp.StatusCode() != 200 {
-				return &statusErr{resp.StatusCode(), string(resp.Body())}
-			}
-			return nil
-		}
-	})
 }

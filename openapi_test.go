@@ -26,14 +26,12 @@ import (
 	"github.com/pb33f/libopenapi-validator/strict"
 	"github.com/pb33f/libopenapi/datamodel/high/base"
 	v3 "github.com/pb33f/libopenapi/datamodel/high/v3"
-	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/docs"
 	"github.com/synckairos/synckairos/handlers"
-	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/servertest"
 )
 
@@ -746,17 +744,7 @@ func contractLimited(t *testing.T, c *contract) *apiServer {
 		if origin != "" {
 			h.Set("Origin", origin)
 		}
-		conn, resp, err := websocket.DefaultDialer.Dial(wsURL, h)
-		if resp == nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var body []byte
-		if resp.Body != nil {
-			body, _ = io.ReadAll(resp.Body)
-		}
-		c.check(t, exchange{name: name, method: "GET", route: "/ws", status: status, raw: true, headers: headers}, wsRequest(s.base, id),
-			apiResp{status: resp.StatusCode, header: resp.Header, body: body})
-		return conn
+		return c.dial(t, s.base, id, wsURL, h, exchange{name: name, status: status, headers: headers})
 	}
 	dialed("Origin not allowed", "https://evil.example.com", 403)
 	first := dialed("the one connection", "https://app.example.com", 101)
@@ -835,13 +823,7 @@ func inShard(shard string) string {
 // its own); once a shard's stream holds 3 events, every write there is 503
 // STREAM_FULL.
 func contractFull(t *testing.T, c *contract) *apiServer {
-	addr, _ := startRedisServer(t)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	if err := rdb.Set(context.Background(), keyspace.Audit, "3", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil)
+	s := startCappedAPI(t, 3)
 	a, b, b2 := inShard("0a"), inShard("0b"), inShard("0b")
 	parts := uuids(2)
 	create := func(id string) string { return createBody(id, "per_participant", parts, 60000, "", "") }
@@ -972,17 +954,7 @@ func contractAuth(t *testing.T, c *contract) *apiServer {
 		if token != "" {
 			u += "&token=" + token
 		}
-		conn, resp, err := websocket.DefaultDialer.Dial(u, nil)
-		if resp == nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var b []byte
-		if resp.Body != nil {
-			b, _ = io.ReadAll(resp.Body)
-		}
-		c.check(t, exchange{name: name, method: "GET", route: "/ws", status: status, code: code, raw: true, headers: headers},
-			wsRequest(s.base, id), apiResp{status: resp.StatusCode, header: resp.Header, body: b})
-		return conn
+		return c.dial(t, s.base, id, u, nil, exchange{name: name, status: status, code: code, headers: headers})
 	}
 	handshake("no token", "", 401, "UNAUTHENTICATED", "WWW-Authenticate")
 	handshake("another session", stranger[1][len("Bearer "):], 403, "FORBIDDEN")
@@ -1009,6 +981,24 @@ func contractAuth(t *testing.T, c *contract) *apiServer {
 		}
 	}
 	return s
+}
+
+// dial opens a WebSocket to url (session id on base) and checks the
+// handshake's answer against x and the document; the conn is nil when the
+// server refused.
+func (c *contract) dial(t *testing.T, base, id, url string, hdr http.Header, x exchange) *websocket.Conn {
+	t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(url, hdr)
+	if resp == nil {
+		t.Fatalf("%s: %v", x.name, err)
+	}
+	var body []byte
+	if resp.Body != nil {
+		body, _ = io.ReadAll(resp.Body)
+	}
+	x.method, x.route, x.raw = "GET", "/ws", true
+	c.check(t, x, wsRequest(base, id), apiResp{status: resp.StatusCode, header: resp.Header, body: body})
+	return conn
 }
 
 // wsRequest is a WebSocket handshake request, for the validator.

@@ -26,6 +26,28 @@ func persistSchema(t *testing.T) string { return pgtest.Schema(t, "main_t_") }
 // proxy in front of it) with schema as search_path.
 func persistURL(addr, schema string) string { return pgtest.Via(addr, schema) }
 
+// persistingAPI runs a server with DATABASE_URL on a schema of its own, and
+// on a Redis of its own.
+func persistingAPI(t *testing.T) (s *apiServer, redisAddr, schema string) {
+	t.Helper()
+	redisAddr, _ = startRedisServer(t)
+	schema = persistSchema(t)
+	s = startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
+		"DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
+	return s, redisAddr, schema
+}
+
+// pgPool is a pool on the PostgreSQL at url, closed when the test ends.
+func pgPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // cuttableProxy relays TCP to PostgreSQL until cut.
 type cuttableProxy struct {
 	ln    net.Listener
@@ -268,10 +290,7 @@ func TestPersistStartsWithPostgresDown(t *testing.T) {
 // both is recorded exactly once.
 func TestPersistRecreatedSession(t *testing.T) {
 	t.Parallel()
-	redisAddr, _ := startRedisServer(t)
-	schema := persistSchema(t)
-	s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + redisAddr,
-		"DATABASE_URL": persistURL(pgtest.Addr(), schema)}, nil)
+	s, redisAddr, schema := persistingAPI(t)
 	id, _, body := newSessionBody(2, "")
 	steps := []struct{ method, path, body string }{
 		{"POST", "", body}, {"POST", "/start", ""}, {"POST", "/switch", "{}"}, {"POST", "/pause", ""},
@@ -311,11 +330,7 @@ func TestPersistRecreatedSession(t *testing.T) {
 		t.Errorf("history = %v, want %s", got, want)
 	}
 
-	pool, err := pgxpool.New(context.Background(), persistURL(pgtest.Addr(), schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := pgPool(t, persistURL(pgtest.Addr(), schema))
 	var status string
 	var last int64
 	if err := pool.QueryRow(context.Background(), `SELECT final_status, last_version FROM sync_sessions

@@ -37,7 +37,7 @@ var testKeys = sync.OnceValue(func() (k struct {
 	return k
 })
 
-func pemFile(t *testing.T, pub crypto.PublicKey) string {
+func pemFile(t testing.TB, pub crypto.PublicKey) string {
 	t.Helper()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
@@ -312,13 +312,6 @@ func TestCacheExpiry(t *testing.T) {
 //	go test -run '^$' -bench Verify -benchmem ./auth/
 func BenchmarkVerify(b *testing.B) {
 	k := testKeys()
-	dir := b.TempDir()
-	write := func(name string, pub crypto.PublicKey) string {
-		der, _ := x509.MarshalPKIXPublicKey(pub)
-		p := filepath.Join(dir, name)
-		_ = os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
-		return p
-	}
 	c := jwt.MapClaims{"sub": "u", "role": "host", "sessions": []string{"3f1c5d9e-0b7a-4c21-9a3e-6d2f8b1e4c70"},
 		"iss": "iss", "aud": "aud", "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}
 	for _, tc := range []struct {
@@ -328,9 +321,9 @@ func BenchmarkVerify(b *testing.B) {
 		key  any
 	}{
 		{"HS256", Config{Secret: testSecret}, jwt.SigningMethodHS256, testSecret},
-		{"RS256", Config{PublicKeyFile: write("rsa.pem", &k.rsa.PublicKey)}, jwt.SigningMethodRS256, k.rsa},
-		{"ES256", Config{PublicKeyFile: write("ec.pem", &k.ec.PublicKey)}, jwt.SigningMethodES256, k.ec},
-		{"EdDSA", Config{PublicKeyFile: write("ed.pem", k.ed.Public())}, jwt.SigningMethodEdDSA, k.ed},
+		{"RS256", Config{PublicKeyFile: pemFile(b, &k.rsa.PublicKey)}, jwt.SigningMethodRS256, k.rsa},
+		{"ES256", Config{PublicKeyFile: pemFile(b, &k.ec.PublicKey)}, jwt.SigningMethodES256, k.ec},
+		{"EdDSA", Config{PublicKeyFile: pemFile(b, k.ed.Public())}, jwt.SigningMethodEdDSA, k.ed},
 	} {
 		tc.cfg.Issuer, tc.cfg.Audience = "iss", "aud"
 		v, err := New(context.Background(), tc.cfg, nil)

@@ -288,19 +288,7 @@ func writeResults(path string, rep *Report, with []string) error {
 	b.WriteString("behind a stalled server counts. Figures are medians over the repetitions; the floors\n")
 	b.WriteString("(bare fasthttp, raw EVALSHA, a minimal Pub/Sub relay) ran on the same machine in the same run.\n\n")
 	fmt.Fprintf(&b, "- Machine: %s\n- Date: %s\n- Go: %s\n- Command: `%s`\n\n", rep.Machine, rep.Date, rep.Go, rep.Command)
-	if len(rep.Results) > 0 {
-		writeTable(&b, rep)
-	}
-	writeNotes(&b, rep)
-	for _, r := range rep.Results {
-		if r.Scenario == "soak" {
-			writeWindows(&b, r)
-		}
-	}
-	if rep.Memory != nil {
-		writeMemory(&b, rep.Memory)
-	}
-	writeFailures(&b, "Failures in this run", rep.Failures)
+	writeRun(&b, rep, false)
 	var paths []string
 	for _, pattern := range with {
 		m, err := filepath.Glob(pattern)
@@ -316,26 +304,39 @@ func writeResults(path string, rep *Report, with []string) error {
 		}
 		fmt.Fprintf(&b, "\n### From an earlier run: %s\n\n", path)
 		fmt.Fprintf(&b, "- Date: %s\n- Machine: %s\n- Command: `%s`\n\n", old.Date, old.Machine, old.Command)
-		if len(old.Results) > 0 {
-			writeTable(&b, old)
-		}
-		writeNotes(&b, old)
-		for _, r := range old.Results {
-			if r.Scenario == "soak" {
-				writeWindows(&b, r)
-				writeDrift(&b, r)
-			}
-		}
-		if old.Memory != nil {
-			writeMemory(&b, old.Memory)
-		}
-		writeFailures(&b, "Failures in that run", withFailed(old))
+		writeRun(&b, old, true)
 	}
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	return os.WriteFile(path, []byte(replaceSection(string(old), b.String())), 0o644)
+}
+
+// writeRun writes one report's table, notes, soak windows, memory and
+// failures. An earlier run also gets each soak's drift, and its failures
+// include what failed() finds in its results today.
+func writeRun(b *strings.Builder, rep *Report, earlier bool) {
+	if len(rep.Results) > 0 {
+		writeTable(b, rep)
+	}
+	writeNotes(b, rep)
+	for _, r := range rep.Results {
+		if r.Scenario == "soak" {
+			writeWindows(b, r)
+			if earlier {
+				writeDrift(b, r)
+			}
+		}
+	}
+	if rep.Memory != nil {
+		writeMemory(b, rep.Memory)
+	}
+	if earlier {
+		writeFailures(b, "Failures in that run", withFailed(rep))
+	} else {
+		writeFailures(b, "Failures in this run", rep.Failures)
+	}
 }
 
 // writeNotes says what the closed-loop runs found the capacity to be (a

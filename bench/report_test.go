@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	json "github.com/goccy/go-json"
 )
 
 func TestMedian(t *testing.T) {
@@ -118,5 +122,57 @@ func TestWriteDrift(t *testing.T) {
 	writeDrift(&b, &Result{Reps: r.Reps[:2]})
 	if b.Len() != 0 {
 		t.Errorf("two windows are too few for a trend, got %q", b.String())
+	}
+}
+
+// TestWriteResults: this run and an earlier one are written alike, but only
+// the earlier one gets a soak's drift and the failures its results show.
+func TestWriteResults(t *testing.T) {
+	dir := t.TempDir()
+	soak := func(name string, errs int64) *Result {
+		r := &Result{Name: name, Scenario: "soak", Target: "server", Errors: map[string]int64{"http_503": errs},
+			Latency: map[string]Latency{"switch": {P50MS: 1, P99MS: 2}}}
+		for i := range 6 {
+			r.Reps = append(r.Reps, Rep{StartS: float64(i), RSSKB: 100, Latency: r.Latency})
+		}
+		return r
+	}
+	old := &Report{Date: "then", Machine: "m", Command: "old", Results: []*Result{soak("old-soak", 2)}, Failures: []string{"saved failure"}}
+	oldPath := filepath.Join(dir, "old.json")
+	b, err := json.Marshal(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(oldPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cur := &Report{Date: "now", Machine: "m", Command: "new", Results: []*Result{soak("new-soak", 3)}, Failures: []string{"this failure"}}
+	out := filepath.Join(dir, "RESULTS.md")
+	if err := writeResults(out, cur, []string{filepath.Join(dir, "*.json")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	this, that, ok := strings.Cut(string(got), "### From an earlier run: "+oldPath)
+	if !ok {
+		t.Fatalf("no earlier run in:\n%s", got)
+	}
+	for _, c := range []struct {
+		part, text string
+		want       bool
+	}{
+		{this, "new-soak", true},
+		{this, "Failures in this run:\n\n- this failure\n", true},
+		{this, "new-soak: 3 × http_503", false}, // this run's failures are as recorded
+		{this, "Drift", false},
+		{that, "old-soak", true},
+		{that, "Failures in that run:\n\n- saved failure\n- old-soak: 2 × http_503\n", true},
+		{that, "Drift, last third / first third", true},
+	} {
+		if strings.Contains(c.part, c.text) != c.want {
+			t.Errorf("contains %q: %v, want %v, in:\n%s", c.text, !c.want, c.want, c.part)
+		}
 	}
 }

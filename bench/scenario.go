@@ -145,35 +145,36 @@ func runScenario(ctx context.Context, sc scenario, t target, mixed *httpTarget) 
 // first error. It returns how many items may have been touched (all of
 // them: workers run out of order), for the teardown.
 func parallel(ctx context.Context, items []*sess, par int, f func(*sess) error) (int, error) {
+	return len(items), forEach(ctx, len(items), par, func(i int) error { return f(items[i]) })
+}
+
+// forEach runs f(0) … f(n-1) on par workers; every worker stops at the
+// first error, which it returns (or ctx's, when ctx ended first).
+func forEach(ctx context.Context, n, par int, f func(i int) error) error {
 	var next atomic.Int64
-	var firstErr error
-	var mu sync.Mutex
+	var failed atomic.Pointer[error] // not atomic.Value: errors of different types
 	var wg sync.WaitGroup
 	for w := 0; w < par; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && failed.Load() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= len(items) {
+				if i >= n {
 					return
 				}
-				if err := f(items[i]); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
+				if err := f(i); err != nil {
+					failed.CompareAndSwap(nil, &err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	if err := failed.Load(); err != nil {
+		return *err
 	}
-	return len(items), firstErr
+	return ctx.Err()
 }
 
 // startProgress prints a line to stderr every 10 s while a run lasts.

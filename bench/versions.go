@@ -106,17 +106,21 @@ var (
 	keyCode    = []byte(`"code":"`)
 )
 
-func msgType(b []byte) string {
-	i := bytes.Index(b, keyType)
+func msgType(b []byte) string { return string(quotedAfter(b, keyType)) }
+
+// quotedAfter returns what stands between key (which ends in a quote) and
+// the next quote in b, or nil.
+func quotedAfter(b, key []byte) []byte {
+	i := bytes.Index(b, key)
 	if i < 0 {
-		return ""
+		return nil
 	}
-	b = b[i+len(keyType):]
+	b = b[i+len(key):]
 	j := bytes.IndexByte(b, '"')
 	if j < 0 {
-		return ""
+		return nil
 	}
-	return string(b[:j])
+	return b[:j]
 }
 
 // msgVersion returns the first "version" number in b, or -1.
@@ -143,14 +147,9 @@ func msgVersion(b []byte) int64 {
 
 // errCode returns an error body's "code", or "".
 func errCode(b []byte) string {
-	i := bytes.Index(b, keyCode)
-	if i < 0 {
+	c := quotedAfter(b, keyCode)
+	if len(c) > 64 {
 		return ""
 	}
-	b = b[i+len(keyCode):]
-	j := bytes.IndexByte(b, '"')
-	if j < 0 || j > 64 {
-		return ""
-	}
-	return string(b[:j])
+	return string(c)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,6 +84,9 @@ func TestWireScan(t *testing.T) {
 		{`{"error":{"code":"SESSION_NOT_FOUND","message":"m"}}`, "", -1, "SESSION_NOT_FOUND"},
 		{`{"data":{"version": 3}}`, "", 3, ""},
 		{`not json`, "", -1, ""},
+		{`{"type":"CONNEC`, "", -1, ""}, // no closing quote
+		{`{"error":{"code":"` + strings.Repeat("C", 64) + `"}}`, "", -1, strings.Repeat("C", 64)},
+		{`{"error":{"code":"` + strings.Repeat("C", 65) + `"}}`, "", -1, ""}, // longer than any code
 	}
 	for _, c := range cases {
 		b := []byte(c.msg)

@@ -121,35 +121,17 @@ func dialAll(ctx context.Context, t target, sessions []*sess, k, par int, ready 
 			clients = append(clients, &wsClient{s: s, shard: len(clients), done: make(chan struct{})})
 		}
 	}
-	var next atomic.Int64
-	var failed atomic.Value
-	var wg sync.WaitGroup
-	for w := 0; w < par; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil && failed.Load() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= len(clients) {
-					return
-				}
-				c := clients[i]
-				if err := c.dial(ctx, dialers[i%len(dialers)], t.wsURL(c.s.id)); err != nil {
-					failed.Store(err)
-					return
-				}
-				ready(c)
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	err := forEach(ctx, len(clients), par, func(i int) error {
+		c := clients[i]
+		if err := c.dial(ctx, dialers[i%len(dialers)], t.wsURL(c.s.id)); err != nil {
+			return err
+		}
+		ready(c)
+		return nil
+	})
+	if err != nil {
 		closeAll(clients)
 		return nil, err
-	}
-	if ctx.Err() != nil {
-		closeAll(clients)
-		return nil, ctx.Err()
 	}
 	return clients, nil
 }

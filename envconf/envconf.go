@@ -8,6 +8,7 @@ package envconf
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -32,58 +33,52 @@ func (r *Reader) Str(name, def string) string {
 
 // Int is name's value as a non-negative integer.
 func (r *Reader) Int(name string, def int64) int64 {
-	v := r.Str(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		r.Invalid(name, "want a non-negative integer, got "+strconv.Quote(v))
-		return def
-	}
-	return n
+	return parse(r, name, def, "a non-negative integer", intIn(0, math.MaxInt64))
 }
 
 // IntRange is name's value as an integer in [lo, hi].
 func (r *Reader) IntRange(name string, def, lo, hi int64) int64 {
-	v := r.Str(name, "")
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < lo || n > hi {
-		r.Invalid(name, "want an integer in ["+strconv.FormatInt(lo, 10)+", "+strconv.FormatInt(hi, 10)+"], got "+strconv.Quote(v))
-		return def
-	}
-	return n
+	return parse(r, name, def, "an integer in ["+strconv.FormatInt(lo, 10)+", "+strconv.FormatInt(hi, 10)+"]", intIn(lo, hi))
 }
 
 // Bool is name's value as strconv.ParseBool reads it (true, false, 1, 0…).
 func (r *Reader) Bool(name string, def bool) bool {
-	v := r.Str(name, "")
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		r.Invalid(name, "want true or false, got "+strconv.Quote(v))
-		return def
-	}
-	return b
+	return parse(r, name, def, "true or false", func(v string) (bool, bool) {
+		b, err := strconv.ParseBool(v)
+		return b, err == nil
+	})
 }
 
 // Duration is name's value as a positive time.ParseDuration ("1m", "500ms").
 func (r *Reader) Duration(name string, def time.Duration) time.Duration {
+	return parse(r, name, def, "a positive duration such as 1m or 500ms", func(v string) (time.Duration, bool) {
+		d, err := time.ParseDuration(v)
+		return d, err == nil && d > 0
+	})
+}
+
+// parse is the typed readers' one path: def when name is unset, conv's
+// value when it takes the trimmed value, else def and "NAME: want <want>,
+// got <value>" recorded.
+func parse[T any](r *Reader, name string, def T, want string, conv func(string) (T, bool)) T {
 	v := r.Str(name, "")
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		r.Invalid(name, "want a positive duration such as 1m or 500ms, got "+strconv.Quote(v))
+	x, ok := conv(v)
+	if !ok {
+		r.Invalid(name, "want "+want+", got "+strconv.Quote(v))
 		return def
 	}
-	return d
+	return x
+}
+
+// intIn reads a decimal integer in [lo, hi].
+func intIn(lo, hi int64) func(string) (int64, bool) {
+	return func(v string) (int64, bool) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil && n >= lo && n <= hi
+	}
 }
 
 // List is name's comma-separated value, each entry trimmed and empty ones

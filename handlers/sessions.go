@@ -79,6 +79,21 @@ func (s *Sessions) reply(ctx *fasthttp.RequestCtx, op, id string, status int, c 
 	writeData(ctx, status, state)
 }
 
+// newCall is the request's Call for op (its Idempotency-Key and actor),
+// once the parsing went well: it writes err, or NewCall's error, and
+// reports whether the handler goes on.
+func (s *Sessions) newCall(ctx *fasthttp.RequestCtx, op string, err error) (*session.Call, bool) {
+	var call *session.Call
+	if err == nil {
+		call, err = NewCall(ctx, op)
+	}
+	if err != nil {
+		s.errs.Write(ctx, err)
+		return nil, false
+	}
+	return call, true
+}
+
 // pathID returns the {id} path parameter in lower case, or writes a 400
 // when it is not a UUID.
 func (s *Sessions) pathID(ctx *fasthttp.RequestCtx) (string, bool) {
@@ -100,13 +115,8 @@ func (s *Sessions) Create(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		err = canCreate(ctx, c.ID)
 	}
-	if err != nil {
-		s.errs.Write(ctx, err)
-		return
-	}
-	call, err := NewCall(ctx, "create")
-	if err != nil {
-		s.errs.Write(ctx, err)
+	call, ok := s.newCall(ctx, "create", err)
+	if !ok {
 		return
 	}
 	state, err := s.eng.Create(s.ctx, c, call)
@@ -133,13 +143,8 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 	if err == nil {
 		err = pinPlayer(ctx, &a)
 	}
-	if err != nil {
-		s.errs.Write(ctx, err)
-		return
-	}
-	call, err := NewCall(ctx, "switch")
-	if err != nil {
-		s.errs.Write(ctx, err)
+	call, ok := s.newCall(ctx, "switch", err)
+	if !ok {
 		return
 	}
 	if b := s.SwitchBudget; b.Max > 0 {
@@ -202,13 +207,8 @@ func (s *Sessions) transition(op string, do func(context.Context, string, int64,
 			return
 		}
 		v, err := ParseVersion(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
-		if err != nil {
-			s.errs.Write(ctx, err)
-			return
-		}
-		call, err := NewCall(ctx, op)
-		if err != nil {
-			s.errs.Write(ctx, err)
+		call, ok := s.newCall(ctx, op, err)
+		if !ok {
 			return
 		}
 		state, err := do(s.ctx, id, v, call)
@@ -237,14 +237,11 @@ func (s *Sessions) Delete(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	v, err := ParseVersion(ctx.PostBody(), ctx.Request.Header.PeekBytes(ifMatch))
-	var call *session.Call
-	if err == nil {
-		call, err = NewCall(ctx, "delete")
+	call, ok := s.newCall(ctx, "delete", err)
+	if !ok {
+		return
 	}
-	if err == nil {
-		_, err = s.eng.Delete(s.ctx, id, v, call)
-	}
-	if err != nil {
+	if _, err := s.eng.Delete(s.ctx, id, v, call); err != nil {
 		s.errs.Write(ctx, err)
 		return
 	}

@@ -14,6 +14,20 @@ function client(time, fetch, extra = {}) {
   return { sk, setShift: (v) => { shift = v; } };
 }
 
+// sync starts sk's clock sync and lets ms of fake time pass while it runs.
+async function sync(time, sk, ms) {
+  const p = sk.startSync();
+  await time.advance(ms);
+  await p;
+}
+
+// steppedServer answers in 2 ms each way with no processing time, its
+// clock OFFSET plus what the test last stepped it to (0 at first).
+function steppedServer(time) {
+  let off = OFFSET;
+  return { fetch: (url) => timeServer(time, off, () => [2, 2, 0])(url), step: (ms) => { off = OFFSET + ms; } };
+}
+
 test('sampleOf removes the server processing time from the round trip', () => {
   // 10 ms up, 30 ms in the server, 10 ms down; the server is +500 ms.
   const s = sampleOf(0, 50, { receivedMs: 510, sentMs: 540 });
@@ -29,9 +43,7 @@ test('the intersected bounds hold the estimate near the fast symmetric sample am
     [5, 5, 25], [70, 30, 25], [30, 20, 25]];
   const fetch = timeServer(time, OFFSET, (i) => delays[i % delays.length]);
   const { sk } = client(time, fetch);
-  const done = sk.startSync();
-  await time.advance(1500);
-  await done;
+  await sync(time, sk, 1500);
   assert.equal(fetch.calls.length, 8, 'a burst of 8 at connect');
   const err = sk.now() - (time.t + OFFSET);
   assert.equal(sk.clock.rttMs, 10);
@@ -50,9 +62,7 @@ test('bounds from two skewed samples are tighter than either alone', async () =>
   const delays = [[5, 40, 3], [40, 5, 3]];
   const fetch = timeServer(time, OFFSET, (i) => delays[i % 2]);
   const { sk } = client(time, fetch, { clock: { burst: 2 } });
-  const p = sk.startSync();
-  await time.advance(500);
-  await p;
+  await sync(time, sk, 500);
   assert.equal(sk.clock.rttMs, 45, 'each sample alone: 45 ms RTT, +-17.5 ms off');
   assert.equal(sk.clock.uncertaintyMs, 5);
   assert.ok(Math.abs(sk.now() - (time.t + OFFSET)) < 1e-6);
@@ -61,17 +71,14 @@ test('bounds from two skewed samples are tighter than either alone', async () =>
 
 test('samples contradicting newer ones (a stepped server clock) are dropped', async () => {
   const time = new FakeTime();
-  let off = OFFSET;
-  const fetch = (url) => timeServer(time, off, () => [2, 2, 0])(url);
+  const { fetch, step } = steppedServer(time);
   const { sk } = client(time, fetch, { clock: { burst: 4, resyncBurst: 2, resyncMs: 1000, settleMs: 1000, window: 12 } });
-  const p = sk.startSync();
-  await time.advance(50);
-  await p;
+  await sync(time, sk, 50);
   assert.equal(sk.clock.samples, 4);
-  off = OFFSET + 300;
+  step(300);
   await time.advance(1100);
   assert.equal(sk.clock.samples, 2, 'the four old samples went');
-  assert.ok(Math.abs(sk.now() - (time.t + off)) < 1e-6);
+  assert.ok(Math.abs(sk.now() - (time.t + OFFSET + 300)) < 1e-6);
   sk.close();
 });
 
@@ -79,9 +86,7 @@ test('moving the OS clock does not move now()', async () => {
   const time = new FakeTime();
   const fetch = timeServer(time, OFFSET, () => [3, 3, 0]);
   const { sk, setShift } = client(time, fetch);
-  const p = sk.startSync();
-  await time.advance(100);
-  await p;
+  await sync(time, sk, 100);
   for (const shift of [10 * 60_000, -3 * 3600_000]) {
     const before = sk.now();
     setShift(shift);
@@ -96,18 +101,15 @@ test('moving the OS clock does not move now()', async () => {
 
 test('a small correction slews, monotonic; a large one jumps with an event', async () => {
   const time = new FakeTime();
-  let off = OFFSET;
-  const fetch = (url) => timeServer(time, off, () => [2, 2, 0])(url);
+  const { fetch, step } = steppedServer(time);
   const { sk } = client(time, fetch, { clock: { resyncMs: 1000, resyncBurst: 1, window: 1, slewRate: 0.05, jumpMs: 100 } });
   const jumps = [];
   sk.on('jump', (d) => jumps.push(d));
-  const p = sk.startSync();
-  await time.advance(50);
-  await p;
+  await sync(time, sk, 50);
   assert.ok(Math.abs(sk.now() - (time.t + OFFSET)) < 1e-6);
 
   // The server clock steps +40 ms (within jumpMs): worked in at 5%.
-  off = OFFSET + 40;
+  step(40);
   await time.advance(1000 + 4); // the resync sample lands
   const t1 = time.t, v1 = sk.now();
   let prev = v1;
@@ -126,7 +128,7 @@ test('a small correction slews, monotonic; a large one jumps with an event', asy
   void t1;
 
   // +500 ms: beyond jumpMs, applied at once and announced.
-  off = OFFSET + 540;
+  step(540);
   await time.advance(1000);
   assert.equal(jumps.length, 1);
   assert.ok(Math.abs(jumps[0] - 500) < 1e-6, `jump ${jumps[0]}`);
@@ -140,9 +142,7 @@ test('resync bursts run periodically and failed samples are skipped', async () =
   const ok = timeServer(time, OFFSET, () => [1, 1, 0]);
   const fetch = (url) => (n++ % 3 === 1 ? Promise.reject(new TypeError('network')) : ok(url));
   const { sk } = client(time, fetch, { clock: { resyncMs: 30_000, resyncBurst: 4, burst: 8, window: 12 } });
-  const p = sk.startSync();
-  await time.advance(100);
-  await p;
+  await sync(time, sk, 100);
   assert.equal(sk.clock.samples, 8);
   assert.ok(sk.clock.synced);
   await time.advance(2_100);
