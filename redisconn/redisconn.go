@@ -47,7 +47,13 @@ func Open(c Config) (redis.UniversalClient, error) {
 			return nil, err
 		}
 		cc := redis.NewClusterClient(o)
-		cc.OnNewNode(func(n *redis.Client) { n.AddHook(resendGuard{}) })
+		// go-redis reloads its slot map on MOVED or READONLY, else once a
+		// minute: a master that died refuses connections and answers
+		// neither, so a failed dial asks for the reload (it runs in the
+		// background, one at a time), and the next command finds the
+		// promoted replica.
+		reload := func() { cc.ReloadState(context.Background()) }
+		cc.OnNewNode(func(n *redis.Client) { n.AddHook(resendGuard{onDialError: reload}) })
 		return cc, nil
 	}
 	o, err := redis.ParseURL(withScheme(c.URL))
@@ -139,9 +145,19 @@ func NotRun(err error) bool {
 // last try may have run (no reply: EOF, reset, a read timeout) is failed
 // with that error instead of being sent again. A reply (an error or a
 // redirection) or a connection never made lets it go out.
-type resendGuard struct{}
+type resendGuard struct {
+	onDialError func() // called when a connection could not be made
+}
 
-func (resendGuard) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (g resendGuard) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil && g.onDialError != nil {
+			g.onDialError()
+		}
+		return c, err
+	}
+}
 
 func (resendGuard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {

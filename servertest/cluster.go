@@ -354,3 +354,106 @@ func waitUntil(d time.Duration, what string, ok func() bool) error {
 	}
 	return nil
 }
+
+// MoveSlot moves the slot of key from the master serving it to the master
+// at to, keys and all, the way `redis-cli --cluster reshard` does
+// (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE on every master),
+// and waits until every node sees to serving it.
+func (c *Cluster) MoveSlot(t testing.TB, key, to string) {
+	t.Helper()
+	ctx := context.Background()
+	node := func(addr string) *redis.Client {
+		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+		t.Cleanup(func() { rdb.Close() })
+		return rdb
+	}
+	dst := node(to)
+	slot, err := dst.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := c.owner(t, int(slot))
+	if from == to {
+		t.Fatalf("slot %d is already on %s", slot, to)
+	}
+	src := node(from)
+	srcID, dstID := src.ClusterMyID(ctx).Val(), dst.ClusterMyID(ctx).Val()
+	s := strconv.FormatInt(slot, 10)
+	must := func(what string, err error) {
+		if err != nil {
+			t.Fatalf("moving slot %s: %s: %v", s, what, err)
+		}
+	}
+	must("importing", dst.Do(ctx, "CLUSTER", "SETSLOT", s, "IMPORTING", srcID).Err())
+	must("migrating", src.Do(ctx, "CLUSTER", "SETSLOT", s, "MIGRATING", dstID).Err())
+	host, port, _ := net.SplitHostPort(to)
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		must("keys in slot", err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must("migrate", src.Do(ctx, args...).Err())
+	}
+	for _, m := range c.Masters {
+		must("node", node(m).Do(ctx, "CLUSTER", "SETSLOT", s, "NODE", dstID).Err())
+	}
+	if err := waitUntil(30*time.Second, "every node to see slot "+s+" on "+to, func() bool {
+		for _, a := range c.Addrs {
+			if c.ownerSeenBy(a, int(slot)) != to {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// owner is the master serving slot, as the first running node sees it.
+func (c *Cluster) owner(t testing.TB, slot int) string {
+	t.Helper()
+	c.mu.Lock()
+	var any string
+	for a := range c.procs {
+		any = a
+		break
+	}
+	c.mu.Unlock()
+	if o := c.ownerSeenBy(any, slot); o != "" {
+		return o
+	}
+	t.Fatalf("no node serves slot %d", slot)
+	return ""
+}
+
+func (c *Cluster) ownerSeenBy(addr string, slot int) string {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	slots, err := rdb.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		return ""
+	}
+	for _, r := range slots {
+		if int(r.Start) <= slot && slot <= int(r.End) && len(r.Nodes) > 0 {
+			return r.Nodes[0].Addr
+		}
+	}
+	return ""
+}
+
+// SlotOwner is the master serving key's slot.
+func (c *Cluster) SlotOwner(t testing.TB, key string) string {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: c.Masters[0], MaxRetries: -1})
+	defer rdb.Close()
+	slot, err := rdb.ClusterKeySlot(context.Background(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.owner(t, int(slot))
+}

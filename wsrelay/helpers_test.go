@@ -57,11 +57,11 @@ func newRedis(t testing.TB, addr string) *redis.Client {
 // does, and counts the full-state reads the relay makes (Get).
 type testEngine struct {
 	*engine.Engine
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	gets atomic.Int64
 }
 
-func newEngine(t testing.TB, rdb *redis.Client) *testEngine {
+func newEngine(t testing.TB, rdb redis.UniversalClient) *testEngine {
 	t.Helper()
 	e := engine.New(rdb, engine.Options{})
 	if err := e.Load(context.Background()); err != nil {
@@ -122,7 +122,7 @@ func (e *testEngine) deleteSession(t testing.TB, id string) {
 }
 
 // newRedisClock is the service's Redis clock, synced once.
-func newRedisClock(t testing.TB, rdb *redis.Client) *redisclock.Clock {
+func newRedisClock(t testing.TB, rdb redis.UniversalClient) *redisclock.Clock {
 	t.Helper()
 	c := redisclock.New(rdb)
 	if err := c.Sync(context.Background()); err != nil {
@@ -152,6 +152,12 @@ func newFixture(t testing.TB, cfg Config, eng *testEngine, pubsubAddr string) *f
 	}
 	ps := redis.NewClient(&redis.Options{Addr: pubsubAddr, MaxRetries: -1})
 	t.Cleanup(func() { ps.Close() })
+	return newFixtureOn(t, cfg, eng, ps)
+}
+
+// newFixtureOn starts a relay whose Pub/Sub goes through ps.
+func newFixtureOn(t testing.TB, cfg Config, eng *testEngine, ps redis.UniversalClient) *fixture {
+	t.Helper()
 	f := &fixture{eng: eng, set: metrics.NewSet(), clock: newRedisClock(t, eng.rdb)}
 	asm := fullstate.New(eng.fetch, 100)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -68,9 +68,11 @@ type sess struct {
 // one code path. n counts its channels; the subscriber closes a link that
 // has none, so a link never reconnects without channels to a random node.
 type link struct {
-	shard int
-	ps    *redis.PubSub
-	n     int
+	shard     int
+	ps        *redis.PubSub
+	n         int
+	confirmed atomic.Bool // Redis confirmed one of its subscriptions
+	lost      atomic.Bool // Redis dropped its subscriptions: being replaced
 }
 
 type jobKind uint8
@@ -282,7 +284,7 @@ func (h *hub) subscriber() {
 
 // openLink opens shard's link subscribed to chans. Its connection is made
 // by this first SSUBSCRIBE, on the node serving the shard's slot.
-func (h *hub) openLink(ctx context.Context, shard int, chans []string) {
+func (h *hub) openLink(ctx context.Context, shard int, chans []string) *link {
 	l := &link{shard: shard, ps: h.r.rdb.SSubscribe(ctx, chans...), n: len(chans)}
 	// The channel also yields subscription confirmations: they tell when a
 	// session is live and when go-redis has resubscribed after a reconnect.
@@ -291,6 +293,7 @@ func (h *hub) openLink(ctx context.Context, shard int, chans []string) {
 	h.links[shard] = l
 	h.linkMu.Unlock()
 	h.start(func() { h.read(l, msgs) })
+	return l
 }
 
 func (h *hub) closeLink(l *link) {
@@ -305,15 +308,54 @@ func (h *hub) closeLink(l *link) {
 // relink replaces shard's link with a new one subscribed to chans (every
 // channel of the shard's watched sessions): Redis dropped the old link's
 // subscriptions because the slot moved to another node. The new link's
-// confirmations resync the sessions, as after a reconnect.
+// confirmations resync the sessions, as after a reconnect. A client that
+// still had the old owner in its slot map makes the new link on the old
+// node, which answers MOVED and confirms nothing: a link unconfirmed after
+// relinkCheck is made again.
 func (h *hub) relink(ctx context.Context, shard int, chans []string) {
 	if l := h.links[shard]; l != nil {
 		h.closeLink(l)
 	}
-	if len(chans) > 0 {
-		h.openLink(ctx, shard, chans)
+	if len(chans) == 0 {
+		return
 	}
+	l := h.openLink(ctx, shard, chans)
+	time.AfterFunc(relinkCheck, func() {
+		h.linkMu.Lock()
+		stale := h.links[shard] == l && !l.confirmed.Load()
+		h.linkMu.Unlock()
+		if stale {
+			h.requestRelink(shard)
+		}
+	})
 }
+
+// relinkCheck is how long a new link of a moved slot has to be confirmed.
+const relinkCheck = time.Second
+
+// requestRelink has the subscriber link shard again, once the client has
+// reloaded its slot map: at once on a single Redis, after relinkDelay on a
+// Cluster client (its reload runs in the background).
+func (h *hub) requestRelink(shard int) {
+	delay := time.Duration(0)
+	if c, ok := h.r.rdb.(interface{ ReloadState(context.Context) }); ok {
+		c.ReloadState(context.Background())
+		delay = relinkDelay
+	}
+	time.AfterFunc(delay, func() {
+		select {
+		case <-h.done:
+			return
+		default:
+		}
+		h.mu.Lock()
+		h.relinks[shard] = struct{}{}
+		h.mu.Unlock()
+		wake(h.subWake)
+	})
+}
+
+const relinkDelay = 200 * time.Millisecond
 
 // read is a link's Pub/Sub reader. It never blocks: payloads go to the
 // session's worker if its buffer has room, and otherwise the session is
@@ -353,6 +395,7 @@ func (h *hub) read(l *link, msgs <-chan any) {
 			// runs the sharded commands as the classic ones.
 			switch m.Kind {
 			case "ssubscribe", "subscribe":
+				l.confirmed.Store(true)
 				h.confirmed(m.Channel)
 			case "sunsubscribe", "unsubscribe":
 				h.unsubscribed(l, m.Channel)
@@ -366,16 +409,13 @@ func (h *hub) read(l *link, msgs <-chan any) {
 // subscription itself because the channel's slot left the node, in which
 // case the shard is linked again on the slot's new node.
 func (h *hub) unsubscribed(l *link, channel string) {
-	h.mu.Lock()
+	h.mu.RLock()
 	s := h.channels[channel]
 	lost := s != nil && s.subscribed && keyspace.ShardOf(s.id) == l.shard
-	if lost {
-		h.relinks[l.shard] = struct{}{}
-	}
-	h.mu.Unlock()
-	if lost {
-		h.r.log.Warn("wsrelay: Redis dropped a subscription (slot moved?): linking the shard again", "shard", l.shard)
-		wake(h.subWake)
+	h.mu.RUnlock()
+	if lost && l.lost.CompareAndSwap(false, true) { // once per link, not per channel
+		h.r.log.Warn("wsrelay: Redis dropped the shard's subscriptions (its slot moved): linking it again", "shard", l.shard)
+		h.requestRelink(l.shard)
 	}
 }
 
