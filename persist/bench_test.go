@@ -67,7 +67,7 @@ func BenchmarkDrainBacklog(b *testing.B) {
 	rdb := startRedis(b)
 	db := newTestDB(b)
 	total := produce(ctx, b, rdb, int64(b.N), 2, 100)
-	w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Block: 50 * time.Millisecond})
+	w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Poll: 50 * time.Millisecond})
 	b.ResetTimer()
 	start := time.Now()
 	stop := run(w)
@@ -95,7 +95,7 @@ func BenchmarkSustained(b *testing.B) {
 		ctx := context.Background()
 		rdb := startRedis(b)
 		db := newTestDB(b)
-		w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Block: 50 * time.Millisecond, LagEvery: 100 * time.Millisecond})
+		w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Poll: 50 * time.Millisecond, LagEvery: 100 * time.Millisecond})
 		stop := run(w)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var worst time.Duration

@@ -206,7 +206,7 @@ func run(w *Worker) (stop func() error) {
 }
 
 func testConfig() Config {
-	return Config{Block: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond,
+	return Config{Poll: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond,
 		ClaimEvery: 50 * time.Millisecond, LagEvery: 20 * time.Millisecond, Lanes: 2, RetryMax: 100 * time.Millisecond,
 		WriteTimeout: 5 * time.Second}
 }
