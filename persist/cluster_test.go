@@ -82,8 +82,11 @@ func TestWorkerEveryShardExactlyOnce(t *testing.T) {
 			cfg.Lanes, cfg.Count = 1, 5 // one batch in flight, and much left unread after it
 			var crashed atomic.Bool
 			cfg.CrashAt = func(s Stage) bool { return s == AfterCommit && crashed.CompareAndSwap(false, true) }
-			if err := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg).Run(ctx); !errors.Is(err, ErrCrashed) {
-				t.Fatalf("crashing worker: %v", err)
+			// bounded: a worker whose reads fail (CROSSSLOT) never gets to crash
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), cfg).Run(cctx); !errors.Is(err, ErrCrashed) {
+				t.Fatalf("crashing worker: %v, want ErrCrashed after its first batch", err)
 			}
 			committed := db.count(t, `SELECT count(*) FROM sync_events`)
 			if committed == 0 {
