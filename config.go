@@ -128,12 +128,6 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	default:
 		errs = append(errs, errors.New("AUDIT: want auto or off, got "+strconv.Quote(v)))
 	}
-	if len(c.RedisClusterAddrs) > 0 && c.DatabaseURL != "" {
-		// The persist worker still reads every shard's stream in one
-		// XREADGROUP, which a Cluster refuses (CROSSSLOT): refuse to start
-		// rather than run without an audit trail.
-		errs = append(errs, errors.New("REDIS_CLUSTER_ADDRS: persistence (DATABASE_URL) does not run on a Redis Cluster yet; unset one of them"))
-	}
 	if c.DatabaseURL == "" || c.AuditOff {
 		// Without PostgreSQL the audit flag in Redis decides (auditwire.go).
 		c.EventStreamMax = 0

@@ -92,8 +92,6 @@ func TestConfigInvalid(t *testing.T) {
 		{map[string]string{"LOG_REQUESTS": "maybe"}, `LOG_REQUESTS: want true or false, got "maybe"`},
 		{map[string]string{"IDEMPOTENCY_TTL": "5m"}, `IDEMPOTENCY_TTL: at least 10m, so that a client retrying after a long outage still gets its reply`},
 		{map[string]string{"RATE_LIMIT_SWITCH_MAX": "0"}, `RATE_LIMIT_*_MAX must be > 0; use RATE_LIMIT_ENABLED=false to switch limits off`},
-		{map[string]string{"REDIS_CLUSTER_ADDRS": "127.0.0.1:7000", "DATABASE_URL": "postgres://x/test"},
-			`REDIS_CLUSTER_ADDRS: persistence (DATABASE_URL) does not run on a Redis Cluster yet; unset one of them`},
 		{map[string]string{"AUDIT": "Sometimes"}, `AUDIT: want auto or off, got "sometimes"`},
 		{map[string]string{"LOG_FORMAT": "xml"}, `LOG_FORMAT: want json or text, got "xml"`},
 		{map[string]string{"LOG_LEVEL": "loud"}, `LOG_LEVEL: slog: level string "loud": unknown name`},

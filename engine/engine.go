@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/lua"
+	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -375,30 +375,28 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	return nil, errReply
 }
 
-// scriptErr maps a script's error reply to a *session.Error. A call that
-// got no reply is UNAVAILABLE when it never left (no connection), and, for
-// a script that writes (mutating), OUTCOME_UNKNOWN once it may have been
-// sent: it may have run, so nothing re-sends it (the client is told
-// to re-read, or to retry with its Idempotency-Key). The cause stays
-// wrapped for the log. Any other reply error (NOSCRIPT...) passes through.
+// scriptErr maps a script's error reply to a *session.Error. A reply that
+// proves the script did not run (a Cluster redirection left over, a node
+// failing over or loading: redisconn.NotRun) is UNAVAILABLE, safe to retry.
+// A call that got no reply is UNAVAILABLE when it never left (no
+// connection), and, for a script that writes (mutating), OUTCOME_UNKNOWN
+// once it may have been sent: it may have run, so nothing re-sends it (the
+// client is told to re-read, or to retry with its Idempotency-Key). The
+// cause stays wrapped for the log. Any other reply error (NOSCRIPT...)
+// passes through.
 func scriptErr(err error, mutating bool) error {
 	var re redis.Error
 	if errors.As(err, &re) {
 		if e := session.ParseScriptError(re.Error()); e != nil {
 			return e
 		}
+		if redisconn.NotRun(err) {
+			return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
+		}
 		return err
 	}
-	if !mutating || notSent(err) {
+	if !mutating || redisconn.NotSent(err) {
 		return fmt.Errorf("%w: %w", session.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %w", session.ErrOutcomeUnknown, err)
-}
-
-// notSent reports whether err proves a command never reached Redis: no
-// connection could be made or taken from the pool.
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial" ||
-		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) || errors.Is(err, redis.ErrClosed)
 }

@@ -118,7 +118,11 @@ var cleanupRDB = redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 // session its scripts touch; doReq every session an HTTP create made.
 var sessions = sessiontest.New(servertest.RedisAddr())
 
-func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
+func TestMain(m *testing.M) {
+	code := sessions.Run(m)
+	servertest.StopSharedCluster()
+	os.Exit(code)
+}
 
 // newConfig returns a config with n participants, each with bank ms; its
 // keys are deleted when the test ends.

@@ -3,16 +3,19 @@
 //
 // Every transition script keeps sk:{<shard>}:deadlines (a sorted set of
 // session ids scored by the Redis-clock ms their running turn runs out)
-// true in the same atomic step. Each instance polls all 16 shards with one
-// pipelined round trip per tick and runs expireSession2-5.lua for every due
-// id. The script recomputes the deadline from the session's state, so any
+// true in the same atomic step. Each instance polls every shard
+// (keyspace.Shards) with one ZRANGEBYSCORE each, in one pipeline per tick
+// (one round trip per node on a Redis Cluster, each command in its shard's
+// slot), and runs expireSession2-5.lua for every due id. The script
+// recomputes the deadline from the session's state, so any
 // number of instances may run it for the same id: the first applies the
 // expiry and publishes TIME_EXPIRED, the others find nothing due. No
 // instance owns a deadline, so the death of one loses nothing.
 //
-// Cost while nothing is due: 16 ZRANGEBYSCORE per tick in one pipeline,
-// i.e. 16 x 1000/Poll commands per second per instance (1,600/s at the
-// default 10 ms), each O(log n) on a set of at most the running sessions.
+// Cost while nothing is due: one ZRANGEBYSCORE per shard per tick, i.e.
+// Shards x 1000/Poll commands per second per instance (1,600/s for 16
+// shards at the default 10 ms), each O(log n) on a set of at most the
+// running sessions.
 package expiry
 
 import (
@@ -124,7 +127,8 @@ type dueID struct {
 	score float64
 }
 
-// Tick reads every shard's due ids in one pipeline and expires them; it
+// Tick reads every shard's due ids in one pipeline (one round trip per
+// Cluster node) and expires them; it
 // reports whether some shard had more due than one batch and the round
 // made progress (a round whose every expiry failed, Redis refusing or a
 // stream full, waits for the next poll instead of spinning).
@@ -140,16 +144,18 @@ func (s *Scheduler) Tick(ctx context.Context) (more bool) {
 		}
 		return nil
 	})
-	if err != nil {
-		if ctx.Err() == nil {
-			s.errs.Inc()
-			s.warn("expiry: reading the deadline indexes; retrying every poll", "err", err)
-		}
-		return false
+	if err != nil && ctx.Err() == nil {
+		s.errs.Inc()
+		s.warn("expiry: reading the deadline indexes; retrying every poll", "err", err)
 	}
+	// A Cluster client sends the pipeline to each node on its own: a node
+	// failing over fails its shards' reads only, the others' due ids run.
 	var due []dueID
 	for _, c := range cmds {
-		zs := c.(*redis.ZSliceCmd).Val()
+		zs, err := c.(*redis.ZSliceCmd).Result()
+		if err != nil {
+			continue
+		}
 		if int64(len(zs)) >= s.cfg.Batch {
 			more = true
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/synckairos/synckairos/engine"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisclock"
+	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
@@ -32,13 +33,17 @@ import (
 // ends, and TestMain fails the run if one is left without a TTL anyway.
 var sessions = sessiontest.New(servertest.RedisAddr())
 
-func TestMain(m *testing.M) { os.Exit(sessions.Run(m)) }
+func TestMain(m *testing.M) {
+	code := sessions.Run(m)
+	servertest.StopSharedCluster()
+	os.Exit(code)
+}
 
 // env drives the real scripts through the engine, on a private deadline
 // index (suffix) that only this test's schedulers poll.
 type env struct {
 	t      *testing.T
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	clock  *redisclock.Clock
 	suffix string
 	eng    *engine.Engine
@@ -49,15 +54,22 @@ func newEnv(t *testing.T) *env {
 	rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr(), PoolSize: 64})
 	rdb.AddHook(sessions.Hook(t))
 	t.Cleanup(func() { rdb.Close() })
+	return newEnvOn(t, rdb, 0)
+}
+
+// newEnvOn is an env on rdb whose engine records audit events up to
+// eventCap per shard (0: none, as on the shared Redis).
+func newEnvOn(t *testing.T, rdb redis.UniversalClient, eventCap int64) *env {
+	t.Helper()
 	ctx := context.Background()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatalf("redis at %s: %v", servertest.RedisAddr(), err)
+		t.Fatalf("redis: %v", err)
 	}
 	e := &env{t: t, rdb: rdb, clock: redisclock.New(rdb), suffix: ":test:" + uuid.NewString()}
 	if err := e.clock.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.eng = engine.New(rdb, engine.Options{DeadlineSuffix: e.suffix})
+	e.eng = engine.New(rdb, engine.Options{DeadlineSuffix: e.suffix, EventCap: eventCap})
 	if err := e.eng.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +81,7 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// Expire is the engine's expiry with event_cap 0: the Expirer main wires.
+// Expire is the engine's expiry: the Expirer main wires.
 func (e *env) Expire(ctx context.Context, id string) (bool, error) { return e.eng.Expire(ctx, id) }
 
 // running starts a per_participant session of two participants whose
@@ -295,6 +307,42 @@ func TestTickReadsEveryShard(t *testing.T) {
 	}
 }
 
+// TestTickSurvivesOneShardFailing: a shard whose read fails (here its
+// index holds the wrong type; on a Cluster, a node failing over) costs one
+// counted error, and the other shards' due ids still run in that tick.
+func TestTickSurvivesOneShardFailing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	rec := expirerFunc(func(_ context.Context, id string) (bool, error) {
+		mu.Lock()
+		seen[id] = true
+		mu.Unlock()
+		return false, nil
+	})
+	e.rdb.Set(ctx, keyspace.Deadlines(0)+e.suffix, "not a sorted set", 0)
+	for i := 1; i < keyspace.Shards; i++ {
+		e.rdb.ZAdd(ctx, keyspace.Deadlines(i)+e.suffix, redis.Z{Score: 1, Member: idOnShard(i)})
+	}
+	s := New(e.rdb, rec, e.clock, Config{DeadlineSuffix: e.suffix}, quiet())
+	s.Tick(ctx)
+	if len(seen) != keyspace.Shards-1 || s.errs.Get() != 1 {
+		t.Errorf("one tick with a failing shard saw %d shards' due ids and %d errors, want %d and 1",
+			len(seen), s.errs.Get(), keyspace.Shards-1)
+	}
+}
+
+// idOnShard returns a new session id of the shard.
+func idOnShard(shard int) string {
+	for {
+		if id := uuid.NewString(); keyspace.ShardOf(id) == shard {
+			return id
+		}
+	}
+}
+
 type expirerFunc func(ctx context.Context, id string) (bool, error)
 
 func (f expirerFunc) Expire(ctx context.Context, id string) (bool, error) { return f(ctx, id) }
@@ -316,7 +364,7 @@ type sessState struct {
 }
 
 // state reads the stored fields the tests check (started_at from meta).
-func state(t *testing.T, rdb *redis.Client, id string) sessState {
+func state(t *testing.T, rdb redis.Cmdable, id string) sessState {
 	t.Helper()
 	ctx := context.Background()
 	k := keyspace.For(id)
@@ -385,5 +433,95 @@ func TestErrorsAreCountedAndRetried(t *testing.T) {
 	s = New(down, failing, e.clock, Config{Timeout: 200 * time.Millisecond, DeadlineSuffix: e.suffix}, quiet())
 	if s.Tick(context.Background()) || s.errs.Get() != 1 {
 		t.Errorf("unreachable Redis: errors %d", s.errs.Get())
+	}
+}
+
+// TestExpiryOnBackends: a session on every shard whose turn runs out is
+// expired by the schedulers' poll, once, on the single Redis and on a real
+// 3-master Cluster (the poll's pipeline split per node). It asserts on the
+// state and, where audit events are on, on the shard's stream, not on
+// Pub/Sub (the channel's kind depends on the deployment).
+func TestExpiryOnBackends(t *testing.T) {
+	for _, be := range []struct {
+		name string
+		env  func(t *testing.T) *env
+	}{
+		{"redis", newEnv},
+		{"cluster", func(t *testing.T) *env {
+			c := servertest.SharedCluster(t)
+			rdb, err := redisconn.Open(redisconn.Config{ClusterAddrs: c.Addrs, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rdb.Close() })
+			return newEnvOn(t, rdb, 1000) // a private Cluster: its streams are this test's
+		}},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			e := be.env(t)
+			ids := make([]string, keyspace.Shards)
+			for shard := range ids {
+				ids[shard] = idOnShard(shard)
+			}
+			ctx := context.Background()
+			for i, id := range ids {
+				c := &session.Config{ID: id, SyncMode: session.ModePerParticipant, AutoAdvance: true, Participants: []session.Participant{
+					{ID: uuid.NewString(), Index: 0, TotalTimeMS: int64(30 + 5*i)}, {ID: uuid.NewString(), Index: 1, TotalTimeMS: 600000}}}
+				if _, err := e.eng.Create(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.eng.Start(ctx, id, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			var wg sync.WaitGroup
+			scheds := make([]*Scheduler, 2)
+			for i := range scheds {
+				scheds[i] = New(e.rdb, e, e.clock, Config{Poll: 5 * time.Millisecond, DeadlineSuffix: e.suffix}, quiet())
+				wg.Add(1)
+				go func() { defer wg.Done(); scheds[i].Run(rctx) }()
+			}
+			waitFor(t, "every session expired", func() bool {
+				for _, id := range ids {
+					if st := state(t, e.rdb, id); st.Version != 3 {
+						return false
+					}
+				}
+				return true
+			})
+			cancel()
+			wg.Wait()
+			var fired, errs uint64
+			for _, s := range scheds {
+				fired, errs = fired+s.fired.Get(), errs+s.errs.Get()
+			}
+			if fired != uint64(len(ids)) || errs != 0 {
+				t.Errorf("fired %d expiries with %d errors, want %d and 0", fired, errs, len(ids))
+			}
+			for _, id := range ids {
+				st := state(t, e.rdb, id)
+				if p := st.Participants; st.Status != "running" || !p[0].HasExpired || p[0].IsActive || !p[1].IsActive {
+					t.Errorf("%s after expiry: %+v", id, st)
+				}
+				if e.eng.EventCap() == 0 {
+					continue
+				}
+				evs, err := e.rdb.XRange(ctx, keyspace.For(id).Stream, "-", "+").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				expired := 0
+				for _, m := range evs {
+					if m.Values["session_id"] == id && m.Values["type"] == "participant_expired" {
+						expired++
+					}
+				}
+				if expired != 1 {
+					t.Errorf("%s: %d participant_expired events in its stream, want 1", id, expired)
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package persist
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -67,7 +69,7 @@ func BenchmarkDrainBacklog(b *testing.B) {
 	rdb := startRedis(b)
 	db := newTestDB(b)
 	total := produce(ctx, b, rdb, int64(b.N), 2, 100)
-	w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Block: 50 * time.Millisecond})
+	w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Poll: 50 * time.Millisecond})
 	b.ResetTimer()
 	start := time.Now()
 	stop := run(w)
@@ -95,7 +97,7 @@ func BenchmarkSustained(b *testing.B) {
 		ctx := context.Background()
 		rdb := startRedis(b)
 		db := newTestDB(b)
-		w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Block: 50 * time.Millisecond, LagEvery: 100 * time.Millisecond})
+		w := NewWorker(rdb, db.pool(b, pgAddr), quietLog(), Config{Poll: 50 * time.Millisecond, LagEvery: 100 * time.Millisecond})
 		stop := run(w)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var worst time.Duration
@@ -121,5 +123,42 @@ func BenchmarkSustained(b *testing.B) {
 		b.ReportMetric(float64(writtenAtEnd)/el.Seconds(), "written/s")
 		b.ReportMetric(float64(worst.Milliseconds()), "max-lag-ms")
 		b.ReportMetric(0, "ns/op")
+	}
+}
+
+// BenchmarkIdleCost: what an idle worker (Poll, claims, lag) costs Redis
+// over n empty streams, from INFO commandstats of a private Redis over 5 s:
+// commands/s and Redis CPU µs/s, per shard count.
+//
+//	go test -run '^$' -bench IdleCost -benchtime 1x ./persist
+func BenchmarkIdleCost(b *testing.B) {
+	for _, n := range []int{16, 64} {
+		b.Run("streams="+strconv.Itoa(n), func(b *testing.B) {
+			ctx := context.Background()
+			rdb := startRedis(b)
+			streams := make([]string, n)
+			for i := range streams {
+				streams[i] = "idle:{" + strconv.Itoa(i) + "}:events"
+			}
+			w := NewWorker(rdb, nil, quietLog(), Config{Streams: streams})
+			stop := run(w)
+			defer func() { _ = stop() }()
+			time.Sleep(200 * time.Millisecond) // past ensureGroups
+			must(b, rdb.ConfigResetStat(ctx).Err())
+			const window = 5 * time.Second
+			time.Sleep(window)
+			stats, err := servertest.CommandStats(ctx, rdb)
+			must(b, err)
+			var calls, usec int64
+			for name, s := range stats {
+				if name != "info" && name != "config|resetstat" {
+					calls, usec = calls+s.Calls, usec+s.Usec
+					b.Logf("%s: %.1f/s", name, float64(s.Calls)/window.Seconds())
+				}
+			}
+			b.ReportMetric(float64(calls)/window.Seconds(), "cmds/s")
+			b.ReportMetric(float64(usec)/window.Seconds(), "redis-µs/s")
+			b.ReportMetric(0, "ns/op")
+		})
 	}
 }

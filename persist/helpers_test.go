@@ -145,10 +145,10 @@ func newProxy(t testing.TB, target string) *servertest.Proxy { return servertest
 // driver runs the real scripts through the engine, as the service does.
 type driver struct {
 	e   *engine.Engine
-	rdb *redis.Client
+	rdb redis.UniversalClient
 }
 
-func newDriver(t testing.TB, rdb *redis.Client, eventCap int) *driver {
+func newDriver(t testing.TB, rdb redis.UniversalClient, eventCap int) *driver {
 	t.Helper()
 	e := engine.New(rdb, engine.Options{EventCap: int64(eventCap)})
 	if err := e.Load(context.Background()); err != nil {
@@ -206,12 +206,12 @@ func run(w *Worker) (stop func() error) {
 }
 
 func testConfig() Config {
-	return Config{Block: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond,
+	return Config{Poll: 50 * time.Millisecond, ClaimIdle: 200 * time.Millisecond,
 		ClaimEvery: 50 * time.Millisecond, LagEvery: 20 * time.Millisecond, Lanes: 2, RetryMax: 100 * time.Millisecond,
 		WriteTimeout: 5 * time.Second}
 }
 
-func streamLen(t testing.TB, rdb *redis.Client) int64 {
+func streamLen(t testing.TB, rdb redis.Cmdable) int64 {
 	t.Helper()
 	var n int64
 	for _, s := range keyspace.Streams() {

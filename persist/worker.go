@@ -26,11 +26,14 @@ type Config struct {
 	Consumer string   // this instance's consumer name [host-pid-random]
 	Streams  []string // [keyspace.Streams()]
 	Count    int64    // entries per stream per read [1000]
-	// Lanes is the number of concurrent read-write loops, each owning a share
-	// of the streams [2]. On Redis Cluster use len(Streams): one stream per
-	// XREADGROUP, so each call names one slot.
-	Lanes        int
-	Block        time.Duration // XREADGROUP BLOCK; also the shutdown latency when idle [500ms]
+	// Lanes is the number of concurrent read-write loops, each owning a
+	// share of the streams [2]; PostgreSQL writes that many batches at once.
+	Lanes int
+	// Poll is the wait after a read that found every stream of a lane
+	// empty: the most an event waits while the worker is idle, and the
+	// shutdown latency then [100ms]. Each idle lane reads its streams
+	// 1/Poll times a second (docs/ARCHITECTURE.md "Persistence per shard").
+	Poll         time.Duration
 	ClaimIdle    time.Duration // entries pending this long belong to a dead worker [30s]
 	ClaimEvery   time.Duration // how often to look for them [5s]
 	LagEvery     time.Duration // how often to measure consumer lag [1s]
@@ -76,7 +79,7 @@ func (c *Config) defaults() {
 		c.Lanes = 2
 	}
 	c.Lanes = min(c.Lanes, len(c.Streams))
-	def(&c.Block, 500*time.Millisecond)
+	def(&c.Poll, 100*time.Millisecond)
 	def(&c.ClaimIdle, 30*time.Second)
 	def(&c.ClaimEvery, 5*time.Second)
 	def(&c.LagEvery, time.Second)
@@ -206,11 +209,17 @@ func (w *Worker) runLane(ctx context.Context, ln lane) error {
 		}
 		if err != nil {
 			w.log.Warn("persist: reading the streams failed", "err", err)
-			sleep(ctx, time.Second)
-			continue
 		}
+		// What was read is pending on this lane already: write it even
+		// when another stream's read failed.
 		if err := w.process(ctx, batch); errors.Is(err, ErrCrashed) {
 			return err
+		}
+		switch {
+		case err != nil:
+			sleep(ctx, time.Second)
+		case len(batch) == 0:
+			sleep(ctx, w.cfg.Poll)
 		}
 	}
 	return nil
@@ -238,26 +247,46 @@ func (w *Worker) ensureGroups(ctx context.Context) error {
 	return nil
 }
 
-// read blocks for new entries of every stream. It is not cancelled with
-// ctx: entries Redis hands out are pending on this consumer from then on,
-// so the reply must not be dropped half-way; Block bounds the wait.
+// read takes the new entries of every stream of the lane: one XREADGROUP
+// per stream, so each names one Cluster slot, all in one pipeline, which a
+// Cluster client splits per node (one round trip per node). None blocks: a
+// blocking read waits on one slot only, and would hold a pooled connection
+// per stream; runLane waits Poll instead when all were empty. The
+// pipeline is not cancelled with ctx: entries Redis hands out are pending
+// on this consumer from then on, so no reply may be dropped half-way.
+// A stream whose read failed is skipped this round; the others' entries
+// are returned with the error.
 func (w *Worker) read(ctx context.Context, ln lane) ([]redis.XStream, error) {
-	args := make([]string, 0, 2*len(ln.streams))
-	args = append(args, ln.streams...)
-	for range ln.streams {
-		args = append(args, ">")
+	ctx = context.WithoutCancel(ctx)
+	cmds := make([]*redis.XStreamSliceCmd, len(ln.streams))
+	// Per-command errors are read below; Pipelined's is the first of them.
+	_, _ = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, s := range ln.streams {
+			cmds[i] = p.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: w.cfg.Group, Consumer: ln.consumer, Streams: []string{s, ">"}, Count: w.cfg.Count, Block: -1,
+			})
+		}
+		return nil
+	})
+	var out []redis.XStream
+	var failed error
+	regroup := false
+	for _, c := range cmds {
+		res, err := c.Result()
+		switch {
+		case err == nil:
+			out = append(out, res...)
+		case errors.Is(err, redis.Nil):
+		case strings.HasPrefix(err.Error(), "NOGROUP"):
+			regroup = true // someone deleted a stream (and its group with it)
+		case failed == nil:
+			failed = err
+		}
 	}
-	res, err := w.rdb.XReadGroup(context.WithoutCancel(ctx), &redis.XReadGroupArgs{
-		Group: w.cfg.Group, Consumer: ln.consumer, Streams: args, Count: w.cfg.Count, Block: w.cfg.Block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
+	if regroup && failed == nil {
+		failed = w.ensureGroups(ctx)
 	}
-	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
-		// Someone deleted a stream (and its group with it); start over.
-		return nil, w.ensureGroups(ctx)
-	}
-	return res, err
+	return out, failed
 }
 
 // claim takes over entries other consumers left pending longer than
