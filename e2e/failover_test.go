@@ -26,14 +26,7 @@ import (
 // PostgreSQL holds each (session, version) once. Writes acknowledged but
 // lost with the dead master (acked versions above what survived) are
 // logged: Redis replication is asynchronous.
-// persistPerShard: the persist worker reads each shard's stream in its own
-// slot (until then the service refuses a Cluster with DATABASE_URL).
-const persistPerShard = false
-
 func TestFailover(t *testing.T) {
-	if !persistPerShard {
-		t.Skip("the persist worker does not read one slot at a time yet: REDIS_CLUSTER_ADDRS with DATABASE_URL is refused")
-	}
 	c := servertest.StartCluster(t)
 	schema := pgtest.Schema(t, "e2e_t_")
 	env := []string{"REDIS_URL=", "REDIS_CLUSTER_ADDRS=" + strings.Join(c.Addrs, ","), "DATABASE_URL=" + pgtest.Via("", schema)}
