@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/pgtest"
 	"github.com/synckairos/synckairos/servertest"
 )
 
@@ -176,6 +182,76 @@ func testRace(t *testing.T, be backend) {
 	for v, n := range won {
 		if n != 1 || v < 3 || v > final {
 			t.Errorf("version %d won by %d switches (final %d)", v, n, final)
+		}
+	}
+}
+
+// TestPersistence: two instances with DATABASE_URL record the switches of
+// sessions on many shards; PostgreSQL ends with every version of every
+// session exactly once.
+func TestPersistence(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, testPersistence)
+}
+
+func testPersistence(t *testing.T, be backend) {
+	schema := pgtest.Schema(t, "e2e_p_")
+	env := []string{"DATABASE_URL=" + pgtest.Via("", schema)}
+	if be.name == "redis" {
+		// persisting instances set the audit flag: not on the shared Redis
+		addr, _ := servertest.StartRedis(t)
+		env = append(env, "REDIS_URL=redis://"+addr)
+	} else {
+		t.Cleanup(func() { be.client(t).Del(context.Background(), keyspace.Audit) })
+	}
+	insts := []string{be.start(t, env...).addr, be.start(t, env...).addr}
+	const n, switches = 16, 12
+	want := map[string]int64{} // session → final version
+	for i := range n {
+		id, _, body := servertest.SessionBody(2, "")
+		base := "http://" + insts[i%2] + "/v1/sessions"
+		if r := doReq(t, "POST", base, body); r.Status != 201 {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
+		}
+		var v int64
+		for k := range switches + 1 {
+			op := "/switch"
+			if k == 0 {
+				op = "/start"
+			}
+			r := doReq(t, "POST", "http://"+insts[(i+k)%2]+"/v1/sessions/"+id+op, "{}")
+			if r.Status != 200 {
+				t.Fatalf("%s: %d %s", op, r.Status, r.Body)
+			}
+			v = servertest.Num(r.State(t)["version"])
+		}
+		want[id] = v
+	}
+	pool, err := pgxpool.New(context.Background(), pgtest.Via("", schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	type row struct{ rows, distinct, top int64 }
+	read := func(id string) row {
+		var r row
+		_ = pool.QueryRow(context.Background(),
+			`SELECT count(*), count(DISTINCT version), coalesce(max(version), 0) FROM sync_events WHERE session_id = $1`, id).
+			Scan(&r.rows, &r.distinct, &r.top)
+		return r
+	}
+	servertest.WaitFor(t, 20*time.Second, "every event in PostgreSQL", func() bool {
+		for id, v := range want {
+			if read(id).rows < v {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(300 * time.Millisecond) // room for a duplicate
+	for id, v := range want {
+		if r := read(id); r.rows != v || r.distinct != v || r.top != v {
+			t.Errorf("%s: %d rows, %d distinct versions, top %d; want versions 1..%d once each", id, r.rows, r.distinct, r.top, v)
 		}
 	}
 }
