@@ -25,11 +25,7 @@ var sessions = sessiontest.New(servertest.RedisAddr())
 
 // TestMain also stops the Redis Cluster the cluster rows share, if one
 // started.
-func TestMain(m *testing.M) {
-	code := sessions.Run(m)
-	servertest.StopSharedCluster()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.RunMain(m, sessions.Run) }
 
 // doReq sends one request and tracks the session a create made.
 func doReq(t testing.TB, method, url, body string, hdr ...string) servertest.Resp {

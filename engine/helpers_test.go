@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -118,11 +117,7 @@ var cleanupRDB = redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
 // session its scripts touch; doReq every session an HTTP create made.
 var sessions = sessiontest.New(servertest.RedisAddr())
 
-func TestMain(m *testing.M) {
-	code := sessions.Run(m)
-	servertest.StopSharedCluster()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.RunMain(m, sessions.Run) }
 
 // newConfig returns a config with n participants, each with bank ms; its
 // keys are deleted when the test ends.

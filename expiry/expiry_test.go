@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,11 +32,7 @@ import (
 // ends, and TestMain fails the run if one is left without a TTL anyway.
 var sessions = sessiontest.New(servertest.RedisAddr())
 
-func TestMain(m *testing.M) {
-	code := sessions.Run(m)
-	servertest.StopSharedCluster()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.RunMain(m, sessions.Run) }
 
 // env drives the real scripts through the engine, on a private deadline
 // index (suffix) that only this test's schedulers poll.
@@ -282,55 +277,46 @@ func TestExpireEarlyIsANoop(t *testing.T) {
 	}
 }
 
-// TestTickReadsEveryShard: a due entry in each of the 16 indexes is seen
-// in one tick.
-func TestTickReadsEveryShard(t *testing.T) {
+// TestTickShards: a due entry in every shard's index is seen in one tick;
+// a shard whose read fails (here its index holds the wrong type; on a
+// Cluster, a node failing over) costs one counted error, and the other
+// shards' due ids still run in that tick.
+func TestTickShards(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	rec := expirerFunc(func(_ context.Context, id string) (bool, error) {
-		mu.Lock()
-		seen[id] = true
-		mu.Unlock()
-		return false, nil
-	})
-	for i := range keyspace.Shards {
-		id := uuid.NewString()
-		id = id[:35] + strconv.FormatInt(int64(i), 16)
-		e.rdb.ZAdd(context.Background(), keyspace.Deadlines(i)+e.suffix, redis.Z{Score: 1, Member: id})
-	}
-	s := New(e.rdb, rec, e.clock, Config{DeadlineSuffix: e.suffix}, quiet())
-	s.Tick(context.Background())
-	if len(seen) != keyspace.Shards {
-		t.Errorf("one tick saw %d shards' due ids, want %d", len(seen), keyspace.Shards)
-	}
-}
-
-// TestTickSurvivesOneShardFailing: a shard whose read fails (here its
-// index holds the wrong type; on a Cluster, a node failing over) costs one
-// counted error, and the other shards' due ids still run in that tick.
-func TestTickSurvivesOneShardFailing(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	ctx := context.Background()
-	var mu sync.Mutex
-	seen := map[string]bool{}
-	rec := expirerFunc(func(_ context.Context, id string) (bool, error) {
-		mu.Lock()
-		seen[id] = true
-		mu.Unlock()
-		return false, nil
-	})
-	e.rdb.Set(ctx, keyspace.Deadlines(0)+e.suffix, "not a sorted set", 0)
-	for i := 1; i < keyspace.Shards; i++ {
-		e.rdb.ZAdd(ctx, keyspace.Deadlines(i)+e.suffix, redis.Z{Score: 1, Member: idOnShard(i)})
-	}
-	s := New(e.rdb, rec, e.clock, Config{DeadlineSuffix: e.suffix}, quiet())
-	s.Tick(ctx)
-	if len(seen) != keyspace.Shards-1 || s.errs.Get() != 1 {
-		t.Errorf("one tick with a failing shard saw %d shards' due ids and %d errors, want %d and 1",
-			len(seen), s.errs.Get(), keyspace.Shards-1)
+	for _, c := range []struct {
+		name   string
+		broken int // the shard whose read fails; -1 for none
+	}{{"every shard read", -1}, {"one shard failing", 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			ctx := context.Background()
+			var mu sync.Mutex
+			seen := map[string]bool{}
+			rec := expirerFunc(func(_ context.Context, id string) (bool, error) {
+				mu.Lock()
+				seen[id] = true
+				mu.Unlock()
+				return false, nil
+			})
+			for i := range keyspace.Shards {
+				if i == c.broken {
+					e.rdb.Set(ctx, keyspace.Deadlines(i)+e.suffix, "not a sorted set", 0)
+					continue
+				}
+				e.rdb.ZAdd(ctx, keyspace.Deadlines(i)+e.suffix, redis.Z{Score: 1, Member: idOnShard(i)})
+			}
+			s := New(e.rdb, rec, e.clock, Config{DeadlineSuffix: e.suffix}, quiet())
+			s.Tick(ctx)
+			wantSeen, wantErrs := keyspace.Shards, uint64(0)
+			if c.broken >= 0 {
+				wantSeen, wantErrs = keyspace.Shards-1, 1
+			}
+			if len(seen) != wantSeen || s.errs.Get() != wantErrs {
+				t.Errorf("one tick saw %d shards' due ids and %d errors, want %d and %d",
+					len(seen), s.errs.Get(), wantSeen, wantErrs)
+			}
+		})
 	}
 }
 

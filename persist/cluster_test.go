@@ -3,7 +3,6 @@ package persist
 import (
 	"context"
 	"errors"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,11 +14,7 @@ import (
 	"github.com/synckairos/synckairos/servertest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	servertest.StopSharedCluster()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.RunMain(m, nil) }
 
 // backends are the Redis deployments the worker must run on with one code
 // path: a private single Redis, and the shared real 3-master Cluster

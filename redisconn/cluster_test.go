@@ -2,7 +2,6 @@ package redisconn
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -10,11 +9,7 @@ import (
 	"github.com/synckairos/synckairos/servertest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	servertest.StopSharedCluster()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { servertest.RunMain(m, nil) }
 
 // TestClusterRoutes runs a script on keys of every shard tag through Open's
 // Cluster client: each lands on the master owning its slot (no CROSSSLOT,
