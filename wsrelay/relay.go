@@ -2,12 +2,15 @@
 // publish on a session's channels to every WebSocket client of that session
 // connected to this instance.
 //
-// One Redis Pub/Sub connection serves the instance. A session's two
+// The scripts publish by SPUBLISH, and the relay keeps one sharded Pub/Sub
+// connection (SSUBSCRIBE) per shard it watches sessions in, made on the
+// node serving the shard's slot: on a Redis Cluster a message then stays
+// on that node, and the same code runs on a single Redis. A session's two
 // channels (state and message) are subscribed while at least one local
-// client watches it. The Pub/Sub reader never blocks: it hands each payload
-// to the worker that owns the session (by hash), and a worker sends the same
-// bytes to every client's bounded queue. A client whose queue is full is
-// disconnected rather than waited for.
+// client watches it. The Pub/Sub readers never block: they hand each
+// payload to the worker that owns the session (by hash), and a worker
+// sends the same bytes to every client's bounded queue. A client whose
+// queue is full is disconnected rather than waited for.
 //
 // Choices the issue leaves open:
 //   - A client may connect to a session that does not exist yet (clients
@@ -32,8 +35,9 @@
 //     over the interval: each client has a fixed slot (of 50, round robin
 //     at connect) and one slot is pinged every PingInterval/50, so a large
 //     instance never pings all its clients in the same instant.
-//   - Pub/Sub loses what is published while the connection is down. When
-//     go-redis has reconnected it subscribes again, and a second
+//   - Pub/Sub loses what is published while a connection is down. When
+//     go-redis has reconnected it subscribes again (on a Cluster, on the
+//     slot's master, a promoted replica after a failover), and a second
 //     confirmation for a session's state channel is the signal: every
 //     client of that session gets STATE_SYNC with the current state. A
 //     worker whose buffer was full does the same for the session whose
@@ -41,8 +45,10 @@
 //     instance had sent a version, was deleted meanwhile: its clients get
 //     SESSION_DELETED (timestamp on the Redis clock) and close 1000, as for
 //     a live delete. A current version below the one sent means deleted
-//     and created again: it goes out as STATE_SYNC and becomes the
-//     session's version.
+//     and created again, or a Cluster failover that lost the last
+//     switches: it goes out as STATE_SYNC and becomes the session's
+//     version. When Redis drops a shard's subscriptions itself (its slot
+//     moved to another node), the relay links the shard again there.
 //   - A session's worker only moves its version forward (an update older
 //     than what it already sent is skipped), and it also answers RECONNECT,
 //     so this instance never sends a client an older state after a newer.
