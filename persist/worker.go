@@ -32,7 +32,7 @@ type Config struct {
 	// Poll is the wait after a read that found every stream of a lane
 	// empty: the most an event waits while the worker is idle, and the
 	// shutdown latency then [100ms]. Each idle lane reads its streams
-	// 1/Poll times a second (docs/ARCHITECTURE.md "Persistence per shard").
+	// 1/Poll times a second (docs/ARCHITECTURE.md "Persistence and expiry per shard").
 	Poll         time.Duration
 	ClaimIdle    time.Duration // entries pending this long belong to a dead worker [30s]
 	ClaimEvery   time.Duration // how often to look for them [5s]
