@@ -47,6 +47,11 @@ import (
 //
 // "published" lists every message the step publishes on the session's
 // state channel, in order; [] means none.
+//
+// Every STATE_DELTA a step publishes or replies is applied (fullstate) to
+// the state the runner holds at its base, and the state reached must be
+// getSession-2's, byte for byte but for server_time_ms (the time of each
+// read); a delta whose base the case never reached fails the case.
 
 type contractCase struct {
 	Description string         `json:"description"`
