@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
+	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/servertest"
@@ -44,6 +47,11 @@ import (
 //
 // "published" lists every message the step publishes on the session's
 // state channel, in order; [] means none.
+//
+// Every STATE_DELTA a step publishes or replies is applied (fullstate) to
+// the state the runner holds at its base, and the state reached must be
+// getSession-2's, byte for byte but for server_time_ms (the time of each
+// read); a delta whose base the case never reached fails the case.
 
 type contractCase struct {
 	Description string         `json:"description"`
@@ -142,12 +150,32 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 		t.Fatal(err)
 	}
 	shas := map[string]string{}
+	load := func(script string) string {
+		if sha, ok := shas[script]; ok {
+			return sha
+		}
+		src, err := os.ReadFile(filepath.Join("..", "lua", script))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sha, err := rdb.ScriptLoad(ctx, string(src)).Result()
+		if err != nil {
+			t.Fatalf("SCRIPT LOAD %s: %v", script, err)
+		}
+		sum := sha1.Sum(src)
+		if sha != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: server SHA %s is not the file's SHA1", script, sha)
+		}
+		shas[script] = sha
+		return sha
+	}
 	keys := map[string]bool{}
 	defer func() {
 		for k := range keys {
 			rdb.Del(context.Background(), k)
 		}
 	}()
+	chain := deltaChain{held: map[[2]int64]heldState{}}
 	for i, st := range c.Steps {
 		label := fmt.Sprintf("step %d (%s%s)", i, st.Script, strings.Join(st.Command, " "))
 		if st.SleepMS > 0 {
@@ -159,22 +187,7 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 				args = append(args, sub(a))
 			}
 		} else {
-			sha, ok := shas[st.Script]
-			if !ok {
-				src, err := os.ReadFile(filepath.Join("..", "lua", st.Script))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if sha, err = rdb.ScriptLoad(ctx, string(src)).Result(); err != nil {
-					t.Fatalf("SCRIPT LOAD %s: %v", st.Script, err)
-				}
-				sum := sha1.Sum(src)
-				if sha != hex.EncodeToString(sum[:]) {
-					t.Fatalf("%s: server SHA %s is not the file's SHA1", st.Script, sha)
-				}
-				shas[st.Script] = sha
-			}
-			args = append(args, "EVALSHA", sha, len(st.Keys))
+			args = append(args, "EVALSHA", load(st.Script), len(st.Keys))
 			for _, k := range st.Keys {
 				keys[sub(k)] = true
 				args = append(args, sub(k))
@@ -215,7 +228,111 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 		for j, m := range msgs {
 			expectJSON(t, fmt.Sprintf("%s message %d", label, j), substAll(st.Published[j], sub), normalize(m))
 		}
+		// every delta of the step, in the order the script made them (it
+		// publishes, then replies), applied to the state held at its base;
+		// the state reached must be the one getSession-2 reads back
+		deltas := msgs[:0:0]
+		for _, m := range msgs {
+			var env struct{ Type string }
+			if json.Unmarshal([]byte(m), &env) == nil && env.Type == "STATE_DELTA" {
+				deltas = append(deltas, m)
+			}
+		}
+		if r, ok := got.([]any); ok && len(r) == 2 && r[0] == "delta" {
+			deltas = append(deltas, r[1].(string))
+		}
+		if len(deltas) == 0 {
+			continue
+		}
+		for j, m := range deltas {
+			if err := chain.apply(ctx, []byte(m)); err != nil {
+				t.Fatalf("%s: delta %d of %d: %v", label, j, len(deltas), err)
+			}
+		}
+		r, err := rdb.Do(ctx, "EVALSHA", load("getSession-2.lua"), 2,
+			sub("sk:{$SHARD}:session:$ID"), sub("sk:{$SHARD}:session:$ID:parts"), id).StringSlice()
+		if err != nil || len(r) == 0 {
+			t.Fatalf("%s: getSession-2 after the step: %v %q", label, err, r)
+		}
+		parts := make([][]byte, len(r)-1)
+		for j, p := range r[1:] {
+			parts[j] = []byte(p)
+		}
+		read := maskServerTime(fullstate.Build([]byte(r[0]), parts))
+		if applied := maskServerTime(chain.held[chain.latest].full); applied != read {
+			t.Errorf("%s: the state applied from deltas (life %d, version %d) is not getSession-2's: %s",
+				label, chain.latest[0], chain.latest[1], firstDiff(applied, read))
+		}
 	}
+}
+
+// deltaChain holds the states a case's STATE_DELTAs lead to, by (life,
+// version), and applies each delta to the state held at its base through
+// fullstate, as the relay does (testdata/node/run.mjs does the same by
+// hand, following lua/README.md "Applying a delta").
+type deltaChain struct {
+	held   map[[2]int64]heldState
+	latest [2]int64
+}
+
+type heldState struct {
+	head  []byte
+	parts [][]byte
+	full  []byte
+}
+
+var errNoBase = errors.New("no state held at the delta's base (a golden case must reach every base)")
+
+func (c *deltaChain) apply(ctx context.Context, msg []byte) error {
+	d, err := fullstate.Decode(msg)
+	if err != nil {
+		return err
+	}
+	base, ok := c.held[[2]int64{d.Life, d.BaseVersion}]
+	// an empty Assembler starts from a create's delta (base 0, everyone)
+	// or reads the base through its Fetch: here the state held, never Redis
+	asm := fullstate.New(func(context.Context, string) ([]byte, [][]byte, error) {
+		if !ok {
+			return nil, nil, errNoBase
+		}
+		return base.head, slices.Clone(base.parts), nil
+	}, 1)
+	full, err := asm.Apply(ctx, d)
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Participants []json.RawMessage `json:"participants"`
+	}
+	if err := json.Unmarshal(full, &st); err != nil {
+		return fmt.Errorf("applied state is not JSON: %w", err)
+	}
+	if len(st.Participants) != d.Count {
+		return fmt.Errorf("applied state has %d participants, the delta says %d", len(st.Participants), d.Count)
+	}
+	at := [2]int64{d.Life, d.Version}
+	if prev, ok := c.held[at]; ok && !bytes.Equal(prev.full, full) {
+		return fmt.Errorf("two deltas to version %d give two states: %s", d.Version, firstDiff(string(prev.full), string(full)))
+	}
+	parts := make([][]byte, len(st.Participants))
+	for i, p := range st.Participants {
+		parts[i] = p
+	}
+	c.held[at] = heldState{head: d.Session, parts: parts, full: full}
+	if at[0] > c.latest[0] || at[0] == c.latest[0] && at[1] > c.latest[1] {
+		c.latest = at
+	}
+	return nil
+}
+
+// firstDiff shows where two long states part.
+func firstDiff(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	from := max(i-40, 0)
+	return fmt.Sprintf("at byte %d: %q against %q", i, a[from:min(i+80, len(a))], b[from:min(i+80, len(b))])
 }
 
 // drainChannel reads what was published up to a marker of its own.
