@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -456,7 +457,10 @@ func evalshaStats(b testing.TB, rdb *redis.Client) cmdStats {
 // per-session switch budget charged inside it. The three take turns
 // in blocks of cpuWindow calls on sessions of their own, so the machine's
 // drift hits all alike; each reports the median redis-us/call of its clean
-// blocks, and x-prev is that over the previous script's.
+// blocks, and x-prev is that over the previous script's. The previous
+// switch runs on sessions today's create made, so it must read today's
+// storage; across a storage change (the packed meta hash), use
+// BenchmarkScriptsAB.
 //
 //	SK_PREV_SWITCH=/tmp/switchCycle-6.lua go test -run '^$' -bench SwitchIdempotencyAB -benchtime 3000x ./engine
 func BenchmarkSwitchIdempotencyAB(b *testing.B) {
@@ -546,6 +550,102 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		b.ReportMetric(m, v.name+"-redis-us/call")
 		if base > 0 {
 			b.ReportMetric(m/base, v.name+"-x-prev")
+		}
+	}
+}
+
+// BenchmarkScriptsAB measures Redis CPU per call (INFO commandstats) of a
+// previous main's scripts against today's, for the calls whose storage
+// both read: SK_PREV_LUA names a folder holding that main's lua/*.lua
+// (same file names as today's, e.g. `git show <rev>:lua/<f>` for each).
+// Each side runs on sessions its own create and start made, at 4
+// participants with the audit event; the sides take turns in blocks of
+// cpuWindow calls, so the machine's drift hits both alike. It reports each
+// op's median redis-us/call and new/prev.
+//
+//	SK_PREV_LUA=/tmp/prev-lua go test -run '^$' -bench ScriptsAB -benchtime 3000x ./engine
+func BenchmarkScriptsAB(b *testing.B) {
+	dir := os.Getenv("SK_PREV_LUA")
+	if dir == "" {
+		b.Skip("SK_PREV_LUA is not set: no previous scripts to compare with")
+	}
+	cur, rdb := benchScripts(b, 100_000_000)
+	prev := New(rdb, Options{EventCap: 100_000_000, StateCacheMax: 100})
+	for _, sc := range []struct {
+		dst  **redis.Script
+		name string
+	}{{&prev.create, "createSession2-6.lua"}, {&prev.start, "startSession2-6.lua"},
+		{&prev.switchCycle, "switchCycle2-7.lua"}, {&prev.get, "getSession-2.lua"},
+		{&prev.pause, "pauseSession2-6.lua"}, {&prev.resume, "resumeSession2-6.lua"}} {
+		src, err := os.ReadFile(filepath.Join(dir, sc.name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		*sc.dst = redis.NewScript(string(src))
+	}
+	if err := prev.Load(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	type side struct {
+		name string
+		call func() error
+		usec []float64
+	}
+	ops := map[string]func(e *Engine, id string) error{
+		"switch": func(e *Engine, id string) error { _, err := e.Switch(ctx, id, session.SwitchArgs{}); return err },
+		"get":    func(e *Engine, id string) error { _, _, err := e.Parts(ctx, id); return err },
+		"pause+resume": func(e *Engine, id string) error {
+			if _, err := e.Pause(ctx, id, 0); err != nil {
+				return err
+			}
+			_, err := e.Resume(ctx, id, 0)
+			return err
+		},
+	}
+	calls := map[string]int64{"switch": 1, "get": 1, "pause+resume": 2}
+	names := []string{"switch", "get", "pause+resume"}
+	var sides []*side
+	for _, op := range names {
+		for _, e := range []struct {
+			name string
+			eng  *Engine
+		}{{"prev", prev}, {"new", cur}} {
+			c, _ := running(b, e.eng, session.ModePerParticipant, 4, 3_600_000_000)
+			f := ops[op]
+			sides = append(sides, &side{name: op + "-" + e.name, call: func() error { return f(e.eng, c.ID) }})
+		}
+	}
+	b.ResetTimer()
+	for done := 0; done < b.N; done += cpuWindow {
+		for i, sd := range sides {
+			before := evalshaStats(b, rdb)
+			for range cpuWindow {
+				if err := sd.call(); err != nil {
+					b.Fatal(sd.name, err)
+				}
+			}
+			after := evalshaStats(b, rdb)
+			n := calls[names[i/2]] * cpuWindow
+			if after.calls-before.calls == n { // no other client's EVALSHA fell in
+				sd.usec = append(sd.usec, float64(after.usec-before.usec)/cpuWindow)
+			}
+		}
+	}
+	b.StopTimer()
+	median := func(x []float64) float64 {
+		if len(x) == 0 {
+			return 0
+		}
+		slices.Sort(x)
+		return x[len(x)/2]
+	}
+	for i := 0; i < len(sides); i += 2 {
+		p, n := median(sides[i].usec), median(sides[i+1].usec)
+		b.ReportMetric(p, sides[i].name+"-redis-us/op")
+		b.ReportMetric(n, sides[i+1].name+"-redis-us/op")
+		if p > 0 {
+			b.ReportMetric(n/p, names[i/2]+"-new/prev")
 		}
 	}
 }

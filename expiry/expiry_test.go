@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,15 +191,15 @@ func TestSchedulersFireEachDeadlineOnce(t *testing.T) {
 		if m.Type != "TIME_EXPIRED" || m.ParticipantID == nil || m.Version != 3 {
 			t.Errorf("message %+v", m)
 		}
-		st := state(t, e.rdb, id)
+		st := state(t, e, id)
 		p0 := st.Participants[0]
 		if !p0.HasExpired || p0.TotalTimeMS != 0 || p0.TimeRemainingMS != 0 || p0.IsActive ||
 			*m.ParticipantID != p0.ParticipantID || !st.Participants[1].IsActive || st.Status != "running" {
 			t.Errorf("state after expiry: %+v", st)
 		}
 		// the deadline fired no earlier than it was due
-		if m.Timestamp < st.startedMS+int64(p0.TimeUsedMS) {
-			t.Errorf("fired at %d, due at %d", m.Timestamp, st.startedMS+int64(p0.TimeUsedMS))
+		if m.Timestamp < st.StartedAt.UnixMilli()+p0.TimeUsedMS {
+			t.Errorf("fired at %d, due at %d", m.Timestamp, st.StartedAt.UnixMilli()+p0.TimeUsedMS)
 		}
 	}
 	// the index now holds the next turns' deadlines, not the fired ones
@@ -257,14 +256,14 @@ func TestExpireEarlyIsANoop(t *testing.T) {
 	key := keyspace.Deadlines(keyspace.ShardOf(id)) + e.suffix
 	want, _ := e.rdb.ZScore(ctx, key, id).Result()
 	e.rdb.ZAdd(ctx, key, redis.Z{Score: 1, Member: id}) // a stale, early score
-	before := state(t, e.rdb, id)
+	before := state(t, e, id)
 	if ok, err := e.Expire(ctx, id); ok || err != nil {
 		t.Fatalf("early expire: %v %v", ok, err)
 	}
 	if got, _ := e.rdb.ZScore(ctx, key, id).Result(); got != want {
 		t.Errorf("index score %v, want %v", got, want)
 	}
-	if after := state(t, e.rdb, id); after.Version != before.Version {
+	if after := state(t, e, id); after.Version != before.Version {
 		t.Errorf("early expire changed the session: v%d -> v%d", before.Version, after.Version)
 	}
 	gone := uuid.NewString()
@@ -345,34 +344,20 @@ type partState struct {
 type sessState struct {
 	Status       string      `json:"status"`
 	Version      int64       `json:"version"`
+	StartedAt    *time.Time  `json:"session_started_at"`
 	Participants []partState `json:"participants"`
-	startedMS    int64
 }
 
-// state reads the stored fields the tests check (started_at from meta).
-func state(t *testing.T, rdb redis.Cmdable, id string) sessState {
+// state reads the session through the engine.
+func state(t *testing.T, e *env, id string) sessState {
 	t.Helper()
-	ctx := context.Background()
-	k := keyspace.For(id)
-	m, err := rdb.HGetAll(ctx, k.Meta).Result()
+	raw, err := e.eng.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var st sessState
-	st.Status = m["status"]
-	st.Version, _ = strconv.ParseInt(m["version"], 10, 64)
-	st.startedMS, _ = strconv.ParseInt(m["started_at"], 10, 64)
-	n, _ := strconv.Atoi(m["n"])
-	for i := range n {
-		raw, err := rdb.HGet(ctx, k.Parts, strconv.Itoa(i)).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p partState
-		if err := json.Unmarshal([]byte(raw), &p); err != nil {
-			t.Fatal(err)
-		}
-		st.Participants = append(st.Participants, p)
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
 	}
 	return st
 }
@@ -471,7 +456,7 @@ func TestExpiryOnBackends(t *testing.T) {
 			}
 			waitFor(t, "every session expired", func() bool {
 				for _, id := range ids {
-					if st := state(t, e.rdb, id); st.Version != 3 {
+					if st := state(t, e, id); st.Version != 3 {
 						return false
 					}
 				}
@@ -487,7 +472,7 @@ func TestExpiryOnBackends(t *testing.T) {
 				t.Errorf("fired %d expiries with %d errors, want %d and 0", fired, errs, len(ids))
 			}
 			for _, id := range ids {
-				st := state(t, e.rdb, id)
+				st := state(t, e, id)
 				if p := st.Participants; st.Status != "running" || !p[0].HasExpired || p[0].IsActive || !p[1].IsActive {
 					t.Errorf("%s after expiry: %+v", id, st)
 				}

@@ -51,6 +51,68 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
+
+-- The meta hash holds two packed fields (cmsgpack arrays, lua/README.md
+-- "Keys"): cfg, what createSession fixes, and st, what transitions change.
+-- A field of its own costs a transition ~2.6k Redis instructions to read
+-- and a sprintf to write back (callgrind); two packed values cost the read
+-- of two. CFG and ST name the array slots, in order.
+-- cmsgpack writes numbers without formatting them; the embedded dev Redis
+-- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
+-- go through cjson. Each backend reads what it wrote.
+local msgpack = rawget(_G, 'cmsgpack')
+local unpack_value = msgpack and msgpack.unpack or cjson.decode
+local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }
+local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
+  'turn', 'used', 'warned', 'bank', 'groups' }
+
+-- load_unpacked reads a session stored before the packing: one hash field
+-- each, per_group banks as g:<group_id> fields. The next save packs it.
+local function load_unpacked(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = { unpacked = true, groups = {} }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
+  end
+  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
+    'started_at', 'completed_at' }) do
+    m[f] = m[f] or ''
+  end
+  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
+  -- a session created before lives were stamped is life 0
+  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  return m
+end
+
+-- load_meta returns the session's meta hash as a table, or nil.
+local function load_meta(key)
+  local v = rcall('HMGET', key, 'cfg', 'st')
+  local m
+  if v[2] then
+    local c, s = unpack_value(v[1]), unpack_value(v[2])
+    m = {}
+    for i = 1, #CFG do m[CFG[i]] = c[i] end
+    for i = 1, #ST do m[ST[i]] = s[i] end
+    if m.bank == '' then m.bank = nil end
+  else
+    m = load_unpacked(key)
+    if not m then return nil end
+  end
+  m.loaded_status = m.status
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  m.warns = {}
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  return m
+end
 
 -- check_common validates what every mutating script checks first.
 local function check_common(m, sid, expected, stream, cap)
@@ -98,23 +160,22 @@ local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local vl = rcall('HMGET', k_meta, 'version', 'life')
-local version, life = tonumber(vl[1]), tonumber(vl[2]) or 0
-if not version then
+local m = load_meta(k_meta)
+if not m then
   keep(idem, '0')
   return 0
 end
-local e = check_common({ version = version }, sid, expected, k_stream, cap)
+local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 
 local now = now_ms()
 
 rcall('DEL', k_meta, k_parts, k_index)
 rcall('SPUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
-  .. ',"version":' .. int(version + 1) .. ',"life":' .. int(life) .. '}')
+  .. ',"version":' .. int(m.version + 1) .. ',"life":' .. int(m.life) .. '}')
 if cap > 0 then
-  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(version + 1),
-    'life', int(life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
+  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(m.version + 1),
+    'life', int(m.life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
     'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '', 'actor', actor)
 end
 keep(idem, '1')

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
@@ -233,7 +234,17 @@ func TestStreamFullRejectsNothingLost(t *testing.T) {
 	if accepted != streamCap || refused.Error() != `STREAM_FULL {"stream_max":20}` {
 		t.Fatalf("accepted %d, refused with %v", accepted, refused)
 	}
-	version := func(id string) string { return rdb.HGet(ctx, keyspace.For(id).Meta, "version").Val() }
+	version := func(id string) int64 {
+		raw, err := d.e.Get(ctx, id)
+		var st struct{ Version int64 }
+		if err == nil {
+			err = json.Unmarshal(raw, &st)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Version
+	}
 	before := version(ids[1])
 	for _, op := range []string{"switchCycle", "pauseSession", "completeSession", "deleteSession"} {
 		if err := d.op(ctx, op, ids[1]); err == nil || err.Error() != `STREAM_FULL {"stream_max":20}` {

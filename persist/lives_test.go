@@ -82,13 +82,19 @@ func recorded(t *testing.T, db *testDB, id string) []row {
 }
 
 // createdAt is the session's created_at (ms) as Redis holds it now.
-func createdAt(t *testing.T, rdb *redis.Client, id string) int64 {
+func createdAt(t *testing.T, d *driver, id string) int64 {
 	t.Helper()
-	ms, err := rdb.HGet(context.Background(), keyspace.For(id).Meta, "created_at").Int64()
+	raw, err := d.e.Get(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ms
+	var st struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.CreatedAt.UnixMilli()
 }
 
 // checkCurrent asserts what readers see: sync_sessions describes want (the
@@ -212,7 +218,7 @@ func TestRecreatedSession(t *testing.T) {
 				if err := d.create(ctx, id, 2); err != nil {
 					t.Fatalf("life %d: create: %v", i, err)
 				}
-				created = createdAt(t, rdb, id)
+				created = createdAt(t, d, id)
 				for _, op := range l.ops {
 					if err := d.op(ctx, op, id); err != nil {
 						t.Fatalf("life %d: %s: %v", i, op, err)
@@ -341,7 +347,7 @@ func TestOldLifeRedelivered(t *testing.T) {
 			}
 
 			must(t, d.create(ctx, id, 2))
-			newCreated := createdAt(t, rdb, id)
+			newCreated := createdAt(t, d, id)
 			for _, op := range []string{"startSession", "switchCycle"} {
 				must(t, d.op(ctx, op, id))
 			}

@@ -10,7 +10,9 @@
 // (switchCycle-7, the per-session budget; -budget charges it) or "v9"
 // (the same with SPUBLISH: createSession2-6, startSession2-6,
 // switchCycle2-7); -dir holds that layout's
-// create, start and switch files. bench/RESULTS.md has the procedure.
+// create, start and switch files. With v9, -op get counts getSession-2 on
+// the running session instead, and -op pause-resume a pause and a resume.
+// bench/RESULTS.md has the procedure.
 package main
 
 import (
@@ -33,6 +35,7 @@ func main() {
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
+	op := flag.String("op", "switch", "v9: what -n counts: switch, get (getSession-2) or pause-resume (one pause and one resume)")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
@@ -82,12 +85,36 @@ func main() {
 		swArgs = append(swArgs, "", "", "", "1000000000", "1")
 	}
 	must(sw.Run(ctx, rdb, swKeys, swArgs...).Err()) // loaded and warm
+	calls := []call{{sw, swKeys, swArgs}}
+	switch {
+	case *op == "get" && *layout == "v9":
+		calls = []call{{load("getSession-2.lua"), keys[:2], []any{id}}}
+	case *op == "pause-resume" && *layout == "v9":
+		calls = []call{
+			{load("pauseSession2-6.lua"), keys, []any{id, ch, cap, "", base + ":msg", "", "", ""}},
+			{load("resumeSession2-6.lua"), keys, []any{id, ch, cap, "", "", "", ""}},
+		}
+	case *op != "switch":
+		log.Fatal("-op get and pause-resume want -layout v9")
+	}
+	for _, c := range calls { // loaded and warm
+		must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())
+	}
 	must(exec.Command("callgrind_control", "-z", strconv.Itoa(*pid)).Run())
 	for range *n {
-		must(sw.EvalSha(ctx, rdb, swKeys, swArgs...).Err())
+		for _, c := range calls {
+			must(c.sc.EvalSha(ctx, rdb, c.keys, c.args...).Err())
+		}
 	}
 	must(exec.Command("callgrind_control", "-d", strconv.Itoa(*pid)).Run())
-	fmt.Println(*layout, *n, "switches counted: see the newest callgrind dump's totals")
+	fmt.Println(*layout, *op, *n, "times counted: see the newest callgrind dump's totals")
+}
+
+// call is one script call the run counts.
+type call struct {
+	sc   *redis.Script
+	keys []string
+	args []any
 }
 
 func must(err error) {

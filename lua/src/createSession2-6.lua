@@ -155,8 +155,7 @@ local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
   turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
-rcall('HSET', k_meta, 'id', sid, 'mode', mode, 'n', int(#ps), 'total', total, 'per_cycle', per_cycle,
-  'incr', incr, 'max', max, 'auto', auto, 'meta', metadata, 'created_at', m.created_at, 'warn', warn, 'life', int(life))
+rcall('HSET', k_meta, 'cfg', pack_cfg(m))
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)

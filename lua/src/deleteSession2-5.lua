@@ -34,23 +34,22 @@ local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local vl = rcall('HMGET', k_meta, 'version', 'life')
-local version, life = tonumber(vl[1]), tonumber(vl[2]) or 0
-if not version then
+local m = load_meta(k_meta)
+if not m then
   keep(idem, '0')
   return 0
 end
-local e = check_common({ version = version }, sid, expected, k_stream, cap)
+local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 
 local now = now_ms()
 
 rcall('DEL', k_meta, k_parts, k_index)
 rcall('SPUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
-  .. ',"version":' .. int(version + 1) .. ',"life":' .. int(life) .. '}')
+  .. ',"version":' .. int(m.version + 1) .. ',"life":' .. int(m.life) .. '}')
 if cap > 0 then
-  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(version + 1),
-    'life', int(life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
+  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(m.version + 1),
+    'life', int(m.life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
     'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '', 'actor', actor)
 end
 keep(idem, '1')

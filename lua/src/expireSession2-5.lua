@@ -64,7 +64,7 @@ if now < due then
   local warned = passed > m.warned
   if warned then
     m.warned = passed
-    rcall('HSET', k_meta, 'warned', int(passed))
+    save_meta(k_meta, k_parts, k_index, m)
     time_warning(msg_ch, m, p.participant_id, remaining, now)
   end
   sync_deadline(k_dl, m, p)

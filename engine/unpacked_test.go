@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/session"
+)
+
+// unpackMeta rewrites a session's packed meta hash (cfg and st) as the
+// scripts before the packing stored it: one field each, per_group banks as
+// g:<group_id> fields, numbers formatted as they wrote them.
+const unpackMeta = `
+local mp = rawget(_G, 'cmsgpack') -- the embedded Redis packs with cjson
+local dec = mp and mp.unpack or cjson.decode
+local v = redis.call('HMGET', KEYS[1], 'cfg', 'st')
+local c, s = dec(v[1]), dec(v[2])
+local function str(x) if type(x) == 'number' then return string.format('%d', x) end return x end
+local flat = {}
+for i, f in ipairs({ 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }) do
+  flat[#flat + 1] = f; flat[#flat + 1] = str(c[i])
+end
+for i, f in ipairs({ 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
+  'turn', 'used', 'warned', 'bank' }) do
+  if s[i] ~= '' or f ~= 'bank' then flat[#flat + 1] = f; flat[#flat + 1] = str(s[i]) end
+end
+for g, b in pairs(s[13]) do flat[#flat + 1] = 'g:' .. g; flat[#flat + 1] = str(b) end
+redis.call('HDEL', KEYS[1], 'cfg', 'st')
+redis.call('HSET', KEYS[1], unpack(flat))
+return #flat / 2`
+
+// TestUnpackedSessions: a session stored before the meta hash was packed
+// (running through a rolling upgrade) reads the same, and its next
+// transition stores it packed, with the TTL its status asks for.
+func TestUnpackedSessions(t *testing.T) {
+	t.Parallel()
+	s, rdb := newTestScripts(t)
+	ctx := context.Background()
+	grouped := func(c *session.Config) {
+		g := uuid.NewString()
+		for i := range c.Participants {
+			c.Participants[i].GroupID = g
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		mode   string
+		adjust func(*session.Config)
+		start  bool
+		op     func(id string, version int64) ([]byte, error)
+		ttl    bool // the meta key expires after op
+	}{
+		{"pending per_participant, start", session.ModePerParticipant, nil, false,
+			func(id string, v int64) ([]byte, error) { return s.Start(ctx, id, v) }, false},
+		{"pending, complete", session.ModeCountUp, nil, false,
+			func(id string, v int64) ([]byte, error) { return s.Complete(ctx, id, v) }, true},
+		{"running global, switch", session.ModeGlobal, nil, true,
+			func(id string, v int64) ([]byte, error) {
+				return s.Switch(ctx, id, session.SwitchArgs{ExpectedVersion: v})
+			}, false},
+		{"running per_group, switch", session.ModePerGroup, grouped, true,
+			func(id string, v int64) ([]byte, error) {
+				return s.Switch(ctx, id, session.SwitchArgs{ExpectedVersion: v})
+			}, false},
+		{"running, pause", session.ModePerParticipant, nil, true,
+			func(id string, v int64) ([]byte, error) { return s.Pause(ctx, id, v) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConfig(t, tc.mode, 3, 60_000)
+			if tc.adjust != nil {
+				tc.adjust(c)
+			}
+			c.Metadata = []byte(`{"room":"a"}`)
+			c.WarningsMS = []int64{10_000, 5_000}
+			mustCreate(t, s, c)
+			if tc.start {
+				if _, err := s.Start(ctx, c.ID, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			meta := keyspace.For(c.ID).Meta
+			before, err := s.Get(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ttl := rdb.PTTL(ctx, meta).Val()
+			if err := rdb.Eval(ctx, unpackMeta, []string{meta}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if n := rdb.HLen(ctx, meta).Val(); n < 20 {
+				t.Fatalf("unpacked meta has %d fields", n)
+			}
+			if rdb.PTTL(ctx, meta).Val() > ttl {
+				t.Fatal("unpacking moved the TTL")
+			}
+			unpacked, err := s.Get(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maskServerTime(unpacked) != maskServerTime(before) {
+				t.Fatalf("read unpacked:\n%s\nwant\n%s", unpacked, before)
+			}
+
+			got, err := tc.op(c.ID, decodeState(t, before).Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := decodeState(t, got).Version; v != decodeState(t, before).Version+1 {
+				t.Fatalf("version %d after the transition", v)
+			}
+			if keys := rdb.HKeys(ctx, meta).Val(); len(keys) != 2 || keys[0]+keys[1] != "cfgst" && keys[0]+keys[1] != "stcfg" {
+				t.Fatalf("meta fields after the transition: %v, want cfg and st", keys)
+			}
+			if expires := rdb.PTTL(ctx, meta).Val() > 0; expires != tc.ttl {
+				t.Fatalf("meta TTL %v after the transition", rdb.PTTL(ctx, meta).Val())
+			}
+			after, err := s.Get(ctx, c.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maskServerTime(after) != maskServerTime(got) {
+				t.Fatalf("read after the transition:\n%s\nwant its reply\n%s", after, got)
+			}
+		})
+	}
+}
