@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // TestActorRecorded: an entry's actor field (the caller's sub) lands in
@@ -39,7 +40,7 @@ func TestActorRecorded(t *testing.T) {
 	pool := db.pool(t, pgAddr)
 	stop := run(NewWorker(rdb, pool, quietLog(), testConfig()))
 	defer stop()
-	eventually(t, 10*time.Second, "events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1`, id) == 2
 	})
 	if n := db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1 AND version = 2 AND actor = 'host-alice'`, id); n != 1 {

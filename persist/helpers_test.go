@@ -127,18 +127,6 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// eventually polls cond; the timeout only guards against a hang.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // newProxy is a cuttable TCP relay in front of target (servertest.Proxy).
 func newProxy(t testing.TB, target string) *servertest.Proxy { return servertest.NewProxy(t, target) }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func count(t *testing.T, pool *pgxpool.Pool, q string) int64 {
@@ -45,7 +46,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if n := count(t, admin, `SELECT count(*) FROM schema_migrations`); n < 1 {
 		t.Fatalf("Start returned before the migrations: %d", n)
 	}
-	eventually(t, 10*time.Second, "both events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "both events written", func() bool {
 		return count(t, admin, `SELECT count(*) FROM sync_events WHERE session_id = '`+id+`'`) == 2 && streamLen(t, rdb) == 0
 	})
 	if err := s.Ready(ctx); err != nil {
@@ -86,7 +87,7 @@ func TestServiceStartsDegraded(t *testing.T) {
 		t.Fatalf("tables exist before PostgreSQL answered: %d", n)
 	}
 	px.Restore()
-	eventually(t, 10*time.Second, "migrated and written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "migrated and written", func() bool {
 		return count(t, admin, `SELECT count(*) FROM sync_events`) == 1 && s.Ready(ctx) == nil
 	})
 }

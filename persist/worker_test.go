@@ -12,6 +12,7 @@ import (
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/metricslint"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -37,10 +38,10 @@ func TestWorkerRecordsEveryTransition(t *testing.T) {
 
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
-	eventually(t, 10*time.Second, "all events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "all events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == total
 	})
-	eventually(t, 5*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 5*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
 	must(t, stop())
 
 	type summary struct {
@@ -158,10 +159,10 @@ func TestDeadLetter(t *testing.T) {
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
-	eventually(t, 10*time.Second, "good events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "good events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1`, id) == 2
 	})
-	eventually(t, 5*time.Second, "stream trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 5*time.Second, "stream trimmed", func() bool { return streamLen(t, rdb) == 0 })
 	dead, err := rdb.XRange(ctx, DeadLetterStream(stream), "-", "+").Result()
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead letters = %v, %v", dead, err)
@@ -354,7 +355,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
-	eventually(t, 10*time.Second, "good events written, streams trimmed", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "good events written, streams trimmed", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == 6 && streamLen(t, rdb) == 0
 	})
 	var dead int
@@ -392,7 +393,7 @@ func TestWorkerRecordsExpiry(t *testing.T) {
 	must(t, d.op(ctx, "expireSession", id))
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
-	eventually(t, 10*time.Second, "all events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "all events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = '`+id+`'`) == 3
 	})
 	must(t, stop())

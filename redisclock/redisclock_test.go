@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func newClock(t *testing.T) (*Clock, *redis.Client) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := servertest.Redis(t)
 	c := New(rdb)
 	if err := c.Sync(context.Background()); err != nil {
 		t.Fatal(err)
@@ -102,9 +103,7 @@ func TestRunKeepsSyncing(t *testing.T) {
 }
 
 func BenchmarkNow(b *testing.B) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer rdb.Close()
-	c := New(rdb)
+	c := New(servertest.Redis(b))
 	if err := c.Sync(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -318,12 +318,7 @@ func sameState(t testing.TB, got, want []byte) {
 // eventually polls cond for up to 10 s.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	servertest.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // sharedFixture is a relay with cfg and its engine, both on the shared
