@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,12 +47,7 @@ func TestPostgresUnreachable(t *testing.T) {
 	stop := run(w)
 	defer stop()
 
-	ids := make([]string, 8)
-	for i := range ids {
-		ids[i] = newUUID()
-		must(t, d.create(ctx, ids[i], 2))
-		must(t, d.op(ctx, "startSession", ids[i]))
-	}
+	ids := d.sessions(ctx, t, 8, 2, "startSession")
 	servertest.WaitFor(t, 10*time.Second, "first events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == 16
 	})
@@ -98,17 +94,9 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb, db, d := setup(t, 10000)
-			var ids []string
-			for range 5 {
-				id := newUUID()
-				ids = append(ids, id)
-				must(t, d.create(ctx, id, 3))
-				must(t, d.op(ctx, "startSession", id))
-				for range 10 {
-					must(t, d.op(ctx, "switchCycle", id))
-				}
-			}
-			const total = 5 * 12
+			turns := slices.Repeat([]string{"switchCycle"}, 10)
+			d.sessions(ctx, t, 5, 3, append([]string{"startSession"}, turns...)...)
+			const total = 5 * 12 // create, start and ten switches each
 
 			cfg := testConfig()
 			cfg.Lanes = 1 // one batch in flight, so the crash leaves every entry pending

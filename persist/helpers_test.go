@@ -159,6 +159,21 @@ func (d *driver) create(ctx context.Context, id string, n int) error {
 	return err
 }
 
+// sessions creates n sessions of participants each and runs ops on each
+// in turn, failing tb on an error; it returns their ids.
+func (d *driver) sessions(ctx context.Context, tb testing.TB, n, participants int, ops ...string) []string {
+	tb.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = newUUID()
+		must(tb, d.create(ctx, ids[i], participants))
+		for _, op := range ops {
+			must(tb, d.op(ctx, op, ids[i]))
+		}
+	}
+	return ids
+}
+
 // op runs the transition the script op names, with no expected version;
 // a switch passes to the next by index.
 func (d *driver) op(ctx context.Context, name, id string) error {

@@ -86,16 +86,7 @@ func TestWorkerRecordsEveryTransition(t *testing.T) {
 		if err != nil || !found {
 			t.Fatalf("events: found=%v err=%v", found, err)
 		}
-		var page struct {
-			Data []struct {
-				Version   int64           `json:"version"`
-				EventType string          `json:"event_type"`
-				Timestamp string          `json:"timestamp"`
-				StateKind string          `json:"state_kind"`
-				State     json.RawMessage `json:"state"`
-			} `json:"data"`
-			Next *int64 `json:"next_after_version"`
-		}
+		var page servertest.EventsPage
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatalf("%v: %s", err, body)
 		}
@@ -333,12 +324,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	var good []string
-	for range 4 {
-		id := newUUID()
-		good = append(good, id)
-		must(t, d.create(ctx, id, 2))
-	}
+	good := d.sessions(ctx, t, 4, 2)
 	poison := []string{`{"created_at":"not a date"}`, `{"a":"\u0000"}`}
 	for i, state := range poison {
 		id := newUUID()
