@@ -19,10 +19,8 @@ func TestActorRecorded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	id := newUUID()
+	id := d.session(ctx, t, 2, "startSession")
 	stream := keyspace.For(id).Stream
-	must(t, d.create(ctx, id, 2))
-	must(t, d.op(ctx, "startSession", id))
 	entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("entries %v %v", entries, err)

@@ -174,6 +174,12 @@ func (d *driver) sessions(ctx context.Context, tb testing.TB, n, participants in
 	return ids
 }
 
+// session is one of sessions.
+func (d *driver) session(ctx context.Context, tb testing.TB, participants int, ops ...string) string {
+	tb.Helper()
+	return d.sessions(ctx, tb, 1, participants, ops...)[0]
+}
+
 // op runs the transition the script op names, with no expected version;
 // a switch passes to the next by index.
 func (d *driver) op(ctx context.Context, name, id string) error {

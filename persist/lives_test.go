@@ -304,13 +304,8 @@ func TestOldLifeRedelivered(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb, db, d := setup(t, 1000)
-			id := newUUID()
+			id := d.session(ctx, t, 2, "startSession", "switchCycle", "pauseSession")
 			pool := db.pool(t, pgAddr)
-
-			must(t, d.create(ctx, id, 2))
-			for _, op := range []string{"startSession", "switchCycle", "pauseSession"} {
-				must(t, d.op(ctx, op, id))
-			}
 			cfg := testConfig()
 			cfg.Lanes = 1
 			old := entriesOf(t, rdb, id, "-", "superseded") // before a worker trims them

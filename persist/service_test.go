@@ -32,9 +32,7 @@ func TestServiceLifecycle(t *testing.T) {
 	rdb := startRedis(t)
 	schema, admin := emptySchema(t)
 	d := newDriver(t, rdb, 1000)
-	id := newUUID()
-	must(t, d.create(ctx, id, 2))
-	must(t, d.op(ctx, "startSession", id))
+	id := d.session(ctx, t, 2, "startSession")
 	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(pgAddr, schema), RunWorker: true, Worker: testConfig()}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +67,7 @@ func TestServiceStartsDegraded(t *testing.T) {
 	px := newProxy(t, pgAddr)
 	px.Cut()
 	d := newDriver(t, rdb, 1000)
-	id := newUUID()
-	must(t, d.create(ctx, id, 2))
+	d.session(ctx, t, 2) // one event waiting in Redis
 	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(px.Addr(), schema), RunWorker: true, Worker: testConfig(),
 		Retry: 20 * time.Millisecond, MigrateTimeout: time.Second}, quietLog())
 	if err != nil {

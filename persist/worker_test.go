@@ -139,9 +139,8 @@ func TestDeadLetter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	id := newUUID()
+	id := d.session(ctx, t, 2)
 	stream := keyspace.For(id).Stream
-	must(t, d.create(ctx, id, 2))
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"type", "session_started", "session_id", id,
 		"version", "two", "timestamp", "1"}}).Err(); err != nil {
 		t.Fatal(err)
@@ -256,8 +255,7 @@ func TestDrainOnShutdown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	id := newUUID()
-	must(t, d.create(ctx, id, 2))
+	id := d.session(ctx, t, 2)
 	runCtx, cancel := context.WithCancel(ctx)
 	cfg := testConfig()
 	cfg.CrashAt = func(s Stage) bool {
