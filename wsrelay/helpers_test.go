@@ -357,6 +357,18 @@ func faultFixture(t testing.TB) (*testEngine, *servertest.Proxy, *fixture) {
 	return eng, proxy, newFixture(t, Config{}, eng, proxy.Addr())
 }
 
+// eachFault runs fault as a parallel subtest per case, each on its own
+// faultFixture.
+func eachFault(t *testing.T, cases []string, fault func(t *testing.T, tc string, eng *testEngine, proxy *servertest.Proxy, f *fixture)) {
+	for _, tc := range cases {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			eng, proxy, f := faultFixture(t)
+			fault(t, tc, eng, proxy, f)
+		})
+	}
+}
+
 // newProxy is a cuttable TCP relay in front of target (servertest.Proxy).
 func newProxy(t testing.TB, target string) *servertest.Proxy { return servertest.NewProxy(t, target) }
 
