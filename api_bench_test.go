@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -30,7 +31,6 @@ import (
 //
 //	go test -run '^$' -bench HTTPSwitch -benchtime 20000x -count 3 .
 func BenchmarkHTTPSwitch(b *testing.B) {
-	rurl := "redis://" + servertest.RedisAddr() + "?pool_size=128"
 	logFile, err := os.CreateTemp("", "synckairos-bench-log-")
 	if err != nil {
 		b.Fatal(err)
@@ -38,9 +38,9 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 	defer os.Remove(logFile.Name())
 	defer logFile.Close()
 
-	off := benchServer(b, map[string]string{"REDIS_URL": rurl, "RATE_LIMIT_ENABLED": "false", "LOG_REQUESTS": "false"}, nil)
-	on := benchServer(b, map[string]string{"REDIS_URL": rurl, "RATE_LIMIT_ENABLED": "true", "LOG_REQUESTS": "true",
-		"RATE_LIMIT_IP_MAX": "1000000000", "RATE_LIMIT_SWITCH_MAX": "1000000000"}, logFile)
+	off := benchServer(b, benchEnv(nil), nil)
+	on := benchServer(b, benchEnv(map[string]string{"RATE_LIMIT_ENABLED": "true", "LOG_REQUESTS": "true",
+		"RATE_LIMIT_IP_MAX": "1000000000", "RATE_LIMIT_SWITCH_MAX": "1000000000"}), logFile)
 	bare := bareServer(b)
 
 	const maxConns = 64
@@ -77,6 +77,15 @@ func BenchmarkHTTPSwitch(b *testing.B) {
 			runHTTPLoad(b, on, conns, func(w int) (string, string) { return "/v1/sessions/" + onIDs[w] + "/switch", "" })
 		})
 	}
+}
+
+// benchEnv is a benchmark server's environment: the shared Redis with a
+// pool for 64 connections, rate limits and the request log off, then over.
+func benchEnv(over map[string]string) map[string]string {
+	env := map[string]string{"REDIS_URL": "redis://" + servertest.RedisAddr() + "?pool_size=128",
+		"RATE_LIMIT_ENABLED": "false", "LOG_REQUESTS": "false"}
+	maps.Copy(env, over)
+	return env
 }
 
 // benchServer runs the service in-process with env as it is (no test

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/synckairos/synckairos/auth"
-	"github.com/synckairos/synckairos/servertest"
 )
 
 // BenchmarkHTTPSwitchAuth measures POST /switch with AUTH_MODE=off beside
@@ -25,17 +23,10 @@ import (
 //
 //	go test -run '^$' -bench HTTPSwitchAuth -benchtime 20000x -count 3 .
 func BenchmarkHTTPSwitchAuth(b *testing.B) {
-	rurl := "redis://" + servertest.RedisAddr() + "?pool_size=128"
-	base := map[string]string{"REDIS_URL": rurl, "RATE_LIMIT_ENABLED": "false", "LOG_REQUESTS": "false"}
-	with := func(over map[string]string) map[string]string {
-		env := maps.Clone(base)
-		maps.Copy(env, over)
-		return env
-	}
-	off := benchServer(b, base, nil)
-	hs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": authSecret,
+	off := benchServer(b, benchEnv(nil), nil)
+	hs := benchServer(b, benchEnv(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": authSecret,
 		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}), nil)
-	rs := benchServer(b, with(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(b), "AUTH_JWT_SECRET": authSecret,
+	rs := benchServer(b, benchEnv(map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_PUBLIC_KEY_FILE": authRSAFile(b), "AUTH_JWT_SECRET": authSecret,
 		"AUTH_JWT_ISSUER": authIssuer, "AUTH_JWT_AUDIENCE": authAudience}), nil)
 
 	const maxConns = 64

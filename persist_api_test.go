@@ -16,6 +16,7 @@ import (
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // persistSchema creates a PostgreSQL schema of the test's own and returns
@@ -137,12 +138,7 @@ func TestPersistThroughAPI(t *testing.T) {
 			if r.status != 200 {
 				return nil
 			}
-			var page struct {
-				Data []struct {
-					Version int64 `json:"version"`
-				} `json:"data"`
-				Next *int64 `json:"next_after_version"`
-			}
+			var page servertest.EventsPage
 			if err := json.Unmarshal(r.body, &page); err != nil {
 				t.Fatal(err)
 			}

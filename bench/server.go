@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,10 +19,11 @@ import (
 
 // server is a SyncKairos the tool started itself (-spawn).
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	pid  int
-	done chan struct{}
+	cmd    *exec.Cmd
+	addr   string
+	pid    int
+	done   chan struct{}
+	cancel context.CancelFunc // cmd's context: SIGTERM, SIGKILL 10 s later
 }
 
 // freePort returns a port nobody listens on right now, below the
@@ -59,11 +61,6 @@ func spawnOnce(bin string, env []string, logPath string) (*server, error) {
 		return nil, err
 	}
 	ps := strconv.Itoa(port)
-	cmd := exec.Command(bin)
-	cmd.Env = os.Environ()
-	for _, e := range env {
-		cmd.Env = append(cmd.Env, strings.ReplaceAll(e, "{port}", ps))
-	}
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -71,12 +68,21 @@ func spawnOnce(bin string, env []string, logPath string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second // then SIGKILL
+	cmd.Env = os.Environ()
+	for _, e := range env {
+		cmd.Env = append(cmd.Env, strings.ReplaceAll(e, "{port}", ps))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
+		cancel()
 		logf.Close()
 		return nil, err
 	}
-	s := &server{cmd: cmd, addr: "127.0.0.1:" + ps, pid: cmd.Process.Pid, done: make(chan struct{})}
+	s := &server{cmd: cmd, addr: "127.0.0.1:" + ps, pid: cmd.Process.Pid, done: make(chan struct{}), cancel: cancel}
 	go func() { _ = cmd.Wait(); logf.Close(); close(s.done) }()
 	hc := newHTTPClient(s.addr, 1)
 	for i := 0; i < 200; i++ { // 20 s
@@ -95,15 +101,11 @@ func spawnOnce(bin string, env []string, logPath string) (*server, error) {
 	return nil, fmt.Errorf("server not healthy after 20 s; see %s", logPath)
 }
 
-// stop sends SIGTERM, and SIGKILL if the server has not exited 10 s later.
+// stop sends SIGTERM, and SIGKILL if the server has not exited 10 s later
+// (the command's Cancel and WaitDelay), and waits for the exit.
 func (s *server) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
+	s.cancel()
+	<-s.done
 }
 
 // rssKB reads VmRSS of a process from /proc.

@@ -25,9 +25,7 @@ var backends = []backend{
 		name: "redis",
 		env:  func(testing.TB) []string { return []string{"REDIS_URL=redis://" + servertest.RedisAddr()} },
 		client: func(t testing.TB) redis.UniversalClient {
-			rdb := redis.NewClient(&redis.Options{Addr: servertest.RedisAddr()})
-			t.Cleanup(func() { rdb.Close() })
-			return rdb
+			return servertest.Redis(t)
 		},
 	},
 	{

@@ -251,16 +251,14 @@ func inParallel(b *testing.B, n int, do func(i int) error) bool {
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 				if err := do(i); err != nil {
 					b.Error(err)
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return !b.Failed()

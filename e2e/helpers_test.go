@@ -6,6 +6,8 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strconv"
@@ -45,7 +47,9 @@ type instance struct {
 	addr   string // host:port
 	port   int
 	cmd    *exec.Cmd
+	cancel context.CancelFunc // cmd's context: SIGTERM, SIGKILL 20 s later
 	exited chan struct{}
+	err    error // cmd.Wait's, once exited is closed
 	logs   *servertest.LogBuffer
 	once   sync.Once
 }
@@ -62,15 +66,19 @@ func startInstance(t testing.TB, redisAddr string, env ...string) *instance {
 	for attempt := 1; ; attempt++ {
 		in := &instance{port: servertest.FreePort(t), exited: make(chan struct{}), logs: &servertest.LogBuffer{}}
 		in.addr = "127.0.0.1:" + strconv.Itoa(in.port)
-		in.cmd = exec.Command(bin)
+		ctx, cancel := context.WithCancel(context.Background())
+		in.cmd, in.cancel = exec.CommandContext(ctx, bin), cancel
+		in.cmd.Cancel = func() error { return in.cmd.Process.Signal(syscall.SIGTERM) }
+		in.cmd.WaitDelay = 20 * time.Second // then SIGKILL
 		in.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(in.port), "REDIS_URL=redis://"+redisAddr,
 			"DATABASE_URL=", "RATE_LIMIT_ENABLED=false", "LOG_LEVEL=info", "LOG_FORMAT=text")
 		in.cmd.Env = append(in.cmd.Env, env...)
 		in.cmd.Stdout, in.cmd.Stderr = in.logs, in.logs
 		if err := in.cmd.Start(); err != nil {
+			cancel()
 			t.Fatal(err)
 		}
-		go func() { _ = in.cmd.Wait(); close(in.exited) }()
+		go func() { in.err = in.cmd.Wait(); close(in.exited) }()
 		if !in.up() {
 			in.kill()
 			if attempt < 5 && strings.Contains(in.logs.String(), "address already in use") {
@@ -105,18 +113,17 @@ func (in *instance) up() bool {
 
 // kill ends the process at once (SIGKILL: no shutdown steps).
 func (in *instance) kill() {
-	in.once.Do(func() { _ = in.cmd.Process.Kill(); <-in.exited })
+	in.once.Do(func() { _ = in.cmd.Process.Kill(); <-in.exited; in.cancel() })
 }
 
-// stop sends SIGTERM and waits for the exit, up to 20 s.
+// stop sends SIGTERM and waits for the exit; a process still there 20 s
+// later is killed (the command's Cancel and WaitDelay), and t fails.
 func (in *instance) stop(t testing.TB) {
 	in.once.Do(func() {
-		_ = in.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-in.exited:
-		case <-time.After(20 * time.Second):
-			_ = in.cmd.Process.Kill()
-			<-in.exited
+		in.cancel()
+		<-in.exited
+		var ee *exec.ExitError
+		if errors.As(in.err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
 			t.Errorf("instance on %d did not stop within 20 s", in.port)
 		}
 	})

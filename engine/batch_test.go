@@ -40,7 +40,7 @@ func TestBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := decodeState(t, b); st.Version != 4 || *st.ActiveParticipantID != c.Participants[2].ID {
+		if st := decode[State](t, b); st.Version != 4 || *st.ActiveParticipantID != c.Participants[2].ID {
 			t.Errorf("%s: version %d active %v, want 4 and the third participant", c.ID, st.Version, st.ActiveParticipantID)
 		}
 	}

@@ -173,7 +173,7 @@ func failoverLoss(b *testing.B, wait bool) (lost, acked int64) {
 						continue
 					}
 				}
-				v := decodeState(b, out).Version
+				v := decode[State](b, out).Version
 				for cur := maxAcked[i].Load(); v > cur && !maxAcked[i].CompareAndSwap(cur, v); cur = maxAcked[i].Load() {
 				}
 				count.Add(1)
@@ -195,7 +195,7 @@ func failoverLoss(b *testing.B, wait bool) (lost, acked int64) {
 			got = out
 			return err == nil
 		})
-		if d := maxAcked[i].Load() - decodeState(b, got).Version; d > 0 {
+		if d := maxAcked[i].Load() - decode[State](b, got).Version; d > 0 {
 			lost += d
 		}
 	}

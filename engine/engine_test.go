@@ -47,7 +47,7 @@ func TestCreateKeepsEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := decodeState(t, b)
+	st := decode[State](t, b)
 	if st.SessionID != c.ID || st.SyncMode != session.ModePerGroup || st.Status != "pending" || st.Version != 1 {
 		t.Errorf("head = %s %s %s v%d", st.SessionID, st.SyncMode, st.Status, st.Version)
 	}
@@ -85,7 +85,7 @@ func TestCreateKeepsEveryField(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("published %d messages", len(msgs))
 	}
-	if e := decodeEnvelope(t, msgs[0]); e.Type != "STATE_UPDATE" || e.SessionID != c.ID || e.Version != 1 ||
+	if e := decode[envelope](t, msgs[0]); e.Type != "STATE_UPDATE" || e.SessionID != c.ID || e.Version != 1 ||
 		e.Timestamp != st.ServerTimeMS || string(e.State) != string(b) {
 		t.Errorf("published %s\nreply %s", msgs[0], b)
 	}
@@ -108,7 +108,7 @@ func TestCreateDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := decodeState(t, b)
+	st := decode[State](t, b)
 	// total_time_ms defaults to the sum of the banks; optional fields are
 	// null (time_per_cycle_ms) or absent (increment_ms, max_time_ms, metadata)
 	if st.TotalTimeMS != 125000 || st.TimePerCycleMS != nil || st.IncrementMS != nil || st.MaxTimeMS != nil ||
@@ -134,7 +134,7 @@ func TestStartActivatesLowestIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := decodeState(t, b)
+	st := decode[State](t, b)
 	lowest := c.Participants[1].ID
 	if st.Status != "running" || st.Version != 2 || st.ActiveParticipantID == nil || *st.ActiveParticipantID != lowest {
 		t.Fatalf("start: %s", b)
@@ -163,7 +163,7 @@ func TestComplete(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				before = decodeState(t, b)
+				before = decode[State](t, b)
 				time.Sleep(15 * time.Millisecond)
 			}
 			if from == "paused" {
@@ -171,14 +171,14 @@ func TestComplete(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				before = decodeState(t, b)
+				before = decode[State](t, b)
 				time.Sleep(15 * time.Millisecond)
 			}
 			b, err := s.Complete(ctx, c.ID, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := decodeState(t, b)
+			st := decode[State](t, b)
 			if st.Status != "completed" || st.ActiveParticipantID != nil || st.CycleStartedAt != nil ||
 				ms(st.SessionCompletedAt) != st.ServerTimeMS {
 				t.Errorf("complete: %s", b)
@@ -220,7 +220,7 @@ func TestSwitchArithmetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := decodeState(t, b)
+	st := decode[State](t, b)
 	elapsed := st.ServerTimeMS - ms(st0.CycleStartedAt)
 	p := st.Participants[0]
 	if elapsed < 40-tolMS {
@@ -270,7 +270,7 @@ func TestRotationWrapsAndExplicitNext(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := decodeState(t, b)
+		st := decode[State](t, b)
 		if *st.ActiveParticipantID != step.wantActive {
 			t.Fatalf("step %d: active %s, want %s", i, *st.ActiveParticipantID, step.wantActive)
 		}
@@ -301,7 +301,7 @@ func getState(t testing.TB, s *Engine, id string) State {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decodeState(t, b)
+	return decode[State](t, b)
 }
 
 func TestIncrementOnlyWhenNotExpired(t *testing.T) {
@@ -325,7 +325,7 @@ func TestIncrementOnlyWhenNotExpired(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st0 := decodeState(t, b)
+			st0 := decode[State](t, b)
 			k := keyspace.For(c.ID)
 			mark := streamMark(t, rdb, k.Stream)
 			time.Sleep(20 * time.Millisecond)
@@ -333,7 +333,7 @@ func TestIncrementOnlyWhenNotExpired(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st := decodeState(t, b)
+			st := decode[State](t, b)
 			p := st.Participants[0]
 			// a clock that ran out stops at 0: the turn is charged up to there
 			elapsed := min(st.ServerTimeMS-ms(st0.CycleStartedAt), tc.bank)
@@ -387,7 +387,7 @@ func TestPauseResumeArithmetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paused := decodeState(t, b)
+	paused := decode[State](t, b)
 	firstLeg := paused.ServerTimeMS - ms(st0.CycleStartedAt)
 	p := paused.Participants[0]
 	if paused.Status != "paused" || paused.CycleStartedAt != nil || !p.IsActive || *paused.ActiveParticipantID != p.ParticipantID {
@@ -401,7 +401,7 @@ func TestPauseResumeArithmetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resumed := decodeState(t, b)
+	resumed := decode[State](t, b)
 	if resumed.Status != "running" || ms(resumed.CycleStartedAt) != resumed.ServerTimeMS || resumed.Participants[0].TimeUsedMS != firstLeg {
 		t.Errorf("resume: %s", b)
 	}
@@ -410,7 +410,7 @@ func TestPauseResumeArithmetic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := decodeState(t, b)
+	st := decode[State](t, b)
 	secondLeg := st.ServerTimeMS - resumed.ServerTimeMS
 	if got := st.Participants[0].TimeUsedMS; got != firstLeg+secondLeg {
 		t.Errorf("time_used_ms = %d, want %d + %d", got, firstLeg, secondLeg)
@@ -625,7 +625,7 @@ func TestSyncModesBasicFlow(t *testing.T) {
 				if err != nil {
 					t.Fatalf("op %d: %v", i, err)
 				}
-				st := decodeState(t, b)
+				st := decode[State](t, b)
 				if st.SyncMode != mode || st.Status != o.status || st.Version != int64(i+1) || *st.TimePerCycleMS != 10000 {
 					t.Fatalf("op %d: %s", i, b)
 				}
@@ -659,7 +659,7 @@ func TestDelete(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("published %d messages", len(msgs))
 	}
-	e := decodeEnvelope(t, msgs[0])
+	e := decode[envelope](t, msgs[0])
 	if e.Type != "SESSION_DELETED" || e.SessionID != c.ID || e.Version != st.Version+1 || e.Timestamp < st.ServerTimeMS {
 		t.Errorf("published %s", msgs[0])
 	}
@@ -761,8 +761,8 @@ func TestPublishedIsReply(t *testing.T) {
 		if len(msgs) != 1 {
 			t.Fatalf("op %d published %d messages", i, len(msgs))
 		}
-		st := decodeState(t, b)
-		e := decodeEnvelope(t, msgs[0])
+		st := decode[State](t, b)
+		e := decode[envelope](t, msgs[0])
 		if e.Type != "STATE_UPDATE" || e.Version != st.Version || e.Timestamp != st.ServerTimeMS || string(e.State) != string(b) {
 			t.Errorf("op %d published %.200s\nreply %.200s", i, msgs[0], b)
 		}
@@ -817,7 +817,7 @@ func TestLargeSession(t *testing.T) {
 				if maskServerTime(b) != maskServerTime(got) {
 					t.Fatalf("op %d: reply differs from getSession", i)
 				}
-				st := decodeState(t, b)
+				st := decode[State](t, b)
 				if len(st.Participants) != n || st.Version != int64(i+1) {
 					t.Fatalf("op %d: %d participants, version %d", i, len(st.Participants), st.Version)
 				}
@@ -902,7 +902,7 @@ func TestStreamEvents(t *testing.T) {
 				t.Errorf("event %d lacks %s", i, f)
 			}
 		}
-		st := decodeState(t, replies[i])
+		st := decode[State](t, replies[i])
 		w := ops[i].w
 		if v["type"] != w.typ || v["version"] != strconv.Itoa(i+1) || v["participant_id"] != w.pid ||
 			v["group_id"] != w.gid || v["cycle_number"] != w.cycle || v["state_kind"] != "full" ||
@@ -922,7 +922,7 @@ func TestStreamEvents(t *testing.T) {
 		}
 	}
 	// the switch and pause record the elapsed turn
-	sw := decodeState(t, replies[2])
+	sw := decode[State](t, replies[2])
 	if v := evs[2].Values["time_elapsed_ms"]; v != strconv.FormatInt(sw.Participants[0].TimeUsedMS, 10) {
 		t.Errorf("switch time_elapsed_ms = %v, want %d", v, sw.Participants[0].TimeUsedMS)
 	}
@@ -1203,7 +1203,7 @@ func propertyRun(t *testing.T, s *Engine, seed uint64, steps int) {
 		if err != nil {
 			t.Fatalf("step %d %s from %s: %v", step, op, prev.Status, err)
 		}
-		st := decodeState(t, b)
+		st := decode[State](t, b)
 		wantVersion, wantStatus := prev.Version+1, next[op]
 		if op == "get" {
 			wantVersion, wantStatus = prev.Version, prev.Status

@@ -88,13 +88,15 @@ type Participant struct {
 	GroupID          *string `json:"group_id"`
 }
 
-func decodeState(t testing.TB, b []byte) State {
+// decode unmarshals b (a state, a published message…) as a T, failing t
+// with the bytes when it does not parse.
+func decode[T any](t testing.TB, b []byte) T {
 	t.Helper()
-	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatalf("decode state: %v\n%s", err, b)
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %T: %v\n%s", v, err, b)
 	}
-	return s
+	return v
 }
 
 // ms returns a time's epoch milliseconds (0 for nil).
@@ -137,7 +139,7 @@ func mustCreate(t testing.TB, s *Engine, c *session.Config) State {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	return decodeState(t, b)
+	return decode[State](t, b)
 }
 
 // running creates and starts a session of n participants.
@@ -149,7 +151,7 @@ func running(t testing.TB, s *Engine, mode string, n int, bank int64) (*session.
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	return c, decodeState(t, b)
+	return c, decode[State](t, b)
 }
 
 var serverTimeRe = regexp.MustCompile(`"server_time_ms":\d+`)
@@ -239,15 +241,6 @@ type envelope struct {
 	Timestamp int64           `json:"timestamp"`
 	Version   int64           `json:"version"`
 	State     json.RawMessage `json:"state"`
-}
-
-func decodeEnvelope(t testing.TB, b []byte) envelope {
-	t.Helper()
-	var e envelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		t.Fatalf("decode message: %v\n%s", err, b)
-	}
-	return e
 }
 
 // jsonEqual reports whether two JSON texts hold the same value.

@@ -129,7 +129,7 @@ func TestIdempotencyKeptOnlyOnSuccess(t *testing.T) {
 	if err != nil || call.Replayed {
 		t.Fatalf("retry under the key after start: %v (replayed %v)", err, call.Replayed)
 	}
-	if st := decodeState(t, b); st.Version != 3 {
+	if st := decode[State](t, b); st.Version != 3 {
 		t.Errorf("version %d, want 3", st.Version)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,14 +30,14 @@ type modeRun struct {
 	rdb *redis.Client
 	c   *session.Config
 	st  State
-	msg *msgWatch
+	msg *servertest.TimeWatch
 }
 
 func newModeRun(t *testing.T, c *session.Config) *modeRun {
 	t.Helper()
 	s, rdb := newTestScripts(t)
 	r := &modeRun{t: t, s: s, rdb: rdb, c: c}
-	r.msg = watchMsgs(t, rdb, c.ID)
+	r.msg = servertest.WatchTime(t, rdb, keyspace.For(c.ID).MsgChannel)
 	r.st = mustCreate(t, s, c)
 	return r
 }
@@ -67,7 +66,7 @@ func (r *modeRun) do(op string, a ...session.SwitchArgs) State {
 	if err != nil {
 		r.t.Fatalf("%s: %v", op, err)
 	}
-	r.st = decodeState(r.t, b)
+	r.st = decode[State](r.t, b)
 	return r.st
 }
 
@@ -94,7 +93,7 @@ func (r *modeRun) expire() State {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.st = decodeState(r.t, b)
+	r.st = decode[State](r.t, b)
 	return r.st
 }
 
@@ -134,54 +133,6 @@ func eq(t *testing.T, what string, got, want int64) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s = %d, want %d", what, got, want)
-	}
-}
-
-// msgWatch collects a session's message channel (TIME_EXPIRED).
-type msgWatch struct {
-	mu   sync.Mutex
-	msgs []servertest.TimeMsg
-}
-
-func watchMsgs(t *testing.T, rdb *redis.Client, id string) *msgWatch {
-	t.Helper()
-	ps := rdb.SSubscribe(context.Background(), keyspace.For(id).MsgChannel)
-	if _, err := ps.Receive(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	w := &msgWatch{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m := range ps.Channel() {
-			var te servertest.TimeMsg
-			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
-				t.Errorf("message %s: %v", m.Payload, err)
-			}
-			w.mu.Lock()
-			w.msgs = append(w.msgs, te)
-			w.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { ps.Close(); <-done })
-	return w
-}
-
-// wait returns the first n messages, failing after 5 s.
-func (w *msgWatch) wait(t *testing.T, n int) []servertest.TimeMsg {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		w.mu.Lock()
-		got := append([]servertest.TimeMsg(nil), w.msgs...)
-		w.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d TIME_EXPIRED messages, want %d", len(got), n)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -275,7 +226,7 @@ func TestPerParticipantTurnCap(t *testing.T) {
 	if !p0.HasExpired || p0.IsActive || !r.p(1).IsActive || st.Status != "running" || p0.CycleCount != 1 {
 		t.Errorf("after the capped turn ran out: %+v", st)
 	}
-	msgs := r.msg.wait(t, 1)
+	msgs := r.msg.Wait(t, 1)
 	checkTimeExpired(t, msgs[0], st, &p0.ParticipantID)
 	if msgs[0].Timestamp < due {
 		t.Errorf("fired at %d before the deadline %d", msgs[0].Timestamp, due)
@@ -310,7 +261,7 @@ func TestPerCycleMode(t *testing.T) {
 		t.Error("a stopped clock is still in the deadline index")
 	}
 	r.noExpiry() // a second run changes nothing
-	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, &p1.ParticipantID)
+	checkTimeExpired(t, r.msg.Wait(t, 1)[0], st, &p1.ParticipantID)
 	time.Sleep(10 * time.Millisecond) // stopped: not charged
 	r.do("pause")
 	r.do("resume")
@@ -355,12 +306,12 @@ func TestPerGroupMode(t *testing.T) {
 	if !r.p(0).HasExpired || !r.p(2).HasExpired || r.p(1).HasExpired || !r.p(1).IsActive || st.Status != "running" {
 		t.Fatalf("group expiry: %+v", st)
 	}
-	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, &r.st.Participants[2].ParticipantID)
+	checkTimeExpired(t, r.msg.Wait(t, 1)[0], st, &r.st.Participants[2].ParticipantID)
 	st = r.expire() // then B runs out: nobody is left
 	if st.Status != "expired" || st.ActiveParticipantID != nil || st.SessionCompletedAt == nil {
 		t.Fatalf("all groups out: %+v", st)
 	}
-	checkTimeExpired(t, r.msg.wait(t, 2)[1], st, &r.st.Participants[1].ParticipantID)
+	checkTimeExpired(t, r.msg.Wait(t, 2)[1], st, &r.st.Participants[1].ParticipantID)
 }
 
 func TestGlobalMode(t *testing.T) {
@@ -379,7 +330,7 @@ func TestGlobalMode(t *testing.T) {
 		t.Fatalf("global bank out: %+v", st)
 	}
 	eq(t, "time used in all", r.p(0).TimeUsedMS+r.p(1).TimeUsedMS, 80)
-	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, nil)
+	checkTimeExpired(t, r.msg.Wait(t, 1)[0], st, nil)
 	if _, ok := r.deadline(); ok {
 		t.Error("expired session still in the deadline index")
 	}
@@ -411,7 +362,7 @@ func TestCountUpMode(t *testing.T) {
 		t.Fatalf("max_time_ms reached: %+v", st)
 	}
 	eq(t, "time counted in all", r.p(0).TimeUsedMS+r.p(1).TimeUsedMS, maxTime)
-	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, nil)
+	checkTimeExpired(t, r.msg.Wait(t, 1)[0], st, nil)
 
 	// without max_time_ms a stopwatch never expires
 	c2 := modeConfig(t, session.ModeCountUp, 1000)
@@ -469,7 +420,7 @@ func TestAutoAdvance(t *testing.T) {
 			if st.Status != "expired" {
 				t.Fatalf("everyone expired: %+v", st)
 			}
-			msgs := r.msg.wait(t, 3)
+			msgs := r.msg.Wait(t, 3)
 			for i, m := range msgs {
 				if m.ParticipantID == nil || *m.ParticipantID != r.p(i).ParticipantID || m.Version != int64(3+i) {
 					t.Errorf("TIME_EXPIRED %d: %+v", i, m)
@@ -499,13 +450,13 @@ func TestSwitchFirstToSeeExpiry(t *testing.T) {
 		t.Fatalf("late switch: %+v", st)
 	}
 	r.noExpiry()
-	checkTimeExpired(t, r.msg.wait(t, 1)[0], st, &p0.ParticipantID)
+	checkTimeExpired(t, r.msg.Wait(t, 1)[0], st, &p0.ParticipantID)
 	evs := eventsSince(t, r.rdb, k.Stream, mark, c.ID)
 	if len(evs) != 2 || evs[1].Values["type"] != "participant_expired" {
 		t.Errorf("events %v", evs)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if n := len(r.msg.wait(t, 1)); n != 1 {
+	if n := len(r.msg.Wait(t, 1)); n != 1 {
 		t.Errorf("%d TIME_EXPIRED, want 1", n)
 	}
 }
@@ -514,10 +465,7 @@ func TestSwitchFirstToSeeExpiry(t *testing.T) {
 // of the two participants that changed, like a switch.
 func TestExpireLargeSession(t *testing.T) {
 	t.Parallel()
-	banks := make([]int64, 40)
-	for i := range banks {
-		banks[i] = 60000
-	}
+	banks := largeBanks()
 	banks[0] = 10
 	c := modeConfig(t, session.ModePerParticipant, banks...)
 	c.AutoAdvance = true
@@ -576,7 +524,7 @@ func TestWarnings(t *testing.T) {
 	if !r.p(0).HasExpired || !r.p(1).IsActive {
 		t.Fatalf("after expiry: %+v", st)
 	}
-	msgs := r.msg.wait(t, 3)
+	msgs := r.msg.Wait(t, 3)
 	if msgs[0].Type != "TIME_WARNING" || msgs[1].Type != "TIME_WARNING" || msgs[2].Type != "TIME_EXPIRED" {
 		t.Fatalf("messages %+v", msgs)
 	}
@@ -594,7 +542,7 @@ func TestWarnings(t *testing.T) {
 	d, _ = r.deadline()
 	eq(t, "p1's index score: its 1000 ms warning", d, ms(st.CycleStartedAt)+60000-1000)
 	time.Sleep(20 * time.Millisecond)
-	if n := len(r.msg.wait(t, 3)); n != 3 {
+	if n := len(r.msg.Wait(t, 3)); n != 3 {
 		t.Errorf("%d messages, want 3", n)
 	}
 }
@@ -702,7 +650,7 @@ func TestLateTransitionAppliesExpiry(t *testing.T) {
 			if tc.announce != none {
 				who = &st.Participants[tc.announce].ParticipantID
 			}
-			m := r.msg.wait(t, 1)[0]
+			m := r.msg.Wait(t, 1)[0]
 			checkTimeExpired(t, m, State{SessionID: c.ID, Version: 3}, who)
 			evs := eventsSince(t, r.rdb, k.Stream, mark, c.ID)
 			var types []string
@@ -721,7 +669,7 @@ func TestLateTransitionAppliesExpiry(t *testing.T) {
 				t.Fatalf("%d state messages, want %d", len(msgs), len(tc.events))
 			}
 			for i, b := range msgs {
-				if e := decodeEnvelope(t, b); e.Type != "STATE_UPDATE" || e.Version != int64(3+i) {
+				if e := decode[envelope](t, b); e.Type != "STATE_UPDATE" || e.Version != int64(3+i) {
 					t.Errorf("state message %d: %s v%d", i, e.Type, e.Version)
 				}
 			}
@@ -729,7 +677,7 @@ func TestLateTransitionAppliesExpiry(t *testing.T) {
 				t.Error("still in the deadline index")
 			}
 			r.noExpiry()
-			if n := len(r.msg.wait(t, 1)); n != 1 {
+			if n := len(r.msg.Wait(t, 1)); n != 1 {
 				t.Errorf("%d TIME_EXPIRED, want 1", n)
 			}
 			if st.Status != "paused" {
@@ -750,10 +698,7 @@ func TestLateTransitionAppliesExpiry(t *testing.T) {
 // both, so a client that had that version needs nothing else.
 func TestLatePauseLargeSession(t *testing.T) {
 	t.Parallel()
-	banks := make([]int64, 40)
-	for i := range banks {
-		banks[i] = 60000
-	}
+	banks := largeBanks()
 	banks[0] = 30
 	type delta struct {
 		Type         string            `json:"type"`
@@ -761,13 +706,6 @@ func TestLatePauseLargeSession(t *testing.T) {
 		BaseVersion  int64             `json:"base_version"`
 		Positions    []int             `json:"positions"`
 		Participants []json.RawMessage `json:"participants"`
-	}
-	decode := func(b []byte) delta {
-		var d delta
-		if err := json.Unmarshal(b, &d); err != nil {
-			t.Fatalf("%v: %s", err, b)
-		}
-		return d
 	}
 	for _, raw := range []bool{true, false} {
 		t.Run(map[bool]string{true: "raw", false: "wrapper"}[raw], func(t *testing.T) {
@@ -786,16 +724,16 @@ func TestLatePauseLargeSession(t *testing.T) {
 				if err != nil || len(v) != 2 || v[0] != "delta" {
 					t.Fatalf("raw pause: %v %v", v, err)
 				}
-				d := decode([]byte(v[1].(string)))
+				d := decode[delta](t, []byte(v[1].(string)))
 				if d.Version != 4 || d.BaseVersion != 2 || len(d.Positions) != 2 || d.Positions[0] != 0 || d.Positions[1] != 1 {
 					t.Errorf("reply delta %s", v[1])
 				}
 				b, _ := r.s.Get(context.Background(), c.ID)
-				st = decodeState(t, b)
+				st = decode[State](t, b)
 			} else {
 				st = r.do("pause")
 				b, _ := r.s.Get(context.Background(), c.ID)
-				got := decodeState(t, b)
+				got := decode[State](t, b)
 				got.ServerTimeMS = st.ServerTimeMS
 				if !reflect.DeepEqual(got, st) {
 					t.Errorf("the wrapper's state %+v\ndiffers from getSession's %+v", st, got)
@@ -808,12 +746,12 @@ func TestLatePauseLargeSession(t *testing.T) {
 			if len(msgs) != 2 {
 				t.Fatalf("%d state messages", len(msgs))
 			}
-			d3, d4 := decode(msgs[0]), decode(msgs[1])
+			d3, d4 := decode[delta](t, msgs[0]), decode[delta](t, msgs[1])
 			if d3.Type != "STATE_DELTA" || d3.Version != 3 || d3.BaseVersion != 2 || len(d3.Positions) != 2 ||
 				d4.Version != 4 || d4.BaseVersion != 3 || len(d4.Positions) != 1 || d4.Positions[0] != 1 {
 				t.Errorf("deltas %s\n%s", msgs[0], msgs[1])
 			}
-			checkTimeExpired(t, r.msg.wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &st.Participants[0].ParticipantID)
+			checkTimeExpired(t, r.msg.Wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &st.Participants[0].ParticipantID)
 		})
 	}
 }
@@ -928,7 +866,7 @@ func TestSwitchToNextExpiredHere(t *testing.T) {
 			}
 			eq(t, "p0 used", r.p(0).TimeUsedMS, 30)
 			r.noExpiry()
-			checkTimeExpired(t, r.msg.wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &c.Participants[0].ID)
+			checkTimeExpired(t, r.msg.Wait(t, 1)[0], State{SessionID: c.ID, Version: 3}, &c.Participants[0].ID)
 		})
 	}
 }
@@ -1016,10 +954,7 @@ func TestPerGroupMembersShowTheBank(t *testing.T) {
 // banks.
 func TestPerGroupLargeSessionDelta(t *testing.T) {
 	t.Parallel()
-	banks := make([]int64, 40)
-	for i := range banks {
-		banks[i] = 60000
-	}
+	banks := largeBanks()
 	c := modeConfig(t, session.ModePerGroup, banks...)
 	ga, gb := uuid.NewString(), uuid.NewString()
 	for i := range c.Participants {
@@ -1054,3 +989,7 @@ func TestPerGroupLargeSessionDelta(t *testing.T) {
 		}
 	}
 }
+
+// largeBanks is 40 participants of 60 s each: above FULL_MAX, so the
+// scripts reply and publish deltas.
+func largeBanks() []int64 { return slices.Repeat([]int64{60000}, 40) }

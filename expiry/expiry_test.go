@@ -96,60 +96,29 @@ func (e *env) running(bankMS int) string {
 }
 
 // listen collects the TIME_EXPIRED messages of the given sessions.
-func (e *env) listen(ids []string) (got func() map[string][]servertest.TimeMsg) {
+func (e *env) listen(ids []string) *servertest.TimeWatch {
 	e.t.Helper()
-	ctx := context.Background()
 	chans := make([]string, len(ids))
 	for i, id := range ids {
 		chans[i] = keyspace.For(id).MsgChannel
 	}
-	ps := e.rdb.SSubscribe(ctx, chans...)
-	for range chans {
-		if _, err := ps.Receive(ctx); err != nil {
-			e.t.Fatal(err)
-		}
+	return servertest.WatchTime(e.t, e.rdb, chans...)
+}
+
+// schedulers runs n schedulers (n instances) on e's deadline index, each
+// polling every poll, until stop, which returns once they all have.
+func (e *env) schedulers(n int, poll time.Duration) (scheds []*Scheduler, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	scheds = make([]*Scheduler, n)
+	for i := range scheds {
+		scheds[i] = New(e.rdb, e, e.clock, Config{Poll: poll, DeadlineSuffix: e.suffix}, quiet())
+		wg.Go(func() { scheds[i].Run(ctx) })
 	}
-	var mu sync.Mutex
-	out := map[string][]servertest.TimeMsg{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for m := range ps.Channel() {
-			var te servertest.TimeMsg
-			if err := json.Unmarshal([]byte(m.Payload), &te); err != nil {
-				e.t.Errorf("bad message %s", m.Payload)
-				continue
-			}
-			mu.Lock()
-			out[te.SessionID] = append(out[te.SessionID], te)
-			mu.Unlock()
-		}
-	}()
-	e.t.Cleanup(func() { ps.Close(); <-done })
-	return func() map[string][]servertest.TimeMsg {
-		mu.Lock()
-		defer mu.Unlock()
-		cp := make(map[string][]servertest.TimeMsg, len(out))
-		for k, v := range out {
-			cp[k] = append([]servertest.TimeMsg(nil), v...)
-		}
-		return cp
-	}
+	return scheds, func() { cancel(); wg.Wait() }
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // TestSchedulersFireEachDeadlineOnce: four schedulers (four instances) poll
 // the same index; every session's deadline fires exactly one TIME_EXPIRED,
@@ -163,18 +132,10 @@ func TestSchedulersFireEachDeadlineOnce(t *testing.T) {
 		ids[i] = e.running(20 + 10*i) // staggered deadlines
 	}
 	got := e.listen(ids)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	scheds := make([]*Scheduler, 4)
-	for i := range scheds {
-		scheds[i] = New(e.rdb, e, e.clock, Config{Poll: 2 * time.Millisecond, DeadlineSuffix: e.suffix}, quiet())
-		wg.Add(1)
-		go func() { defer wg.Done(); scheds[i].Run(ctx) }()
-	}
-	waitFor(t, "every TIME_EXPIRED", func() bool { return len(got()) == n })
+	scheds, stop := e.schedulers(4, 2*time.Millisecond)
+	servertest.WaitFor(t, 10*time.Second, "every TIME_EXPIRED", func() bool { return len(got.BySession()) == n })
 	time.Sleep(100 * time.Millisecond) // room for a duplicate to show up
-	cancel()
-	wg.Wait()
+	stop()
 	var fired uint64
 	for _, s := range scheds {
 		fired += s.fired.Get()
@@ -183,7 +144,7 @@ func TestSchedulersFireEachDeadlineOnce(t *testing.T) {
 		t.Errorf("schedulers fired %d expiries, want %d", fired, n)
 	}
 	for _, id := range ids {
-		msgs := got()[id]
+		msgs := got.BySession()[id]
 		if len(msgs) != 1 {
 			t.Fatalf("%s: %d TIME_EXPIRED", id, len(msgs))
 		}
@@ -222,9 +183,7 @@ func TestExpireConcurrentOneWinner(t *testing.T) {
 	var fired atomic.Int64
 	var wg sync.WaitGroup
 	for range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			ok, err := e.Expire(context.Background(), id)
 			if err != nil {
 				t.Error(err)
@@ -232,15 +191,15 @@ func TestExpireConcurrentOneWinner(t *testing.T) {
 			if ok {
 				fired.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if fired.Load() != 1 {
 		t.Fatalf("%d runs applied the expiry, want 1", fired.Load())
 	}
-	waitFor(t, "TIME_EXPIRED", func() bool { return len(got()[id]) >= 1 })
+	servertest.WaitFor(t, 10*time.Second, "TIME_EXPIRED", func() bool { return len(got.BySession()[id]) >= 1 })
 	time.Sleep(50 * time.Millisecond)
-	if n := len(got()[id]); n != 1 {
+	if n := len(got.BySession()[id]); n != 1 {
 		t.Errorf("%d TIME_EXPIRED", n)
 	}
 }
@@ -446,15 +405,8 @@ func TestExpiryOnBackends(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rctx, cancel := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			scheds := make([]*Scheduler, 2)
-			for i := range scheds {
-				scheds[i] = New(e.rdb, e, e.clock, Config{Poll: 5 * time.Millisecond, DeadlineSuffix: e.suffix}, quiet())
-				wg.Add(1)
-				go func() { defer wg.Done(); scheds[i].Run(rctx) }()
-			}
-			waitFor(t, "every session expired", func() bool {
+			scheds, stop := e.schedulers(2, 5*time.Millisecond)
+			servertest.WaitFor(t, 10*time.Second, "every session expired", func() bool {
 				for _, id := range ids {
 					if st := state(t, e, id); st.Version != 3 {
 						return false
@@ -462,8 +414,7 @@ func TestExpiryOnBackends(t *testing.T) {
 				}
 				return true
 			})
-			cancel()
-			wg.Wait()
+			stop()
 			var fired, errs uint64
 			for _, s := range scheds {
 				fired, errs = fired+s.fired.Get(), errs+s.errs.Get()

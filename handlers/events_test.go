@@ -17,6 +17,7 @@ import (
 
 	"github.com/synckairos/synckairos/persist"
 	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // eventsStore returns a persist.Store on the machine's PostgreSQL, in a
@@ -98,15 +99,7 @@ func TestEventsList(t *testing.T) {
 				}
 				return
 			}
-			var page struct {
-				Data []struct {
-					Version   int64           `json:"version"`
-					EventType string          `json:"event_type"`
-					Timestamp string          `json:"timestamp"`
-					State     json.RawMessage `json:"state"`
-				} `json:"data"`
-				Next *int64 `json:"next_after_version"`
-			}
+			var page servertest.EventsPage
 			if err := json.Unmarshal(ctx.Response.Body(), &page); err != nil {
 				t.Fatalf("%v: %s", err, ctx.Response.Body())
 			}

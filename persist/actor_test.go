@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // TestActorRecorded: an entry's actor field (the caller's sub) lands in
@@ -18,10 +19,8 @@ func TestActorRecorded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	id := newUUID()
+	id := d.session(ctx, t, 2, "startSession")
 	stream := keyspace.For(id).Stream
-	must(t, d.create(ctx, id, 2))
-	must(t, d.op(ctx, "startSession", id))
 	entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("entries %v %v", entries, err)
@@ -39,7 +38,7 @@ func TestActorRecorded(t *testing.T) {
 	pool := db.pool(t, pgAddr)
 	stop := run(NewWorker(rdb, pool, quietLog(), testConfig()))
 	defer stop()
-	eventually(t, 10*time.Second, "events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1`, id) == 2
 	})
 	if n := db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1 AND version = 2 AND actor = 'host-alice'`, id); n != 1 {

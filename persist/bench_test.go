@@ -23,16 +23,7 @@ import (
 func produce(ctx context.Context, tb testing.TB, rdb *redis.Client, n int64, workers, pipe int) int64 {
 	tb.Helper()
 	d := newDriver(tb, rdb, 10_000_000)
-	ids := make([]string, 100)
-	for i := range ids {
-		ids[i] = newUUID()
-		if err := d.create(ctx, ids[i], 4); err != nil {
-			tb.Fatal(err)
-		}
-		if err := d.op(ctx, "startSession", ids[i]); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	ids := d.sessions(ctx, tb, 100, 4, "startSession")
 	var done atomic.Int64
 	done.Store(int64(2 * len(ids)))
 	var wg sync.WaitGroup

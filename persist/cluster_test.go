@@ -95,10 +95,10 @@ func TestWorkerEveryShardExactlyOnce(t *testing.T) {
 				stop := run(w)
 				defer func() { must(t, stop()) }()
 			}
-			eventually(t, 30*time.Second, "every event written", func() bool {
+			servertest.WaitFor(t, 30*time.Second, "every event written", func() bool {
 				return db.count(t, `SELECT count(*) FROM sync_events`) >= total
 			})
-			eventually(t, 10*time.Second, "streams acknowledged and trimmed", func() bool {
+			servertest.WaitFor(t, 10*time.Second, "streams acknowledged and trimmed", func() bool {
 				for _, s := range keyspace.Streams() {
 					if p, err := rdb.XPending(ctx, s, "persist").Result(); err != nil || p.Count != 0 {
 						return false

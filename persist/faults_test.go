@@ -3,6 +3,7 @@ package persist
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/synckairos/synckairos/keyspace"
 
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -46,13 +48,8 @@ func TestPostgresUnreachable(t *testing.T) {
 	stop := run(w)
 	defer stop()
 
-	ids := make([]string, 8)
-	for i := range ids {
-		ids[i] = newUUID()
-		must(t, d.create(ctx, ids[i], 2))
-		must(t, d.op(ctx, "startSession", ids[i]))
-	}
-	eventually(t, 10*time.Second, "first events written", func() bool {
+	ids := d.sessions(ctx, t, 8, 2, "startSession")
+	servertest.WaitFor(t, 10*time.Second, "first events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == 16
 	})
 	if err := store.Health(ctx, w); err != nil {
@@ -68,8 +65,8 @@ func TestPostgresUnreachable(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, 10*time.Second, "degraded", func() bool { return store.Health(ctx, w) != nil && w.Err() != nil })
-	eventually(t, 10*time.Second, "lag visible", func() bool { return w.Lag() > 0 })
+	servertest.WaitFor(t, 10*time.Second, "degraded", func() bool { return store.Health(ctx, w) != nil && w.Err() != nil })
+	servertest.WaitFor(t, 10*time.Second, "lag visible", func() bool { return w.Lag() > 0 })
 	if n := streamLen(t, rdb); n != switches*int64(len(ids)) {
 		t.Fatalf("stream holds %d entries, want all %d events waiting", n, switches*len(ids))
 	}
@@ -79,12 +76,12 @@ func TestPostgresUnreachable(t *testing.T) {
 
 	px.Restore()
 	total := int64(16 + switches*len(ids))
-	eventually(t, 20*time.Second, "every event written", func() bool {
+	servertest.WaitFor(t, 20*time.Second, "every event written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) >= total
 	})
-	eventually(t, 10*time.Second, "healthy again", func() bool { return store.Health(ctx, w) == nil })
-	eventually(t, 10*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
-	eventually(t, 10*time.Second, "lag back to zero", func() bool { return w.Lag() == 0 })
+	servertest.WaitFor(t, 10*time.Second, "healthy again", func() bool { return store.Health(ctx, w) == nil })
+	servertest.WaitFor(t, 10*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 10*time.Second, "lag back to zero", func() bool { return w.Lag() == 0 })
 	exactlyOnce(t, db, total)
 }
 
@@ -98,17 +95,9 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb, db, d := setup(t, 10000)
-			var ids []string
-			for range 5 {
-				id := newUUID()
-				ids = append(ids, id)
-				must(t, d.create(ctx, id, 3))
-				must(t, d.op(ctx, "startSession", id))
-				for range 10 {
-					must(t, d.op(ctx, "switchCycle", id))
-				}
-			}
-			const total = 5 * 12
+			turns := slices.Repeat([]string{"switchCycle"}, 10)
+			d.sessions(ctx, t, 5, 3, append([]string{"startSession"}, turns...)...)
+			const total = 5 * 12 // create, start and ten switches each
 
 			cfg := testConfig()
 			cfg.Lanes = 1 // one batch in flight, so the crash leaves every entry pending
@@ -135,7 +124,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 
 			second := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 			stop := run(second)
-			eventually(t, 10*time.Second, "claimed and acknowledged", func() bool {
+			servertest.WaitFor(t, 10*time.Second, "claimed and acknowledged", func() bool {
 				for _, s := range keyspace.Streams() {
 					if p, err := rdb.XPending(ctx, s, "persist").Result(); err != nil || p.Count != 0 {
 						return false
@@ -188,10 +177,10 @@ func TestTenThousandTransitions(t *testing.T) {
 			t.Fatalf("round %d ran %d commands", round, len(cmds))
 		}
 	}
-	eventually(t, 60*time.Second, "10,000 rows", func() bool {
+	servertest.WaitFor(t, 60*time.Second, "10,000 rows", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) >= 10000
 	})
-	eventually(t, 10*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 10*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
 	exactlyOnce(t, db, 10000)
 	if n := db.count(t, `SELECT count(*) FROM sync_sessions WHERE total_cycles = 98 AND last_version = 100
 		AND total_participants = 4 AND final_status = 'running'`); n != 100 {
@@ -261,7 +250,7 @@ func TestStreamFullRejectsNothingLost(t *testing.T) {
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
-	eventually(t, 10*time.Second, "drained", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "drained", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == int64(accepted+1) && streamLen(t, rdb) == 0
 	})
 	exactlyOnce(t, db, int64(accepted+1))

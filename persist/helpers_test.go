@@ -127,18 +127,6 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// eventually polls cond; the timeout only guards against a hang.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // newProxy is a cuttable TCP relay in front of target (servertest.Proxy).
 func newProxy(t testing.TB, target string) *servertest.Proxy { return servertest.NewProxy(t, target) }
 
@@ -169,6 +157,27 @@ func (d *driver) config(id string, n int) *session.Config {
 func (d *driver) create(ctx context.Context, id string, n int) error {
 	_, err := d.e.Create(ctx, d.config(id, n))
 	return err
+}
+
+// sessions creates n sessions of participants each and runs ops on each
+// in turn, failing tb on an error; it returns their ids.
+func (d *driver) sessions(ctx context.Context, tb testing.TB, n, participants int, ops ...string) []string {
+	tb.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = newUUID()
+		must(tb, d.create(ctx, ids[i], participants))
+		for _, op := range ops {
+			must(tb, d.op(ctx, op, ids[i]))
+		}
+	}
+	return ids
+}
+
+// session is one of sessions.
+func (d *driver) session(ctx context.Context, tb testing.TB, participants int, ops ...string) string {
+	tb.Helper()
+	return d.sessions(ctx, tb, 1, participants, ops...)[0]
 }
 
 // op runs the transition the script op names, with no expected version;

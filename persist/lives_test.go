@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 // row is one recorded event as the tests compare them: where it is, which
@@ -254,7 +255,7 @@ func TestRecreatedSession(t *testing.T) {
 					current = rows
 				}
 				if tc.workerFirst {
-					eventually(t, 10*time.Second, fmt.Sprintf("life %d written", i), func() bool {
+					servertest.WaitFor(t, 10*time.Second, fmt.Sprintf("life %d written", i), func() bool {
 						return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1`, id) == int64(n)
 					})
 				}
@@ -262,7 +263,7 @@ func TestRecreatedSession(t *testing.T) {
 			if !tc.workerFirst {
 				stop = run(w)
 			}
-			eventually(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
+			servertest.WaitFor(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
 			must(t, stop())
 			checkCurrent(t, db, id, current, tc.status, tc.cycles, created)
 			checkRows(t, db, id, want)
@@ -309,20 +310,15 @@ func TestOldLifeRedelivered(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			rdb, db, d := setup(t, 1000)
-			id := newUUID()
+			id := d.session(ctx, t, 2, "startSession", "switchCycle", "pauseSession")
 			pool := db.pool(t, pgAddr)
-
-			must(t, d.create(ctx, id, 2))
-			for _, op := range []string{"startSession", "switchCycle", "pauseSession"} {
-				must(t, d.op(ctx, op, id))
-			}
 			cfg := testConfig()
 			cfg.Lanes = 1
 			old := entriesOf(t, rdb, id, "-", "superseded") // before a worker trims them
 			if tc.stage == "delete only" {
 				w0 := NewWorker(rdb, pool, quietLog(), cfg)
 				stop := run(w0)
-				eventually(t, 10*time.Second, "old life written", func() bool {
+				servertest.WaitFor(t, 10*time.Second, "old life written", func() bool {
 					return db.count(t, `SELECT count(*) FROM sync_events`) == 4 && pendingCount(t, rdb, id) == 0
 				})
 				must(t, stop())
@@ -358,7 +354,7 @@ func TestOldLifeRedelivered(t *testing.T) {
 			cfg2.ClaimIdle = time.Hour
 			w2 := NewWorker(rdb, pool, quietLog(), cfg2)
 			stop := run(w2)
-			eventually(t, 10*time.Second, "new life acknowledged", func() bool {
+			servertest.WaitFor(t, 10*time.Second, "new life acknowledged", func() bool {
 				g, err := rdb.XInfoGroups(ctx, keyspace.For(id).Stream).Result()
 				return err == nil && len(g) == 1 && g[0].LastDeliveredID == lastEntry(cur) &&
 					pendingCount(t, rdb, id) == tc.pending
@@ -368,7 +364,7 @@ func TestOldLifeRedelivered(t *testing.T) {
 			// The third claims the old entries.
 			w3 := NewWorker(rdb, pool, quietLog(), testConfig())
 			stop = run(w3)
-			eventually(t, 10*time.Second, "old entries claimed and acknowledged", func() bool {
+			servertest.WaitFor(t, 10*time.Second, "old entries claimed and acknowledged", func() bool {
 				return pendingCount(t, rdb, id) == 0
 			})
 			must(t, stop())
@@ -511,7 +507,7 @@ func TestDeleteBeforeItsLife(t *testing.T) {
 			tc.phases[0](t, rdb, d, id)
 			oldLife := entriesOf(t, rdb, id, "-", "current")
 			stop := run(NewWorker(rdb, pool, quietLog(), cfg))
-			eventually(t, 10*time.Second, "old life written", func() bool {
+			servertest.WaitFor(t, 10*time.Second, "old life written", func() bool {
 				return db.count(t, `SELECT count(*) FROM sync_events`) == int64(len(oldLife)) && pendingCount(t, rdb, id) == 0
 			})
 			must(t, stop())
@@ -534,14 +530,14 @@ func TestDeleteBeforeItsLife(t *testing.T) {
 			tc.phases[2](t, rdb, d, id)
 			del := entriesOf(t, rdb, id, lastEntry(pending), "current")
 			stop = run(NewWorker(rdb, pool, quietLog(), cfg))
-			eventually(t, 10*time.Second, "the delete written", func() bool {
+			servertest.WaitFor(t, 10*time.Second, "the delete written", func() bool {
 				return db.count(t, `SELECT count(*) FROM sync_events WHERE event_type = 'session_deleted'`) == 1
 			})
 			must(t, stop())
 
 			w := NewWorker(rdb, pool, quietLog(), testConfig())
 			stop = run(w)
-			eventually(t, 10*time.Second, "pending entries claimed", func() bool { return pendingCount(t, rdb, id) == 0 })
+			servertest.WaitFor(t, 10*time.Second, "pending entries claimed", func() bool { return pendingCount(t, rdb, id) == 0 })
 			must(t, stop())
 			want := append(append(append([]row{}, oldLife...), pending...), del...)
 			checkRows(t, db, id, want)
@@ -587,7 +583,7 @@ func TestTwoWorkersRecreatedSessions(t *testing.T) {
 	}
 	const total = 20 * (4*4 - 1)
 	stopA, stopB := run(a), run(b)
-	eventually(t, 30*time.Second, "every entry recorded", func() bool {
+	servertest.WaitFor(t, 30*time.Second, "every entry recorded", func() bool {
 		return db.count(t, `SELECT (SELECT count(*) FROM sync_events) + (SELECT count(*) FROM sync_events_superseded)`) >= total &&
 			streamLen(t, rdb) == 0
 	})

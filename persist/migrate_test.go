@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func TestMigrateIdempotentAndConcurrent(t *testing.T) {
@@ -123,7 +124,7 @@ func TestUpgradeTo0002(t *testing.T) {
 	xadd(recreated, "1", 2, "session_started", "2026-01-01T00:00:00.000Z")
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
-	eventually(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 10*time.Second, "streams drained", func() bool { return streamLen(t, rdb) == 0 })
 	must(t, stop())
 	for _, tc := range []struct {
 		q    string

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synckairos/synckairos/pgtest"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func count(t *testing.T, pool *pgxpool.Pool, q string) int64 {
@@ -31,9 +32,7 @@ func TestServiceLifecycle(t *testing.T) {
 	rdb := startRedis(t)
 	schema, admin := emptySchema(t)
 	d := newDriver(t, rdb, 1000)
-	id := newUUID()
-	must(t, d.create(ctx, id, 2))
-	must(t, d.op(ctx, "startSession", id))
+	id := d.session(ctx, t, 2, "startSession")
 	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(pgAddr, schema), RunWorker: true, Worker: testConfig()}, quietLog())
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +44,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if n := count(t, admin, `SELECT count(*) FROM schema_migrations`); n < 1 {
 		t.Fatalf("Start returned before the migrations: %d", n)
 	}
-	eventually(t, 10*time.Second, "both events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "both events written", func() bool {
 		return count(t, admin, `SELECT count(*) FROM sync_events WHERE session_id = '`+id+`'`) == 2 && streamLen(t, rdb) == 0
 	})
 	if err := s.Ready(ctx); err != nil {
@@ -68,8 +67,7 @@ func TestServiceStartsDegraded(t *testing.T) {
 	px := newProxy(t, pgAddr)
 	px.Cut()
 	d := newDriver(t, rdb, 1000)
-	id := newUUID()
-	must(t, d.create(ctx, id, 2))
+	d.session(ctx, t, 2) // one event waiting in Redis
 	s, err := NewService(ctx, rdb, ServiceConfig{URL: dbURL(px.Addr(), schema), RunWorker: true, Worker: testConfig(),
 		Retry: 20 * time.Millisecond, MigrateTimeout: time.Second}, quietLog())
 	if err != nil {
@@ -86,7 +84,7 @@ func TestServiceStartsDegraded(t *testing.T) {
 		t.Fatalf("tables exist before PostgreSQL answered: %d", n)
 	}
 	px.Restore()
-	eventually(t, 10*time.Second, "migrated and written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "migrated and written", func() bool {
 		return count(t, admin, `SELECT count(*) FROM sync_events`) == 1 && s.Ready(ctx) == nil
 	})
 }

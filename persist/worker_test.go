@@ -12,6 +12,7 @@ import (
 
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/metricslint"
+	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -37,10 +38,10 @@ func TestWorkerRecordsEveryTransition(t *testing.T) {
 
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
-	eventually(t, 10*time.Second, "all events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "all events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == total
 	})
-	eventually(t, 5*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 5*time.Second, "streams trimmed", func() bool { return streamLen(t, rdb) == 0 })
 	must(t, stop())
 
 	type summary struct {
@@ -85,16 +86,7 @@ func TestWorkerRecordsEveryTransition(t *testing.T) {
 		if err != nil || !found {
 			t.Fatalf("events: found=%v err=%v", found, err)
 		}
-		var page struct {
-			Data []struct {
-				Version   int64           `json:"version"`
-				EventType string          `json:"event_type"`
-				Timestamp string          `json:"timestamp"`
-				StateKind string          `json:"state_kind"`
-				State     json.RawMessage `json:"state"`
-			} `json:"data"`
-			Next *int64 `json:"next_after_version"`
-		}
+		var page servertest.EventsPage
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatalf("%v: %s", err, body)
 		}
@@ -147,9 +139,8 @@ func TestDeadLetter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	id := newUUID()
+	id := d.session(ctx, t, 2)
 	stream := keyspace.For(id).Stream
-	must(t, d.create(ctx, id, 2))
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"type", "session_started", "session_id", id,
 		"version", "two", "timestamp", "1"}}).Err(); err != nil {
 		t.Fatal(err)
@@ -158,10 +149,10 @@ func TestDeadLetter(t *testing.T) {
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
-	eventually(t, 10*time.Second, "good events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "good events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = $1`, id) == 2
 	})
-	eventually(t, 5*time.Second, "stream trimmed", func() bool { return streamLen(t, rdb) == 0 })
+	servertest.WaitFor(t, 5*time.Second, "stream trimmed", func() bool { return streamLen(t, rdb) == 0 })
 	dead, err := rdb.XRange(ctx, DeadLetterStream(stream), "-", "+").Result()
 	if err != nil || len(dead) != 1 {
 		t.Fatalf("dead letters = %v, %v", dead, err)
@@ -264,8 +255,7 @@ func TestDrainOnShutdown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	id := newUUID()
-	must(t, d.create(ctx, id, 2))
+	id := d.session(ctx, t, 2)
 	runCtx, cancel := context.WithCancel(ctx)
 	cfg := testConfig()
 	cfg.CrashAt = func(s Stage) bool {
@@ -332,12 +322,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	rdb, db, d := setup(t, 1000)
-	var good []string
-	for range 4 {
-		id := newUUID()
-		good = append(good, id)
-		must(t, d.create(ctx, id, 2))
-	}
+	good := d.sessions(ctx, t, 4, 2)
 	poison := []string{`{"created_at":"not a date"}`, `{"a":"\u0000"}`}
 	for i, state := range poison {
 		id := newUUID()
@@ -354,7 +339,7 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
 	defer stop()
-	eventually(t, 10*time.Second, "good events written, streams trimmed", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "good events written, streams trimmed", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events`) == 6 && streamLen(t, rdb) == 0
 	})
 	var dead int
@@ -392,7 +377,7 @@ func TestWorkerRecordsExpiry(t *testing.T) {
 	must(t, d.op(ctx, "expireSession", id))
 	w := NewWorker(rdb, db.pool(t, pgAddr), quietLog(), testConfig())
 	stop := run(w)
-	eventually(t, 10*time.Second, "all events written", func() bool {
+	servertest.WaitFor(t, 10*time.Second, "all events written", func() bool {
 		return db.count(t, `SELECT count(*) FROM sync_events WHERE session_id = '`+id+`'`) == 3
 	})
 	must(t, stop())

@@ -6,25 +6,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/synckairos/synckairos/servertest"
 )
 
-func newClock(t *testing.T) (*Clock, *redis.Client) {
+// syncedClock is a Clock on rdb after its first Sync.
+func syncedClock(t *testing.T, rdb Timer) *Clock {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { _ = rdb.Close() })
 	c := New(rdb)
 	if err := c.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return c, rdb
+	return c
 }
 
 // TestWithinOneMillisecond brackets each Redis TIME between two readings of
 // the clock: Redis's answer was true at some instant between them, so the
 // clock is within 1 ms when redis lies in [before-1ms, after+1ms].
 func TestWithinOneMillisecond(t *testing.T) {
-	c, rdb := newClock(t)
+	rdb := servertest.Redis(t)
+	c := syncedClock(t, rdb)
 	ctx := context.Background()
 	for i := 0; i < 300; i++ {
 		before := c.Now()
@@ -48,7 +48,7 @@ func TestWithinOneMillisecond(t *testing.T) {
 }
 
 func TestStrictlyIncreasing(t *testing.T) {
-	c, _ := newClock(t)
+	c := syncedClock(t, servertest.Redis(t))
 	const goroutines, calls = 8, 20000
 	seen := make([][]int64, goroutines)
 	var wg sync.WaitGroup
@@ -85,7 +85,7 @@ func TestStrictlyIncreasing(t *testing.T) {
 }
 
 func TestRunKeepsSyncing(t *testing.T) {
-	c, _ := newClock(t)
+	c := syncedClock(t, servertest.Redis(t))
 	c.offset.Store(c.offset.Load() - 5_000_000) // pretend the last sync was 5 s off
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -102,9 +102,7 @@ func TestRunKeepsSyncing(t *testing.T) {
 }
 
 func BenchmarkNow(b *testing.B) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer rdb.Close()
-	c := New(rdb)
+	c := New(servertest.Redis(b))
 	if err := c.Sync(context.Background()); err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	json "github.com/goccy/go-json"
 	"github.com/google/uuid"
 )
 
@@ -60,4 +61,18 @@ type TimeMsg struct {
 	Timestamp     int64   `json:"timestamp"`
 	Version       int64   `json:"version"`
 	RemainingMS   int64   `json:"remaining_ms"` // TIME_WARNING
+}
+
+// EventsPage is one page of GET /v1/sessions/{id}/events (persist's
+// Store.Events): the recorded events oldest first, and the after_version
+// of the next page, nil on the last.
+type EventsPage struct {
+	Data []struct {
+		Version   int64           `json:"version"`
+		EventType string          `json:"event_type"`
+		Timestamp string          `json:"timestamp"`
+		StateKind string          `json:"state_kind"` // "full" or "delta"
+		State     json.RawMessage `json:"state"`
+	} `json:"data"`
+	Next *int64 `json:"next_after_version"`
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+	"github.com/redis/go-redis/v9"
 )
 
 // RedisAddr is the Redis the tests share; REDIS_TEST_ADDR overrides it.
@@ -28,6 +29,13 @@ func RedisAddr() string {
 		return a
 	}
 	return "127.0.0.1:6379"
+}
+
+// Redis is a client of RedisAddr, closed when t ends.
+func Redis(t testing.TB) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: RedisAddr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
 
 // FreePort returns a loopback port nobody listens on right now. It picks

@@ -318,12 +318,7 @@ func sameState(t testing.TB, got, want []byte) {
 // eventually polls cond for up to 10 s.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	servertest.WaitFor(t, 10*time.Second, what, cond)
 }
 
 // sharedFixture is a relay with cfg and its engine, both on the shared
@@ -360,6 +355,18 @@ func faultFixture(t testing.TB) (*testEngine, *servertest.Proxy, *fixture) {
 	eng := newEngine(t, newRedis(t, addr))
 	proxy := newProxy(t, addr)
 	return eng, proxy, newFixture(t, Config{}, eng, proxy.Addr())
+}
+
+// eachFault runs fault as a parallel subtest per case, each on its own
+// faultFixture.
+func eachFault(t *testing.T, cases []string, fault func(t *testing.T, tc string, eng *testEngine, proxy *servertest.Proxy, f *fixture)) {
+	for _, tc := range cases {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			eng, proxy, f := faultFixture(t)
+			fault(t, tc, eng, proxy, f)
+		})
+	}
 }
 
 // newProxy is a cuttable TCP relay in front of target (servertest.Proxy).

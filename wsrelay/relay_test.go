@@ -566,52 +566,48 @@ func TestSlowBlockedClientCutWithoutCloseFrame(t *testing.T) {
 // once it is back every client is resynced to the latest version.
 func TestRedisFaultResyncsClients(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []string{"client kill", "connection cut"} {
-		t.Run(tc, func(t *testing.T) {
-			t.Parallel()
-			eng, proxy, f := faultFixture(t)
-			ids := []string{eng.newSession(t, 3), eng.newSession(t, 40)}
-			var conns [][]*websocket.Conn
+	eachFault(t, []string{"client kill", "connection cut"}, func(t *testing.T, tc string, eng *testEngine, proxy *servertest.Proxy, f *fixture) {
+		ids := []string{eng.newSession(t, 3), eng.newSession(t, 40)}
+		var conns [][]*websocket.Conn
+		for _, id := range ids {
+			eng.startSession(t, id)
+			conns = append(conns, []*websocket.Conn{f.connect(t, id), f.connect(t, id)})
+		}
+		ctx := context.Background()
+		switch tc {
+		case "client kill":
+			if err := eng.rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+				t.Fatal(err)
+			}
 			for _, id := range ids {
-				eng.startSession(t, id)
-				conns = append(conns, []*websocket.Conn{f.connect(t, id), f.connect(t, id)})
+				eng.doSwitch(t, id)
 			}
-			ctx := context.Background()
-			switch tc {
-			case "client kill":
-				if err := eng.rdb.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
-					t.Fatal(err)
-				}
-				for _, id := range ids {
-					eng.doSwitch(t, id)
-				}
-			case "connection cut":
-				proxy.Cut()
-				for _, id := range ids {
-					eng.doSwitch(t, id) // lost: the relay is not subscribed
-					eng.doSwitch(t, id)
-				}
-				proxy.Restore()
+		case "connection cut":
+			proxy.Cut()
+			for _, id := range ids {
+				eng.doSwitch(t, id) // lost: the relay is not subscribed
+				eng.doSwitch(t, id)
 			}
-			for i, id := range ids {
-				want, err := eng.Get(ctx, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				v := scanInt(want, keyVersion)
-				for _, c := range conns[i] {
-					m := readUntil(t, c, v, "STATE_UPDATE", "STATE_SYNC")
-					if m.Version != v {
-						t.Fatalf("%s: version %d, want %d", id, m.Version, v)
-					}
-					sameState(t, m.State, want)
-				}
+			proxy.Restore()
+		}
+		for i, id := range ids {
+			want, err := eng.Get(ctx, id)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if tc == "connection cut" && f.relay.m.resyncs.Get() == 0 {
-				t.Fatal("no resync counted")
+			v := scanInt(want, keyVersion)
+			for _, c := range conns[i] {
+				m := readUntil(t, c, v, "STATE_UPDATE", "STATE_SYNC")
+				if m.Version != v {
+					t.Fatalf("%s: version %d, want %d", id, m.Version, v)
+				}
+				sameState(t, m.State, want)
 			}
-		})
-	}
+		}
+		if tc == "connection cut" && f.relay.m.resyncs.Get() == 0 {
+			t.Fatal("no resync counted")
+		}
+	})
 }
 
 // A session deleted, or deleted and created again, while the relay had lost
@@ -620,73 +616,69 @@ func TestRedisFaultResyncsClients(t *testing.T) {
 // they had, and later updates build on it (large sessions too).
 func TestRedisFaultSessionDeletedOrRecreated(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []string{"deleted", "re-created"} {
-		t.Run(tc, func(t *testing.T) {
-			t.Parallel()
-			eng, proxy, f := faultFixture(t)
-			sizes := []int{3, 40}
-			ids := make([]string, len(sizes))
-			conns := make([][]*websocket.Conn, len(sizes))
-			for i, n := range sizes {
-				ids[i] = eng.newSession(t, n)
-				conns[i] = []*websocket.Conn{f.connect(t, ids[i]), f.connect(t, ids[i])}
-				eng.startSession(t, ids[i])
-				eng.doSwitch(t, ids[i])
-				for _, c := range conns[i] {
-					readUntil(t, c, 3, "STATE_UPDATE") // the relay has sent version 3
-				}
+	eachFault(t, []string{"deleted", "re-created"}, func(t *testing.T, tc string, eng *testEngine, proxy *servertest.Proxy, f *fixture) {
+		sizes := []int{3, 40}
+		ids := make([]string, len(sizes))
+		conns := make([][]*websocket.Conn, len(sizes))
+		for i, n := range sizes {
+			ids[i] = eng.newSession(t, n)
+			conns[i] = []*websocket.Conn{f.connect(t, ids[i]), f.connect(t, ids[i])}
+			eng.startSession(t, ids[i])
+			eng.doSwitch(t, ids[i])
+			for _, c := range conns[i] {
+				readUntil(t, c, 3, "STATE_UPDATE") // the relay has sent version 3
 			}
-			proxy.Cut()
-			for i, id := range ids {
-				eng.deleteSession(t, id)
-				if tc == "re-created" {
-					eng.createID(t, id, sizes[i])
-					eng.startSession(t, id) // version 2, below the 3 the clients saw
-				}
+		}
+		proxy.Cut()
+		for i, id := range ids {
+			eng.deleteSession(t, id)
+			if tc == "re-created" {
+				eng.createID(t, id, sizes[i])
+				eng.startSession(t, id) // version 2, below the 3 the clients saw
 			}
-			proxy.Restore()
-			ctx := context.Background()
-			for i, id := range ids {
+		}
+		proxy.Restore()
+		ctx := context.Background()
+		for i, id := range ids {
+			for _, c := range conns[i] {
+				m := read(t, c)
+				if tc == "deleted" {
+					if m.Type != "SESSION_DELETED" || m.SessionID != id {
+						t.Fatalf("got %.200s, want SESSION_DELETED", m.raw)
+					}
+					if d := m.Timestamp - nowMS(f.clock); d > 5000 || d < -5000 {
+						t.Fatalf("SESSION_DELETED timestamp %d ms off the Redis clock", d)
+					}
+					if code, text := closeCode(t, c); code != websocket.CloseNormalClosure || text != "session deleted" {
+						t.Fatalf("close %d %q, want 1000 session deleted", code, text)
+					}
+					continue
+				}
+				if m.Type != "STATE_SYNC" || m.Version != 2 {
+					t.Fatalf("got %.200s, want STATE_SYNC version 2", m.raw)
+				}
+				want, err := eng.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameState(t, m.State, want)
+			}
+			if tc == "re-created" {
+				eng.doSwitch(t, id)
+				want, err := eng.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
 				for _, c := range conns[i] {
 					m := read(t, c)
-					if tc == "deleted" {
-						if m.Type != "SESSION_DELETED" || m.SessionID != id {
-							t.Fatalf("got %.200s, want SESSION_DELETED", m.raw)
-						}
-						if d := m.Timestamp - nowMS(f.clock); d > 5000 || d < -5000 {
-							t.Fatalf("SESSION_DELETED timestamp %d ms off the Redis clock", d)
-						}
-						if code, text := closeCode(t, c); code != websocket.CloseNormalClosure || text != "session deleted" {
-							t.Fatalf("close %d %q, want 1000 session deleted", code, text)
-						}
-						continue
-					}
-					if m.Type != "STATE_SYNC" || m.Version != 2 {
-						t.Fatalf("got %.200s, want STATE_SYNC version 2", m.raw)
-					}
-					want, err := eng.Get(ctx, id)
-					if err != nil {
-						t.Fatal(err)
+					if m.Type != "STATE_UPDATE" || m.Version != 3 {
+						t.Fatalf("after the re-create: got %.200s, want STATE_UPDATE version 3", m.raw)
 					}
 					sameState(t, m.State, want)
 				}
-				if tc == "re-created" {
-					eng.doSwitch(t, id)
-					want, err := eng.Get(ctx, id)
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, c := range conns[i] {
-						m := read(t, c)
-						if m.Type != "STATE_UPDATE" || m.Version != 3 {
-							t.Fatalf("after the re-create: got %.200s, want STATE_UPDATE version 3", m.raw)
-						}
-						sameState(t, m.State, want)
-					}
-				}
 			}
-		})
-	}
+		}
+	})
 }
 
 // The publish-to-send histogram and delivery counter move.

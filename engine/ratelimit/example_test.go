@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/engine/ratelimit"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func Example() {
@@ -35,8 +36,7 @@ func Example() {
 }
 
 func BenchmarkAllow(b *testing.B) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer rdb.Close()
+	rdb := servertest.Redis(b)
 	l := ratelimit.New(rdb)
 	ctx := context.Background()
 	if err := l.Load(ctx); err != nil {

@@ -10,12 +10,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/lua"
+	"github.com/synckairos/synckairos/servertest"
 )
 
 func newLimiter(t testing.TB) (*Limiter, *redis.Client) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := servertest.Redis(t)
 	l := New(rdb)
 	if err := l.Load(context.Background()); err != nil {
 		t.Fatal(err)
