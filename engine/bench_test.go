@@ -482,22 +482,17 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 	if err := prev.Load(ctx, rdb).Err(); err != nil {
 		b.Fatal(err)
 	}
-	type variant struct {
-		name string
-		call func(i int) error
-		usec []float64
-	}
-	mk := func(name string, call func(id string, k keyspace.Session, keys []string, stream string, i int) error) *variant {
+	mk := func(name string, call func(id string, k keyspace.Session, keys []string, stream string, i int) error) *abSide {
 		c, _ := running(b, s, session.ModePerParticipant, 4, 3_600_000_000)
 		k := keyspace.For(c.ID)
 		stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":bench-events:" + c.ID
 		b.Cleanup(func() { rdb.Del(context.Background(), stream) })
 		keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)) + s.dlSuffix}
-		return &variant{name: name, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
+		return &abSide{name: name, evalshas: 1, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
 	}
 	const eventCap = "100000000"
 	cur := shaOf("switchCycle2-7.lua")
-	vs := []*variant{
+	vs := []*abSide{
 		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
 			all := append(keys, k.Idem(""), k.Budget())
 			return prev.EvalSha(ctx, rdb, all[:min(prevKeys, len(all))], id, k.StateChannel, eventCap, "", "", "", "").Err()
@@ -520,30 +515,8 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 				"", "", "", "", "", "", "", "1000000000", "1").Err()
 		}),
 	}
-	b.ResetTimer()
-	for done := 0; done < b.N; done += cpuWindow {
-		for _, v := range vs {
-			before := evalshaStats(b, rdb)
-			for j := range cpuWindow {
-				if err := v.call(done + j); err != nil {
-					b.Fatal(v.name, err)
-				}
-			}
-			after := evalshaStats(b, rdb)
-			// the key variant's DELs are not EVALSHAs; any other client's are
-			if calls := after.calls - before.calls; calls == cpuWindow {
-				v.usec = append(v.usec, float64(after.usec-before.usec)/cpuWindow)
-			}
-		}
-	}
-	b.StopTimer()
-	median := func(x []float64) float64 {
-		if len(x) == 0 {
-			return 0
-		}
-		slices.Sort(x)
-		return x[len(x)/2]
-	}
+	// the key variant's DELs are not EVALSHAs
+	takeTurns(b, rdb, vs)
 	base := median(vs[0].usec)
 	for _, v := range vs {
 		m := median(v.usec)
@@ -587,11 +560,6 @@ func BenchmarkScriptsAB(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	type side struct {
-		name string
-		call func() error
-		usec []float64
-	}
 	ops := map[string]func(e *Engine, id string) error{
 		"switch": func(e *Engine, id string) error { _, err := e.Switch(ctx, id, session.SwitchArgs{}); return err },
 		"get":    func(e *Engine, id string) error { _, _, err := e.Parts(ctx, id); return err },
@@ -605,7 +573,7 @@ func BenchmarkScriptsAB(b *testing.B) {
 	}
 	calls := map[string]int64{"switch": 1, "get": 1, "pause+resume": 2}
 	names := []string{"switch", "get", "pause+resume"}
-	var sides []*side
+	var sides []*abSide
 	for _, op := range names {
 		for _, e := range []struct {
 			name string
@@ -613,33 +581,11 @@ func BenchmarkScriptsAB(b *testing.B) {
 		}{{"prev", prev}, {"new", cur}} {
 			c, _ := running(b, e.eng, session.ModePerParticipant, 4, 3_600_000_000)
 			f := ops[op]
-			sides = append(sides, &side{name: op + "-" + e.name, call: func() error { return f(e.eng, c.ID) }})
+			sides = append(sides, &abSide{name: op + "-" + e.name, evalshas: calls[op],
+				call: func(int) error { return f(e.eng, c.ID) }})
 		}
 	}
-	b.ResetTimer()
-	for done := 0; done < b.N; done += cpuWindow {
-		for i, sd := range sides {
-			before := evalshaStats(b, rdb)
-			for range cpuWindow {
-				if err := sd.call(); err != nil {
-					b.Fatal(sd.name, err)
-				}
-			}
-			after := evalshaStats(b, rdb)
-			n := calls[names[i/2]] * cpuWindow
-			if after.calls-before.calls == n { // no other client's EVALSHA fell in
-				sd.usec = append(sd.usec, float64(after.usec-before.usec)/cpuWindow)
-			}
-		}
-	}
-	b.StopTimer()
-	median := func(x []float64) float64 {
-		if len(x) == 0 {
-			return 0
-		}
-		slices.Sort(x)
-		return x[len(x)/2]
-	}
+	takeTurns(b, rdb, sides)
 	for i := 0; i < len(sides); i += 2 {
 		p, n := median(sides[i].usec), median(sides[i+1].usec)
 		b.ReportMetric(p, sides[i].name+"-redis-us/op")
@@ -648,4 +594,44 @@ func BenchmarkScriptsAB(b *testing.B) {
 			b.ReportMetric(n/p, names[i/2]+"-new/prev")
 		}
 	}
+}
+
+// abSide is one side of an A/B benchmark of Redis CPU: a call of evalshas
+// EVALSHAs, and the Redis µs per call of each clean block.
+type abSide struct {
+	name     string
+	evalshas int64
+	call     func(i int) error
+	usec     []float64
+}
+
+// takeTurns runs the sides in turns of cpuWindow calls until b.N calls
+// each, so the machine's drift hits all alike, and keeps a block's Redis
+// µs per call only when no other client's EVALSHA fell into it.
+func takeTurns(b *testing.B, rdb *redis.Client, sides []*abSide) {
+	b.ResetTimer()
+	for done := 0; done < b.N; done += cpuWindow {
+		for _, sd := range sides {
+			before := evalshaStats(b, rdb)
+			for j := range cpuWindow {
+				if err := sd.call(done + j); err != nil {
+					b.Fatal(sd.name, err)
+				}
+			}
+			after := evalshaStats(b, rdb)
+			if after.calls-before.calls == sd.evalshas*cpuWindow {
+				sd.usec = append(sd.usec, float64(after.usec-before.usec)/cpuWindow)
+			}
+		}
+	}
+	b.StopTimer()
+}
+
+// median of x (0 when empty); it sorts x.
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return 0
+	}
+	slices.Sort(x)
+	return x[len(x)/2]
 }

@@ -104,11 +104,11 @@ func TestUnpackedSessions(t *testing.T) {
 				t.Fatalf("read unpacked:\n%s\nwant\n%s", unpacked, before)
 			}
 
-			got, err := tc.op(c.ID, decodeState(t, before).Version)
+			got, err := tc.op(c.ID, decode[State](t, before).Version)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v := decodeState(t, got).Version; v != decodeState(t, before).Version+1 {
+			if v := decode[State](t, got).Version; v != decode[State](t, before).Version+1 {
 				t.Fatalf("version %d after the transition", v)
 			}
 			if keys := rdb.HKeys(ctx, meta).Val(); len(keys) != 2 || keys[0]+keys[1] != "cfgst" && keys[0]+keys[1] != "stcfg" {
