@@ -11,7 +11,8 @@
 // (the same with SPUBLISH: createSession2-6, startSession2-6,
 // switchCycle2-7); -dir holds that layout's
 // create, start and switch files. With v9, -op get counts getSession-2 on
-// the running session instead, and -op pause-resume a pause and a resume.
+// the running session instead, -op pause-resume a pause and a resume, and
+// -op standin issue 13's logic-free stand-in of a switch (standIn).
 // bench/RESULTS.md has the procedure.
 package main
 
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -35,7 +37,7 @@ func main() {
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
-	op := flag.String("op", "switch", "v9: what -n counts: switch, get (getSession-2) or pause-resume (one pause and one resume)")
+	op := flag.String("op", "switch", "v9: what -n counts: switch, get (getSession-2), pause-resume (one pause and one resume) or standin (issue 13's logic-free switch)")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
@@ -94,8 +96,14 @@ func main() {
 			{load("pauseSession2-6.lua"), keys, []any{id, ch, cap, "", base + ":msg", "", "", ""}},
 			{load("resumeSession2-6.lua"), keys, []any{id, ch, cap, "", "", "", ""}},
 		}
+	case *op == "standin" && *layout == "v9":
+		msg := strings.Repeat("x", 1430) // as large as a 4-participant STATE_UPDATE
+		calls = []call{{redis.NewScript(standIn), []string{base + ":standin", keys[1], ch, keys[3]}, []any{msg}}}
+		must(rdb.HSet(ctx, base+":standin", "status", "running", "version", 1, "life", 1, "n", 4, "active", 0,
+			"active_id", "x", "mode", "per_participant", "cycle_at", 1, "turn", 0, "used", 0, "warned", 0).Err())
+		defer rdb.Del(ctx, base+":standin")
 	case *op != "switch":
-		log.Fatal("-op get and pause-resume want -layout v9")
+		log.Fatal("-op get, pause-resume and standin want -layout v9")
 	}
 	for _, c := range calls { // loaded and warm
 		must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())
@@ -109,6 +117,25 @@ func main() {
 	must(exec.Command("callgrind_control", "-d", strconv.Itoa(*pid)).Run())
 	fmt.Println(*layout, *op, *n, "times counted: see the newest callgrind dump's totals")
 }
+
+// standIn makes only the calls a switch cannot avoid, with no logic (issue
+// 13's stand-in): read the session fields a switch needs and the two
+// participants it touches, TIME, write both participants and the session
+// back, SPUBLISH a message as large as a switch's, XADD the audit event.
+const standIn = `
+local m = redis.call('HMGET', KEYS[1], 'status', 'version', 'life', 'n', 'active', 'active_id', 'mode', 'cycle_at',
+  'turn', 'used', 'warned', 'incr', 'per_cycle', 'max', 'warn')
+local a = redis.call('HGET', KEYS[2], '0')
+local b = redis.call('HGET', KEYS[2], '1')
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], '0', a, '1', b)
+redis.call('HSET', KEYS[1], 'status', 'running', 'version', '7', 'active', '1', 'active_id', 'x', 'cycle_at', t[1],
+  'updated_at', t[1], 'turn', '0', 'used', '5', 'warned', '0')
+redis.call('SPUBLISH', KEYS[3], ARGV[1])
+redis.call('XADD', KEYS[4], '*', 'type', 'cycle_switched', 'session_id', 'abc', 'version', '7', 'life', '1',
+  'participant_id', 'p', 'group_id', '', 'time_remaining_ms', '100', 'time_elapsed_ms', '5', 'cycle_number', '3',
+  'timestamp', t[1], 'state_kind', 'full', 'state', ARGV[1], 'actor', '')
+return {'full', ARGV[1]}`
 
 // call is one script call the run counts.
 type call struct {
