@@ -64,13 +64,15 @@ func StopSharedCluster() {
 
 // RunMain is the TestMain of a package that may use SharedCluster: it runs
 // the tests with run (m.Run when nil; e.g. a sessiontest's Run), stops the
-// shared Cluster if one started, and exits with the tests' code.
+// shared Cluster if one started, deletes the binary Binary built, and exits
+// with the tests' code.
 func RunMain(m *testing.M, run func(*testing.M) int) {
 	if run == nil {
 		run = (*testing.M).Run
 	}
 	code := run(m)
 	StopSharedCluster()
+	removeBinary()
 	os.Exit(code)
 }
 

@@ -183,7 +183,8 @@ var (
 )
 
 // Binary builds the service from the module at root once per test binary
-// and returns its path.
+// and returns its path. RunMain deletes it when the tests end, so a
+// package that calls Binary has RunMain as its TestMain.
 func Binary(t testing.TB, root string) string {
 	t.Helper()
 	binOnce.Do(func() {
@@ -203,4 +204,11 @@ func Binary(t testing.TB, root string) string {
 		t.Fatal(binErr)
 	}
 	return binPath
+}
+
+// removeBinary deletes what Binary built, if it built anything.
+func removeBinary() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
 }

@@ -3,7 +3,7 @@
 // on a free loopback port against the machine's Redis, rate limits off,
 // stopped by its PID.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
@@ -14,7 +14,9 @@ let binary;
 
 export function build() {
   if (binary) return binary;
-  binary = join(mkdtempSync(join(tmpdir(), 'sk-sdk-')), 'synckairos');
+  const dir = mkdtempSync(join(tmpdir(), 'sk-sdk-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  binary = join(dir, 'synckairos');
   execFileSync('go', ['build', '-o', binary, '.'], { cwd: repo, stdio: 'inherit' });
   return binary;
 }
