@@ -528,9 +528,10 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 }
 
 // BenchmarkScriptsAB measures Redis CPU per call (INFO commandstats) of a
-// previous main's scripts against today's, for the calls whose storage
-// both read: SK_PREV_LUA names a folder holding that main's lua/*.lua
-// (same file names as today's, e.g. `git show <rev>:lua/<f>` for each).
+// previous main's scripts against today's: a switch, a read as each main's
+// engine makes it (getSession-2 then, readSession-2 now), and a pause and
+// resume. SK_PREV_LUA names a folder holding that main's lua/*.lua (the
+// same file names as today's, e.g. `git show <rev>:lua/<f>` for each).
 // Each side runs on sessions its own create and start made, at 4
 // participants with the audit event; the sides take turns in blocks of
 // cpuWindow calls, so the machine's drift hits both alike. It reports each
@@ -562,7 +563,17 @@ func BenchmarkScriptsAB(b *testing.B) {
 	ctx := context.Background()
 	ops := map[string]func(e *Engine, id string) error{
 		"switch": func(e *Engine, id string) error { _, err := e.Switch(ctx, id, session.SwitchArgs{}); return err },
-		"get":    func(e *Engine, id string) error { _, _, err := e.Parts(ctx, id); return err },
+		// a read as each main makes it: the previous one had getSession-2
+		// build the head, today's renders what readSession-2 returns
+		"get": func(e *Engine, id string) error {
+			var err error
+			if e == prev {
+				_, _, err = e.getParts(ctx, keyspace.For(id), id)
+			} else {
+				_, _, err = e.Parts(ctx, id)
+			}
+			return err
+		},
 		"pause+resume": func(e *Engine, id string) error {
 			if _, err := e.Pause(ctx, id, 0); err != nil {
 				return err

@@ -33,7 +33,7 @@ type Engine struct {
 	idemTTL  string // ms an Idempotency-Key record lives
 	dlSuffix string // Options.DeadlineSuffix
 
-	create, start, switchCycle, get, pause, resume, complete, del, expire *redis.Script
+	create, start, switchCycle, get, read, pause, resume, complete, del, expire *redis.Script
 }
 
 // Options configures an Engine; the zero value records no audit events,
@@ -70,6 +70,7 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	s.start = script("startSession2-6.lua")
 	s.switchCycle = script("switchCycle2-7.lua")
 	s.get = script("getSession-2.lua")
+	s.read = script("readSession-2.lua")
 	s.pause = script("pauseSession2-6.lua")
 	s.resume = script("resumeSession2-6.lua")
 	s.complete = script("completeSession2-6.lua")
@@ -93,7 +94,7 @@ func (s *Engine) EventCap() int64 { return s.eventCap.Load() }
 // Load runs SCRIPT LOAD for every script, so EVALSHA never misses; scripts
 // loaded this way are not evicted by Redis.
 func (s *Engine) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{s.create, s.start, s.switchCycle, s.get, s.pause, s.resume, s.complete, s.del, s.expire} {
+	for _, sc := range []*redis.Script{s.create, s.start, s.switchCycle, s.get, s.read, s.pause, s.resume, s.complete, s.del, s.expire} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return err
 		}
@@ -316,9 +317,36 @@ func (s *Engine) Get(ctx context.Context, id string) ([]byte, error) {
 }
 
 // Parts reads a session as its head (the state without "participants") and
-// its participants in rotation order: a fullstate.Fetch.
+// its participants in rotation order: a fullstate.Fetch. readSession-2
+// returns what is stored and the head is rendered here, so Redis builds no
+// JSON for a read; a session stored before the meta hash was packed is read
+// with getSession-2 instead.
 func (s *Engine) Parts(ctx context.Context, id string) ([]byte, [][]byte, error) {
 	k := keyspace.For(id)
+	vals, err := s.read.Run(ctx, s.rdb, []string{k.Meta, k.Parts}, id).Slice()
+	if err != nil {
+		return nil, nil, scriptErr(err, false)
+	}
+	if len(vals) == 0 {
+		return s.getParts(ctx, k, id)
+	}
+	now, ok := vals[0].(int64)
+	if !ok || len(vals) < 3 {
+		return nil, nil, errReply
+	}
+	strs, err := bulkStrings(vals[1:])
+	if err != nil {
+		return nil, nil, err
+	}
+	head, err := renderHead(strs[0], strs[1], now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return head, strs[2:], nil
+}
+
+// getParts reads a session with getSession-2: its head as Redis renders it.
+func (s *Engine) getParts(ctx context.Context, k keyspace.Session, id string) ([]byte, [][]byte, error) {
 	vals, err := s.get.Run(ctx, s.rdb, []string{k.Meta, k.Parts}, id).Slice()
 	if err != nil {
 		return nil, nil, scriptErr(err, false)
@@ -326,15 +354,24 @@ func (s *Engine) Parts(ctx context.Context, id string) ([]byte, [][]byte, error)
 	if len(vals) == 0 {
 		return nil, nil, errReply
 	}
-	strs := make([][]byte, len(vals))
+	strs, err := bulkStrings(vals)
+	if err != nil {
+		return nil, nil, err
+	}
+	return strs[0], strs[1:], nil
+}
+
+// bulkStrings turns a reply's bulk strings into byte slices.
+func bulkStrings(vals []any) ([][]byte, error) {
+	out := make([][]byte, len(vals))
 	for i, v := range vals {
 		str, ok := v.(string)
 		if !ok {
-			return nil, nil, errReply
+			return nil, errReply
 		}
-		strs[i] = []byte(str)
+		out[i] = []byte(str)
 	}
-	return strs[0], strs[1:], nil
+	return out, nil
 }
 
 var errReply = errors.New("scripts: unexpected reply shape")

@@ -10,10 +10,10 @@ import (
 	"github.com/synckairos/synckairos/session"
 )
 
-// unpackMeta rewrites a session's packed meta hash (cfg and st) as the
+// storeUnpacked rewrites a session's packed meta hash (cfg and st) as the
 // scripts before the packing stored it: one field each, per_group banks as
 // g:<group_id> fields, numbers formatted as they wrote them.
-const unpackMeta = `
+const storeUnpacked = `
 local mp = rawget(_G, 'cmsgpack') -- the embedded Redis packs with cjson
 local dec = mp and mp.unpack or cjson.decode
 local v = redis.call('HMGET', KEYS[1], 'cfg', 'st')
@@ -87,7 +87,7 @@ func TestUnpackedSessions(t *testing.T) {
 				t.Fatal(err)
 			}
 			ttl := rdb.PTTL(ctx, meta).Val()
-			if err := rdb.Eval(ctx, unpackMeta, []string{meta}).Err(); err != nil {
+			if err := rdb.Eval(ctx, storeUnpacked, []string{meta}).Err(); err != nil {
 				t.Fatal(err)
 			}
 			if n := rdb.HLen(ctx, meta).Val(); n < 20 {

@@ -11,7 +11,7 @@
 // (the same with SPUBLISH: createSession2-6, startSession2-6,
 // switchCycle2-7); -dir holds that layout's
 // create, start and switch files. With v9, -op get counts getSession-2 on
-// the running session instead, -op pause-resume a pause and a resume, and
+// the running session instead, -op read readSession-2, -op pause-resume a pause and a resume, and
 // -op standin issue 13's logic-free stand-in of a switch (standIn).
 // bench/RESULTS.md has the procedure.
 package main
@@ -37,7 +37,7 @@ func main() {
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
-	op := flag.String("op", "switch", "v9: what -n counts: switch, get (getSession-2), pause-resume (one pause and one resume) or standin (issue 13's logic-free switch)")
+	op := flag.String("op", "switch", "v9: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume) or standin (issue 13's logic-free switch)")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
@@ -91,6 +91,8 @@ func main() {
 	switch {
 	case *op == "get" && *layout == "v9":
 		calls = []call{{load("getSession-2.lua"), keys[:2], []any{id}}}
+	case *op == "read" && *layout == "v9":
+		calls = []call{{load("readSession-2.lua"), keys[:2], []any{id}}}
 	case *op == "pause-resume" && *layout == "v9":
 		calls = []call{
 			{load("pauseSession2-6.lua"), keys, []any{id, ch, cap, "", base + ":msg", "", "", ""}},
@@ -103,7 +105,7 @@ func main() {
 			"active_id", "x", "mode", "per_participant", "cycle_at", 1, "turn", 0, "used", 0, "warned", 0).Err())
 		defer rdb.Del(ctx, base+":standin")
 	case *op != "switch":
-		log.Fatal("-op get, pause-resume and standin want -layout v9")
+		log.Fatal("-op get, read, pause-resume and standin want -layout v9")
 	}
 	for _, c := range calls { // loaded and warm
 		must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())

@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The slots of the meta hash's packed arrays, in order (lua/README.md "The
+// meta hash"; CFG and ST in meta.lua).
+const (
+	cfgID = iota
+	cfgMode
+	cfgN
+	cfgTotal
+	cfgPerCycle
+	cfgIncr
+	cfgMax
+	cfgAuto
+	cfgMeta
+	cfgCreatedAt
+	cfgWarn
+	cfgLife
+)
+
+const (
+	stStatus = iota
+	stVersion
+	stActive
+	stActiveID
+	stCycleAt
+	stStartedAt
+	stCompletedAt
+	stUpdatedAt
+	stTurn
+	stUsed
+	stWarned
+	stBank
+	stGroups
+)
+
+var errPacked = errors.New("engine: malformed packed meta")
+
+// unpackMeta decodes one packed meta array: MessagePack from Redis, or
+// JSON from the embedded Redis, which packs the same arrays with cjson.
+func unpackMeta(b []byte, slots int) ([]any, error) {
+	var v []any
+	var err error
+	if len(b) > 0 && b[0] == '[' {
+		err = json.Unmarshal(b, &v)
+	} else {
+		err = msgpack.Unmarshal(b, &v)
+	}
+	if err != nil || len(v) < slots {
+		return nil, errPacked
+	}
+	return v, nil
+}
+
+// renderHead writes the state without "participants", as getSession-2
+// replies it (encoding.lua's head), from the packed cfg and st and the
+// read's Redis time: the same bytes, so a state Go renders and one Redis
+// renders never differ.
+func renderHead(cfg, st []byte, nowMS int64) ([]byte, error) {
+	c, err := unpackMeta(cfg, cfgLife+1)
+	if err != nil {
+		return nil, err
+	}
+	s, err := unpackMeta(st, stGroups+1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 640)
+	out = append(out, `{"session_id":"`...)
+	out = appendText(out, c[cfgID])
+	out = append(out, `","sync_mode":"`...)
+	out = appendText(out, c[cfgMode])
+	out = append(out, `","status":"`...)
+	out = appendText(out, s[stStatus])
+	out = append(out, `","version":`...)
+	out = appendText(out, s[stVersion])
+	out = append(out, `,"life":`...)
+	out = appendText(out, c[cfgLife])
+	out = append(out, `,"active_participant_id":`...)
+	// ids are spliced unescaped, as the scripts splice them: they are UUIDs
+	if id := text(s[stActiveID]); id != "" {
+		out = append(append(append(out, '"'), id...), '"')
+	} else {
+		out = append(out, "null"...)
+	}
+	out = append(out, `,"total_time_ms":`...)
+	out = appendText(out, c[cfgTotal])
+	out = append(out, `,"time_per_cycle_ms":`...)
+	out = appendOrNull(out, c[cfgPerCycle])
+	if v := text(c[cfgIncr]); v != "" {
+		out = append(append(out, `,"increment_ms":`...), v...)
+	}
+	if v := text(c[cfgMax]); v != "" {
+		out = append(append(out, `,"max_time_ms":`...), v...)
+	}
+	if v := text(c[cfgMeta]); v != "" {
+		out = append(append(out, `,"metadata":`...), v...)
+	}
+	if v := text(c[cfgWarn]); v != "" {
+		out = append(append(append(out, `,"warnings_ms":[`...), v...), ']')
+	}
+	mode := text(c[cfgMode])
+	if bank, ok := integer(s[stBank]); mode == "global" && ok {
+		out = strconv.AppendInt(append(out, `,"time_remaining_ms":`...), max(bank, 0), 10)
+	}
+	if mode == "per_group" {
+		groups, _ := s[stGroups].(map[string]any)
+		ids := make([]string, 0, len(groups))
+		for g := range groups {
+			ids = append(ids, g)
+		}
+		slices.Sort(ids)
+		out = append(out, `,"group_remaining_ms":{`...)
+		for i, g := range ids {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			bank, _ := integer(groups[g])
+			out = strconv.AppendInt(append(append(append(out, '"'), g...), `":`...), max(bank, 0), 10)
+		}
+		out = append(out, '}')
+	}
+	out = append(out, `,"auto_advance":`...)
+	out = strconv.AppendBool(out, text(c[cfgAuto]) == "1")
+	out = append(out, `,"cycle_started_at":`...)
+	out = appendISOOrNull(out, s[stCycleAt])
+	out = append(out, `,"session_started_at":`...)
+	out = appendISOOrNull(out, s[stStartedAt])
+	out = append(out, `,"session_completed_at":`...)
+	out = appendISOOrNull(out, s[stCompletedAt])
+	out = append(out, `,"created_at":`...)
+	out = appendISOOrNull(out, c[cfgCreatedAt])
+	out = append(out, `,"updated_at":`...)
+	out = appendISOOrNull(out, s[stUpdatedAt])
+	out = strconv.AppendInt(append(out, `,"server_time_ms":`...), nowMS, 10)
+	return append(out, '}'), nil
+}
+
+// text is a packed slot as the scripts splice it into JSON: a string as
+// it is, an integer in decimal ("" for anything else).
+func text(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if n, ok := integer(v); ok {
+		return strconv.FormatInt(n, 10)
+	}
+	return ""
+}
+
+func appendText(out []byte, v any) []byte { return append(out, text(v)...) }
+
+// appendOrNull writes a slot, or null where it holds "" (none).
+func appendOrNull(out []byte, v any) []byte {
+	if t := text(v); t != "" {
+		return append(out, t...)
+	}
+	return append(out, "null"...)
+}
+
+// appendISOOrNull writes an epoch-ms slot as a quoted ISO 8601 instant
+// with milliseconds, or null where it holds "".
+func appendISOOrNull(out []byte, v any) []byte {
+	ms, ok := integer(v)
+	if !ok {
+		return append(out, "null"...)
+	}
+	out = append(out, '"')
+	out = time.UnixMilli(ms).UTC().AppendFormat(out, "2006-01-02T15:04:05.000Z")
+	return append(out, '"')
+}
+
+// integer reads an integer slot: a number of any width MessagePack or JSON
+// decoding gives, or decimal text.
+func integer(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		return int64(n), true
+	case float64:
+		return int64(n), n == float64(int64(n))
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		return i, err == nil
+	}
+	return 0, false
+}

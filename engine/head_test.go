@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/session"
+)
+
+// TestRenderedHeadIsTheScripts: the head Go renders from readSession-2's
+// packed meta is, byte for byte, the head getSession-2 builds in Redis, in
+// every mode and status and with every optional field.
+func TestRenderedHeadIsTheScripts(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestScripts(t)
+	ctx := context.Background()
+	sw := func(id string) error { _, err := s.Switch(ctx, id, session.SwitchArgs{}); return err }
+	steps := map[string]func(id string) error{
+		"start":    func(id string) error { _, err := s.Start(ctx, id, 0); return err },
+		"switch":   sw,
+		"pause":    func(id string) error { _, err := s.Pause(ctx, id, 0); return err },
+		"resume":   func(id string) error { _, err := s.Resume(ctx, id, 0); return err },
+		"complete": func(id string) error { _, err := s.Complete(ctx, id, 0); return err },
+		"wait":     func(string) error { time.Sleep(25 * time.Millisecond); return nil },
+	}
+	everything := func(c *session.Config) {
+		c.TimePerCycleMS, c.IncrementMS, c.MaxTimeMS = ptr[int64](20_000), ptr[int64](1_500), ptr[int64](900_000)
+		c.Metadata = []byte(`{"room":"é \"b\"","n":[1,2]}`)
+		c.WarningsMS = []int64{5_000, 30_000}
+		c.AutoAdvance = true
+	}
+	groups := func(c *session.Config) {
+		g := []string{uuid.NewString(), uuid.NewString()}
+		for i := range c.Participants {
+			c.Participants[i].GroupID = g[i%2]
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		mode   string
+		bank   int64
+		adjust func(*session.Config)
+		steps  []string
+	}{
+		{"per_participant, every option", session.ModePerParticipant, 60_000, everything,
+			[]string{"start", "switch", "pause", "resume", "switch", "complete"}},
+		{"per_participant, none", session.ModePerParticipant, 60_000, nil, []string{"start", "switch", "complete"}},
+		{"per_cycle", session.ModePerCycle, 60_000, func(c *session.Config) { c.TimePerCycleMS = ptr[int64](10_000) },
+			[]string{"start", "switch", "pause"}},
+		{"per_group, two groups", session.ModePerGroup, 60_000, groups, []string{"start", "switch", "switch", "pause"}},
+		{"global", session.ModeGlobal, 60_000, nil, []string{"start", "switch", "pause", "resume"}},
+		// the global bank runs out: the head shows 0, not what it went below
+		{"global, expired", session.ModeGlobal, 10, nil, []string{"start", "wait", "switch"}},
+		{"count_up", session.ModeCountUp, 0, nil, []string{"start", "switch", "complete"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newConfig(t, tc.mode, 3, tc.bank)
+			if tc.mode == session.ModeGlobal {
+				c.TotalTimeMS = ptr(tc.bank)
+			}
+			if tc.adjust != nil {
+				tc.adjust(c)
+			}
+			mustCreate(t, s, c)
+			k := keyspace.For(c.ID)
+			for i, step := range append([]string{"create"}, tc.steps...) {
+				if step != "create" {
+					if err := steps[step](c.ID); err != nil {
+						t.Fatalf("%s: %v", step, err)
+					}
+				}
+				got, _, err := s.Parts(ctx, c.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _, err := s.getParts(ctx, k, c.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if maskServerTime(got) != maskServerTime(want) {
+					t.Fatalf("after step %d (%s):\nGo     %s\nscript %s", i, step, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPackedSlots: the slot readers take every integer width MessagePack
+// gives, JSON's float64 and decimal text, and a malformed array is an
+// error, not a state.
+func TestPackedSlots(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want int64
+		ok   bool
+	}{
+		{int8(-3), -3, true}, {uint8(200), 200, true}, {int16(-300), -300, true}, {uint16(60000), 60000, true},
+		{int32(-70000), -70000, true}, {uint32(4_000_000_000), 4_000_000_000, true},
+		{int64(1_765_123_456_789), 1_765_123_456_789, true}, {uint64(1 << 40), 1 << 40, true},
+		{float64(1_765_123_456_789), 1_765_123_456_789, true}, {1.5, 1, false},
+		{"1765123456789", 1_765_123_456_789, true}, {"", 0, false}, {nil, 0, false}, {true, 0, false},
+	} {
+		if got, ok := integer(tc.v); got != tc.want || ok != tc.ok {
+			t.Errorf("integer(%#v) = %d, %v; want %d, %v", tc.v, got, ok, tc.want, tc.ok)
+		}
+	}
+	for _, bad := range [][]byte{nil, []byte("x"), []byte("[1,2]"), {0x91, 0x01}} {
+		if _, err := renderHead(bad, bad, 0); err == nil {
+			t.Errorf("renderHead(%q) rendered a state", bad)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+-- Generated from lua/src/readSession-2.lua by `go generate ./lua`: edit the source, not this file.
+--[[ readSession: read a session as stored, for a caller that renders the v1 state
+itself (Go's engine does: the head's JSON is then not built in Redis). Read-only. A caller
+that wants the state as JSON calls getSession.
+
+KEYS[1] meta   sk:{<shard>}:session:<id>
+KEYS[2] parts  sk:{<shard>}:session:<id>:parts
+
+ARGV[1] session_id  UUID
+
+Returns: {now_ms, cfg, st, p0, p1, ..., pN-1}: the Redis time (integer ms), the meta
+  hash's packed cfg and st (lua/README.md "The meta hash"), and the participant at
+  rotation position i; or {} when the session is stored field by field (written before
+  the packing and not since): read it with getSession.
+Errors:  SESSION_NOT_FOUND {session_id}
+Publishes: nothing
+Time:    now_ms = Redis TIME in ms at the read (the state's server_time_ms).
+]]
+-- What every script starts with: the redis.call alias, integer formatting, error
+-- replies, and the size and lifetime constants.
+
+-- Shared helpers, pasted into every script by the build (`make lua`).
+local rcall = redis.call
+local floor = math.floor
+
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
+
+-- now_us is the only clock: Redis TIME in whole µs. seconds * 1e6 + µs
+-- stays below 2^53, so a Lua number holds it exactly.
+local function now_us()
+  local t = rcall('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- now_ms is the clock truncated to whole milliseconds, the unit of states.
+local function now_ms()
+  return floor(now_us() / 1000)
+end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
+
+-- The meta hash holds two packed fields (cmsgpack arrays, lua/README.md
+-- "Keys"): cfg, what createSession fixes, and st, what transitions change.
+-- A field of its own costs a transition ~2.6k Redis instructions to read
+-- and a sprintf to write back (callgrind); two packed values cost the read
+-- of two. CFG and ST name the array slots, in order.
+-- cmsgpack writes numbers without formatting them; the embedded dev Redis
+-- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
+-- go through cjson. Each backend reads what it wrote.
+local msgpack = rawget(_G, 'cmsgpack')
+local unpack_value = msgpack and msgpack.unpack or cjson.decode
+local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }
+local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
+  'turn', 'used', 'warned', 'bank', 'groups' }
+
+local k_meta, k_parts = KEYS[1], KEYS[2]
+local v = rcall('HMGET', k_meta, 'cfg', 'st')
+if not v[2] then
+  if rcall('EXISTS', k_meta) == 0 then return fail('SESSION_NOT_FOUND', { session_id = ARGV[1] }) end
+  return {}
+end
+local n = unpack_value(v[1])[3]
+local out = { now_ms(), v[1], v[2] }
+for i = 0, n - 1, 200 do
+  local idx = {}
+  for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+  local frags = rcall('HMGET', k_parts, unpack(idx))
+  for _, f in ipairs(frags) do out[#out + 1] = f end
+end
+return out

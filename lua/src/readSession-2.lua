@@ -1,0 +1,36 @@
+--[[ readSession: read a session as stored, for a caller that renders the v1 state
+itself (Go's engine does: the head's JSON is then not built in Redis). Read-only. A caller
+that wants the state as JSON calls getSession.
+
+KEYS[1] meta   sk:{<shard>}:session:<id>
+KEYS[2] parts  sk:{<shard>}:session:<id>:parts
+
+ARGV[1] session_id  UUID
+
+Returns: {now_ms, cfg, st, p0, p1, ..., pN-1}: the Redis time (integer ms), the meta
+  hash's packed cfg and st (lua/README.md "The meta hash"), and the participant at
+  rotation position i; or {} when the session is stored field by field (written before
+  the packing and not since): read it with getSession.
+Errors:  SESSION_NOT_FOUND {session_id}
+Publishes: nothing
+Time:    now_ms = Redis TIME in ms at the read (the state's server_time_ms).
+]]
+-- @include prelude
+-- @include clock
+-- @include meta
+
+local k_meta, k_parts = KEYS[1], KEYS[2]
+local v = rcall('HMGET', k_meta, 'cfg', 'st')
+if not v[2] then
+  if rcall('EXISTS', k_meta) == 0 then return fail('SESSION_NOT_FOUND', { session_id = ARGV[1] }) end
+  return {}
+end
+local n = unpack_value(v[1])[3]
+local out = { now_ms(), v[1], v[2] }
+for i = 0, n - 1, 200 do
+  local idx = {}
+  for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+  local frags = rcall('HMGET', k_parts, unpack(idx))
+  for _, f in ipairs(frags) do out[#out + 1] = f end
+end
+return out
