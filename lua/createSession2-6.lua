@@ -132,11 +132,12 @@ end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed fields (cmsgpack arrays, lua/README.md
--- "Keys"): cfg, what createSession fixes, and st, what transitions change.
--- A field of its own costs a transition ~2.6k Redis instructions to read
--- and a sprintf to write back (callgrind); two packed values cost the read
--- of two. CFG and ST name the array slots, in order.
+-- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
+-- cfg, what createSession fixes, and st, what transitions change. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind); two packed values cost the read of
+-- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+--
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
 -- go through cjson. Each backend reads what it wrote.
@@ -170,7 +171,7 @@ end
 -- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
   local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
-    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups or {} })
+    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
   if m.unpacked then
     rcall('DEL', k_meta)
     rcall('HSET', k_meta, 'cfg', pack_cfg(m), 'st', st)
@@ -440,7 +441,7 @@ local life = rcall('INCR', k_lives)
 local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
   active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
-  turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
+  turn = 0, used = 0, groups = groups, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'cfg', pack_cfg(m))
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}

@@ -51,14 +51,54 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
+
+-- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
+-- civil-from-days arithmetic (Lua in Redis has no os.date). A state often
+-- holds one instant twice (a switch's cycle_started_at and updated_at), so
+-- each run formats a value once.
+local iso_memo = {}
+local function iso(ms)
+  local hit = iso_memo[ms]
+  if hit then return hit end
+  -- x - x % d is x rounded down to a multiple of d: VM arithmetic, where
+  -- math.floor is a function call
+  local rem = ms % 86400000
+  local z = (ms - rem) / 86400000 + 719468
+  local doe = z % 146097
+  local era = (z - doe) / 146097
+  local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524 - (doe - doe % 146096) / 146096
+  yoe = (yoe - yoe % 365) / 365
+  local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100)
+  local mp = 5 * doy + 2
+  mp = (mp - mp % 153) / 153
+  local d = 153 * mp + 2
+  d = doy - (d - d % 5) / 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local ms_ = rem % 1000
+  local s = (rem - ms_) / 1000
+  local sec = s % 60
+  local mi = (s - sec) / 60
+  local h = (mi - mi % 60) / 60
+  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi % 60, sec, ms_)
+  iso_memo[ms] = hit
+  return hit
+end
+
+local function iso_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return '"' .. iso(tonumber(v)) .. '"'
+end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed fields (cmsgpack arrays, lua/README.md
--- "Keys"): cfg, what createSession fixes, and st, what transitions change.
--- A field of its own costs a transition ~2.6k Redis instructions to read
--- and a sprintf to write back (callgrind); two packed values cost the read
--- of two. CFG and ST name the array slots, in order.
+-- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
+-- cfg, what createSession fixes, and st, what transitions change. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind); two packed values cost the read of
+-- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+--
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
 -- go through cjson. Each backend reads what it wrote.
@@ -124,6 +164,44 @@ local function check_common(m, sid, expected, stream, cap)
     return fail('STREAM_FULL', { stream_max = cap })
   end
   return nil
+end
+
+local function num_or_null(v)
+  if v == nil or v == '' then return 'null' end
+  return v
+end
+
+-- head_open encodes every session-level field of the state, without the
+-- closing brace; extra ('' or ',"k":v') comes last.
+local function head_open(m, now, extra)
+  local active = 'null'
+  if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
+  local opt = ''
+  if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
+  if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
+  if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
+  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
+  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
+  if m.mode == 'per_group' then
+    local ids, gs = {}, {}
+    for g in pairs(m.groups) do ids[#ids + 1] = g end
+    table.sort(ids)
+    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
+    opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
+  end
+  return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
+    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
+    .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
+    .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
+    .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
+    .. ',"session_started_at":' .. iso_or_null(m.started_at)
+    .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
+    .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
+    .. '","server_time_ms":' .. int(now) .. extra
+end
+
+local function head(m, now, extra)
+  return head_open(m, now, extra) .. '}'
 end
 -- Idempotency-Key records (lua/README.md "Idempotency").
 

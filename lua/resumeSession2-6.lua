@@ -108,11 +108,12 @@ end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed fields (cmsgpack arrays, lua/README.md
--- "Keys"): cfg, what createSession fixes, and st, what transitions change.
--- A field of its own costs a transition ~2.6k Redis instructions to read
--- and a sprintf to write back (callgrind); two packed values cost the read
--- of two. CFG and ST name the array slots, in order.
+-- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
+-- cfg, what createSession fixes, and st, what transitions change. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind); two packed values cost the read of
+-- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+--
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
 -- go through cjson. Each backend reads what it wrote.
@@ -197,7 +198,7 @@ end
 -- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
   local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
-    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups or {} })
+    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
   if m.unpacked then
     rcall('DEL', k_meta)
     rcall('HSET', k_meta, 'cfg', pack_cfg(m), 'st', st)

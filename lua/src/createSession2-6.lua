@@ -153,7 +153,7 @@ local life = rcall('INCR', k_lives)
 local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
   active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
-  turn = 0, used = 0, groups = groups, gdirty = true, warn = warn }
+  turn = 0, used = 0, groups = groups, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 rcall('HSET', k_meta, 'cfg', pack_cfg(m))
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}

@@ -58,7 +58,7 @@ local function charge(m, p, e)
     m.bank = m.bank - e
   elseif m.mode == 'per_group' and p.group_id then
     local g = (m.groups[p.group_id] or p.total_time_ms) - e
-    m.groups[p.group_id], m.gdirty = g, true
+    m.groups[p.group_id] = g
     p.total_time_ms = g
   elseif m.mode ~= 'count_up' then
     p.total_time_ms = p.total_time_ms - e
