@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -53,7 +55,10 @@ func unpackMeta(b []byte, slots int) ([]any, error) {
 	if len(b) > 0 && b[0] == '[' {
 		err = json.Unmarshal(b, &v)
 	} else {
-		err = msgpack.Unmarshal(b, &v)
+		// loose: every integer width decodes as int64 or uint64
+		dec := msgpack.NewDecoder(bytes.NewReader(b))
+		dec.UseLooseInterfaceDecoding(true)
+		err = dec.Decode(&v)
 	}
 	if err != nil || len(v) < slots {
 		return nil, errPacked
@@ -179,26 +184,14 @@ func appendISOOrNull(out []byte, v any) []byte {
 	return append(out, '"')
 }
 
-// integer reads an integer slot: a number of any width MessagePack or JSON
-// decoding gives, or decimal text.
+// integer reads an integer slot: a number as loose MessagePack or JSON
+// decoding gives it, or decimal text.
 func integer(v any) (int64, bool) {
 	switch n := v.(type) {
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
 	case int64:
 		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
 	case uint64:
-		return int64(n), true
+		return int64(n), n <= math.MaxInt64
 	case float64:
 		return int64(n), n == float64(int64(n))
 	case string:

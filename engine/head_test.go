@@ -90,18 +90,17 @@ func TestRenderedHeadIsTheScripts(t *testing.T) {
 	}
 }
 
-// TestPackedSlots: the slot readers take every integer width MessagePack
-// gives, JSON's float64 and decimal text, and a malformed array is an
-// error, not a state.
+// TestPackedSlots: the slot reader takes what loose MessagePack decoding
+// gives (int64, uint64), JSON's float64 and decimal text, and a malformed
+// array is an error, not a state.
 func TestPackedSlots(t *testing.T) {
 	for _, tc := range []struct {
 		v    any
 		want int64
 		ok   bool
 	}{
-		{int8(-3), -3, true}, {uint8(200), 200, true}, {int16(-300), -300, true}, {uint16(60000), 60000, true},
-		{int32(-70000), -70000, true}, {uint32(4_000_000_000), 4_000_000_000, true},
-		{int64(1_765_123_456_789), 1_765_123_456_789, true}, {uint64(1 << 40), 1 << 40, true},
+		{int64(-3), -3, true}, {int64(1_765_123_456_789), 1_765_123_456_789, true},
+		{uint64(1 << 40), 1 << 40, true}, {uint64(1 << 63), -1 << 63, false},
 		{float64(1_765_123_456_789), 1_765_123_456_789, true}, {1.5, 1, false},
 		{"1765123456789", 1_765_123_456_789, true}, {"", 0, false}, {nil, 0, false}, {true, 0, false},
 	} {
