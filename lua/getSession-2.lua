@@ -182,6 +182,18 @@ local function head(m, now, extra)
   return head_open(m, now, extra) .. '}'
 end
 
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
+
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local sid = ARGV[1]
 
@@ -190,11 +202,4 @@ if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
 
 local now = now_ms()
 
-local out = { head(m, now, '') }
-for i = 0, m.n - 1, 200 do
-  local idx = {}
-  for j = i, math.min(i + 199, m.n - 1) do idx[#idx + 1] = j end
-  local frags = rcall('HMGET', k_parts, unpack(idx))
-  for _, f in ipairs(frags) do out[#out + 1] = f end
-end
-return out
+return append_all(k_parts, m.n, { head(m, now, '') })

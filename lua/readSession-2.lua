@@ -57,6 +57,18 @@ local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'm
 local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
   'turn', 'used', 'warned', 'bank', 'groups' }
 
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
+
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local v = rcall('HMGET', k_meta, 'cfg', 'st')
 if not v[2] then
@@ -64,11 +76,4 @@ if not v[2] then
   return {}
 end
 local n = unpack_value(v[1])[3]
-local out = { now_ms(), v[1], v[2] }
-for i = 0, n - 1, 200 do
-  local idx = {}
-  for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
-  local frags = rcall('HMGET', k_parts, unpack(idx))
-  for _, f in ipairs(frags) do out[#out + 1] = f end
-end
-return out
+return append_all(k_parts, n, { now_ms(), v[1], v[2] })

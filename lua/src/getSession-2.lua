@@ -16,6 +16,7 @@ Time:    server_time_ms = Redis TIME in ms at the read.
 -- @include clock
 -- @include meta
 -- @include encoding
+-- @include fragments
 
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local sid = ARGV[1]
@@ -25,11 +26,4 @@ if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
 
 local now = now_ms()
 
-local out = { head(m, now, '') }
-for i = 0, m.n - 1, 200 do
-  local idx = {}
-  for j = i, math.min(i + 199, m.n - 1) do idx[#idx + 1] = j end
-  local frags = rcall('HMGET', k_parts, unpack(idx))
-  for _, f in ipairs(frags) do out[#out + 1] = f end
-end
-return out
+return append_all(k_parts, m.n, { head(m, now, '') })

@@ -18,6 +18,7 @@ Time:    now_ms = Redis TIME in ms at the read (the state's server_time_ms).
 -- @include prelude
 -- @include clock
 -- @include meta
+-- @include fragments
 
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local v = rcall('HMGET', k_meta, 'cfg', 'st')
@@ -26,11 +27,4 @@ if not v[2] then
   return {}
 end
 local n = unpack_value(v[1])[3]
-local out = { now_ms(), v[1], v[2] }
-for i = 0, n - 1, 200 do
-  local idx = {}
-  for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
-  local frags = rcall('HMGET', k_parts, unpack(idx))
-  for _, f in ipairs(frags) do out[#out + 1] = f end
-end
-return out
+return append_all(k_parts, n, { now_ms(), v[1], v[2] })

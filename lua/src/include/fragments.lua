@@ -26,3 +26,15 @@ local function write_frags(k_parts, changed)
   end
   hset_flat(k_parts, flat)
 end
+
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
