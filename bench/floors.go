@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
+	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 )
 
@@ -100,7 +103,10 @@ func (r *miniRelay) read(ctx context.Context) {
 			if r.drop != nil && r.drop(r.n-1) {
 				continue
 			}
-			payload := []byte(m.Payload)
+			payload, err := render(m.Payload)
+			if err != nil {
+				continue
+			}
 			r.mu.Lock()
 			for c := range r.conns[m.Channel] {
 				c.mu.Lock()
@@ -111,6 +117,21 @@ func (r *miniRelay) read(ctx context.Context) {
 			r.mu.Unlock()
 		}
 	}
+}
+
+// render turns what a script published into what a client gets: a
+// packed message of the whole state becomes STATE_UPDATE (a relay's least
+// work per message); JSON (SESSION_DELETED) passes as it is.
+func render(payload string) ([]byte, error) {
+	if strings.HasPrefix(payload, "{") {
+		return []byte(payload), nil
+	}
+	d, err := fullstate.Decode([]byte(payload))
+	if err != nil || !d.Full {
+		return nil, errors.New("bench: the minimal relay forwards whole states only")
+	}
+	return fullstate.StateMessage("STATE_UPDATE", d.SessionID, d.Timestamp, d.Life, d.Version,
+		fullstate.Build(d.Session, d.Participants)), nil
 }
 
 func (r *miniRelay) serve(ctx *fasthttp.RequestCtx) {

@@ -226,7 +226,7 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				if events {
 					eventCap = "100000000"
 				}
-				sha := shaOf("switchCycle2-7.lua")
+				sha := shaOf("switchCycle3-7.lua")
 				lat := make(latencies, 0, b.N)
 				cpu := newCPUMeter(b, rdb)
 				b.ResetTimer()
@@ -491,7 +491,7 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		return &abSide{name: name, evalshas: 1, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
 	}
 	const eventCap = "100000000"
-	cur := shaOf("switchCycle2-7.lua")
+	cur := shaOf("switchCycle3-7.lua")
 	vs := []*abSide{
 		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
 			all := append(keys, k.Idem(""), k.Budget())
@@ -528,10 +528,10 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 }
 
 // BenchmarkScriptsAB measures Redis CPU per call (INFO commandstats) of a
-// previous main's scripts against today's: a switch, a read as each main's
-// engine makes it (getSession-2 then, readSession-2 now), and a pause and
-// resume. SK_PREV_LUA names a folder holding that main's lua/*.lua (the
-// same file names as today's, e.g. `git show <rev>:lua/<f>` for each).
+// previous main's scripts against today's: a switch, a read as the engine
+// makes it (readSession-2), and a pause and resume. SK_PREV_LUA names a
+// folder holding that main's lua/*.lua, a main of the revision-2 scripts
+// (createSession2-6 ...; e.g. `git show <rev>:lua/<f>` for each).
 // Each side runs on sessions its own create and start made, at 4
 // participants with the audit event; the sides take turns in blocks of
 // cpuWindow calls, so the machine's drift hits both alike. It reports each
@@ -549,7 +549,7 @@ func BenchmarkScriptsAB(b *testing.B) {
 		dst  **redis.Script
 		name string
 	}{{&prev.create, "createSession2-6.lua"}, {&prev.start, "startSession2-6.lua"},
-		{&prev.switchCycle, "switchCycle2-7.lua"}, {&prev.get, "getSession-2.lua"},
+		{&prev.switchCycle, "switchCycle2-7.lua"}, {&prev.get, "getSession-2.lua"}, {&prev.read, "readSession-2.lua"},
 		{&prev.pause, "pauseSession2-6.lua"}, {&prev.resume, "resumeSession2-6.lua"}} {
 		src, err := os.ReadFile(filepath.Join(dir, sc.name))
 		if err != nil {
@@ -563,17 +563,8 @@ func BenchmarkScriptsAB(b *testing.B) {
 	ctx := context.Background()
 	ops := map[string]func(e *Engine, id string) error{
 		"switch": func(e *Engine, id string) error { _, err := e.Switch(ctx, id, session.SwitchArgs{}); return err },
-		// a read as each main makes it: the previous one had getSession-2
-		// build the head, today's renders what readSession-2 returns
-		"get": func(e *Engine, id string) error {
-			var err error
-			if e == prev {
-				_, _, err = e.getParts(ctx, keyspace.For(id), id)
-			} else {
-				_, _, err = e.Parts(ctx, id)
-			}
-			return err
-		},
+		// a read as the engine makes it: readSession-2, rendered in Go
+		"get": func(e *Engine, id string) error { _, _, err := e.Parts(ctx, id); return err },
 		"pause+resume": func(e *Engine, id string) error {
 			if _, err := e.Pause(ctx, id, 0); err != nil {
 				return err

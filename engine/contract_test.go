@@ -48,6 +48,11 @@ import (
 // "published" lists every message the step publishes on the session's
 // state channel, in order; [] means none.
 //
+// The scripts publish, return and record packed messages (lua/README.md
+// "Packed messages"); the runner renders each as the JSON the revision-2
+// scripts built (renderPacked), so the cases state the v1 JSON every
+// consumer ends with, and Go's rendering is checked against it.
+//
 // Every STATE_DELTA a step publishes or replies is applied (fullstate) to
 // the state the runner holds at its base, and the state reached must be
 // getSession-2's, byte for byte but for server_time_ms (the time of each
@@ -197,6 +202,11 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 			}
 		}
 		got, err := rdb.Do(ctx, args...).Result()
+		if err == nil {
+			if got, err = renderPacked(got, st.Script, st.Command); err != nil {
+				t.Fatalf("%s: %v", label, err)
+			}
+		}
 		var rerr redis.Error
 		switch {
 		case st.Error != nil:
@@ -221,6 +231,11 @@ func runContractCase(t *testing.T, rdb *redis.Client, c contractCase) {
 			continue
 		}
 		msgs := drainChannel(t, rdb, ps, channel)
+		for j, m := range msgs {
+			if msgs[j], err = renderMessage(m); err != nil {
+				t.Fatalf("%s: message %d: %v", label, j, err)
+			}
+		}
 		if len(msgs) != len(st.Published) {
 			t.Errorf("%s: published %d messages, want %d: %q", label, len(msgs), len(st.Published), msgs)
 			continue
@@ -323,6 +338,112 @@ func (c *deltaChain) apply(ctx context.Context, msg []byte) error {
 		c.latest = at
 	}
 	return nil
+}
+
+// renderPacked renders what a step got: a transition's {"packed", msg, ...}
+// reply as {"full", state} or {"delta", STATE_DELTA}, a replayed packed
+// state as {"replay", state} (a delete's kept reply is "1" or "0"), and XRANGE entries with a packed "event" in
+// the field-per-field layout of the revision-2 scripts.
+func renderPacked(got any, script string, command []string) (any, error) {
+	r, ok := got.([]any)
+	if !ok || len(r) < 2 {
+		return got, nil
+	}
+	if len(command) > 0 {
+		if !strings.EqualFold(command[0], "XRANGE") {
+			return got, nil
+		}
+		for _, e := range r {
+			if e, ok := e.([]any); ok && len(e) == 2 {
+				fields, _ := e[1].([]any)
+				var err error
+				if e[1], err = renderEntry(fields); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return r, nil
+	}
+	kind, _ := r[0].(string)
+	msg, _ := r[1].(string)
+	if kind != "packed" && (kind != "replay" || strings.HasPrefix(msg, "{") || strings.HasPrefix(script, "deleteSession")) {
+		return got, nil
+	}
+	d, err := fullstate.Decode([]byte(msg))
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Clone(r)
+	switch {
+	case kind == "replay":
+		out[1] = string(fullstate.Build(d.Session, d.Participants))
+	case d.Full:
+		out[0], out[1] = "full", string(fullstate.Build(d.Session, d.Participants))
+	default:
+		out[0], out[1] = "delta", string(d.JSON())
+	}
+	return out, nil
+}
+
+// renderMessage renders a packed message published on the state channel
+// as a STATE_UPDATE or a STATE_DELTA.
+func renderMessage(m string) (string, error) {
+	if strings.HasPrefix(m, "{") {
+		return m, nil
+	}
+	d, err := fullstate.Decode([]byte(m))
+	if err != nil {
+		return "", err
+	}
+	if !d.Full {
+		return string(d.JSON()), nil
+	}
+	return string(fullstate.StateMessage("STATE_UPDATE", d.SessionID, d.Timestamp, d.Life, d.Version,
+		fullstate.Build(d.Session, d.Participants))), nil
+}
+
+// renderEntry spreads an audit entry's packed "event" into the fields it
+// packs and renders its packed "state" with its kind.
+func renderEntry(fields []any) ([]any, error) {
+	at := map[string]any{}
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		at[k] = fields[i+1]
+	}
+	ev, ok := at["event"].(string)
+	if !ok {
+		return fields, nil
+	}
+	v, err := fullstate.UnpackArray([]byte(ev), 9)
+	if err != nil {
+		return nil, err
+	}
+	str := func(x any) string {
+		if n, ok := x.(int64); ok {
+			return fmt.Sprint(n)
+		}
+		if n, ok := x.(uint64); ok {
+			return fmt.Sprint(n)
+		}
+		if n, ok := x.(float64); ok { // the embedded Redis packs with cjson
+			return fmt.Sprint(int64(n))
+		}
+		s, _ := x.(string)
+		return s
+	}
+	state, _ := at["state"].(string)
+	d, err := fullstate.Decode([]byte(state))
+	if err != nil {
+		return nil, err
+	}
+	kind, rendered := "delta", string(d.JSON())
+	if d.Full {
+		kind, rendered = "full", string(fullstate.Build(d.Session, d.Participants))
+	}
+	return []any{"type", at["type"], "session_id", at["session_id"], "version", str(v[0]), "life", str(v[1]),
+		"participant_id", str(v[2]), "group_id", str(v[3]), "time_remaining_ms", str(v[4]),
+		"time_elapsed_ms", str(v[5]), "cycle_number", str(v[6]), "timestamp", str(v[7]),
+		"state_kind", kind, "state", rendered, "actor", str(v[8])}, nil
 }
 
 // firstDiff shows where two long states part.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -66,16 +67,16 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	s := &Engine{rdb: rdb, eventCap: newStreamCap(o.EventCap), dlSuffix: o.DeadlineSuffix}
 	s.idemTTL = strconv.FormatInt(max(o.IdempotencyTTL.Milliseconds(), 1), 10)
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
-	s.create = script("createSession2-6.lua")
-	s.start = script("startSession2-6.lua")
-	s.switchCycle = script("switchCycle2-7.lua")
+	s.create = script("createSession3-6.lua")
+	s.start = script("startSession3-6.lua")
+	s.switchCycle = script("switchCycle3-7.lua")
 	s.get = script("getSession-2.lua")
 	s.read = script("readSession-2.lua")
-	s.pause = script("pauseSession2-6.lua")
-	s.resume = script("resumeSession2-6.lua")
-	s.complete = script("completeSession2-6.lua")
+	s.pause = script("pauseSession3-6.lua")
+	s.resume = script("resumeSession3-6.lua")
+	s.complete = script("completeSession3-6.lua")
 	s.del = script("deleteSession2-5.lua")
-	s.expire = script("expireSession2-5.lua")
+	s.expire = script("expireSession3-5.lua")
 	s.asm = fullstate.New(s.Parts, o.StateCacheMax)
 	return s
 }
@@ -271,7 +272,7 @@ func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) in
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
-// has passed (expireSession2-5.lua). It is idempotent: fired reports
+// has passed (expireSession3-5.lua). It is idempotent: fired reports
 // whether this call changed the session (and published TIME_EXPIRED).
 func (s *Engine) Expire(ctx context.Context, id string) (fired bool, err error) {
 	k, keys := s.turnKeys(id, nil)
@@ -318,7 +319,7 @@ func (s *Engine) Get(ctx context.Context, id string) ([]byte, error) {
 
 // Parts reads a session as its head (the state without "participants") and
 // its participants in rotation order: a fullstate.Fetch. readSession-2
-// returns what is stored and the head is rendered here, so Redis builds no
+// returns what is stored and the state is rendered here, so Redis builds no
 // JSON for a read; a session stored before the meta hash was packed is read
 // with getSession-2 instead.
 func (s *Engine) Parts(ctx context.Context, id string) ([]byte, [][]byte, error) {
@@ -338,11 +339,17 @@ func (s *Engine) Parts(ctx context.Context, id string) ([]byte, [][]byte, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	head, err := renderHead(strs[0], strs[1], now)
+	head, err := fullstate.RenderHead(strs[0], strs[1], now, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	return head, strs[2:], nil
+	parts := strs[2:]
+	for i, p := range parts {
+		if parts[i], err = fullstate.RenderParticipant(p); err != nil {
+			return nil, nil, err
+		}
+	}
+	return head, parts, nil
 }
 
 // getParts reads a session with getSession-2: its head as Redis renders it.
@@ -376,14 +383,14 @@ func bulkStrings(vals []any) ([][]byte, error) {
 
 var errReply = errors.New("scripts: unexpected reply shape")
 
-// state decodes the {kind, json} reply of a mutating script into full
+// state decodes the {kind, payload} reply of a mutating script into full
 // state; a replay is flagged on c.
 func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]byte, error) {
 	vals, err := cmd.Slice()
 	if err != nil {
 		return nil, scriptErr(err, true)
 	}
-	if len(vals) == 4 && c != nil && c.Budget != nil { // the switch's budget (switchCycle2-7)
+	if len(vals) == 4 && c != nil && c.Budget != nil { // the switch's budget (switchCycle3-7)
 		rem, _ := vals[2].(int64)
 		reset, _ := vals[3].(int64)
 		c.Budget.Charged, c.Budget.Remaining, c.Budget.ResetAfter = true, rem, time.Duration(reset)*time.Microsecond
@@ -395,14 +402,17 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	kind, _ := vals[0].(string)
 	payload, _ := vals[1].(string)
 	switch kind {
-	case "full":
+	case "full": // the JSON of a revision-2 script (an A/B run, or a fleet mid-upgrade)
 		return []byte(payload), nil
 	case "replay":
 		if c != nil {
 			c.Replayed = true
 		}
-		return []byte(payload), nil
-	case "delta":
+		if strings.HasPrefix(payload, "{") { // kept by a revision-2 script
+			return []byte(payload), nil
+		}
+		fallthrough // a packed message of the whole state
+	case "packed", "delta":
 		d, err := fullstate.Decode([]byte(payload))
 		if err != nil {
 			return nil, err

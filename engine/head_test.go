@@ -7,13 +7,15 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
 	"github.com/synckairos/synckairos/session"
 )
 
-// TestRenderedHeadIsTheScripts: the head Go renders from readSession-2's
-// packed meta is, byte for byte, the head getSession-2 builds in Redis, in
-// every mode and status and with every optional field.
+// TestRenderedHeadIsTheScripts: the head and participants Go renders from
+// readSession-2's packed meta and fragments are, byte for byte, what
+// getSession-2 builds in Redis, in every mode and status and with every
+// optional field.
 func TestRenderedHeadIsTheScripts(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestScripts(t)
@@ -74,43 +76,19 @@ func TestRenderedHeadIsTheScripts(t *testing.T) {
 						t.Fatalf("%s: %v", step, err)
 					}
 				}
-				got, _, err := s.Parts(ctx, c.ID)
+				head, parts, err := s.Parts(ctx, c.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want, _, err := s.getParts(ctx, k, c.ID)
+				wantHead, wantParts, err := s.getParts(ctx, k, c.ID)
 				if err != nil {
 					t.Fatal(err)
 				}
+				got, want := fullstate.Build(head, parts), fullstate.Build(wantHead, wantParts)
 				if maskServerTime(got) != maskServerTime(want) {
 					t.Fatalf("after step %d (%s):\nGo     %s\nscript %s", i, step, got, want)
 				}
 			}
 		})
-	}
-}
-
-// TestPackedSlots: the slot reader takes what loose MessagePack decoding
-// gives (int64, uint64), JSON's float64 and decimal text, and a malformed
-// array is an error, not a state.
-func TestPackedSlots(t *testing.T) {
-	for _, tc := range []struct {
-		v    any
-		want int64
-		ok   bool
-	}{
-		{int64(-3), -3, true}, {int64(1_765_123_456_789), 1_765_123_456_789, true},
-		{uint64(1 << 40), 1 << 40, true}, {uint64(1 << 63), -1 << 63, false},
-		{float64(1_765_123_456_789), 1_765_123_456_789, true}, {1.5, 1, false},
-		{"1765123456789", 1_765_123_456_789, true}, {"", 0, false}, {nil, 0, false}, {true, 0, false},
-	} {
-		if got, ok := integer(tc.v); got != tc.want || ok != tc.ok {
-			t.Errorf("integer(%#v) = %d, %v; want %d, %v", tc.v, got, ok, tc.want, tc.ok)
-		}
-	}
-	for _, bad := range [][]byte{nil, []byte("x"), []byte("[1,2]"), {0x91, 0x01}} {
-		if _, err := renderHead(bad, bad, 0); err == nil {
-			t.Errorf("renderHead(%q) rendered a state", bad)
-		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/persist"
 	"github.com/synckairos/synckairos/servertest"
 	"github.com/synckairos/synckairos/session"
 	"github.com/synckairos/synckairos/sessiontest"
@@ -180,9 +181,10 @@ func watch(t testing.TB, rdb *redis.Client, id string) *watcher {
 	return &watcher{rdb: rdb, ps: ps, ch: ch}
 }
 
-// drain returns every message published since the last drain. It
-// publishes a marker of its own and reads up to it, so it needs no sleep:
-// a script publishes before it replies.
+// drain returns every message published since the last drain, a packed
+// message rendered as the relay's STATE_UPDATE or as a STATE_DELTA
+// (renderMessage). It publishes a marker of its own and reads up to it, so
+// it needs no sleep: a script publishes before it replies.
 func (w *watcher) drain(t testing.TB) [][]byte {
 	t.Helper()
 	mark := "mark-" + uuid.NewString()
@@ -200,7 +202,11 @@ func (w *watcher) drain(t testing.TB) [][]byte {
 		if m.Payload == mark {
 			return out
 		}
-		out = append(out, []byte(m.Payload))
+		msg, err := renderMessage(m.Payload)
+		if err != nil {
+			t.Fatalf("published %q: %v", m.Payload, err)
+		}
+		out = append(out, []byte(msg))
 	}
 }
 
@@ -218,7 +224,8 @@ func streamMark(t testing.TB, rdb *redis.Client, stream string) string {
 	return xs[0].ID
 }
 
-// eventsSince returns the entries of session id appended after mark.
+// eventsSince returns the entries of session id appended after mark, in
+// the field-per-field layout (persist.Fields).
 func eventsSince(t testing.TB, rdb *redis.Client, stream, mark, id string) []redis.XMessage {
 	t.Helper()
 	xs, err := rdb.XRange(context.Background(), stream, "("+mark, "+").Result()
@@ -228,6 +235,10 @@ func eventsSince(t testing.TB, rdb *redis.Client, stream, mark, id string) []red
 	var out []redis.XMessage
 	for _, x := range xs {
 		if x.Values["session_id"] == id {
+			var err error
+			if x.Values, err = persist.Fields(x.Values); err != nil {
+				t.Fatal(err)
+			}
 			out = append(out, x)
 		}
 	}

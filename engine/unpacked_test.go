@@ -32,9 +32,26 @@ redis.call('HDEL', KEYS[1], 'cfg', 'st')
 redis.call('HSET', KEYS[1], unpack(flat))
 return #flat / 2`
 
-// TestUnpackedSessions: a session stored before the meta hash was packed
-// (running through a rolling upgrade) reads the same, and its next
-// transition stores it packed, with the TTL its status asks for.
+// storeJSONParts rewrites a session's packed participants as the
+// revision-2 scripts stored them: v1 JSON objects.
+const storeJSONParts = `
+local mp = rawget(_G, 'cmsgpack')
+local dec = mp and mp.unpack or cjson.decode
+for i = 0, tonumber(ARGV[1]) - 1 do
+  local a = dec(redis.call('HGET', KEYS[1], tostring(i)))
+  local g = ''
+  if a[8] ~= '' then g = ',"group_id":"' .. a[8] .. '"' end
+  redis.call('HSET', KEYS[1], tostring(i), string.format('{"participant_id":"%s","participant_index":%d,' ..
+    '"total_time_ms":%d,"time_used_ms":%d,"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,' ..
+    '"has_expired":%s%s}', a[1], a[2], a[3], a[4], math.max(a[3], 0), a[5], tostring(a[6]), tostring(a[7]), g))
+end
+return 1`
+
+// TestUnpackedSessions: a session stored by older scripts (running through
+// a rolling upgrade) reads the same, and its next transition stores what it
+// writes packed, with the TTL its status asks for. Older is the meta hash
+// field by field with JSON participants (before the packing), or packed
+// meta with JSON participants (the revision-2 scripts).
 func TestUnpackedSessions(t *testing.T) {
 	t.Parallel()
 	s, rdb := newTestScripts(t)
@@ -45,30 +62,51 @@ func TestUnpackedSessions(t *testing.T) {
 			c.Participants[i].GroupID = g
 		}
 	}
-	for _, tc := range []struct {
+	type layout struct {
+		name  string
+		store []string // the scripts that rewrite the session
+	}
+	type op struct {
 		name   string
 		mode   string
 		adjust func(*session.Config)
 		start  bool
 		op     func(id string, version int64) ([]byte, error)
 		ttl    bool // the meta key expires after op
-	}{
+		packs  bool // op rewrites participant 0
+	}
+	var cases []struct {
+		layout
+		op
+	}
+	for _, tc := range []op{
 		{"pending per_participant, start", session.ModePerParticipant, nil, false,
-			func(id string, v int64) ([]byte, error) { return s.Start(ctx, id, v) }, false},
+			func(id string, v int64) ([]byte, error) { return s.Start(ctx, id, v) }, false, true},
 		{"pending, complete", session.ModeCountUp, nil, false,
-			func(id string, v int64) ([]byte, error) { return s.Complete(ctx, id, v) }, true},
+			func(id string, v int64) ([]byte, error) { return s.Complete(ctx, id, v) }, true, false},
 		{"running global, switch", session.ModeGlobal, nil, true,
 			func(id string, v int64) ([]byte, error) {
 				return s.Switch(ctx, id, session.SwitchArgs{ExpectedVersion: v})
-			}, false},
+			}, false, true},
 		{"running per_group, switch", session.ModePerGroup, grouped, true,
 			func(id string, v int64) ([]byte, error) {
 				return s.Switch(ctx, id, session.SwitchArgs{ExpectedVersion: v})
-			}, false},
+			}, false, true},
 		{"running, pause", session.ModePerParticipant, nil, true,
-			func(id string, v int64) ([]byte, error) { return s.Pause(ctx, id, v) }, false},
+			func(id string, v int64) ([]byte, error) { return s.Pause(ctx, id, v) }, false, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		for _, l := range []layout{
+			{"fields", []string{storeUnpacked, storeJSONParts}},
+			{"revision 2", []string{storeJSONParts}},
+		} {
+			cases = append(cases, struct {
+				layout
+				op
+			}{l, tc})
+		}
+	}
+	for _, tc := range cases {
+		t.Run(tc.layout.name+": "+tc.op.name, func(t *testing.T) {
 			c := newConfig(t, tc.mode, 3, 60_000)
 			if tc.adjust != nil {
 				tc.adjust(c)
@@ -87,11 +125,18 @@ func TestUnpackedSessions(t *testing.T) {
 				t.Fatal(err)
 			}
 			ttl := rdb.PTTL(ctx, meta).Val()
-			if err := rdb.Eval(ctx, storeUnpacked, []string{meta}).Err(); err != nil {
-				t.Fatal(err)
+			parts := keyspace.For(c.ID).Parts
+			for _, sc := range tc.store {
+				if err := rdb.Eval(ctx, sc, []string{map[bool]string{true: parts, false: meta}[sc == storeJSONParts]},
+					len(c.Participants)).Err(); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if n := rdb.HLen(ctx, meta).Val(); n < 20 {
+			if n := rdb.HLen(ctx, meta).Val(); tc.layout.name == "fields" && n < 20 {
 				t.Fatalf("unpacked meta has %d fields", n)
+			}
+			if f := rdb.HGet(ctx, parts, "0").Val(); f[0] != '{' {
+				t.Fatalf("participant 0 stored as %q, want JSON", f)
 			}
 			if rdb.PTTL(ctx, meta).Val() > ttl {
 				t.Fatal("unpacking moved the TTL")
@@ -104,7 +149,7 @@ func TestUnpackedSessions(t *testing.T) {
 				t.Fatalf("read unpacked:\n%s\nwant\n%s", unpacked, before)
 			}
 
-			got, err := tc.op(c.ID, decode[State](t, before).Version)
+			got, err := tc.op.op(c.ID, decode[State](t, before).Version)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,6 +168,11 @@ func TestUnpackedSessions(t *testing.T) {
 			}
 			if maskServerTime(after) != maskServerTime(got) {
 				t.Fatalf("read after the transition:\n%s\nwant its reply\n%s", after, got)
+			}
+			// what the transition wrote is packed: the participant whose
+			// turn it touched (the first, in rotation order)
+			if f := rdb.HGet(ctx, parts, "0").Val(); tc.packs && f[0] == '{' {
+				t.Fatalf("participant 0 after the transition: %q, want it packed", f)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
-// Package fullstate turns what the scripts publish and return for large
-// sessions (a STATE_DELTA: the session head plus the participants that
-// changed) back into the full v1 state. One Assembler per instance keeps the
+// Package fullstate turns what the scripts publish and return (a packed
+// message: lua/README.md "Packed messages") into the v1 state: the whole
+// state of a small session, or for a large one a delta (the session head
+// plus the participants that changed). One Assembler per instance keeps the
 // last full state of each large session it has seen, so the cost of a delta
 // is paid once per instance, not once per client.
 package fullstate
@@ -29,6 +30,10 @@ type Delta struct {
 	Session      json.RawMessage   `json:"session"`
 	Positions    []int             `json:"positions"`
 	Participants []json.RawMessage `json:"participants"`
+
+	// Full: a packed message of kind "f", the whole state (Participants
+	// in rotation order, no Positions), which needs no base.
+	Full bool `json:"-"`
 }
 
 // Assembler caches the last full state of up to max large sessions.
@@ -56,8 +61,12 @@ func New(fetch Fetch, max int) *Assembler {
 
 var errBadDelta = errors.New("fullstate: malformed STATE_DELTA")
 
-// Decode parses a STATE_DELTA.
+// Decode parses a packed message, or a STATE_DELTA in JSON (as the
+// revision-2 scripts published it).
 func Decode(msg []byte) (*Delta, error) {
+	if len(msg) > 0 && msg[0] != '{' {
+		return decodePacked(msg)
+	}
 	var d Delta
 	if err := json.Unmarshal(msg, &d); err != nil {
 		return nil, err
@@ -75,6 +84,9 @@ func Decode(msg []byte) (*Delta, error) {
 
 // Apply returns the full state that delta d describes.
 func (a *Assembler) Apply(ctx context.Context, d *Delta) ([]byte, error) {
+	if d.Full {
+		return Build(d.Session, d.Participants), nil
+	}
 	e := a.entry(d.SessionID)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -140,7 +152,7 @@ func overlay(parts [][]byte, d *Delta) [][]byte {
 
 // Build joins a head and its participants into the full state:
 // the head minus its closing brace, then ,"participants":[...]}.
-func Build(head []byte, parts [][]byte) []byte {
+func Build[P ~[]byte](head []byte, parts []P) []byte {
 	head = bytes.TrimRight(head, " \n")
 	n := len(head) + 20
 	for _, p := range parts {

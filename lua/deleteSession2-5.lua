@@ -31,6 +31,19 @@ local rcall = redis.call
 local fmt = string.format
 local floor = math.floor
 
+-- FULL_MAX: sessions with at most this many participants publish and return
+-- the full state; larger ones publish a delta of the participants that changed,
+-- so a switch costs the same at 1000 participants as at 4.
+local FULL_MAX = 32
+-- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
+-- to redis.call is formatted on every call
+local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
+
+-- TTLs (ms). Running and paused sessions never expire.
+local TTL_PENDING = 86400000
+local TTL_FINISHED = 3600000
+
 local function int(x)
   return fmt('%d', x)
 end
@@ -51,45 +64,6 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
-
--- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
--- civil-from-days arithmetic (Lua in Redis has no os.date). A state often
--- holds one instant twice (a switch's cycle_started_at and updated_at), so
--- each run formats a value once.
-local iso_memo = {}
-local function iso(ms)
-  local hit = iso_memo[ms]
-  if hit then return hit end
-  -- x - x % d is x rounded down to a multiple of d: VM arithmetic, where
-  -- math.floor is a function call
-  local rem = ms % 86400000
-  local z = (ms - rem) / 86400000 + 719468
-  local doe = z % 146097
-  local era = (z - doe) / 146097
-  local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524 - (doe - doe % 146096) / 146096
-  yoe = (yoe - yoe % 365) / 365
-  local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100)
-  local mp = 5 * doy + 2
-  mp = (mp - mp % 153) / 153
-  local d = 153 * mp + 2
-  d = doy - (d - d % 5) / 5 + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  local ms_ = rem % 1000
-  local s = (rem - ms_) / 1000
-  local sec = s % 60
-  local mi = (s - sec) / 60
-  local h = (mi - mi % 60) / 60
-  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi % 60, sec, ms_)
-  iso_memo[ms] = hit
-  return hit
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
-end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
@@ -97,16 +71,21 @@ end
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+-- two. The slots, in order, are load_meta's, pack_cfg's and save_meta's
+-- (fullstate/render.go reads them too).
 --
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
 -- go through cjson. Each backend reads what it wrote.
 local msgpack = rawget(_G, 'cmsgpack')
+local pack = msgpack and msgpack.pack or cjson.encode
 local unpack_value = msgpack and msgpack.unpack or cjson.decode
-local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }
-local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
-  'turn', 'used', 'warned', 'bank', 'groups' }
+
+-- pack_cfg is the cfg value of m.
+local function pack_cfg(m)
+  return pack({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
+    m.warn, m.life })
+end
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
@@ -136,9 +115,12 @@ local function load_meta(key)
   local m
   if v[2] then
     local c, s = unpack_value(v[1]), unpack_value(v[2])
-    m = {}
-    for i = 1, #CFG do m[CFG[i]] = c[i] end
-    for i = 1, #ST do m[ST[i]] = s[i] end
+    -- one constructor: the table is made at its size, not grown field by field
+    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
+      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
+      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
+      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
+      groups = s[13], loaded_status = s[1], warns = {} }
     if m.bank == '' then m.bank = nil end
   else
     m = load_unpacked(key)
@@ -147,7 +129,7 @@ local function load_meta(key)
   m.loaded_status = m.status
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
-  m.warns = {}
+  m.warns = m.warns or {}
   if m.warn and m.warn ~= '' then
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
@@ -166,51 +148,95 @@ local function check_common(m, sid, expected, stream, cap)
   return nil
 end
 
-local function num_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return v
-end
-
--- head_open encodes every session-level field of the state, without the
--- closing brace; extra ('' or ',"k":v') comes last.
-local function head_open(m, now, extra)
-  local active = 'null'
-  if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
-  local opt = ''
-  if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
-  if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
-  if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
-  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
-  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
-  if m.mode == 'per_group' then
-    local ids, gs = {}, {}
-    for g in pairs(m.groups) do ids[#ids + 1] = g end
-    table.sort(ids)
-    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
-    opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
+-- save_meta writes the fields a transition may change (keeping the packed st
+-- in m.st_raw, for the message) and sets the TTL that
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m)
+  local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
+    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
+  m.st_raw = st
+  if m.unpacked then
+    m.cfg_raw = pack_cfg(m)
+    rcall('DEL', k_meta)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
+    m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
+  else
+    rcall('HSET', k_meta, 'st', st)
   end
-  return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
-    .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
-    .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
-    .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
-    .. ',"session_started_at":' .. iso_or_null(m.started_at)
-    .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
-    .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
-    .. '","server_time_ms":' .. int(now) .. extra
+  if m.status == m.loaded_status then return end
+  local ttl = TTL_FINISHED
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = TTL_PENDING end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once hold_parts read it: one
+-- HMGET then serves every read of a participant and the whole-state
+-- message, and every write goes through it too.
+local held
+
+local function hold_parts(k_parts, m)
+  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
 end
 
-local function head(m, now, extra)
-  return head_open(m, now, extra) .. '}'
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
+
+-- message packs what a transition publishes, returns and records
+-- (lua/README.md "Packed messages"): kind 'f' carries every participant in
+-- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
+end
+
+-- all_parts reads every participant's fragment, in rotation order.
+local function all_parts(k_parts, m)
+  if held then return held end
+  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  return append_all(k_parts, m.n, {})
+end
+
+-- full packs the whole state (kind 'f').
+local function full(k_parts, m, now, expired)
+  return message('f', m, now, expired, m.version - 1, {}, all_parts(k_parts, m))
+end
+
+-- delta packs the participants at `changed` positions ({{pos, fragment}, ...})
+-- as a change from version base (kind 'd').
+local function delta(m, now, expired, changed, base)
+  local pos, frags = {}, {}
+  for i, c in ipairs(changed) do
+    pos[i] = c[1]
+    frags[i] = c[2]
+  end
+  return message('d', m, now, expired, base, pos, frags)
 end
 -- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
 -- and how long the record lives (ms). A record is fp, a newline, then the
--- reply's JSON; only calls that succeed leave one (an error changed nothing).
+-- reply's payload (a packed message, or JSON kept by the revision-2 scripts); only calls that succeed leave one (an error changed nothing).
 
--- replayed answers a repeat: {'replay', json} for the same request,
+-- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
 local function replayed(idem)
   if idem.fp == '' then return nil end
@@ -226,9 +252,18 @@ local function replayed(idem)
   return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
 end
 
--- keep records json as the reply of the call's key, if it has one.
-local function keep(idem, json)
-  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+-- keep records payload as the reply of the call's key, if it has one.
+local function keep(idem, payload)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
+end
+
+-- kept keeps the reply r of a transition and returns it; a delta is kept as
+-- the whole state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, expired)
+  if idem.fp ~= '' then
+    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
+  end
+  return r
 end
 
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

@@ -14,7 +14,8 @@ import (
 
 // TestActorRecorded: an entry's actor field (the caller's sub) lands in
 // sync_events.actor and in the events route; an entry without one is NULL.
-// The start's entry is the script's own, given an actor by hand.
+// The start's entry is the script's own, given an actor by hand (and
+// written back field per field, the layout before the packed event).
 func TestActorRecorded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -26,8 +27,10 @@ func TestActorRecorded(t *testing.T) {
 		t.Fatalf("entries %v %v", entries, err)
 	}
 	start := entries[1]
+	fields, err := Fields(start.Values)
+	must(t, err)
 	values := []any{}
-	for k, v := range start.Values {
+	for k, v := range fields {
 		if k != "actor" {
 			values = append(values, k, v)
 		}

@@ -9,6 +9,7 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/session"
 )
 
@@ -42,7 +43,11 @@ func decode(stream string, m redis.XMessage) (event, error) {
 	if _, ok := parsePos(m.ID); !ok {
 		return e, errors.New("bad entry id")
 	}
-	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	values, err := Fields(m.Values)
+	if err != nil {
+		return e, err
+	}
+	str := func(k string) string { s, _ := values[k].(string); return s }
 	e.typ = str("type")
 	if !eventTypes[e.typ] {
 		return e, errors.New("unknown type")
@@ -51,7 +56,6 @@ func decode(stream string, m redis.XMessage) (event, error) {
 	if !session.IsUUID(e.sessionID) {
 		return e, errors.New("session_id is not a UUID")
 	}
-	var err error
 	if e.version, err = strconv.ParseInt(str("version"), 10, 64); err != nil || e.version < 1 {
 		return e, errors.New("bad version")
 	}
@@ -106,4 +110,52 @@ func decode(stream string, m redis.XMessage) (event, error) {
 		return e, errors.New("unknown state_kind")
 	}
 	return e, nil
+}
+
+// eventSlots are the fields a revision-3 script packs into an entry's
+// "event", in order (lua/README.md "Audit events").
+var eventSlots = [...]string{"version", "life", "participant_id", "group_id", "time_remaining_ms",
+	"time_elapsed_ms", "cycle_number", "timestamp", "actor"}
+
+// Fields returns an audit entry's fields in the field-per-field layout: an
+// entry of the packed layout (type, session_id, event, state: a packed
+// message) gets the event's slots as decimal text and the state rendered
+// as v1 JSON with its kind, full or delta; any other entry is returned as
+// it is.
+func Fields(in map[string]any) (map[string]any, error) {
+	ev, ok := in["event"].(string)
+	if !ok {
+		return in, nil
+	}
+	v, err := fullstate.UnpackArray([]byte(ev), len(eventSlots))
+	if err != nil {
+		return nil, errors.New("bad event")
+	}
+	out := map[string]any{"type": in["type"], "session_id": in["session_id"]}
+	for i, k := range eventSlots {
+		switch x := v[i].(type) {
+		case string:
+			out[k] = x
+		case int64:
+			out[k] = strconv.FormatInt(x, 10)
+		case uint64:
+			out[k] = strconv.FormatUint(x, 10)
+		case float64: // the embedded Redis packs with cjson
+			out[k] = strconv.FormatFloat(x, 'f', -1, 64)
+		default:
+			return nil, errors.New("bad " + k)
+		}
+	}
+	if st, _ := in["state"].(string); st != "" {
+		d, err := fullstate.Decode([]byte(st))
+		if err != nil {
+			return nil, errors.New("bad state")
+		}
+		if d.Full {
+			out["state_kind"], out["state"] = "full", string(fullstate.Build(d.Session, d.Participants))
+		} else {
+			out["state_kind"], out["state"] = "delta", string(d.JSON())
+		}
+	}
+	return out, nil
 }

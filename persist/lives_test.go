@@ -45,6 +45,10 @@ func entriesOf(t *testing.T, rdb *redis.Client, id, after, table string) []row {
 		if m.Values["session_id"] != id {
 			continue
 		}
+		var err error
+		if m.Values, err = Fields(m.Values); err != nil {
+			t.Fatal(err)
+		}
 		v, _ := strconv.ParseInt(m.Values["version"].(string), 10, 64)
 		life, _ := m.Values["life"].(string) // absent: an event from before lives, life 0
 		l, _ := strconv.ParseInt(life, 10, 64)

@@ -48,6 +48,12 @@ func TestClusterSlotMoveAndFailover(t *testing.T) {
 	}
 	eventually(t, "the shard linked again", func() bool { return f.relay.m.resyncs.Get() >= 1 })
 
+	// The kill is to test the relay, not Redis's asynchronous replication:
+	// let the replica take every write first (the moved keys among them),
+	// or the promoted replica may not know the session at all.
+	if n, err := c.Node(t, to).Do(context.Background(), "WAIT", 1, 5000).Int(); err != nil || n != 1 {
+		t.Fatalf("WAIT on %s: %d replicas, %v", to, n, err)
+	}
 	c.Kill(t, to)
 	// The switch may meet the failover window (503s); once it is in, the
 	// client gets it, as an update or as the resync after the reconnect.

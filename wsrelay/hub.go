@@ -530,10 +530,12 @@ func (h *hub) onState(s *sess, p []byte) {
 		}
 		s.last = at
 		h.fanout(s, p, scanInt(p, keyTimestamp))
-	case bytes.HasPrefix(p, prefixDelta):
+	case bytes.HasPrefix(p, prefixDelta) || len(p) > 0 && p[0] != '{':
+		// a packed message (lua/README.md "Packed messages"), or a
+		// STATE_DELTA in JSON from a revision-2 script
 		d, err := fullstate.Decode(p)
 		if err != nil {
-			h.r.log.Warn("wsrelay: bad STATE_DELTA", "session", s.id, "err", err)
+			h.r.log.Warn("wsrelay: bad state message", "session", s.id, "err", err)
 			return
 		}
 		at := stamp{d.Life, d.Version}

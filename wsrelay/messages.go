@@ -2,6 +2,7 @@ package wsrelay
 
 import (
 	"bytes"
+	"github.com/synckairos/synckairos/fullstate"
 	"strconv"
 )
 
@@ -49,17 +50,9 @@ func sessionDeletedMessage(id string, ts int64) []byte {
 	return append(appendHead(make([]byte, 0, 96), "SESSION_DELETED", id, ts), '}')
 }
 
-// stateMessage is STATE_UPDATE or STATE_SYNC in the shape the scripts
-// publish: {"type","sessionId","timestamp","version","life","state"}.
+// stateMessage is STATE_UPDATE or STATE_SYNC (fullstate.StateMessage).
 func stateMessage(typ, id string, ts int64, at stamp, state []byte) []byte {
-	b := appendHead(make([]byte, 0, len(state)+128), typ, id, ts)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, at.version, 10)
-	b = append(b, `,"life":`...)
-	b = strconv.AppendInt(b, at.life, 10)
-	b = append(b, `,"state":`...)
-	b = append(b, state...)
-	return append(b, '}')
+	return fullstate.StateMessage(typ, id, ts, at.life, at.version, state)
 }
 
 // appendHead appends the fields every relay message about a session opens

@@ -1,18 +1,19 @@
 // Command cgswitch counts the Redis instructions of a switch (the engine's
 // probe: it calls the raw scripts of two contract versions, which the
 // engine of one version cannot, so it lives beside the engine). It drives
-// -n switches of one switch script, at 4 participants with the audit
-// event, on a redis-server that runs under callgrind (pid -pid), zeroing
+// -n switches of one switch script, at 4 participants (-participants) with
+// the audit event, on a redis-server that runs under callgrind (pid -pid), zeroing
 // the counters after the set-up and dumping them after the switches, so
 // the dump's total over -n is the instructions per switch. -layout names
 // the script contract: "v5" (switchCycle-5 and createSession-4, before
 // Idempotency-Key), "v6" (with it), "v7" (createSession-6, lives), "v8"
 // (switchCycle-7, the per-session budget; -budget charges it) or "v9"
 // (the same with SPUBLISH: createSession2-6, startSession2-6,
-// switchCycle2-7); -dir holds that layout's
-// create, start and switch files. With v9, -op get counts getSession-2 on
+// switchCycle2-7) or "v10" (the packed revision 3); -dir holds that layout's
+// create, start and switch files. With v9 or v10, -op get counts getSession-2 on
 // the running session instead, -op read readSession-2, -op pause-resume a pause and a resume, and
-// -op standin issue 13's logic-free stand-in of a switch (standIn).
+// -op standin issue 13's logic-free stand-in of a switch (standIn), and -op
+// create, create-start and create-start-complete that many new sessions.
 // bench/RESULTS.md has the procedure.
 package main
 
@@ -33,21 +34,24 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
 	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
-	layout := flag.String("layout", "v9", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key) or v9 (SPUBLISH)")
+	layout := flag.String("layout", "v10", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key), v9 (SPUBLISH) or v10 (packed)")
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
+	parts := flag.Int("participants", 4, "the session's size")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
-	op := flag.String("op", "switch", "v9: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume) or standin (issue 13's logic-free switch)")
+	op := flag.String("op", "switch", "v9, v10: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
 	flag.Parse()
 	names := map[string][3]string{
-		"v5": {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
-		"v6": {"createSession-5.lua", "startSession-6.lua", "switchCycle-6.lua"},
-		"v7": {"createSession-6.lua", "startSession-6.lua", "switchCycle-6.lua"},
-		"v8": {"createSession-6.lua", "startSession-6.lua", "switchCycle-7.lua"},
-		"v9": {"createSession2-6.lua", "startSession2-6.lua", "switchCycle2-7.lua"},
+		"v5":  {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
+		"v6":  {"createSession-5.lua", "startSession-6.lua", "switchCycle-6.lua"},
+		"v7":  {"createSession-6.lua", "startSession-6.lua", "switchCycle-6.lua"},
+		"v8":  {"createSession-6.lua", "startSession-6.lua", "switchCycle-7.lua"},
+		"v9":  {"createSession2-6.lua", "startSession2-6.lua", "switchCycle2-7.lua"},
+		"v10": {"createSession3-6.lua", "startSession3-6.lua", "switchCycle3-7.lua"},
 	}[*layout]
+	rev := map[string]string{"v9": "2", "v10": "3"}[*layout] // the -op layouts' revision
 	if names[0] == "" || *pid == 0 {
-		log.Fatal("want -layout v5|v6|v7|v8|v9 and -pid")
+		log.Fatal("want -layout v5|v6|v7|v8|v9|v10 and -pid")
 	}
 	load := func(f string) *redis.Script {
 		b, err := os.ReadFile(filepath.Join(*dir, f))
@@ -70,15 +74,15 @@ func main() {
 		createKeys = append(append([]string{}, keys[:4]...), base+":idem:")
 		keys = append(keys, base+":idem:")
 	}
-	if *layout == "v7" || *layout == "v8" || *layout == "v9" {
+	if *layout == "v7" || *layout == "v8" || rev != "" {
 		createKeys = append(createKeys, "sk:{a}:lives")
 	}
 	swKeys := keys
-	if *layout == "v8" || *layout == "v9" {
+	if *layout == "v8" || rev != "" {
 		swKeys = append(append([]string{}, keys...), base+":rl")
 	}
-	for i := 0; i < 4; i++ {
-		args = append(args, fmt.Sprintf("11111111-1111-4111-8111-00000000010%d", i), i, 3_600_000_000, "")
+	for i := range *parts {
+		args = append(args, fmt.Sprintf("11111111-1111-4111-8111-%012x", 0x100+i), i, 3_600_000_000, "")
 	}
 	must(create.Run(ctx, rdb, createKeys, args...).Err())
 	must(start.Run(ctx, rdb, keys, id, ch, cap, "").Err())
@@ -89,23 +93,56 @@ func main() {
 	must(sw.Run(ctx, rdb, swKeys, swArgs...).Err()) // loaded and warm
 	calls := []call{{sw, swKeys, swArgs}}
 	switch {
-	case *op == "get" && *layout == "v9":
+	case *op == "get" && rev != "":
 		calls = []call{{load("getSession-2.lua"), keys[:2], []any{id}}}
-	case *op == "read" && *layout == "v9":
+	case *op == "read" && rev != "":
 		calls = []call{{load("readSession-2.lua"), keys[:2], []any{id}}}
-	case *op == "pause-resume" && *layout == "v9":
+	case *op == "pause-resume" && rev != "":
 		calls = []call{
-			{load("pauseSession2-6.lua"), keys, []any{id, ch, cap, "", base + ":msg", "", "", ""}},
-			{load("resumeSession2-6.lua"), keys, []any{id, ch, cap, "", "", "", ""}},
+			{load("pauseSession" + rev + "-6.lua"), keys, []any{id, ch, cap, "", base + ":msg", "", "", ""}},
+			{load("resumeSession" + rev + "-6.lua"), keys, []any{id, ch, cap, "", "", "", ""}},
 		}
-	case *op == "standin" && *layout == "v9":
+	case *op == "standin" && rev != "":
 		msg := strings.Repeat("x", 1430) // as large as a 4-participant STATE_UPDATE
 		calls = []call{{redis.NewScript(standIn), []string{base + ":standin", keys[1], ch, keys[3]}, []any{msg}}}
 		must(rdb.HSet(ctx, base+":standin", "status", "running", "version", 1, "life", 1, "n", 4, "active", 0,
 			"active_id", "x", "mode", "per_participant", "cycle_at", 1, "turn", 0, "used", 0, "warned", 0).Err())
 		defer rdb.Del(ctx, base+":standin")
+	case strings.HasPrefix(*op, "create") && rev != "":
+		// a new session per call: -op create counts creates, create-start
+		// a create and a start, create-start-complete all three (the
+		// differences are start's and complete's)
+		calls = nil
+		steps := strings.Split(*op, "-")
+		for i := range *n + 1 {
+			id := fmt.Sprintf("22222222-2222-4222-8222-%010x0a", i)
+			b := "sk:{a}:session:" + id
+			k := []string{b, b + ":parts", b + ":index", "sk:{a}:events", "sk:{a}:deadlines", b + ":idem:"}
+			a := append([]any{id, b + ":state"}, args[2:]...)
+			calls = append(calls, call{create, []string{k[0], k[1], k[2], k[3], k[5], "sk:{a}:lives"}, a})
+			for _, st := range steps[1:] {
+				sc := map[string]*redis.Script{"start": start, "complete": load("completeSession" + rev + "-6.lua")}[st]
+				if sc == nil {
+					log.Fatal("-op create[-start[-complete]]")
+				}
+				calls = append(calls, call{sc, k, []any{id, b + ":state", cap, "", ""}})
+			}
+		}
+		// the first session's calls load and warm the scripts
+		warm := len(steps)
+		for _, c := range calls[:warm] {
+			must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())
+		}
+		calls = calls[warm:]
+		must(exec.Command("callgrind_control", "-z", strconv.Itoa(*pid)).Run())
+		for _, c := range calls {
+			must(c.sc.EvalSha(ctx, rdb, c.keys, c.args...).Err())
+		}
+		must(exec.Command("callgrind_control", "-d", strconv.Itoa(*pid)).Run())
+		fmt.Println(*layout, *op, *n, "times counted: see the newest callgrind dump's totals")
+		return
 	case *op != "switch":
-		log.Fatal("-op get, read, pause-resume and standin want -layout v9")
+		log.Fatal("-op get, read, pause-resume and standin want -layout v9 or v10")
 	}
 	for _, c := range calls { // loaded and warm
 		must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())

@@ -26,4 +26,7 @@ if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
 
 local now = now_ms()
 
-return append_all(k_parts, m.n, { head(m, now, '') })
+-- fragments are stored packed: each is rendered as v1 JSON here
+local out = append_all(k_parts, m.n, { json_head(m, now, '') })
+for i = 2, #out do out[i] = json_p(out[i]) end
+return out

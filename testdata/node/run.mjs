@@ -1,19 +1,27 @@
 // Replays every golden case of testdata/contract against Redis with the npm
 // `redis` client: SCRIPT LOAD of the lua/ file, EVALSHA with literal KEYS
 // and ARGV, the same matchers as contract_test.go (see its comment for the
-// file format). Like contract_test.go, it applies every STATE_DELTA a step
-// replies and publishes to the state it holds at the delta's base and
-// checks the result against getSession-2, byte for byte but for
-// server_time_ms. Exits non-zero when a case fails.
+// file format). The scripts reply, publish and XADD packed messages
+// (MessagePack): they are read as Buffers and rendered by packed.mjs into
+// the v1 JSON the cases expect. Like contract_test.go, it applies every
+// STATE_DELTA a step replies and publishes to the state it holds at the
+// delta's base (and holds every full state as it is), and checks the state
+// reached against getSession-2, byte for byte but for server_time_ms. It
+// does the same with the packed messages as they are (cfg, st and each
+// position's fragment) against readSession-2, byte for byte. Exits
+// non-zero when a case fails.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { createClient } from 'redis';
+import { createClient, commandOptions } from 'redis';
+import { build, renderEvent, renderMessage, unpack } from './packed.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const addr = process.env.REDIS_TEST_ADDR || '127.0.0.1:6379';
 const isoRe = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// replies as Buffers: packed messages are binary, which UTF-8 decoding would corrupt
+const asBuffers = commandOptions({ returnBuffers: true });
 
 function normalize(v) {
   if (typeof v === 'string' && (v.startsWith('{') || v.startsWith('['))) {
@@ -21,6 +29,54 @@ function normalize(v) {
   }
   if (Array.isArray(v)) return v.map(normalize);
   return v;
+}
+
+// text turns a value read as Buffers back into what a string-mode client
+// reads: every bulk string as UTF-8 text.
+const text = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : Array.isArray(v) ? v.map(text) : v);
+
+// fromReply renders a script's reply as the revision-2 scripts replied it:
+// {"packed", msg, ...} as {"full" | "delta", json, ...}, and a replayed
+// packed state as its JSON. The packed messages met go to packed.
+function fromReply(got, packed) {
+  if (!Array.isArray(got) || !Buffer.isBuffer(got[0])) return text(got);
+  const kind = got[0].toString();
+  // a replay keeps JSON ('{', the revision-2 scripts' state; "1"/"0", a delete's) or a packed state
+  const legacy = kind === 'replay' && (got[1][0] === 0x7b || /^[01]$/.test(got[1].toString()));
+  if (kind !== 'packed' && (kind !== 'replay' || legacy)) return text(got);
+  const m = renderMessage(got[1]);
+  if (kind === 'replay' && m.kind !== 'f') throw new Error(`a replay of a packed message of kind ${m.kind}`);
+  packed.push(m);
+  return [kind === 'packed' ? m.reply[0] : kind, m.reply[1], ...text(got.slice(2))];
+}
+
+// fromPublished renders a state-channel message: JSON (SESSION_DELETED)
+// as it is, a packed message as the STATE_UPDATE or STATE_DELTA it stands for.
+function fromPublished(buf, packed) {
+  if (buf[0] === 0x7b) return buf.toString('utf8');
+  const m = renderMessage(buf);
+  packed.push(m);
+  return m.published;
+}
+
+// fromStream renders XRANGE entries as the revision-2 scripts wrote them:
+// a packed event state becomes its state_kind ("full" | "delta") and state
+// JSON, and an entry with its figures packed in `event` gets them back as
+// fields of their own.
+function fromStream(entries) {
+  return entries.map(([id, fields]) => {
+    const f = text(fields);
+    const at = (name) => f.findIndex((x, i) => i % 2 === 0 && x === name);
+    const kind = at('state_kind');
+    const state = at('state');
+    if (at('event') >= 0 && state >= 0) {
+      return [text(id), renderEvent(f[at('type') + 1], f[at('session_id') + 1], fields[at('event') + 1], fields[state + 1])];
+    }
+    if (kind >= 0 && state >= 0 && f[kind + 1] === 'packed') {
+      [f[kind + 1], f[state + 1]] = renderMessage(fields[state + 1]).reply;
+    }
+    return [text(id), f];
+  });
 }
 
 function subst(v, sub) {
@@ -102,10 +158,8 @@ function rawItems(s) {
   return out;
 }
 
-// build joins a head and its participants into the full v1 state
-// (lua/README.md "Applying a delta").
-const build = (head, parts) => `${head.slice(0, -1)},"participants":[${parts.join(',')}]}`;
-const maskTime = (s) => s.replace(/"server_time_ms":\d+/, '"server_time_ms":0');
+// getSession-2 has the read's time, and not the switch's expired_participant_id
+const maskTime = (s) => s.replace(/"server_time_ms":\d+(,"expired_participant_id":"[^"]*")?/, '"server_time_ms":0');
 
 function firstDiff(a, b) {
   let i = 0;
@@ -138,13 +192,77 @@ function applyDelta(held, text) {
   }
   d.positions.forEach((p, i) => { parts[p] = frags[i]; });
   if (parts.some((p) => p === undefined)) throw new Error(`create delta of version ${d.version} leaves positions unset`);
-  const state = { life: d.life, version: d.version, head: raw.session, parts, full: build(raw.session, parts) };
-  const at = `${d.life}:${d.version}`;
+  return hold(held, { life: d.life, version: d.version, parts, full: build(raw.session, parts) });
+}
+
+// hold keeps a state at its (life, version); two messages that lead to one
+// version must agree on its state.
+function hold(held, state) {
+  const at = `${state.life}:${state.version}`;
   const prev = held.get(at);
-  if (prev && prev.full !== state.full) throw new Error(`two deltas to version ${d.version} give two states: ${firstDiff(prev.full, state.full)}`);
+  if (prev && prev.full !== state.full) throw new Error(`two messages to version ${state.version} give two states: ${firstDiff(prev.full, state.full)}`);
   held.set(at, state);
   return state;
 }
+
+// show is a packed value for a failure message: decoded, and in hex when
+// two values differ only in their encoding.
+function show(b) {
+  if (b[0] === 0x7b) return b.toString('utf8');
+  try {
+    return JSON.stringify(unpack(b), (k, v) => (v?.type === 'Buffer' && Array.isArray(v.data) ? Buffer.from(v.data).toString('utf8') : v));
+  } catch {
+    return b.toString('hex');
+  }
+}
+
+function showBoth(a, b) {
+  const [x, y] = [show(a), show(b)];
+  return x === y ? `${a.toString('hex')} against ${b.toString('hex')}` : `${x} against ${y}`;
+}
+
+// packedDiff says where two packed states ({cfg, st, parts}) differ, '' if nowhere.
+function packedDiff(a, b) {
+  if (!a.cfg.equals(b.cfg)) return `cfg ${showBoth(a.cfg, b.cfg)}`;
+  if (!a.st.equals(b.st)) return `st ${showBoth(a.st, b.st)}`;
+  if (a.parts.length !== b.parts.length) return `${a.parts.length} fragments against ${b.parts.length}`;
+  const i = a.parts.findIndex((p, j) => !Buffer.isBuffer(b.parts[j]) || !p.equals(b.parts[j]));
+  return i < 0 ? '' : `fragment ${i} ${showBoth(a.parts[i], b.parts[i] ?? Buffer.alloc(0))}`;
+}
+
+// applyPacked is applyDelta at the packed level: the state a packed message
+// leads to, as stored ({life, version, cfg, st, parts}, a fragment per
+// position), held in held by "life:version". A full message is the state;
+// a delta's fragments go over its base's.
+function applyPacked(held, m) {
+  let parts;
+  if (m.kind === 'f') {
+    if (m.parts.length !== m.n) throw new Error(`full message of version ${m.version} has ${m.parts.length} fragments for ${m.n} participants`);
+    parts = m.parts;
+  } else {
+    if (m.positions.length !== m.parts.length || !m.positions.every((p) => p >= 0 && p < m.n)) {
+      throw new Error(`malformed packed delta of version ${m.version}: positions ${JSON.stringify(m.positions)}, ${m.parts.length} fragments`);
+    }
+    if (m.base === 0 && m.positions.length === m.n) {
+      parts = new Array(m.n); // a create carries everyone
+    } else {
+      const base = held.get(`${m.life}:${m.base}`);
+      if (!base) throw new Error(`no packed state held at the base (life ${m.life}, version ${m.base}) of version ${m.version}`);
+      if (base.parts.length !== m.n) throw new Error(`packed base has ${base.parts.length} participants, the delta says ${m.n}`);
+      parts = base.parts.slice();
+    }
+    m.positions.forEach((p, i) => { parts[p] = m.parts[i]; });
+    if (parts.some((p) => p === undefined)) throw new Error(`packed create delta of version ${m.version} leaves positions unset`);
+  }
+  const state = { life: m.life, version: m.version, cfg: m.cfg, st: m.st, parts };
+  const prev = held.get(`${m.life}:${m.version}`);
+  const diff = prev && packedDiff(prev, state);
+  if (diff) throw new Error(`two packed messages to version ${m.version} give two states: ${diff}`);
+  held.set(`${m.life}:${m.version}`, state);
+  return state;
+}
+
+const newer = (s, than) => !than || s.life > than.life || (s.life === than.life && s.version > than.version);
 
 async function runCase(client, sub0, name, c) {
   const id = randomUUID();
@@ -155,18 +273,18 @@ async function runCase(client, sub0, name, c) {
   const inbox = [];
   let waiter = null;
   const listener = (msg) => { inbox.push(msg); if (waiter) waiter(); };
-  await sub0.sSubscribe(channel, listener);
+  await sub0.sSubscribe(channel, listener, true); // Buffers: messages are packed
   // drain returns what the step published, up to a marker of our own
   const drain = async () => {
-    const mark = `mark-${randomUUID()}`;
+    const mark = Buffer.from(`mark-${randomUUID()}`);
     await client.sPublish(channel, mark);
     const deadline = Date.now() + 10000;
-    while (!inbox.includes(mark)) {
+    let at;
+    while ((at = inbox.findIndex((m) => m.equals(mark))) < 0) {
       if (Date.now() > deadline) throw new Error('timed out waiting for published messages');
       await new Promise((r) => { waiter = r; setTimeout(r, 50); });
     }
-    const msgs = inbox.splice(0, inbox.indexOf(mark) + 1);
-    return msgs.slice(0, -1);
+    return inbox.splice(0, at + 1).slice(0, -1);
   };
   const keys = new Set();
   const shas = {};
@@ -177,8 +295,12 @@ async function runCase(client, sub0, name, c) {
     }
     return shas[script];
   };
-  const held = new Map(); // the states the case's deltas lead to
+  const metaKey = sub('sk:{$SHARD}:session:$ID');
+  const partsKey = sub('sk:{$SHARD}:session:$ID:parts');
+  const held = new Map(); // the states (JSON) the case's messages lead to
+  const heldPacked = new Map(); // the packed states the case's messages lead to
   let latest = null;
+  let latestPacked = null;
   const failures = [];
   try {
     for (const [i, st] of c.steps.entries()) {
@@ -193,10 +315,12 @@ async function runCase(client, sub0, name, c) {
         args = ['EVALSHA', sha, String(st.keys.length), ...st.keys.map(sub), ...st.argv.map(sub)];
       }
       let got, err;
-      try { got = await client.sendCommand(args); } catch (e) { err = e; }
+      try { got = await client.sendCommand(args, asBuffers); } catch (e) { err = e; }
       const out = [];
+      const replied = []; // the packed messages of the reply
+      const render = (what, f) => { try { return f(); } catch (e) { out.push(`${what}: ${e.message}`); return undefined; } };
       if (st.error) {
-        if (!err) throw new Error(`${label}: got ${JSON.stringify(got)}, want error ${st.error.code}`);
+        if (!err) throw new Error(`${label}: got ${JSON.stringify(text(got))}, want error ${st.error.code}`);
         const msg = err.message;
         const sp = msg.indexOf(' ');
         const code = sp < 0 ? msg : msg.slice(0, sp);
@@ -204,44 +328,77 @@ async function runCase(client, sub0, name, c) {
         match('details', subst(st.error.details, sub), JSON.parse(msg.slice(sp + 1)), out);
       } else {
         if (err) throw new Error(`${label}: ${err.message}`);
+        const cmd = st.command?.[0].toUpperCase();
+        got = render('reply', () => (cmd === 'XRANGE' || cmd === 'XREVRANGE' ? fromStream(got) : st.command ? text(got) : fromReply(got, replied)));
         match('reply', subst(st.reply, sub), normalize(got), out);
       }
       if (!st.command) {
-        const msgs = await drain();
+        const packed = []; // the step's packed messages, in the order the script made them
+        const msgs = (await drain()).map((m, j) => render(`message ${j}`, () => fromPublished(m, packed)) ?? '');
+        packed.push(...replied);
         if (msgs.length !== st.published.length) {
           out.push(`published ${msgs.length} messages, want ${st.published.length}`);
         } else {
           msgs.forEach((m, j) => match(`message ${j}`, subst(st.published[j], sub), normalize(m), out));
         }
-        // every delta of the step, in the order the script made them (it
-        // publishes, then replies), applied to the state held at its base;
-        // the state reached must be the one getSession-2 reads back
-        const deltas = msgs.filter((m) => m.startsWith('{"type":"STATE_DELTA"'));
-        if (Array.isArray(got) && got.length === 2 && got[0] === 'delta') deltas.push(got[1]);
-        let applied = deltas.length > 0;
+        // every state message of the step, in the order the script made them
+        // (it publishes, then replies): a full state is held as it is, a
+        // delta applied to the state held at its base; the state reached
+        // must be the one getSession-2 reads back, so every rendering is
+        // checked byte for byte against the scripts' own JSON
+        let applied = packed.length > 0;
         try {
-          for (const t of deltas) {
-            const s = applyDelta(held, t);
-            if (!latest || s.life > latest.life || (s.life === latest.life && s.version > latest.version)) latest = s;
+          for (const m of packed) {
+            const s = m.kind === 'f'
+              ? hold(held, { life: m.life, version: m.version, parts: m.partsJSON, full: m.reply[1] })
+              : applyDelta(held, m.published);
+            if (newer(s, latest)) latest = s;
           }
         } catch (e) {
           out.push(e.message);
           applied = false;
         }
         if (applied) {
-          const r = await client.sendCommand(['EVALSHA', await load('getSession-2.lua'), '2',
-            sub('sk:{$SHARD}:session:$ID'), sub('sk:{$SHARD}:session:$ID:parts'), id]);
+          const r = await client.sendCommand(['EVALSHA', await load('getSession-2.lua'), '2', metaKey, partsKey, id]);
           const read = maskTime(build(r[0], r.slice(1)));
           const applied = maskTime(latest.full);
           if (applied !== read) {
-            out.push(`the state applied from deltas (life ${latest.life}, version ${latest.version}) is not getSession-2's: ${firstDiff(applied, read)}`);
+            out.push(`the state applied from the messages (life ${latest.life}, version ${latest.version}) is not getSession-2's: ${firstDiff(applied, read)}`);
+          }
+        }
+        // the same at the packed level: every packed message applied as it
+        // is, and what readSession-2 reads back must be what is held
+        let appliedPacked = true;
+        try {
+          for (const m of packed) {
+            const s = applyPacked(heldPacked, m);
+            if (newer(s, latestPacked)) latestPacked = s;
+          }
+        } catch (e) {
+          out.push(e.message);
+          appliedPacked = false;
+        }
+        if (appliedPacked && latestPacked) {
+          let r;
+          try {
+            r = await client.sendCommand(['EVALSHA', await load('readSession-2.lua'), '2', metaKey, partsKey, id], asBuffers);
+          } catch (e) {
+            r = e;
+          }
+          if (r instanceof Error) {
+            // a delete leaves nothing to read, and no state held is current
+            if (st.script.startsWith('deleteSession') && r.message.startsWith('SESSION_NOT_FOUND')) latestPacked = null;
+            else out.push(`readSession-2: ${r.message}`);
+          } else if (r.length > 0) { // {}: stored field by field, nothing packed to compare
+            const diff = packedDiff(latestPacked, { cfg: r[1], st: r[2], parts: r.slice(3) });
+            if (diff) out.push(`the packed state applied (life ${latestPacked.life}, version ${latestPacked.version}) is not readSession-2's: ${diff}`);
           }
         }
       }
       if (out.length) failures.push(`${label}:\n  ${out.join('\n  ')}`);
     }
   } finally {
-    await sub0.sUnsubscribe(channel);
+    await sub0.sUnsubscribe(channel, listener, true);
     if (keys.size) await client.del([...keys]);
   }
   return failures;

@@ -3,32 +3,25 @@
 -- @include encoding
 
 -- emit publishes the change and appends its audit event, then returns the
--- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
--- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
--- nobody said: auth off, or the server's own expiry).
-local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-  local kind, payload, msg
-  if m.n <= FULL_MAX then
-    kind = 'full'
-    payload = full_state(k_parts, m, now, extra)
-    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
-  else
-    kind = 'delta'
-    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
-    msg = payload
-  end
+-- reply {'packed', message}: the whole state up to FULL_MAX participants,
+-- above it the participants at `changed` positions (changed = {{pos,
+-- fragment}, ...}), from version ev.base (default: the one before). One
+-- message serves the channel, the stream and the reply. expired names the
+-- participant whose ending turn ran out ('' for none). ev.actor names who
+-- asked ('' when nobody said: auth off, or the server's own expiry).
+local function emit(k_parts, k_stream, channel, cap, m, now, expired, changed, ev)
+  local msg
+  if m.n <= FULL_MAX then msg = full(k_parts, m, now, expired)
+  else msg = delta(m, now, expired, changed, ev.base or (m.version - 1)) end
   rcall('SPUBLISH', channel, msg)
   if cap > 0 then
-    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
-      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
-      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
-      'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
+    -- the event's figures go packed in one field: a number passed to
+    -- redis.call is formatted by sprintf
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'event', pack({ m.version, m.life,
+      ev.pid or '', ev.gid or '', ev.remaining or '', ev.elapsed or '', ev.cycle or '', now, ev.actor or '' }),
+      'state', msg)
   end
-  return { kind, payload }
+  return { 'packed', msg }
 end
 
 -- event_for describes participant p for the audit event.

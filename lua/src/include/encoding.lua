@@ -1,10 +1,40 @@
--- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+-- Participants packed and as JSON, the state head as JSON (getSession), and
+-- the packed messages of transitions.
 -- @include prelude
 -- @include clock
+-- @include meta
+-- @include fragments
 
+-- A participant is stored packed (lua/README.md "Participants";
+-- fullstate/render.go names the slots too): an array of the slots below,
+-- which a transition unpacks and packs without formatting a number. A
+-- fragment stored by the revision-2 scripts is v1 JSON, read as such until
+-- its next write packs it.
 local function enc_p(p)
+  return pack({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
+    p.is_active, p.has_expired, p.group_id or '' })
+end
+
+local function dec_p(frag)
+  if string.byte(frag, 1) == 123 then return cjson.decode(frag) end -- '{': stored as JSON
+  local a = unpack_value(frag)
+  local g = a[8]
+  if g == '' then g = nil end
+  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
+    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
+end
+
+local function get_p(key, pos)
+  if held then return dec_p(held[pos + 1]) end
+  return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or int(pos)))
+end
+
+-- json_p is a stored fragment as v1 JSON (getSession).
+local function json_p(frag)
+  if string.byte(frag, 1) == 123 then return frag end
+  local p = dec_p(frag)
   local g = ''
-  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
+  if p.group_id then g = ',"group_id":"' .. p.group_id .. '"' end
   local remaining = p.total_time_ms
   if remaining < 0 then remaining = 0 end
   return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
@@ -13,18 +43,14 @@ local function enc_p(p)
     p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
 end
 
-local function get_p(key, pos)
-  return cjson.decode(rcall('HGET', key, pos))
-end
-
 local function num_or_null(v)
   if v == nil or v == '' then return 'null' end
   return v
 end
 
--- head_open encodes every session-level field of the state, without the
+-- json_head_open encodes every session-level field of the state, without the
 -- closing brace; extra ('' or ',"k":v') comes last.
-local function head_open(m, now, extra)
+local function json_head_open(m, now, extra)
   local active = 'null'
   if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
   local opt = ''
@@ -51,39 +77,36 @@ local function head_open(m, now, extra)
     .. '","server_time_ms":' .. int(now) .. extra
 end
 
-local function head(m, now, extra)
-  return head_open(m, now, extra) .. '}'
+local function json_head(m, now, extra)
+  return json_head_open(m, now, extra) .. '}'
 end
 
--- delta encodes a STATE_DELTA from base to m.version: head h and the
--- participants at `changed` positions.
-local function delta(m, now, h, changed, base)
+-- message packs what a transition publishes, returns and records
+-- (lua/README.md "Packed messages"): kind 'f' carries every participant in
+-- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
+end
+
+-- all_parts reads every participant's fragment, in rotation order.
+local function all_parts(k_parts, m)
+  if held then return held end
+  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  return append_all(k_parts, m.n, {})
+end
+
+-- full packs the whole state (kind 'f').
+local function full(k_parts, m, now, expired)
+  return message('f', m, now, expired, m.version - 1, {}, all_parts(k_parts, m))
+end
+
+-- delta packs the participants at `changed` positions ({{pos, fragment}, ...})
+-- as a change from version base (kind 'd').
+local function delta(m, now, expired, changed, base)
   local pos, frags = {}, {}
   for i, c in ipairs(changed) do
-    pos[i] = int(c[1])
+    pos[i] = c[1]
     frags[i] = c[2]
   end
-  return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-    .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"base_version":' .. int(base)
-    .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
-    .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
-end
-
--- full_state encodes the whole v1 state: the head and every participant, in
--- one buffer and one concat (every string Lua builds is copied, interned and
--- later swept, ~10 instructions a byte: callgrind).
-local function full_state(k_parts, m, now, extra)
-  local pos = POSITIONS
-  if m.n > FULL_MAX then
-    pos = {}
-    for i = 1, m.n do pos[i] = int(i - 1) end
-  end
-  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
-  local buf = { head_open(m, now, extra), ',"participants":[' }
-  for i = 1, m.n do
-    buf[2 * i + 1] = frags[i]
-    buf[2 * i + 2] = ','
-  end
-  buf[2 * m.n + 2] = ']}'
-  return table.concat(buf)
+  return message('d', m, now, expired, base, pos, frags)
 end

@@ -11,7 +11,7 @@
 -- @include rotation
 
 local function end_expired(m, now)
-  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', int(now)
+  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', now
 end
 
 -- time_expired announces an expiry on the session's message channel
@@ -53,7 +53,7 @@ end
 -- the script's keys and channels: {meta, parts, index, stream, dl, channel,
 -- cap, msg}.
 local function expire_turn(ks, m, p, pos, e, now, changed)
-  m.version, m.updated_at = m.version + 1, int(now)
+  m.version, m.updated_at = m.version + 1, now
   local who, active, apos, ev = p.participant_id, nil, nil, nil
   local sl = sess_left(m)
   if sl and sl <= 0 then
@@ -73,7 +73,7 @@ local function expire_turn(ks, m, p, pos, e, now, changed)
       else
         nx.is_active = true
         begin_turn(m, nx, now)
-        m.active, m.active_id = int(np), nx.participant_id
+        m.active, m.active_id = np, nx.participant_id
         set_frag(changed, np, enc_p(nx))
         active, apos = nx, np
       end
@@ -132,7 +132,7 @@ end
 -- the positions of both steps (later fragments win). A full reply is
 -- already whole.
 local function merge_reply(r, m, now, base, first, second)
-  if r[1] ~= 'delta' then return r end
+  if m.n <= FULL_MAX then return r end
   local all, at = {}, {}
   for _, list in ipairs({ first, second }) do
     for _, c in ipairs(list) do
@@ -143,5 +143,5 @@ local function merge_reply(r, m, now, base, first, second)
       end
     end
   end
-  return { 'delta', delta(m, now, head(m, now, ''), all, base) }
+  return { 'packed', delta(m, now, '', all, base) }
 end

@@ -4,6 +4,16 @@
 -- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
 -- entry flagged written was stored already (sync_group).
 
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once hold_parts read it: one
+-- HMGET then serves every read of a participant and the whole-state
+-- message, and every write goes through it too.
+local held
+
+local function hold_parts(k_parts, m)
+  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+end
+
 -- set_frag records pos's new fragment, replacing an earlier one.
 local function set_frag(changed, pos, frag)
   for _, c in ipairs(changed) do
@@ -20,8 +30,9 @@ local function write_frags(k_parts, changed)
   local flat = {}
   for _, c in ipairs(changed) do
     if not c[3] then
-      flat[#flat + 1] = c[1]
+      flat[#flat + 1] = POSITIONS[c[1] + 1] or int(c[1]) -- a number would be formatted by %.17g
       flat[#flat + 1] = c[2]
+      if held then held[c[1] + 1] = c[2] end
     end
   end
   hset_flat(k_parts, flat)

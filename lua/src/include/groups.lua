@@ -43,16 +43,22 @@ local function sync_group(k_parts, m, p, skip, changed)
   for i = 1, #members, 200 do
     local idx = {}
     for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
-    local frags = rcall('HMGET', k_parts, unpack(idx))
+    local frags = {}
+    if held then
+      for j = 1, #idx do frags[j] = held[idx[j] + 1] end
+    else
+      frags = rcall('HMGET', k_parts, unpack(idx))
+    end
     for j = 1, #idx do
       if idx[j] ~= skip and frags[j] then
-        local q = cjson.decode(frags[j])
+        local q = dec_p(frags[j])
         if q.total_time_ms ~= bank or (out and not q.has_expired) then
           q.total_time_ms = bank
           if out then q.has_expired = true end
           local f = enc_p(q)
           flat[#flat + 1] = idx[j]
           flat[#flat + 1] = f
+          if held then held[idx[j] + 1] = f end
           changed[#changed + 1] = { idx[j], f, true }
         end
       end

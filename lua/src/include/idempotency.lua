@@ -5,9 +5,9 @@
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
 -- and how long the record lives (ms). A record is fp, a newline, then the
--- reply's JSON; only calls that succeed leave one (an error changed nothing).
+-- reply's payload (a packed message, or JSON kept by the revision-2 scripts); only calls that succeed leave one (an error changed nothing).
 
--- replayed answers a repeat: {'replay', json} for the same request,
+-- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
 local function replayed(idem)
   if idem.fp == '' then return nil end
@@ -23,16 +23,16 @@ local function replayed(idem)
   return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
 end
 
--- keep records json as the reply of the call's key, if it has one.
-local function keep(idem, json)
-  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+-- keep records payload as the reply of the call's key, if it has one.
+local function keep(idem, payload)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
 end
 
 -- kept keeps the reply r of a transition and returns it; a delta is kept as
--- the full state, which a replay can answer without a base.
-local function kept(idem, r, k_parts, m, now, extra)
+-- the whole state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, expired)
   if idem.fp ~= '' then
-    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
   end
   return r
 end

@@ -6,7 +6,8 @@
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+-- two. The slots, in order, are load_meta's, pack_cfg's and save_meta's
+-- (fullstate/render.go reads them too).
 --
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
@@ -14,9 +15,6 @@
 local msgpack = rawget(_G, 'cmsgpack')
 local pack = msgpack and msgpack.pack or cjson.encode
 local unpack_value = msgpack and msgpack.unpack or cjson.decode
-local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }
-local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
-  'turn', 'used', 'warned', 'bank', 'groups' }
 
 -- pack_cfg is the cfg value of m.
 local function pack_cfg(m)
@@ -52,9 +50,12 @@ local function load_meta(key)
   local m
   if v[2] then
     local c, s = unpack_value(v[1]), unpack_value(v[2])
-    m = {}
-    for i = 1, #CFG do m[CFG[i]] = c[i] end
-    for i = 1, #ST do m[ST[i]] = s[i] end
+    -- one constructor: the table is made at its size, not grown field by field
+    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
+      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
+      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
+      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
+      groups = s[13], loaded_status = s[1], warns = {} }
     if m.bank == '' then m.bank = nil end
   else
     m = load_unpacked(key)
@@ -63,7 +64,7 @@ local function load_meta(key)
   m.loaded_status = m.status
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
-  m.warns = {}
+  m.warns = m.warns or {}
   if m.warn and m.warn ~= '' then
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
@@ -86,16 +87,19 @@ local function bad_transition(m, to)
   return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
 
--- save_meta writes the fields a transition may change and sets the TTL that
+-- save_meta writes the fields a transition may change (keeping the packed st
+-- in m.st_raw, for the message) and sets the TTL that
 -- matches the new status on every key of the session. A transition that
 -- keeps the status (a switch) keeps the TTL too: running sessions were made
 -- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
   local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
     m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
+  m.st_raw = st
   if m.unpacked then
+    m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', pack_cfg(m), 'st', st)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
   else
     rcall('HSET', k_meta, 'st', st)

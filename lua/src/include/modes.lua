@@ -74,7 +74,7 @@ end
 local function begin_turn(m, p, now)
   m.turn = 0
   if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
-  if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
+  if p.has_expired then m.cycle_at = '' else m.cycle_at = now end
   -- a turn that starts below a warning threshold is not warned of it
   m.warned = 0
   local l = turn_left(m, p)

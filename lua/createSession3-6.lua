@@ -1,5 +1,5 @@
--- Generated from lua/src/createSession2-6.lua by `go generate ./lua`: edit the source, not this file.
---[[ createSession2: create a session in status `pending` at version 1, in a
+-- Generated from lua/src/createSession3-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ createSession3: create a session in status `pending` at version 1, in a
 new life: the shard's life counter (KEYS[6]) stamps it, so a session id
 reused after a delete or a TTL is told apart from its earlier lives.
 
@@ -32,12 +32,13 @@ ARGV[last] optional, when the slots after ARGV[13] are 4n+1: warnings_ms, up to 
 Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
 needs every group_id, and a group's bank is its first member's total_time_ms.
 
-Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
-  STATE_DELTA carrying every participant (see lua/README.md); kind "replay": json is
-  the kept reply of a call with the same Idempotency-Key and request, which changed nothing.
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta (from version 0,
+  carrying every participant); or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency").
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
   STREAM_FULL {stream_max}
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message
 Events:  session_created
 Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard and
   rising); every later state, message and audit event of the session carries it.
@@ -90,45 +91,6 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
-
--- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
--- civil-from-days arithmetic (Lua in Redis has no os.date). A state often
--- holds one instant twice (a switch's cycle_started_at and updated_at), so
--- each run formats a value once.
-local iso_memo = {}
-local function iso(ms)
-  local hit = iso_memo[ms]
-  if hit then return hit end
-  -- x - x % d is x rounded down to a multiple of d: VM arithmetic, where
-  -- math.floor is a function call
-  local rem = ms % 86400000
-  local z = (ms - rem) / 86400000 + 719468
-  local doe = z % 146097
-  local era = (z - doe) / 146097
-  local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524 - (doe - doe % 146096) / 146096
-  yoe = (yoe - yoe % 365) / 365
-  local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100)
-  local mp = 5 * doy + 2
-  mp = (mp - mp % 153) / 153
-  local d = 153 * mp + 2
-  d = doy - (d - d % 5) / 5 + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  local ms_ = rem % 1000
-  local s = (rem - ms_) / 1000
-  local sec = s % 60
-  local mi = (s - sec) / 60
-  local h = (mi - mi % 60) / 60
-  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi % 60, sec, ms_)
-  iso_memo[ms] = hit
-  return hit
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
-end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
@@ -136,21 +98,69 @@ end
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+-- two. The slots, in order, are load_meta's, pack_cfg's and save_meta's
+-- (fullstate/render.go reads them too).
 --
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
 -- go through cjson. Each backend reads what it wrote.
 local msgpack = rawget(_G, 'cmsgpack')
 local pack = msgpack and msgpack.pack or cjson.encode
-local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }
-local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
-  'turn', 'used', 'warned', 'bank', 'groups' }
+local unpack_value = msgpack and msgpack.unpack or cjson.decode
 
 -- pack_cfg is the cfg value of m.
 local function pack_cfg(m)
   return pack({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
     m.warn, m.life })
+end
+
+-- load_unpacked reads a session stored before the packing: one hash field
+-- each, per_group banks as g:<group_id> fields. The next save packs it.
+local function load_unpacked(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = { unpacked = true, groups = {} }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
+  end
+  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
+    'started_at', 'completed_at' }) do
+    m[f] = m[f] or ''
+  end
+  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
+  -- a session created before lives were stamped is life 0
+  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  return m
+end
+
+-- load_meta returns the session's meta hash as a table, or nil.
+local function load_meta(key)
+  local v = rcall('HMGET', key, 'cfg', 'st')
+  local m
+  if v[2] then
+    local c, s = unpack_value(v[1]), unpack_value(v[2])
+    -- one constructor: the table is made at its size, not grown field by field
+    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
+      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
+      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
+      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
+      groups = s[13], loaded_status = s[1], warns = {} }
+    if m.bank == '' then m.bank = nil end
+  else
+    m = load_unpacked(key)
+    if not m then return nil end
+  end
+  m.loaded_status = m.status
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  m.warns = m.warns or {}
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  return m
 end
 
 -- check_common validates what every mutating script checks first.
@@ -165,16 +175,19 @@ local function check_common(m, sid, expected, stream, cap)
   return nil
 end
 
--- save_meta writes the fields a transition may change and sets the TTL that
+-- save_meta writes the fields a transition may change (keeping the packed st
+-- in m.st_raw, for the message) and sets the TTL that
 -- matches the new status on every key of the session. A transition that
 -- keeps the status (a switch) keeps the TTL too: running sessions were made
 -- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
   local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
     m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
+  m.st_raw = st
   if m.unpacked then
+    m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', pack_cfg(m), 'st', st)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
   else
     rcall('HSET', k_meta, 'st', st)
@@ -187,127 +200,105 @@ local function save_meta(k_meta, k_parts, k_index, m)
     if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
   end
 end
--- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+-- The participant fragments a transition changed, to write and publish.
 
-local function enc_p(p)
-  local g = ''
-  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
-    .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
-    p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
-    p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once hold_parts read it: one
+-- HMGET then serves every read of a participant and the whole-state
+-- message, and every write goes through it too.
+local held
+
+local function hold_parts(k_parts, m)
+  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
 end
 
-local function num_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return v
-end
-
--- head_open encodes every session-level field of the state, without the
--- closing brace; extra ('' or ',"k":v') comes last.
-local function head_open(m, now, extra)
-  local active = 'null'
-  if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
-  local opt = ''
-  if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
-  if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
-  if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
-  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
-  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
-  if m.mode == 'per_group' then
-    local ids, gs = {}, {}
-    for g in pairs(m.groups) do ids[#ids + 1] = g end
-    table.sort(ids)
-    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
-    opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
   end
-  return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
-    .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
-    .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
-    .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
-    .. ',"session_started_at":' .. iso_or_null(m.started_at)
-    .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
-    .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
-    .. '","server_time_ms":' .. int(now) .. extra
+  return out
+end
+-- Participants packed and as JSON, the state head as JSON (getSession), and
+-- the packed messages of transitions.
+
+-- A participant is stored packed (lua/README.md "Participants";
+-- fullstate/render.go names the slots too): an array of the slots below,
+-- which a transition unpacks and packs without formatting a number. A
+-- fragment stored by the revision-2 scripts is v1 JSON, read as such until
+-- its next write packs it.
+local function enc_p(p)
+  return pack({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
+    p.is_active, p.has_expired, p.group_id or '' })
 end
 
-local function head(m, now, extra)
-  return head_open(m, now, extra) .. '}'
+-- message packs what a transition publishes, returns and records
+-- (lua/README.md "Packed messages"): kind 'f' carries every participant in
+-- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
 end
 
--- delta encodes a STATE_DELTA from base to m.version: head h and the
--- participants at `changed` positions.
-local function delta(m, now, h, changed, base)
+-- all_parts reads every participant's fragment, in rotation order.
+local function all_parts(k_parts, m)
+  if held then return held end
+  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  return append_all(k_parts, m.n, {})
+end
+
+-- full packs the whole state (kind 'f').
+local function full(k_parts, m, now, expired)
+  return message('f', m, now, expired, m.version - 1, {}, all_parts(k_parts, m))
+end
+
+-- delta packs the participants at `changed` positions ({{pos, fragment}, ...})
+-- as a change from version base (kind 'd').
+local function delta(m, now, expired, changed, base)
   local pos, frags = {}, {}
   for i, c in ipairs(changed) do
-    pos[i] = int(c[1])
+    pos[i] = c[1]
     frags[i] = c[2]
   end
-  return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-    .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"base_version":' .. int(base)
-    .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
-    .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
-end
-
--- full_state encodes the whole v1 state: the head and every participant, in
--- one buffer and one concat (every string Lua builds is copied, interned and
--- later swept, ~10 instructions a byte: callgrind).
-local function full_state(k_parts, m, now, extra)
-  local pos = POSITIONS
-  if m.n > FULL_MAX then
-    pos = {}
-    for i = 1, m.n do pos[i] = int(i - 1) end
-  end
-  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
-  local buf = { head_open(m, now, extra), ',"participants":[' }
-  for i = 1, m.n do
-    buf[2 * i + 1] = frags[i]
-    buf[2 * i + 2] = ','
-  end
-  buf[2 * m.n + 2] = ']}'
-  return table.concat(buf)
+  return message('d', m, now, expired, base, pos, frags)
 end
 -- Publishing a change and appending its audit event.
 
 -- emit publishes the change and appends its audit event, then returns the
--- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
--- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
--- nobody said: auth off, or the server's own expiry).
-local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-  local kind, payload, msg
-  if m.n <= FULL_MAX then
-    kind = 'full'
-    payload = full_state(k_parts, m, now, extra)
-    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
-  else
-    kind = 'delta'
-    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
-    msg = payload
-  end
+-- reply {'packed', message}: the whole state up to FULL_MAX participants,
+-- above it the participants at `changed` positions (changed = {{pos,
+-- fragment}, ...}), from version ev.base (default: the one before). One
+-- message serves the channel, the stream and the reply. expired names the
+-- participant whose ending turn ran out ('' for none). ev.actor names who
+-- asked ('' when nobody said: auth off, or the server's own expiry).
+local function emit(k_parts, k_stream, channel, cap, m, now, expired, changed, ev)
+  local msg
+  if m.n <= FULL_MAX then msg = full(k_parts, m, now, expired)
+  else msg = delta(m, now, expired, changed, ev.base or (m.version - 1)) end
   rcall('SPUBLISH', channel, msg)
   if cap > 0 then
-    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
-      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
-      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
-      'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
+    -- the event's figures go packed in one field: a number passed to
+    -- redis.call is formatted by sprintf
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'event', pack({ m.version, m.life,
+      ev.pid or '', ev.gid or '', ev.remaining or '', ev.elapsed or '', ev.cycle or '', now, ev.actor or '' }),
+      'state', msg)
   end
-  return { kind, payload }
+  return { 'packed', msg }
 end
 -- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
 -- and how long the record lives (ms). A record is fp, a newline, then the
--- reply's JSON; only calls that succeed leave one (an error changed nothing).
+-- reply's payload (a packed message, or JSON kept by the revision-2 scripts); only calls that succeed leave one (an error changed nothing).
 
--- replayed answers a repeat: {'replay', json} for the same request,
+-- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
 local function replayed(idem)
   if idem.fp == '' then return nil end
@@ -323,16 +314,16 @@ local function replayed(idem)
   return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
 end
 
--- keep records json as the reply of the call's key, if it has one.
-local function keep(idem, json)
-  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+-- keep records payload as the reply of the call's key, if it has one.
+local function keep(idem, payload)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
 end
 
 -- kept keeps the reply r of a transition and returns it; a delta is kept as
--- the full state, which a replay can answer without a base.
-local function kept(idem, r, k_parts, m, now, extra)
+-- the whole state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, expired)
   if idem.fp ~= '' then
-    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
   end
   return r
 end
@@ -443,7 +434,8 @@ local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
   turn = 0, used = 0, groups = groups, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
-rcall('HSET', k_meta, 'cfg', pack_cfg(m))
+m.cfg_raw = pack_cfg(m)
+rcall('HSET', k_meta, 'cfg', m.cfg_raw)
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)

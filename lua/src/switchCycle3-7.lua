@@ -1,4 +1,4 @@
---[[ switchCycle2: end the active participant's turn and start the next one
+--[[ switchCycle3: end the active participant's turn and start the next one
 who has not expired. The hot path: O(1) in the number of participants
 (skipping expired participants reads one fragment each; in per_group the
 charged group's other members are rewritten to show its bank: O(group size)).
@@ -28,16 +28,18 @@ ARGV[11] budget_burst      integer >= 1: switches the session may make at once, 
                            no per-session budget (KEYS[7] is then not touched)
 ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
 
-Returns: {kind, json} or, with a budget, {kind, json, budget_remaining, budget_reset_after_us};
-  kind "replay" (json: the kept reply) repeats a call with the same Idempotency-Key and request,
-  changing nothing and charging nothing; the state (or delta head) carries
-  "expired_participant_id" when the ending turn ran out of time.
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta, or, with a budget,
+  {"packed", message, budget_remaining, budget_reset_after_us}; the message's expired_id names
+  the participant whose ending turn ran out of time ("expired_participant_id" in the head); or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"),
+  charging nothing.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, reset_after_us}
   (the budget is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; ARGV[7] <- TIME_EXPIRED when this
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message; ARGV[7] <- TIME_EXPIRED when this
   switch is the first to see a clock run out
 Events:  cycle_switched; participant_expired when the ending turn ran out here;
   session_expired when the session's time ran out or nobody is left
@@ -90,6 +92,7 @@ if current_id ~= '' and current_id ~= m.active_id then
   return fail('CONFLICT', { expected_participant_id = current_id, active_participant_id = m.active_id,
     actual_version = m.version })
 end
+hold_parts(k_parts, m)
 local cur_pos = tonumber(m.active)
 local next_pos, named
 if next_id ~= '' then
@@ -107,19 +110,19 @@ local elapsed = run_ms(m, cur, now)
 charge(m, cur, elapsed)
 cur.cycle_count = cur.cycle_count + 1
 cur.is_active = false
-local extra, announce = '', false
+local expired, announce = '', false
 local ev = event_for('cycle_switched', cur, elapsed)
 ev.actor = actor
 local changed = {}
 sync_group(k_parts, m, cur, cur_pos, changed)
 local sl, pl = sess_left(m), part_left(m, cur)
-m.version, m.updated_at = m.version + 1, int(now)
+m.version, m.updated_at = m.version + 1, now
 if sl and sl <= 0 then
   end_expired(m, now)
   ev.type, announce = 'session_expired', true
 else
   if was_expired or (pl and pl <= 0) then
-    extra = ',"expired_participant_id":"' .. cur.participant_id .. '"'
+    expired = cur.participant_id
     if not was_expired then
       cur.has_expired, ev.type, announce = true, 'participant_expired', true
     end
@@ -134,7 +137,7 @@ if m.status == 'running' then
     nxt = named or cur
     -- as read, unless sync_group rewrote it (a group-mate of the current)
     for _, c in ipairs(changed) do
-      if c[1] == next_pos then nxt = cjson.decode(c[2]) end
+      if c[1] == next_pos then nxt = dec_p(c[2]) end
     end
     -- the named next expired in this very switch (the current participant
     -- itself, or a group-mate of theirs): the rotation picks instead
@@ -147,7 +150,7 @@ if m.status == 'running' then
   else
     nxt.is_active = true
     begin_turn(m, nxt, now)
-    m.active, m.active_id = int(next_pos), nxt.participant_id
+    m.active, m.active_id = next_pos, nxt.participant_id
   end
 end
 table.insert(changed, 1, { cur_pos, enc_p(cur) })
@@ -156,11 +159,11 @@ write_frags(k_parts, changed)
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, nxt)
 
-local r = emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
+local r = emit(k_parts, k_stream, channel, cap, m, now, expired, changed, ev)
 if announce then
   local who
   if cur.has_expired and not was_expired then who = cur.participant_id end
   time_expired(msg_ch, m, who, now)
 end
 if burst then r[3], r[4] = b_rem, b_reset end
-return kept(idem, r, k_parts, m, now, extra)
+return kept(idem, r, k_parts, m, now, expired)

@@ -1,4 +1,4 @@
---[[ pauseSession2: running -> paused. The running turn's time is charged to
+--[[ pauseSession3: running -> paused. The running turn's time is charged to
 the active participant, who stays active; cycle_started_at becomes null.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -23,13 +23,15 @@ version, event and TIME_EXPIRED; with auto_advance the next participant's
 turn starts, and is what gets paused), then pauses if the session is still
 running.
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
-  delta from the version before both), or the expired state when the expiry
-  ended the session.
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"). A late pause
+  (one that applies an expiry first) replies with the state after both steps (above 32
+  participants a delta from the version before both), or the expired state when the
+  expiry ended the session.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
   (a late pause needs room for two events)
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late pause first
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message; a late pause first
   publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
 Events:  session_paused; a late pause first participant_expired or session_expired
 Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
@@ -56,6 +58,7 @@ local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'running' then return bad_transition(m, 'paused') end
+hold_parts(k_parts, m)
 local pos = tonumber(m.active)
 local p = get_p(k_parts, pos)
 
@@ -70,7 +73,7 @@ local elapsed, first, changed = st.elapsed, st.first, st.changed
 p, pos = st.p, st.pos
 table.insert(changed, 1, { pos, enc_p(p) })
 write_frags(k_parts, changed)
-m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', int(now)
+m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', now
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 

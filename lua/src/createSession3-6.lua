@@ -1,4 +1,4 @@
---[[ createSession2: create a session in status `pending` at version 1, in a
+--[[ createSession3: create a session in status `pending` at version 1, in a
 new life: the shard's life counter (KEYS[6]) stamps it, so a session id
 reused after a delete or a TTL is told apart from its earlier lives.
 
@@ -31,12 +31,13 @@ ARGV[last] optional, when the slots after ARGV[13] are 4n+1: warnings_ms, up to 
 Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
 needs every group_id, and a group's bank is its first member's total_time_ms.
 
-Returns: {kind, json}; kind "full": json is the state; kind "delta": json is a
-  STATE_DELTA carrying every participant (see lua/README.md); kind "replay": json is
-  the kept reply of a call with the same Idempotency-Key and request, which changed nothing.
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta (from version 0,
+  carrying every participant); or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency").
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_EXISTS {session_id}; VALIDATION_ERROR {field, message};
   STREAM_FULL {stream_max}
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE (or STATE_DELTA above FULL_MAX participants)
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message
 Events:  session_created
 Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard and
   rising); every later state, message and audit event of the session carries it.
@@ -155,7 +156,8 @@ local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life,
   cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
   turn = 0, used = 0, groups = groups, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
-rcall('HSET', k_meta, 'cfg', pack_cfg(m))
+m.cfg_raw = pack_cfg(m)
+rcall('HSET', k_meta, 'cfg', m.cfg_raw)
 local changed, flat_parts, flat_index, members = {}, {}, {}, {}
 for pos, p in ipairs(ps) do
   local frag = enc_p(p)

@@ -1,4 +1,4 @@
---[[ startSession2: pending -> running; the participant with the lowest
+--[[ startSession3: pending -> running; the participant with the lowest
 participant_index becomes active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -16,11 +16,12 @@ ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotenc
 ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
 ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency")
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message
 Events:  session_started
 Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
   the turn's deadline goes into KEYS[5].
@@ -45,6 +46,7 @@ local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'pending' then return bad_transition(m, 'running') end
+hold_parts(k_parts, m)
 local p = get_p(k_parts, 0)
 
 local now = now_ms()
@@ -52,9 +54,9 @@ local now = now_ms()
 p.is_active = true
 begin_turn(m, p, now)
 local frag = enc_p(p)
-rcall('HSET', k_parts, 0, frag)
+write_frags(k_parts, { { 0, frag } })
 m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
-m.started_at, m.updated_at = int(now), int(now)
+m.started_at, m.updated_at = now, now
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 

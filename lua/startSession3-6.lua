@@ -1,5 +1,5 @@
--- Generated from lua/src/startSession2-6.lua by `go generate ./lua`: edit the source, not this file.
---[[ startSession2: pending -> running; the participant with the lowest
+-- Generated from lua/src/startSession3-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ startSession3: pending -> running; the participant with the lowest
 participant_index becomes active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -17,11 +17,12 @@ ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotenc
 ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
 ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency")
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message
 Events:  session_started
 Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
   the turn's deadline goes into KEYS[5].
@@ -51,6 +52,12 @@ local function int(x)
   return fmt('%d', x)
 end
 
+-- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
+-- Lua's unpack has a C-stack limit of a few thousand values.
+local function hset_flat(key, flat)
+  for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
+end
+
 local function fail(code, details)
   return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
@@ -67,45 +74,6 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
-
--- iso formats epoch ms as ISO 8601 UTC with milliseconds, using integer
--- civil-from-days arithmetic (Lua in Redis has no os.date). A state often
--- holds one instant twice (a switch's cycle_started_at and updated_at), so
--- each run formats a value once.
-local iso_memo = {}
-local function iso(ms)
-  local hit = iso_memo[ms]
-  if hit then return hit end
-  -- x - x % d is x rounded down to a multiple of d: VM arithmetic, where
-  -- math.floor is a function call
-  local rem = ms % 86400000
-  local z = (ms - rem) / 86400000 + 719468
-  local doe = z % 146097
-  local era = (z - doe) / 146097
-  local yoe = doe - (doe - doe % 1460) / 1460 + (doe - doe % 36524) / 36524 - (doe - doe % 146096) / 146096
-  yoe = (yoe - yoe % 365) / 365
-  local doy = doe - (365 * yoe + (yoe - yoe % 4) / 4 - (yoe - yoe % 100) / 100)
-  local mp = 5 * doy + 2
-  mp = (mp - mp % 153) / 153
-  local d = 153 * mp + 2
-  d = doy - (d - d % 5) / 5 + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  local ms_ = rem % 1000
-  local s = (rem - ms_) / 1000
-  local sec = s % 60
-  local mi = (s - sec) / 60
-  local h = (mi - mi % 60) / 60
-  hit = fmt('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', y, m, d, h, mi % 60, sec, ms_)
-  iso_memo[ms] = hit
-  return hit
-end
-
-local function iso_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return '"' .. iso(tonumber(v)) .. '"'
-end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
@@ -113,7 +81,8 @@ end
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. CFG and ST name the slots, in order (engine/head.go reads them too).
+-- two. The slots, in order, are load_meta's, pack_cfg's and save_meta's
+-- (fullstate/render.go reads them too).
 --
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
@@ -121,9 +90,6 @@ end
 local msgpack = rawget(_G, 'cmsgpack')
 local pack = msgpack and msgpack.pack or cjson.encode
 local unpack_value = msgpack and msgpack.unpack or cjson.decode
-local CFG = { 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }
-local ST = { 'status', 'version', 'active', 'active_id', 'cycle_at', 'started_at', 'completed_at', 'updated_at',
-  'turn', 'used', 'warned', 'bank', 'groups' }
 
 -- pack_cfg is the cfg value of m.
 local function pack_cfg(m)
@@ -159,9 +125,12 @@ local function load_meta(key)
   local m
   if v[2] then
     local c, s = unpack_value(v[1]), unpack_value(v[2])
-    m = {}
-    for i = 1, #CFG do m[CFG[i]] = c[i] end
-    for i = 1, #ST do m[ST[i]] = s[i] end
+    -- one constructor: the table is made at its size, not grown field by field
+    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
+      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
+      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
+      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
+      groups = s[13], loaded_status = s[1], warns = {} }
     if m.bank == '' then m.bank = nil end
   else
     m = load_unpacked(key)
@@ -170,7 +139,7 @@ local function load_meta(key)
   m.loaded_status = m.status
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
-  m.warns = {}
+  m.warns = m.warns or {}
   if m.warn and m.warn ~= '' then
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
@@ -193,16 +162,19 @@ local function bad_transition(m, to)
   return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
 
--- save_meta writes the fields a transition may change and sets the TTL that
+-- save_meta writes the fields a transition may change (keeping the packed st
+-- in m.st_raw, for the message) and sets the TTL that
 -- matches the new status on every key of the session. A transition that
 -- keeps the status (a switch) keeps the TTL too: running sessions were made
 -- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
   local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
     m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
+  m.st_raw = st
   if m.unpacked then
+    m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', pack_cfg(m), 'st', st)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
   else
     rcall('HSET', k_meta, 'st', st)
@@ -215,122 +187,123 @@ local function save_meta(k_meta, k_parts, k_index, m)
     if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
   end
 end
--- JSON encoding of participants, the state head, the full state and a STATE_DELTA.
+-- The participant fragments a transition changed, to write and publish.
 
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once hold_parts read it: one
+-- HMGET then serves every read of a participant and the whole-state
+-- message, and every write goes through it too.
+local held
+
+local function hold_parts(k_parts, m)
+  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+end
+
+-- write_frags stores the fragments of changed not stored yet.
+local function write_frags(k_parts, changed)
+  local flat = {}
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = POSITIONS[c[1] + 1] or int(c[1]) -- a number would be formatted by %.17g
+      flat[#flat + 1] = c[2]
+      if held then held[c[1] + 1] = c[2] end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
+-- Participants packed and as JSON, the state head as JSON (getSession), and
+-- the packed messages of transitions.
+
+-- A participant is stored packed (lua/README.md "Participants";
+-- fullstate/render.go names the slots too): an array of the slots below,
+-- which a transition unpacks and packs without formatting a number. A
+-- fragment stored by the revision-2 scripts is v1 JSON, read as such until
+-- its next write packs it.
 local function enc_p(p)
-  local g = ''
-  if p.group_id and p.group_id ~= '' then g = ',"group_id":"' .. p.group_id .. '"' end
-  local remaining = p.total_time_ms
-  if remaining < 0 then remaining = 0 end
-  return fmt('{"participant_id":"%s","participant_index":%d,"total_time_ms":%d,"time_used_ms":%d,'
-    .. '"time_remaining_ms":%d,"cycle_count":%d,"is_active":%s,"has_expired":%s%s}',
-    p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, remaining,
-    p.cycle_count, tostring(p.is_active), tostring(p.has_expired), g)
+  return pack({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
+    p.is_active, p.has_expired, p.group_id or '' })
+end
+
+local function dec_p(frag)
+  if string.byte(frag, 1) == 123 then return cjson.decode(frag) end -- '{': stored as JSON
+  local a = unpack_value(frag)
+  local g = a[8]
+  if g == '' then g = nil end
+  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
+    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
 end
 
 local function get_p(key, pos)
-  return cjson.decode(rcall('HGET', key, pos))
+  if held then return dec_p(held[pos + 1]) end
+  return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or int(pos)))
 end
 
-local function num_or_null(v)
-  if v == nil or v == '' then return 'null' end
-  return v
+-- message packs what a transition publishes, returns and records
+-- (lua/README.md "Packed messages"): kind 'f' carries every participant in
+-- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
 end
 
--- head_open encodes every session-level field of the state, without the
--- closing brace; extra ('' or ',"k":v') comes last.
-local function head_open(m, now, extra)
-  local active = 'null'
-  if m.active_id ~= '' then active = '"' .. m.active_id .. '"' end
-  local opt = ''
-  if m.incr ~= '' then opt = opt .. ',"increment_ms":' .. m.incr end
-  if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
-  if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
-  if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
-  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
-  if m.mode == 'per_group' then
-    local ids, gs = {}, {}
-    for g in pairs(m.groups) do ids[#ids + 1] = g end
-    table.sort(ids)
-    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
-    opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
-  end
-  return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
-    .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
-    .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
-    .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
-    .. ',"session_started_at":' .. iso_or_null(m.started_at)
-    .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
-    .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
-    .. '","server_time_ms":' .. int(now) .. extra
+-- all_parts reads every participant's fragment, in rotation order.
+local function all_parts(k_parts, m)
+  if held then return held end
+  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  return append_all(k_parts, m.n, {})
 end
 
-local function head(m, now, extra)
-  return head_open(m, now, extra) .. '}'
+-- full packs the whole state (kind 'f').
+local function full(k_parts, m, now, expired)
+  return message('f', m, now, expired, m.version - 1, {}, all_parts(k_parts, m))
 end
 
--- delta encodes a STATE_DELTA from base to m.version: head h and the
--- participants at `changed` positions.
-local function delta(m, now, h, changed, base)
+-- delta packs the participants at `changed` positions ({{pos, fragment}, ...})
+-- as a change from version base (kind 'd').
+local function delta(m, now, expired, changed, base)
   local pos, frags = {}, {}
   for i, c in ipairs(changed) do
-    pos[i] = int(c[1])
+    pos[i] = c[1]
     frags[i] = c[2]
   end
-  return '{"type":"STATE_DELTA","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-    .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"base_version":' .. int(base)
-    .. ',"participant_count":' .. int(m.n) .. ',"session":' .. h
-    .. ',"positions":[' .. table.concat(pos, ',') .. '],"participants":[' .. table.concat(frags, ',') .. ']}'
-end
-
--- full_state encodes the whole v1 state: the head and every participant, in
--- one buffer and one concat (every string Lua builds is copied, interned and
--- later swept, ~10 instructions a byte: callgrind).
-local function full_state(k_parts, m, now, extra)
-  local pos = POSITIONS
-  if m.n > FULL_MAX then
-    pos = {}
-    for i = 1, m.n do pos[i] = int(i - 1) end
-  end
-  local frags = rcall('HMGET', k_parts, unpack(pos, 1, m.n))
-  local buf = { head_open(m, now, extra), ',"participants":[' }
-  for i = 1, m.n do
-    buf[2 * i + 1] = frags[i]
-    buf[2 * i + 2] = ','
-  end
-  buf[2 * m.n + 2] = ']}'
-  return table.concat(buf)
+  return message('d', m, now, expired, base, pos, frags)
 end
 -- Publishing a change and appending its audit event.
 
 -- emit publishes the change and appends its audit event, then returns the
--- reply {kind, json}: kind 'full' carries the whole state, 'delta' carries
--- the session head plus the participants at `changed` positions
--- (changed = {{pos, fragment}, ...}). ev.actor names who asked ('' when
--- nobody said: auth off, or the server's own expiry).
-local function emit(k_parts, k_stream, channel, cap, m, now, extra, changed, ev)
-  local kind, payload, msg
-  if m.n <= FULL_MAX then
-    kind = 'full'
-    payload = full_state(k_parts, m, now, extra)
-    msg = '{"type":"STATE_UPDATE","sessionId":"' .. m.id .. '","timestamp":' .. int(now)
-      .. ',"version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"state":' .. payload .. '}'
-  else
-    kind = 'delta'
-    payload = delta(m, now, head(m, now, extra), changed, ev.base or (m.version - 1))
-    msg = payload
-  end
+-- reply {'packed', message}: the whole state up to FULL_MAX participants,
+-- above it the participants at `changed` positions (changed = {{pos,
+-- fragment}, ...}), from version ev.base (default: the one before). One
+-- message serves the channel, the stream and the reply. expired names the
+-- participant whose ending turn ran out ('' for none). ev.actor names who
+-- asked ('' when nobody said: auth off, or the server's own expiry).
+local function emit(k_parts, k_stream, channel, cap, m, now, expired, changed, ev)
+  local msg
+  if m.n <= FULL_MAX then msg = full(k_parts, m, now, expired)
+  else msg = delta(m, now, expired, changed, ev.base or (m.version - 1)) end
   rcall('SPUBLISH', channel, msg)
   if cap > 0 then
-    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'version', int(m.version),
-      'life', int(m.life), 'participant_id', ev.pid or '', 'group_id', ev.gid or '',
-      'time_remaining_ms', ev.remaining and int(ev.remaining) or '',
-      'time_elapsed_ms', ev.elapsed and int(ev.elapsed) or '',
-      'cycle_number', ev.cycle and int(ev.cycle) or '',
-      'timestamp', int(now), 'state_kind', kind, 'state', payload, 'actor', ev.actor or '')
+    -- the event's figures go packed in one field: a number passed to
+    -- redis.call is formatted by sprintf
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'event', pack({ m.version, m.life,
+      ev.pid or '', ev.gid or '', ev.remaining or '', ev.elapsed or '', ev.cycle or '', now, ev.actor or '' }),
+      'state', msg)
   end
-  return { kind, payload }
+  return { 'packed', msg }
 end
 
 -- event_for describes participant p for the audit event.
@@ -345,9 +318,9 @@ end
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
 -- and how long the record lives (ms). A record is fp, a newline, then the
--- reply's JSON; only calls that succeed leave one (an error changed nothing).
+-- reply's payload (a packed message, or JSON kept by the revision-2 scripts); only calls that succeed leave one (an error changed nothing).
 
--- replayed answers a repeat: {'replay', json} for the same request,
+-- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
 local function replayed(idem)
   if idem.fp == '' then return nil end
@@ -363,16 +336,16 @@ local function replayed(idem)
   return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
 end
 
--- keep records json as the reply of the call's key, if it has one.
-local function keep(idem, json)
-  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. json, 'PX', idem.ttl) end
+-- keep records payload as the reply of the call's key, if it has one.
+local function keep(idem, payload)
+  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
 end
 
 -- kept keeps the reply r of a transition and returns it; a delta is kept as
--- the full state, which a replay can answer without a base.
-local function kept(idem, r, k_parts, m, now, extra)
+-- the whole state, which a replay can answer without a base.
+local function kept(idem, r, k_parts, m, now, expired)
   if idem.fp ~= '' then
-    if r[1] == 'delta' then keep(idem, full_state(k_parts, m, now, extra)) else keep(idem, r[2]) end
+    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
   end
   return r
 end
@@ -422,7 +395,7 @@ end
 local function begin_turn(m, p, now)
   m.turn = 0
   if m.mode == 'per_group' and m.groups[p.group_id] then p.total_time_ms = m.groups[p.group_id] end
-  if p.has_expired then m.cycle_at = '' else m.cycle_at = int(now) end
+  if p.has_expired then m.cycle_at = '' else m.cycle_at = now end
   -- a turn that starts below a warning threshold is not warned of it
   m.warned = 0
   local l = turn_left(m, p)
@@ -460,6 +433,7 @@ local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'pending' then return bad_transition(m, 'running') end
+hold_parts(k_parts, m)
 local p = get_p(k_parts, 0)
 
 local now = now_ms()
@@ -467,9 +441,9 @@ local now = now_ms()
 p.is_active = true
 begin_turn(m, p, now)
 local frag = enc_p(p)
-rcall('HSET', k_parts, 0, frag)
+write_frags(k_parts, { { 0, frag } })
 m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
-m.started_at, m.updated_at = int(now), int(now)
+m.started_at, m.updated_at = now, now
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 

@@ -1,4 +1,4 @@
---[[ completeSession2: pending|running|paused -> completed. A running turn is
+--[[ completeSession3: pending|running|paused -> completed. A running turn is
 charged first; then nobody is active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -22,13 +22,15 @@ scheduler applied it, first applies that expiry exactly as expireSession
 does (its own version, event and TIME_EXPIRED), then completes unless the
 expiry ended the session (`expired` stays).
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md); the state after both steps (a
-  delta from the version before both), or the expired state when the expiry
-  ended the session.
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"). A late complete
+  (one that applies an expiry first) replies with the state after both steps (above 32
+  participants a delta from the version before both), or the expired state when the
+  expiry ended the session.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
   (a late complete needs room for two events)
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; a late complete first
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message; a late complete first
   publishes the expiry's state on ARGV[2], then TIME_EXPIRED on ARGV[5]
 Events:  session_completed; a late complete first participant_expired or session_expired
 Time:    session_completed_at = updated_at = Redis TIME in ms; the running
@@ -57,6 +59,7 @@ if e then return e end
 if m.status ~= 'pending' and m.status ~= 'running' and m.status ~= 'paused' then
   return bad_transition(m, 'completed')
 end
+hold_parts(k_parts, m)
 local pos, p = tonumber(m.active), nil
 if pos then p = get_p(k_parts, pos) end
 
@@ -78,7 +81,7 @@ if p then
 end
 write_frags(k_parts, changed)
 m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
-m.cycle_at, m.completed_at, m.updated_at = '', int(now), int(now)
+m.cycle_at, m.completed_at, m.updated_at = '', now, now
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, nil)
 

@@ -1,4 +1,4 @@
---[[ expireSession2: apply the expiry of the running turn, if its clock has
+--[[ expireSession3: apply the expiry of the running turn, if its clock has
 really run out. Idempotent: it recomputes the deadline from the state, so
 running it early, twice, or from many instances at once changes nothing
 but the first time it is due.
@@ -16,9 +16,9 @@ ARGV[4] message_channel  sk:{<shard>}:session:<id>:msg
 
 Returns: 0 when nothing was due (the session is gone, not running, its clock
   is stopped, or its deadline is still ahead: KEYS[5] is corrected); 1 when
-  it only sent a TIME_WARNING; else {kind, json} like the other transitions.
+  it only sent a TIME_WARNING; else {"packed", message} like the other transitions.
 Errors:  STREAM_FULL {stream_max} (nothing written; the deadline stays due)
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA; then ARGV[4] <-
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message; then ARGV[4] <-
   {"type":"TIME_EXPIRED","sessionId","participant_id"|null,"timestamp","version"}
   (participant_id null when the session's own time ran out). Before the
   deadline, once per warnings_ms threshold and turn, only ARGV[4] <-

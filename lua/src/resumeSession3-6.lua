@@ -1,4 +1,4 @@
---[[ resumeSession2: paused -> running; the active participant's turn goes on
+--[[ resumeSession3: paused -> running; the active participant's turn goes on
 from now (a participant whose clock ran out stays stopped).
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -16,10 +16,11 @@ ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotenc
 ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
 ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {kind, json}; kind "replay" (json: the kept reply) repeats a call
-  with the same Idempotency-Key and request, changing nothing (see lua/README.md)
+Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+  state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
+  with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency")
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
-Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- STATE_UPDATE or STATE_DELTA
+Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message
 Events:  session_resumed
 Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
   deadline goes into KEYS[5].
@@ -44,6 +45,7 @@ local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'paused' then return bad_transition(m, 'running') end
+hold_parts(k_parts, m)
 local pos = tonumber(m.active)
 local p = get_p(k_parts, pos)
 
@@ -53,7 +55,7 @@ local now = now_ms()
 local turn, warned = m.turn, m.warned
 begin_turn(m, p, now)
 m.turn, m.warned = turn, warned
-m.status, m.version, m.updated_at = 'running', m.version + 1, int(now)
+m.status, m.version, m.updated_at = 'running', m.version + 1, now
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 

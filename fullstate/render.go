@@ -1,4 +1,4 @@
-package engine
+package fullstate
 
 import (
 	"bytes"
@@ -45,11 +45,12 @@ const (
 	stGroups
 )
 
-var errPacked = errors.New("engine: malformed packed meta")
+var errPacked = errors.New("fullstate: malformed packed array")
 
-// unpackMeta decodes one packed meta array: MessagePack from Redis, or
-// JSON from the embedded Redis, which packs the same arrays with cjson.
-func unpackMeta(b []byte, slots int) ([]any, error) {
+// UnpackArray decodes a packed array of at least slots values: MessagePack
+// from Redis, or JSON from the embedded Redis, which packs the same arrays
+// with cjson.
+func UnpackArray(b []byte, slots int) ([]any, error) {
 	var v []any
 	var err error
 	if len(b) > 0 && b[0] == '[' {
@@ -66,16 +67,17 @@ func unpackMeta(b []byte, slots int) ([]any, error) {
 	return v, nil
 }
 
-// renderHead writes the state without "participants", as getSession-2
-// replies it (encoding.lua's head), from the packed cfg and st and the
-// read's Redis time: the same bytes, so a state Go renders and one Redis
-// renders never differ.
-func renderHead(cfg, st []byte, nowMS int64) ([]byte, error) {
-	c, err := unpackMeta(cfg, cfgLife+1)
+// RenderHead writes the state without "participants", as getSession-2
+// replies it (encoding.lua's json_head), from the packed cfg and st and the
+// Redis time of the read or transition; expired ("" for none) names the
+// participant whose ending turn ran out. The same bytes, so a state Go
+// renders and one Redis renders never differ.
+func RenderHead(cfg, st []byte, nowMS int64, expired string) ([]byte, error) {
+	c, err := UnpackArray(cfg, cfgLife+1)
 	if err != nil {
 		return nil, err
 	}
-	s, err := unpackMeta(st, stGroups+1)
+	s, err := UnpackArray(st, stGroups+1)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +149,60 @@ func renderHead(cfg, st []byte, nowMS int64) ([]byte, error) {
 	out = append(out, `,"updated_at":`...)
 	out = appendISOOrNull(out, s[stUpdatedAt])
 	out = strconv.AppendInt(append(out, `,"server_time_ms":`...), nowMS, 10)
+	if expired != "" {
+		out = append(append(append(out, `,"expired_participant_id":"`...), expired...), '"')
+	}
+	return append(out, '}'), nil
+}
+
+// The slots of a packed participant (lua/README.md "Participants").
+const (
+	pID = iota
+	pIndex
+	pTotal
+	pUsed
+	pCycles
+	pActive
+	pExpired
+	pGroup
+)
+
+// RenderParticipant writes a stored participant as v1 JSON, as
+// getSession-2 does (encoding.lua's json_p): a fragment the revision-2
+// scripts stored is JSON already and is returned as it is.
+func RenderParticipant(frag []byte) ([]byte, error) {
+	if len(frag) > 0 && frag[0] == '{' {
+		return frag, nil
+	}
+	p, err := UnpackArray(frag, pGroup+1)
+	if err != nil {
+		return nil, err
+	}
+	var n [5]int64
+	for i, slot := range []int{pIndex, pTotal, pUsed, pCycles} {
+		v, ok := integer(p[slot])
+		if !ok {
+			return nil, errPacked
+		}
+		n[i] = v
+	}
+	active, ok1 := p[pActive].(bool)
+	expired, ok2 := p[pExpired].(bool)
+	if !ok1 || !ok2 {
+		return nil, errPacked
+	}
+	out := make([]byte, 0, 256)
+	out = append(append(append(out, `{"participant_id":"`...), text(p[pID])...), `","participant_index":`...)
+	out = strconv.AppendInt(out, n[0], 10)
+	out = strconv.AppendInt(append(out, `,"total_time_ms":`...), n[1], 10)
+	out = strconv.AppendInt(append(out, `,"time_used_ms":`...), n[2], 10)
+	out = strconv.AppendInt(append(out, `,"time_remaining_ms":`...), max(n[1], 0), 10)
+	out = strconv.AppendInt(append(out, `,"cycle_count":`...), n[3], 10)
+	out = strconv.AppendBool(append(out, `,"is_active":`...), active)
+	out = strconv.AppendBool(append(out, `,"has_expired":`...), expired)
+	if g := text(p[pGroup]); g != "" {
+		out = append(append(append(out, `,"group_id":"`...), g...), '"')
+	}
 	return append(out, '}'), nil
 }
 

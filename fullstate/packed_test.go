@@ -1,0 +1,126 @@
+package fullstate
+
+import (
+	"strings"
+	"testing"
+
+	json "github.com/goccy/go-json"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// embedded writes a message as the embedded Redis's cjson does: JSON
+// arrays all the way down, nested packed values as JSON text.
+func embedded(t *testing.T, m []any) []byte {
+	t.Helper()
+	js := func(v any) string {
+		var d any
+		if err := msgpack.Unmarshal([]byte(v.(string)), &d); err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	out := append([]any(nil), m...)
+	out[mCfg], out[mSt] = js(m[mCfg]), js(m[mSt])
+	parts := append([]any(nil), m[mParts].([]any)...)
+	for i, p := range parts {
+		parts[i] = js(p)
+	}
+	out[mParts] = parts
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func pack(t *testing.T, v any) string {
+	t.Helper()
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestDecodePacked: a packed message renders as the v1 JSON the scripts'
+// getSession-2 would give (head, participants, expired_participant_id),
+// from MessagePack and from the embedded Redis's JSON alike, and anything
+// malformed is an error, never a state or a panic.
+func TestDecodePacked(t *testing.T) {
+	const id = "6f1c0000-0000-4000-8000-00000000007a"
+	const a, b = "11111111-1111-4111-8111-000000000001", "11111111-1111-4111-8111-000000000002"
+	cfg := pack(t, []any{id, "per_participant", 2, "120000", "", "2000", "", "1", "", 1_796_310_239_595, "", 3})
+	st := pack(t, []any{"running", 5, 1, b, 1_796_310_240_000, 1_796_310_239_600, "", 1_796_310_240_000, 0, 0, 0, "",
+		map[string]any{}})
+	pa := pack(t, []any{a, 0, 62_000, 1_000, 1, false, false, ""})
+	pb := pack(t, []any{b, 3, -5, 60_005, 2, true, true, "22222222-2222-4222-8222-222222222222"})
+	const legacy = `{"participant_id":"x","participant_index":9}`
+	head := `{"session_id":"` + id + `","sync_mode":"per_participant","status":"running","version":5,"life":3,` +
+		`"active_participant_id":"` + b + `","total_time_ms":120000,"time_per_cycle_ms":null,"increment_ms":2000,` +
+		`"auto_advance":true,"cycle_started_at":"2026-12-03T15:04:00.000Z","session_started_at":"2026-12-03T15:03:59.600Z",` +
+		`"session_completed_at":null,"created_at":"2026-12-03T15:03:59.595Z","updated_at":"2026-12-03T15:04:00.000Z",` +
+		`"server_time_ms":1796310240001,"expired_participant_id":"` + a + `"}`
+	jsonA := `{"participant_id":"` + a + `","participant_index":0,"total_time_ms":62000,"time_used_ms":1000,` +
+		`"time_remaining_ms":62000,"cycle_count":1,"is_active":false,"has_expired":false}`
+	jsonB := `{"participant_id":"` + b + `","participant_index":3,"total_time_ms":-5,"time_used_ms":60005,` +
+		`"time_remaining_ms":0,"cycle_count":2,"is_active":true,"has_expired":true,` +
+		`"group_id":"22222222-2222-4222-8222-222222222222"}`
+	msg := func(kind string, positions []any, parts ...any) []any {
+		return []any{kind, 3, 5, 4, 1_796_310_240_001, cfg, st, a, positions, parts}
+	}
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		full string // Build of a whole state, or "" for a delta
+		pos  []int
+		err  bool
+	}{
+		{"whole state", []byte(pack(t, msg("f", []any{}, pa, pb))),
+			strings.TrimSuffix(head, "}") + `,"participants":[` + jsonA + "," + jsonB + "]}", nil, false},
+		{"delta", []byte(pack(t, msg("d", []any{1}, pb))), "", []int{1}, false},
+		{"a revision-2 fragment passes as it is", []byte(pack(t, msg("d", []any{0}, legacy))), "", []int{0}, false},
+		{"the embedded Redis's JSON form", embedded(t, msg("f", []any{}, pa, pb)),
+			strings.TrimSuffix(head, "}") + `,"participants":[` + jsonA + "," + jsonB + "]}", nil, false},
+		{"unknown kind", []byte(pack(t, msg("x", []any{}, pa, pb))), "", nil, true},
+		{"whole state short of a participant", []byte(pack(t, msg("f", []any{}, pa))), "", nil, true},
+		{"position out of range", []byte(pack(t, msg("d", []any{2}, pb))), "", nil, true},
+		{"positions and parts differ", []byte(pack(t, msg("d", []any{0, 1}, pb))), "", nil, true},
+		{"participant not packed", []byte(pack(t, msg("d", []any{0}, "xx"))), "", nil, true},
+		{"participant short of slots", []byte(pack(t, msg("d", []any{0}, pack(t, []any{a, 0})))), "", nil, true},
+		{"too few slots", []byte(pack(t, []any{"f", 3, 5})), "", nil, true},
+		{"not an array", []byte(pack(t, "f")), "", nil, true},
+		{"truncated", []byte(pack(t, msg("f", []any{}, pa, pb)))[:40], "", nil, true},
+		{"bad JSON form", []byte(`["f",3`), "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Decode(tc.msg)
+			if tc.err {
+				if err == nil {
+					t.Fatalf("decoded %+v", d)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(d.Session) != head || d.SessionID != id || d.Life != 3 || d.Version != 5 || d.BaseVersion != 4 ||
+				d.Timestamp != 1_796_310_240_001 || d.Count != 2 || d.Full != (tc.full != "") {
+				t.Fatalf("decoded life %d version %d base %d at %d, %d participants, full %v\nhead %s",
+					d.Life, d.Version, d.BaseVersion, d.Timestamp, d.Count, d.Full, d.Session)
+			}
+			if tc.full != "" {
+				if got := string(Build(d.Session, d.Participants)); got != tc.full {
+					t.Fatalf("state\n%s\nwant\n%s", got, tc.full)
+				}
+				return
+			}
+			if len(d.Positions) != len(tc.pos) || d.Positions[0] != tc.pos[0] {
+				t.Fatalf("positions %v, want %v", d.Positions, tc.pos)
+			}
+		})
+	}
+}
