@@ -529,9 +529,11 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 
 // BenchmarkScriptsAB measures Redis CPU per call (INFO commandstats) of a
 // previous main's scripts against today's: a switch, a read as the engine
-// makes it (readSession-2), and a pause and resume. SK_PREV_LUA names a
-// folder holding that main's lua/*.lua, a main of the revision-2 scripts
-// (createSession2-6 ...; e.g. `git show <rev>:lua/<f>` for each).
+// makes it (readSession-2), and a pause and resume, beside issue 13's
+// logic-free stand-in of a switch (engine/cgswitch/standin.lua, its ratio
+// to each switch reported too). SK_PREV_LUA names a folder holding that
+// main's lua/*.lua, a main of the revision-2 scripts (createSession2-6 ...;
+// e.g. `git show <rev>:lua/<f>` for each).
 // Each side runs on sessions its own create and start made, at 4
 // participants with the audit event; the sides take turns in blocks of
 // cpuWindow calls, so the machine's drift hits both alike. It reports each
@@ -587,7 +589,24 @@ func BenchmarkScriptsAB(b *testing.B) {
 				call: func(int) error { return f(e.eng, c.ID) }})
 		}
 	}
-	takeTurns(b, rdb, sides)
+	// issue 13's logic-free stand-in of a switch, on keys of its own in a
+	// session's slot (its XADD goes to a stream no persist worker reads)
+	src, err := os.ReadFile(filepath.Join("cgswitch", "standin.lua"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	stand := redis.NewScript(string(src))
+	c, _ := running(b, cur, session.ModePerParticipant, 4, 3_600_000_000)
+	k := keyspace.For(c.ID)
+	sk := []string{k.Meta + ":standin", k.Parts, k.StateChannel, k.Meta + ":standin-events"}
+	b.Cleanup(func() { rdb.Del(context.Background(), sk[0], sk[3]) })
+	if err := rdb.HSet(ctx, sk[0], "status", "running", "version", 1, "life", 1, "n", 4, "active", 0,
+		"active_id", "x", "mode", "per_participant", "cycle_at", 1, "turn", 0, "used", 0, "warned", 0).Err(); err != nil {
+		b.Fatal(err)
+	}
+	msg := strings.Repeat("x", 1430) // as large as a 4-participant STATE_UPDATE
+	standin := &abSide{name: "standin", evalshas: 1, call: func(int) error { return stand.Run(ctx, rdb, sk, msg).Err() }}
+	takeTurns(b, rdb, append(sides, standin))
 	for i := 0; i < len(sides); i += 2 {
 		p, n := median(sides[i].usec), median(sides[i+1].usec)
 		b.ReportMetric(p, sides[i].name+"-redis-us/op")
@@ -595,6 +614,11 @@ func BenchmarkScriptsAB(b *testing.B) {
 		if p > 0 {
 			b.ReportMetric(n/p, names[i/2]+"-new/prev")
 		}
+	}
+	if s := median(standin.usec); s > 0 {
+		b.ReportMetric(s, "standin-redis-us/op")
+		b.ReportMetric(median(sides[1].usec)/s, "switch-new/standin")
+		b.ReportMetric(median(sides[0].usec)/s, "switch-prev/standin")
 	}
 }
 

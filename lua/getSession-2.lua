@@ -21,19 +21,6 @@ local rcall = redis.call
 local fmt = string.format
 local floor = math.floor
 
--- FULL_MAX: sessions with at most this many participants publish and return
--- the full state; larger ones publish a delta of the participants that changed,
--- so a switch costs the same at 1000 participants as at 4.
-local FULL_MAX = 32
--- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
--- to redis.call is formatted on every call
-local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
-  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
-
--- TTLs (ms). Running and paused sessions never expire.
-local TTL_PENDING = 86400000
-local TTL_FINISHED = 3600000
-
 local function int(x)
   return fmt('%d', x)
 end
@@ -100,21 +87,14 @@ end
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots, in order, are load_meta's, pack_cfg's and save_meta's
--- (fullstate/render.go reads them too).
+-- two. The slots are listed in order where the arrays are read and packed
+-- below (fullstate/render.go reads them too).
 --
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
 -- go through cjson. Each backend reads what it wrote.
 local msgpack = rawget(_G, 'cmsgpack')
-local pack = msgpack and msgpack.pack or cjson.encode
 local unpack_value = msgpack and msgpack.unpack or cjson.decode
-
--- pack_cfg is the cfg value of m.
-local function pack_cfg(m)
-  return pack({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
-    m.warn, m.life })
-end
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
@@ -163,46 +143,6 @@ local function load_meta(key)
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
   return m
-end
-
--- save_meta writes the fields a transition may change (keeping the packed st
--- in m.st_raw, for the message) and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
-  local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
-    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
-  m.st_raw = st
-  if m.unpacked then
-    m.cfg_raw = pack_cfg(m)
-    rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
-    m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
-  else
-    rcall('HSET', k_meta, 'st', st)
-  end
-  if m.status == m.loaded_status then return end
-  local ttl = TTL_FINISHED
-  if m.status == 'running' or m.status == 'paused' then ttl = 0
-  elseif m.status == 'pending' then ttl = TTL_PENDING end
-  for _, k in ipairs({ k_meta, k_parts, k_index }) do
-    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
-  end
-end
--- The participant fragments a transition changed, to write and publish.
-
--- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
--- entry flagged written was stored already (sync_group).
-
--- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once hold_parts read it: one
--- HMGET then serves every read of a participant and the whole-state
--- message, and every write goes through it too.
-local held
-
-local function hold_parts(k_parts, m)
-  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
 end
 
 -- append_all appends the fragments of positions 0..n-1 to out, one HMGET
@@ -276,36 +216,6 @@ end
 
 local function json_head(m, now, extra)
   return json_head_open(m, now, extra) .. '}'
-end
-
--- message packs what a transition publishes, returns and records
--- (lua/README.md "Packed messages"): kind 'f' carries every participant in
--- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
-local function message(kind, m, now, expired, base, positions, parts)
-  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
-end
-
--- all_parts reads every participant's fragment, in rotation order.
-local function all_parts(k_parts, m)
-  if held then return held end
-  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
-  return append_all(k_parts, m.n, {})
-end
-
--- full packs the whole state (kind 'f').
-local function full(k_parts, m, now, expired)
-  return message('f', m, now, expired, m.version - 1, {}, all_parts(k_parts, m))
-end
-
--- delta packs the participants at `changed` positions ({{pos, fragment}, ...})
--- as a change from version base (kind 'd').
-local function delta(m, now, expired, changed, base)
-  local pos, frags = {}, {}
-  for i, c in ipairs(changed) do
-    pos[i] = c[1]
-    frags[i] = c[2]
-  end
-  return message('d', m, now, expired, base, pos, frags)
 end
 
 local k_meta, k_parts = KEYS[1], KEYS[2]

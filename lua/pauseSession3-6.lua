@@ -92,8 +92,8 @@ end
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots, in order, are load_meta's, pack_cfg's and save_meta's
--- (fullstate/render.go reads them too).
+-- two. The slots are listed in order where the arrays are read and packed
+-- below (fullstate/render.go reads them too).
 --
 -- cmsgpack writes numbers without formatting them; the embedded dev Redis
 -- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
@@ -207,7 +207,7 @@ end
 -- participants for the rest of the call, once hold_parts read it: one
 -- HMGET then serves every read of a participant and the whole-state
 -- message, and every write goes through it too.
-local held
+local held = nil
 
 local function hold_parts(k_parts, m)
   if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end

@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	_ "embed"
 	"flag"
 	"fmt"
 	"log"
@@ -158,23 +159,11 @@ func main() {
 }
 
 // standIn makes only the calls a switch cannot avoid, with no logic (issue
-// 13's stand-in): read the session fields a switch needs and the two
-// participants it touches, TIME, write both participants and the session
-// back, SPUBLISH a message as large as a switch's, XADD the audit event.
-const standIn = `
-local m = redis.call('HMGET', KEYS[1], 'status', 'version', 'life', 'n', 'active', 'active_id', 'mode', 'cycle_at',
-  'turn', 'used', 'warned', 'incr', 'per_cycle', 'max', 'warn')
-local a = redis.call('HGET', KEYS[2], '0')
-local b = redis.call('HGET', KEYS[2], '1')
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[2], '0', a, '1', b)
-redis.call('HSET', KEYS[1], 'status', 'running', 'version', '7', 'active', '1', 'active_id', 'x', 'cycle_at', t[1],
-  'updated_at', t[1], 'turn', '0', 'used', '5', 'warned', '0')
-redis.call('SPUBLISH', KEYS[3], ARGV[1])
-redis.call('XADD', KEYS[4], '*', 'type', 'cycle_switched', 'session_id', 'abc', 'version', '7', 'life', '1',
-  'participant_id', 'p', 'group_id', '', 'time_remaining_ms', '100', 'time_elapsed_ms', '5', 'cycle_number', '3',
-  'timestamp', t[1], 'state_kind', 'full', 'state', ARGV[1], 'actor', '')
-return {'full', ARGV[1]}`
+// 13's stand-in; standin.lua says which). BenchmarkScriptsAB times the same
+// file by INFO commandstats.
+//
+//go:embed standin.lua
+var standIn string
 
 // call is one script call the run counts.
 type call struct {

@@ -8,7 +8,7 @@
 -- participants for the rest of the call, once hold_parts read it: one
 -- HMGET then serves every read of a participant and the whole-state
 -- message, and every write goes through it too.
-local held
+local held = nil
 
 local function hold_parts(k_parts, m)
   if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
