@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/synckairos/synckairos/fullstate"
 	"github.com/synckairos/synckairos/keyspace"
+	"github.com/synckairos/synckairos/persist"
 	"github.com/synckairos/synckairos/redisconn"
 	"github.com/synckairos/synckairos/servertest"
 )
@@ -402,48 +403,27 @@ func renderMessage(m string) (string, error) {
 		fullstate.Build(d.Session, d.Participants))), nil
 }
 
-// renderEntry spreads an audit entry's packed "event" into the fields it
-// packs and renders its packed "state" with its kind.
+// renderEntry lays an audit entry out field per field, in the order the
+// revision-2 scripts wrote (persist.Fields renders a packed one).
 func renderEntry(fields []any) ([]any, error) {
 	at := map[string]any{}
 	for i := 0; i+1 < len(fields); i += 2 {
 		k, _ := fields[i].(string)
 		at[k] = fields[i+1]
 	}
-	ev, ok := at["event"].(string)
-	if !ok {
+	if _, ok := at["event"]; !ok {
 		return fields, nil
 	}
-	v, err := fullstate.UnpackArray([]byte(ev), 9)
+	flat, err := persist.Fields(at)
 	if err != nil {
 		return nil, err
 	}
-	str := func(x any) string {
-		if n, ok := x.(int64); ok {
-			return fmt.Sprint(n)
-		}
-		if n, ok := x.(uint64); ok {
-			return fmt.Sprint(n)
-		}
-		if n, ok := x.(float64); ok { // the embedded Redis packs with cjson
-			return fmt.Sprint(int64(n))
-		}
-		s, _ := x.(string)
-		return s
+	var out []any
+	for _, k := range []string{"type", "session_id", "version", "life", "participant_id", "group_id",
+		"time_remaining_ms", "time_elapsed_ms", "cycle_number", "timestamp", "state_kind", "state", "actor"} {
+		out = append(out, k, flat[k])
 	}
-	state, _ := at["state"].(string)
-	d, err := fullstate.Decode([]byte(state))
-	if err != nil {
-		return nil, err
-	}
-	kind, rendered := "delta", string(d.JSON())
-	if d.Full {
-		kind, rendered = "full", string(fullstate.Build(d.Session, d.Participants))
-	}
-	return []any{"type", at["type"], "session_id", at["session_id"], "version", str(v[0]), "life", str(v[1]),
-		"participant_id", str(v[2]), "group_id", str(v[3]), "time_remaining_ms", str(v[4]),
-		"time_elapsed_ms", str(v[5]), "cycle_number", str(v[6]), "timestamp", str(v[7]),
-		"state_kind", kind, "state", rendered, "actor", str(v[8])}, nil
+	return out, nil
 }
 
 // firstDiff shows where two long states part.

@@ -31,13 +31,9 @@ func decodePacked(msg []byte) (*Delta, error) {
 	if kind != "f" && kind != "d" {
 		return nil, errBadDelta
 	}
-	var n [4]int64
-	for i, slot := range []int{mLife, mVersion, mBase, mNow} {
-		x, ok := integer(v[slot])
-		if !ok {
-			return nil, errBadDelta
-		}
-		n[i] = x
+	n, ok := integers(v, mLife, mVersion, mBase, mNow)
+	if !ok {
+		return nil, errBadDelta
 	}
 	cfg, st := bytesOf(v[mCfg]), bytesOf(v[mSt])
 	c, err := UnpackArray(cfg, cfgLife+1)

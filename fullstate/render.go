@@ -178,17 +178,10 @@ func RenderParticipant(frag []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var n [5]int64
-	for i, slot := range []int{pIndex, pTotal, pUsed, pCycles} {
-		v, ok := integer(p[slot])
-		if !ok {
-			return nil, errPacked
-		}
-		n[i] = v
-	}
+	n, ok := integers(p, pIndex, pTotal, pUsed, pCycles)
 	active, ok1 := p[pActive].(bool)
 	expired, ok2 := p[pExpired].(bool)
-	if !ok1 || !ok2 {
+	if !ok || !ok1 || !ok2 {
 		return nil, errPacked
 	}
 	out := make([]byte, 0, 256)
@@ -238,6 +231,19 @@ func appendISOOrNull(out []byte, v any) []byte {
 	out = append(out, '"')
 	out = time.UnixMilli(ms).UTC().AppendFormat(out, "2006-01-02T15:04:05.000Z")
 	return append(out, '"')
+}
+
+// integers reads the integer slots of v, in the order given.
+func integers(v []any, slots ...int) ([]int64, bool) {
+	out := make([]int64, len(slots))
+	for i, slot := range slots {
+		n, ok := integer(v[slot])
+		if !ok {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
 }
 
 // integer reads an integer slot: a number as loose MessagePack or JSON
