@@ -95,6 +95,11 @@ func TestDecodePacked(t *testing.T) {
 		{"not an array", []byte(pack(t, "f")), "", nil, true},
 		{"truncated", []byte(pack(t, msg("f", []any{}, pa, pb)))[:40], "", nil, true},
 		{"bad JSON form", []byte(`["f",3`), "", nil, true},
+		// the decoder would allocate what a length claims, or recurse as
+		// deep as the nesting: both are refused first (wellFormed)
+		{"an array longer than the message", []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}, "", nil, true},
+		{"nested too deep", []byte(strings.Repeat("\x91", 64) + "\xc0"), "", nil, true},
+		{"bytes after the value", append([]byte(pack(t, msg("f", []any{}, pa, pb))), 0xc0), "", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Decode(tc.msg)
@@ -123,4 +128,17 @@ func TestDecodePacked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecode: no input makes Decode panic; what it accepts renders.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`["f",1,2,1,3,"[\"i\",\"global\",1]","[]","",{},[]]`))
+	f.Add([]byte{0x9a, 0xa1, 'f', 1, 2, 1, 3, 0xa0, 0xa0, 0xa0, 0x90, 0x90})
+	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		d, err := Decode(msg)
+		if err == nil && d.Full {
+			Build(d.Session, d.Participants)
+		}
+	})
 }
