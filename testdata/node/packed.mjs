@@ -52,7 +52,7 @@ function slots(buf, n, what) {
   return v;
 }
 
-// renderHead is engine/head.go renderHead: the state without
+// renderHead is fullstate/render.go RenderHead: the state without
 // "participants", from the meta hash's packed cfg and st (lua/README.md
 // "The meta hash") and the state's time.
 export function renderHead(cfg, st, nowMS) {
@@ -147,10 +147,9 @@ export function renderMessage(buf) {
   return { kind, life, version, base, now, n, cfg, st, positions, parts, partsJSON, reply, published };
 }
 
-// renderEvent is an audit event whose figures the script packed into one
-// `event` field (type, session_id, event, state: what the scripts in this
-// worktree XADD; not in the spec yet) as the v1 fields the revision-2
-// scripts wrote, in their order (lua/README.md "Audit events").
+// renderEvent lays out an audit entry of the packed layout (type,
+// session_id, event, state) in the fields the revision-2 scripts wrote, in
+// their order (lua/README.md "Audit events").
 export function renderEvent(type, sessionID, event, state) {
   const [version, life, pid, gid, remaining, elapsed, cycle, timestamp, actor] = slots(event, 9, 'event').map(text);
   const [kind, json] = renderMessage(state).reply;

@@ -60,20 +60,16 @@ function fromPublished(buf, packed) {
 }
 
 // fromStream renders XRANGE entries as the revision-2 scripts wrote them:
-// a packed event state becomes its state_kind ("full" | "delta") and state
-// JSON, and an entry with its figures packed in `event` gets them back as
-// fields of their own.
+// an entry with its figures packed in `event` gets them back as fields of
+// their own, and its packed state becomes its state_kind ("full" |
+// "delta") and state JSON (lua/README.md "Audit events").
 function fromStream(entries) {
   return entries.map(([id, fields]) => {
     const f = text(fields);
     const at = (name) => f.findIndex((x, i) => i % 2 === 0 && x === name);
-    const kind = at('state_kind');
     const state = at('state');
     if (at('event') >= 0 && state >= 0) {
       return [text(id), renderEvent(f[at('type') + 1], f[at('session_id') + 1], fields[at('event') + 1], fields[state + 1])];
-    }
-    if (kind >= 0 && state >= 0 && f[kind + 1] === 'packed') {
-      [f[kind + 1], f[state + 1]] = renderMessage(fields[state + 1]).reply;
     }
     return [text(id), f];
   });
