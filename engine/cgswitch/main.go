@@ -39,6 +39,8 @@ func main() {
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	parts := flag.Int("participants", 4, "the session's size")
+	msgBytes := flag.Int("standin-bytes", 1430, "-op standin: the size of the message it publishes and records "+
+		"(1430: a 4-participant STATE_UPDATE in JSON, as when issue 13 was filed; 402: the packed message of revision 3)")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
 	op := flag.String("op", "switch", "v9, v10: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
 	flag.Parse()
@@ -104,7 +106,7 @@ func main() {
 			{load("resumeSession" + rev + "-6.lua"), keys, []any{id, ch, cap, "", "", "", ""}},
 		}
 	case *op == "standin" && rev != "":
-		msg := strings.Repeat("x", 1430) // as large as a 4-participant STATE_UPDATE
+		msg := strings.Repeat("x", *msgBytes)
 		calls = []call{{redis.NewScript(standIn), []string{base + ":standin", keys[1], ch, keys[3]}, []any{msg}}}
 		must(rdb.HSet(ctx, base+":standin", "status", "running", "version", 1, "life", 1, "n", 4, "active", 0,
 			"active_id", "x", "mode", "per_participant", "cycle_at", 1, "turn", 0, "used", 0, "warned", 0).Err())
