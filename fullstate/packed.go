@@ -46,7 +46,7 @@ func decodePacked(msg []byte) (*Delta, error) {
 	}
 	d := &Delta{SessionID: text(c[cfgID]), Life: n[0], Version: n[1], BaseVersion: n[2], Timestamp: n[3],
 		Count: int(count), Full: kind == "f"}
-	if d.Session, err = RenderHead(cfg, st, d.Timestamp, text(v[mExpired])); err != nil {
+	if d.Session, err = renderHead(c, st, d.Timestamp, text(v[mExpired])); err != nil {
 		return nil, err
 	}
 	parts, _ := v[mParts].([]any)

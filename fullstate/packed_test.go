@@ -1,6 +1,9 @@
 package fullstate
 
 import (
+	"bytes"
+	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -10,7 +13,7 @@ import (
 
 // embedded writes a message as the embedded Redis's cjson does: JSON
 // arrays all the way down, nested packed values as JSON text.
-func embedded(t *testing.T, m []any) []byte {
+func embedded(t testing.TB, m []any) []byte {
 	t.Helper()
 	js := func(v any) string {
 		var d any
@@ -37,7 +40,7 @@ func embedded(t *testing.T, m []any) []byte {
 	return b
 }
 
-func pack(t *testing.T, v any) string {
+func pack(t testing.TB, v any) string {
 	t.Helper()
 	b, err := msgpack.Marshal(v)
 	if err != nil {
@@ -141,4 +144,80 @@ func FuzzDecode(f *testing.F) {
 			Build(d.Session, d.Participants)
 		}
 	})
+}
+
+// BenchmarkDecode: what an instance spends on each switch's reply and on
+// each message the relay renders (4 participants, the whole state).
+func BenchmarkDecode(b *testing.B) {
+	cfg := pack(b, []any{"6f1c0000-0000-4000-8000-00000000007a", "per_participant", 4, "120000", "", "2000", "",
+		"1", "", 1_796_310_239_595, "", 3})
+	st := pack(b, []any{"running", 5, 1, "11111111-1111-4111-8111-000000000002", 1_796_310_240_000,
+		1_796_310_239_600, "", 1_796_310_240_000, 0, 0, 0, "", map[string]any{}})
+	var parts []any
+	for i := range 4 {
+		parts = append(parts, pack(b, []any{"11111111-1111-4111-8111-000000000001", i, 62_000, 1_000, 1, false, false, ""}))
+	}
+	msg := []byte(pack(b, []any{"f", 3, 5, 4, 1_796_310_240_001, cfg, st, "", []any{}, parts}))
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := Decode(msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		Build(d.Session, d.Participants)
+	}
+}
+
+// FuzzUnpackMatchesMsgpack: what the hand-written reader accepts, a
+// general MessagePack decoder reads as the same values.
+func FuzzUnpackMatchesMsgpack(f *testing.F) {
+	f.Add([]byte{0x93, 0xa1, 'x', 0xcd, 0x01, 0x00, 0x81, 0xa1, 'g', 0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe})
+	f.Add([]byte{0x92, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xc3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ours, err := unpackMsgpack(b)
+		if err != nil {
+			return
+		}
+		dec := msgpack.NewDecoder(bytes.NewReader(b))
+		dec.UseLooseInterfaceDecoding(true)
+		theirs, err := dec.DecodeInterfaceLoose()
+		if err != nil {
+			t.Fatalf("ours read %#v, msgpack refused it: %v", ours, err)
+		}
+		if a, b := loose(ours), loose(theirs); !reflect.DeepEqual(a, b) {
+			t.Fatalf("ours %#v, msgpack %#v", a, b)
+		}
+	})
+}
+
+// loose maps both decoders' values onto one form: integers as int64 where
+// they fit, floats as float64 (NaN as a string), bytes as strings.
+func loose(v any) any {
+	switch x := v.(type) {
+	case uint64:
+		if x <= math.MaxInt64 {
+			return int64(x)
+		}
+	case float32:
+		return loose(float64(x))
+	case float64:
+		if math.IsNaN(x) { // NaN equals nothing, itself included
+			return "NaN"
+		}
+	case []byte:
+		return string(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = loose(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = loose(e)
+		}
+		return out
+	}
+	return v
 }

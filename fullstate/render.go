@@ -1,7 +1,6 @@
 package fullstate
 
 import (
-	"bytes"
 	"errors"
 	"math"
 	"slices"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The slots of the meta hash's packed arrays, in order (lua/README.md "The
@@ -52,111 +50,21 @@ var errPacked = errors.New("fullstate: malformed packed array")
 // with cjson.
 func UnpackArray(b []byte, slots int) ([]any, error) {
 	var v []any
-	var err error
 	if len(b) > 0 && b[0] == '[' {
-		err = json.Unmarshal(b, &v)
-	} else {
-		if !wellFormed(b, maxDepth) {
+		if json.Unmarshal(b, &v) != nil {
 			return nil, errPacked
 		}
-		// loose: every integer width decodes as int64 or uint64
-		dec := msgpack.NewDecoder(bytes.NewReader(b))
-		dec.UseLooseInterfaceDecoding(true)
-		err = dec.Decode(&v)
+	} else {
+		x, err := unpackMsgpack(b)
+		if err != nil {
+			return nil, err
+		}
+		v, _ = x.([]any)
 	}
-	if err != nil || len(v) < slots {
+	if len(v) < slots {
 		return nil, errPacked
 	}
 	return v, nil
-}
-
-// maxDepth bounds the nesting of a packed value: the scripts' deepest is a
-// message's list of participants (2), or st's map of group banks.
-const maxDepth = 4
-
-// wellFormed reports whether b is exactly one MessagePack value, nested at
-// most depth levels, whose every length fits in what is left of b. It runs
-// before the decoder, which allocates whatever a length claims and
-// recurses as deep as the nesting goes: a corrupt value must be an error,
-// not an out-of-memory crash.
-func wellFormed(b []byte, depth int) bool {
-	left := []int{1} // values still to read at each open level
-	i := 0
-	size := func(w int) (int, bool) { // a big-endian length of w bytes at i
-		if len(b)-i < w {
-			return 0, false
-		}
-		n := 0
-		for _, c := range b[i : i+w] {
-			n = n<<8 | int(c)
-		}
-		i += w
-		return n, true
-	}
-	for len(left) > 0 {
-		if left[len(left)-1] == 0 {
-			left = left[:len(left)-1]
-			continue
-		}
-		left[len(left)-1]--
-		if i >= len(b) {
-			return false
-		}
-		c := b[i]
-		i++
-		skip, nested, ok := 0, 0, true // payload bytes; values nested inside
-		switch {
-		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3: // fixint, nil, bool
-		case c&0xe0 == 0xa0: // fixstr
-			skip = int(c & 0x1f)
-		case c&0xf0 == 0x90: // fixarray
-			nested = int(c & 0x0f)
-		case c&0xf0 == 0x80: // fixmap
-			nested = 2 * int(c&0x0f)
-		case c == 0xcc || c == 0xd0:
-			skip = 1
-		case c == 0xcd || c == 0xd1:
-			skip = 2
-		case c == 0xca || c == 0xce || c == 0xd2:
-			skip = 4
-		case c == 0xcb || c == 0xcf || c == 0xd3:
-			skip = 8
-		case c == 0xd9 || c == 0xc4: // str8, bin8
-			skip, ok = size(1)
-		case c == 0xda || c == 0xc5:
-			skip, ok = size(2)
-		case c == 0xdb || c == 0xc6:
-			skip, ok = size(4)
-		case c == 0xdc:
-			nested, ok = size(2)
-		case c == 0xdd:
-			nested, ok = size(4)
-		case c == 0xde:
-			nested, ok = size(2)
-			nested *= 2
-		case c == 0xdf:
-			nested, ok = size(4)
-			nested *= 2
-		case c >= 0xd4 && c <= 0xd8: // fixext: a type byte and 1, 2, 4, 8 or 16 bytes
-			skip = 1 + 1<<(c-0xd4)
-		case c >= 0xc7 && c <= 0xc9: // ext8/16/32: a length, then a type byte
-			skip, ok = size(1 << (c - 0xc7))
-			skip++
-		default: // 0xc1, never used
-			return false
-		}
-		if !ok || skip > len(b)-i {
-			return false
-		}
-		i += skip
-		if nested > 0 {
-			if nested > len(b)-i || len(left) > depth {
-				return false
-			}
-			left = append(left, nested)
-		}
-	}
-	return i == len(b)
 }
 
 // RenderHead writes the state without "participants", as getSession-2
@@ -169,6 +77,11 @@ func RenderHead(cfg, st []byte, nowMS int64, expired string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return renderHead(c, st, nowMS, expired)
+}
+
+// renderHead is RenderHead of a cfg already unpacked.
+func renderHead(c []any, st []byte, nowMS int64, expired string) ([]byte, error) {
 	s, err := UnpackArray(st, stGroups+1)
 	if err != nil {
 		return nil, err
