@@ -737,7 +737,8 @@ func TestTTL(t *testing.T) {
 }
 
 // TestPublishedIsReply checks, for every transition of a small session,
-// that the published STATE_UPDATE carries exactly the reply's bytes.
+// that the published message renders as a STATE_UPDATE carrying exactly
+// the reply's bytes.
 func TestPublishedIsReply(t *testing.T) {
 	t.Parallel()
 	s, rdb := newTestScripts(t)

@@ -19,7 +19,9 @@ import (
 // "participants") and the participants in rotation order.
 type Fetch func(ctx context.Context, id string) (head []byte, parts [][]byte, err error)
 
-// Delta is the decoded STATE_DELTA message (lua/README.md).
+// Delta is a decoded state message: a packed one rendered (the whole state
+// when Full, else a delta), or a STATE_DELTA in JSON from a revision-2
+// script (lua/README.md "Packed messages", "Applying a delta").
 type Delta struct {
 	SessionID    string            `json:"sessionId"`
 	Timestamp    int64             `json:"timestamp"`

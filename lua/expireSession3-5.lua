@@ -178,14 +178,11 @@ end
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once hold_parts read it: one
--- HMGET then serves every read of a participant and the whole-state
--- message, and every write goes through it too.
+-- participants for the rest of the call, once read (below): one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
 local held = nil
-
-local function hold_parts(k_parts, m)
-  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
-end
 
 -- set_frag records pos's new fragment, replacing an earlier one.
 local function set_frag(changed, pos, frag)
@@ -412,8 +409,9 @@ local function sync_group(k_parts, m, p, skip, changed)
   for i = 1, #members, 200 do
     local idx = {}
     for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
-    local frags = {}
+    local frags
     if held then
+      frags = {}
       for j = 1, #idx do frags[j] = held[idx[j] + 1] end
     else
       frags = rcall('HMGET', k_parts, unpack(idx))

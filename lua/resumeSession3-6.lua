@@ -186,9 +186,10 @@ end
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once hold_parts read it: one
--- HMGET then serves every read of a participant and the whole-state
--- message, and every write goes through it too.
+-- participants for the rest of the call, once read (below): one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
 local held = nil
 
 local function hold_parts(k_parts, m)
@@ -286,7 +287,8 @@ end
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
 -- and how long the record lives (ms). A record is fp, a newline, then the
--- reply's payload (a packed message, or JSON kept by the revision-2 scripts); only calls that succeed leave one (an error changed nothing).
+-- reply's payload (a packed message, or JSON kept by the revision-2
+-- scripts); only calls that succeed leave one (an error changed nothing).
 
 -- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.

@@ -210,9 +210,10 @@ end
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once hold_parts read it: one
--- HMGET then serves every read of a participant and the whole-state
--- message, and every write goes through it too.
+-- participants for the rest of the call, once read (below): one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
 local held = nil
 
 local function hold_parts(k_parts, m)
@@ -346,7 +347,8 @@ end
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint ("" = the call has no key)
 -- and how long the record lives (ms). A record is fp, a newline, then the
--- reply's payload (a packed message, or JSON kept by the revision-2 scripts); only calls that succeed leave one (an error changed nothing).
+-- reply's payload (a packed message, or JSON kept by the revision-2
+-- scripts); only calls that succeed leave one (an error changed nothing).
 
 -- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
@@ -521,8 +523,9 @@ local function sync_group(k_parts, m, p, skip, changed)
   for i = 1, #members, 200 do
     local idx = {}
     for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
-    local frags = {}
+    local frags
     if held then
+      frags = {}
       for j = 1, #idx do frags[j] = held[idx[j] + 1] end
     else
       frags = rcall('HMGET', k_parts, unpack(idx))

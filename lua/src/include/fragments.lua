@@ -5,9 +5,10 @@
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once hold_parts read it: one
--- HMGET then serves every read of a participant and the whole-state
--- message, and every write goes through it too.
+-- participants for the rest of the call, once read (below): one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
 local held = nil
 
 local function hold_parts(k_parts, m)

@@ -43,8 +43,9 @@ local function sync_group(k_parts, m, p, skip, changed)
   for i = 1, #members, 200 do
     local idx = {}
     for j = i, math.min(i + 199, #members) do idx[#idx + 1] = members[j] end
-    local frags = {}
+    local frags
     if held then
+      frags = {}
       for j = 1, #idx do frags[j] = held[idx[j] + 1] end
     else
       frags = rcall('HMGET', k_parts, unpack(idx))
