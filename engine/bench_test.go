@@ -226,7 +226,7 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				if events {
 					eventCap = "100000000"
 				}
-				sha := shaOf("switchCycle3-7.lua")
+				sha := shaOf("switchCycle4-7.lua")
 				lat := make(latencies, 0, b.N)
 				cpu := newCPUMeter(b, rdb)
 				b.ResetTimer()
@@ -491,7 +491,7 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		return &abSide{name: name, evalshas: 1, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
 	}
 	const eventCap = "100000000"
-	cur := shaOf("switchCycle3-7.lua")
+	cur := shaOf("switchCycle4-7.lua")
 	vs := []*abSide{
 		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
 			all := append(keys, k.Idem(""), k.Budget())
@@ -550,9 +550,9 @@ func BenchmarkScriptsAB(b *testing.B) {
 	for _, sc := range []struct {
 		dst  **redis.Script
 		name string
-	}{{&prev.create, "createSession2-6.lua"}, {&prev.start, "startSession2-6.lua"},
-		{&prev.switchCycle, "switchCycle2-7.lua"}, {&prev.get, "getSession-2.lua"}, {&prev.read, "readSession-2.lua"},
-		{&prev.pause, "pauseSession2-6.lua"}, {&prev.resume, "resumeSession2-6.lua"}} {
+	}{{&prev.create, "createSession3-6.lua"}, {&prev.start, "startSession3-6.lua"},
+		{&prev.switchCycle, "switchCycle3-7.lua"}, {&prev.get, "getSession-2.lua"}, {&prev.read, "readSession-2.lua"},
+		{&prev.pause, "pauseSession3-6.lua"}, {&prev.resume, "resumeSession3-6.lua"}} {
 		src, err := os.ReadFile(filepath.Join(dir, sc.name))
 		if err != nil {
 			b.Fatal(err)

@@ -13,7 +13,7 @@ import (
 )
 
 // TestSwitchBudget: the per-session switch budget is charged by the switch
-// script itself (switchCycle3-7), in the same step: switches within the
+// script itself (switchCycle4-7), in the same step: switches within the
 // burst pass and say what is left, the next is RATE_LIMITED and changes
 // nothing, a replay under an Idempotency-Key is free, a call without a
 // budget is not limited, and a refused transition still costs one.

@@ -341,14 +341,23 @@ func (c *deltaChain) apply(ctx context.Context, msg []byte) error {
 	return nil
 }
 
-// renderPacked renders what a step got: a transition's {"packed", msg, ...}
-// reply as {"full", state} or {"delta", STATE_DELTA}, a replayed packed
-// state as {"replay", state} (a delete's kept reply is "1" or "0"), and XRANGE entries with a packed "event" in
-// the field-per-field layout of the revision-2 scripts.
+// renderPacked renders what a step got: a transition's reply (the
+// message, or with a budget {message, remaining, reset}) as {"full",
+// state} or {"delta", STATE_DELTA} (with the budget's two after), a
+// replayed message as {"replay", state} (a delete's kept reply is "1" or
+// "0"), and XRANGE entries with a packed "event" in the field-per-field
+// layout of the revision-2 scripts: the form the golden cases were written
+// in, which every reader must reach.
 func renderPacked(got any, script string, command []string) (any, error) {
+	if msg, ok := got.(string); ok && transition(script) {
+		got = []any{"packed", msg}
+	}
 	r, ok := got.([]any)
 	if !ok || len(r) < 2 {
 		return got, nil
+	}
+	if len(r) == 3 && transition(script) { // {message, remaining, reset}
+		r = append([]any{"packed"}, r...)
 	}
 	if len(command) > 0 {
 		if !strings.EqualFold(command[0], "XRANGE") {
@@ -384,6 +393,17 @@ func renderPacked(got any, script string, command []string) (any, error) {
 		out[0], out[1] = "delta", string(d.JSON())
 	}
 	return out, nil
+}
+
+// transition tells whether script is a transition, which replies with the
+// message it publishes.
+func transition(script string) bool {
+	for _, op := range []string{"create", "start", "switch", "pause", "resume", "complete", "expire"} {
+		if strings.HasPrefix(script, op) {
+			return true
+		}
+	}
+	return false
 }
 
 // renderMessage renders a packed message published on the state channel

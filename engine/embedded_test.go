@@ -29,9 +29,11 @@ func TestCoreOnEmbeddedRedis(t *testing.T) {
 	// other's scripts for tens of ms and blow the timing windows of the mode
 	// tests (a 40 ms turn cap must not run out between two calls). The
 	// Node runner is left out: the embedded Redis answers SSUBSCRIBE as
-	// SUBSCRIBE, and Node's client wants the sharded replies.
+	// SUBSCRIBE, and Node's client wants the sharded replies. So are the
+	// older layouts' sessions: the embedded Redis has no struct or
+	// cmsgpack, and never held a session a real Redis stored.
 	cmd := exec.Command(os.Args[0], "-test.run", ".", "-test.v", "-test.count", "1", "-test.parallel", "1",
-		"-test.skip", "TestAPI|TestAuth|FuzzAuth|TestTokenCommand|TestBinary|TestWS|TestPersist|TestMigrate|TestLua|TestCoreOnEmbeddedRedis|TestNodeContract")
+		"-test.skip", "TestAPI|TestAuth|FuzzAuth|TestTokenCommand|TestBinary|TestWS|TestPersist|TestMigrate|TestLua|TestCoreOnEmbeddedRedis|TestNodeContract|TestUnpackedSessions")
 	cmd.Env = append(os.Environ(), "REDIS_TEST_ADDR="+m.Addr(), "SK_CORE_ON_EMBEDDED=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -67,16 +67,16 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	s := &Engine{rdb: rdb, eventCap: newStreamCap(o.EventCap), dlSuffix: o.DeadlineSuffix}
 	s.idemTTL = strconv.FormatInt(max(o.IdempotencyTTL.Milliseconds(), 1), 10)
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
-	s.create = script("createSession3-6.lua")
-	s.start = script("startSession3-6.lua")
-	s.switchCycle = script("switchCycle3-7.lua")
+	s.create = script("createSession4-6.lua")
+	s.start = script("startSession4-6.lua")
+	s.switchCycle = script("switchCycle4-7.lua")
 	s.get = script("getSession-2.lua")
 	s.read = script("readSession-2.lua")
-	s.pause = script("pauseSession3-6.lua")
-	s.resume = script("resumeSession3-6.lua")
-	s.complete = script("completeSession3-6.lua")
+	s.pause = script("pauseSession4-6.lua")
+	s.resume = script("resumeSession4-6.lua")
+	s.complete = script("completeSession4-6.lua")
 	s.del = script("deleteSession2-5.lua")
-	s.expire = script("expireSession3-5.lua")
+	s.expire = script("expireSession4-5.lua")
 	s.asm = fullstate.New(s.Parts, o.StateCacheMax)
 	return s
 }
@@ -272,7 +272,7 @@ func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) in
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
-// has passed (expireSession3-5.lua). It is idempotent: fired reports
+// has passed (expireSession4-5.lua). It is idempotent: fired reports
 // whether this call changed the session (and published TIME_EXPIRED).
 func (s *Engine) Expire(ctx context.Context, id string) (fired bool, err error) {
 	k, keys := s.turnKeys(id, nil)
@@ -280,7 +280,7 @@ func (s *Engine) Expire(ctx context.Context, id string) (fired bool, err error) 
 	if err != nil {
 		return false, scriptErr(err, true)
 	}
-	_, isState := v.([]any)
+	_, isState := v.(string) // the message; 0 or 1 when nothing changed
 	return isState, nil
 }
 
@@ -383,18 +383,31 @@ func bulkStrings(vals []any) ([][]byte, error) {
 
 var errReply = errors.New("scripts: unexpected reply shape")
 
-// state decodes the {kind, payload} reply of a mutating script into full
-// state; a replay is flagged on c.
+// state decodes the reply of a mutating script into full state; a replay
+// is flagged on c. Revision 4 replies with the message itself ({message,
+// remaining, reset} with the switch's budget); revision 3 replied
+// {"packed", message, ...} and revision 2 {"full", json} (an A/B run, or a
+// fleet mid-upgrade); a replay is {"replay", payload}.
 func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]byte, error) {
-	vals, err := cmd.Slice()
+	v, err := cmd.Result()
 	if err != nil {
 		return nil, scriptErr(err, true)
 	}
-	if len(vals) == 4 && c != nil && c.Budget != nil { // the switch's budget (switchCycle3-7)
-		rem, _ := vals[2].(int64)
-		reset, _ := vals[3].(int64)
+	if msg, ok := v.(string); ok {
+		return s.apply(ctx, msg)
+	}
+	vals, ok := v.([]any)
+	if !ok {
+		return nil, errReply
+	}
+	if n := len(vals); (n == 3 || n == 4) && c != nil && c.Budget != nil { // the switch's budget
+		rem, _ := vals[n-2].(int64)
+		reset, _ := vals[n-1].(int64)
 		c.Budget.Charged, c.Budget.Remaining, c.Budget.ResetAfter = true, rem, time.Duration(reset)*time.Microsecond
-		vals = vals[:2]
+		if vals = vals[:n-2]; n == 3 {
+			msg, _ := vals[0].(string)
+			return s.apply(ctx, msg)
+		}
 	}
 	if len(vals) != 2 {
 		return nil, errReply
@@ -402,7 +415,7 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	kind, _ := vals[0].(string)
 	payload, _ := vals[1].(string)
 	switch kind {
-	case "full": // the JSON of a revision-2 script (an A/B run, or a fleet mid-upgrade)
+	case "full":
 		return []byte(payload), nil
 	case "replay":
 		if c != nil {
@@ -411,15 +424,20 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 		if strings.HasPrefix(payload, "{") { // kept by a revision-2 script
 			return []byte(payload), nil
 		}
-		fallthrough // a packed message of the whole state
+		return s.apply(ctx, payload) // a message of the whole state
 	case "packed", "delta":
-		d, err := fullstate.Decode([]byte(payload))
-		if err != nil {
-			return nil, err
-		}
-		return s.asm.Apply(ctx, d)
+		return s.apply(ctx, payload)
 	}
 	return nil, errReply
+}
+
+// apply renders a message and lays it over what the Assembler holds.
+func (s *Engine) apply(ctx context.Context, msg string) ([]byte, error) {
+	d, err := fullstate.Decode([]byte(msg))
+	if err != nil {
+		return nil, err
+	}
+	return s.asm.Apply(ctx, d)
 }
 
 // scriptErr maps a script's error reply to a *session.Error. A reply that

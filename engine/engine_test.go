@@ -941,7 +941,7 @@ func TestStreamFull(t *testing.T) {
 		c.Participants[0].ID, 0, 60000, "", c.Participants[1].ID, 1, 60000, ""}
 	keys6 := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)) + s.dlSuffix, k.Idem("")}
 	run := func(sc string, args ...any) error {
-		if sc == "switchCycle3-7.lua" {
+		if sc == "switchCycle4-7.lua" {
 			return s.rdb.EvalSha(ctx, shaOf(sc), append(keys6, k.Budget()), args...).Err()
 		}
 		if strings.HasSuffix(sc, "-6.lua") {
@@ -949,15 +949,15 @@ func TestStreamFull(t *testing.T) {
 		}
 		return s.rdb.EvalSha(ctx, shaOf(sc), keys, args...).Err()
 	}
-	if err := s.rdb.EvalSha(ctx, shaOf("createSession3-6.lua"), append(keys, k.Lives), args...).Err(); err != nil {
+	if err := s.rdb.EvalSha(ctx, shaOf("createSession4-6.lua"), append(keys, k.Lives), args...).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := run("startSession3-6.lua", c.ID, k.StateChannel, "2", ""); err != nil {
+	if err := run("startSession4-6.lua", c.ID, k.StateChannel, "2", ""); err != nil {
 		t.Fatal(err)
 	}
 	w := watch(t, rdb, c.ID)
 	before, _ := s.Get(ctx, c.ID)
-	for _, sc := range []string{"switchCycle3-7.lua", "pauseSession3-6.lua", "completeSession3-6.lua", "deleteSession2-5.lua"} {
+	for _, sc := range []string{"switchCycle4-7.lua", "pauseSession4-6.lua", "completeSession4-6.lua", "deleteSession2-5.lua"} {
 		err := scriptErr(run(sc, c.ID, k.StateChannel, "2", "", "", ""), true)
 		if !errors.Is(err, session.ErrStreamFull) {
 			t.Fatalf("%s: %v", sc, err)
@@ -969,7 +969,7 @@ func TestStreamFull(t *testing.T) {
 	// a fresh create is refused too, before it writes anything
 	c2 := newConfig(t, session.ModePerParticipant, 1, 1000)
 	k2 := keyspace.For(c2.ID)
-	err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession3-6.lua"), []string{k2.Meta, k2.Parts, k2.Index, stream, k2.Idem(""), k2.Lives},
+	err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession4-6.lua"), []string{k2.Meta, k2.Parts, k2.Index, stream, k2.Idem(""), k2.Lives},
 		c2.ID, k2.StateChannel, "2", "per_participant", "", "", "", "", "0", "", "", "", "", c2.Participants[0].ID, 0, 1000, "").Err(), true)
 	if !errors.Is(err, session.ErrStreamFull) {
 		t.Errorf("create: %v", err)
@@ -989,11 +989,11 @@ func TestStreamFull(t *testing.T) {
 	}
 	// once the worker has trimmed, transitions go on
 	rdb.XTrimMaxLen(ctx, stream, 1)
-	if err := run("switchCycle3-7.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
+	if err := run("switchCycle4-7.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
 		t.Errorf("after trim: %v", err)
 	}
 	// event_cap 0 records nothing
-	if err := run("pauseSession3-6.lua", c.ID, k.StateChannel, "0", ""); err != nil {
+	if err := run("pauseSession4-6.lua", c.ID, k.StateChannel, "0", ""); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := rdb.XLen(ctx, stream).Result(); n != 2 {
@@ -1359,7 +1359,7 @@ func TestCreateValidationRaw(t *testing.T) {
 			args := []any{c.ID, k.StateChannel, "0", "per_participant", "", "", "", "", "0", "", "", "", "",
 				c.Participants[0].ID, "0", "1000", ""}
 			args[tc.slot-1] = tc.value
-			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession3-6.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem(""), k.Lives}, args...).Err(), true)
+			err := scriptErr(s.rdb.EvalSha(ctx, shaOf("createSession4-6.lua"), []string{k.Meta, k.Parts, k.Index, k.Stream, k.Idem(""), k.Lives}, args...).Err(), true)
 			if !errors.Is(err, session.ErrValidation) {
 				t.Fatalf("err = %v", err)
 			}

@@ -720,12 +720,12 @@ func TestLatePauseLargeSession(t *testing.T) {
 			var st State
 			if raw {
 				k, keys := r.s.turnKeys(c.ID, nil)
-				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession3-6.lua"), keys,
-					c.ID, k.StateChannel, "0", "", k.MsgChannel).Slice()
-				if err != nil || len(v) != 2 || v[0] != "packed" {
-					t.Fatalf("raw pause: %v %v", v, err)
+				v, err := r.s.rdb.EvalSha(context.Background(), shaOf("pauseSession4-6.lua"), keys,
+					c.ID, k.StateChannel, "0", "", k.MsgChannel).Text()
+				if err != nil {
+					t.Fatalf("raw pause: %q %v", v, err)
 				}
-				d, err := fullstate.Decode([]byte(v[1].(string)))
+				d, err := fullstate.Decode([]byte(v))
 				if err != nil || d.Full || d.Version != 4 || d.BaseVersion != 2 || len(d.Positions) != 2 ||
 					d.Positions[0] != 0 || d.Positions[1] != 1 {
 					t.Errorf("reply delta %+v %v", d, err)
@@ -779,14 +779,14 @@ func TestLatePauseNeedsRoomForTwoEvents(t *testing.T) {
 			ctx := context.Background()
 			before, _ := r.s.Get(ctx, c.ID)
 			time.Sleep(60 * time.Millisecond)
-			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession3-6.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err(), true)
+			err := scriptErr(r.rdb.EvalSha(ctx, shaOf("pauseSession4-6.lua"), keys, c.ID, k.StateChannel, "1", "", k.MsgChannel).Err(), true)
 			if !errors.Is(err, session.ErrStreamFull) {
 				t.Fatalf("late pause with room for one event: %v", err)
 			}
 			if after, _ := r.s.Get(ctx, c.ID); maskServerTime(after) != maskServerTime(before) {
 				t.Fatalf("a refused pause changed the session:\n%s\n%s", before, after)
 			}
-			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession3-6.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
+			if err := r.rdb.EvalSha(ctx, shaOf("pauseSession4-6.lua"), keys, c.ID, k.StateChannel, "2", "", k.MsgChannel).Err(); err != nil {
 				t.Fatalf("late pause with room for two: %v", err)
 			}
 			if n := r.rdb.XLen(ctx, keys[3]).Val(); n != 2 {

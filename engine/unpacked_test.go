@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -10,14 +11,42 @@ import (
 	"github.com/synckairos/synckairos/session"
 )
 
-// storeUnpacked rewrites a session's packed meta hash (cfg and st) as the
+// slotsLua reads the slots of a session's stored values (lua/README.md
+// "Layouts"), for the scripts below that rewrite them in older layouts.
+const slotsLua = `
+local NONE = -2 ^ 63
+local function slots(fmt, v, drop)
+  local t = { struct.unpack(fmt, v) }
+  table.remove(t, 1) -- the tag
+  t[#t] = nil -- where struct.unpack stopped
+  return t
+end
+local function cfg_slots(v) return slots('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', v) end
+local function st_slots(v)
+  local s = slots('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', v)
+  for _, i in ipairs({ 3, 5, 6, 7, 12 }) do if s[i] == NONE then s[i] = '' end end
+  local groups, at = {}, 1
+  while at <= #s[13] do
+    local g, b
+    g, b, at = struct.unpack('>Hc0i8', s[13], at)
+    groups[g] = b
+  end
+  s[13] = groups
+  return s
+end
+local function part_slots(v)
+  local p = slots('>c1Hc0i4i8i8i4BBHc0', v)
+  p[6], p[7] = p[6] == 1, p[7] == 1
+  return p
+end
+`
+
+// storeUnpacked rewrites a session's meta hash (cfg and st) as the
 // scripts before the packing stored it: one field each, per_group banks as
 // g:<group_id> fields, numbers formatted as they wrote them.
-const storeUnpacked = `
-local mp = rawget(_G, 'cmsgpack') -- the embedded Redis packs with cjson
-local dec = mp and mp.unpack or cjson.decode
+const storeUnpacked = slotsLua + `
 local v = redis.call('HMGET', KEYS[1], 'cfg', 'st')
-local c, s = dec(v[1]), dec(v[2])
+local c, s = cfg_slots(v[1]), st_slots(v[2])
 local function str(x) if type(x) == 'number' then return string.format('%d', x) end return x end
 local flat = {}
 for i, f in ipairs({ 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }) do
@@ -32,13 +61,18 @@ redis.call('HDEL', KEYS[1], 'cfg', 'st')
 redis.call('HSET', KEYS[1], unpack(flat))
 return #flat / 2`
 
-// storeJSONParts rewrites a session's packed participants as the
-// revision-2 scripts stored them: v1 JSON objects.
-const storeJSONParts = `
-local mp = rawget(_G, 'cmsgpack')
-local dec = mp and mp.unpack or cjson.decode
+// storeMsgpackMeta rewrites a session's cfg and st as revisions 2 and 3
+// stored them: MessagePack arrays of the same slots ("" for none).
+const storeMsgpackMeta = slotsLua + `
+local v = redis.call('HMGET', KEYS[1], 'cfg', 'st')
+redis.call('HSET', KEYS[1], 'cfg', cmsgpack.pack(cfg_slots(v[1])), 'st', cmsgpack.pack(st_slots(v[2])))
+return 1`
+
+// storeJSONParts rewrites a session's participants as the revision-2
+// scripts stored them: v1 JSON objects.
+const storeJSONParts = slotsLua + `
 for i = 0, tonumber(ARGV[1]) - 1 do
-  local a = dec(redis.call('HGET', KEYS[1], tostring(i)))
+  local a = part_slots(redis.call('HGET', KEYS[1], tostring(i)))
   local g = ''
   if a[8] ~= '' then g = ',"group_id":"' .. a[8] .. '"' end
   redis.call('HSET', KEYS[1], tostring(i), string.format('{"participant_id":"%s","participant_index":%d,' ..
@@ -47,11 +81,20 @@ for i = 0, tonumber(ARGV[1]) - 1 do
 end
 return 1`
 
+// storeMsgpackParts rewrites a session's participants as revision 3
+// stored them: MessagePack arrays.
+const storeMsgpackParts = slotsLua + `
+for i = 0, tonumber(ARGV[1]) - 1 do
+  redis.call('HSET', KEYS[1], tostring(i), cmsgpack.pack(part_slots(redis.call('HGET', KEYS[1], tostring(i)))))
+end
+return 1`
+
 // TestUnpackedSessions: a session stored by older scripts (running through
-// a rolling upgrade) reads the same, and its next transition stores what it
-// writes packed, with the TTL its status asks for. Older is the meta hash
-// field by field with JSON participants (before the packing), or packed
-// meta with JSON participants (the revision-2 scripts).
+// a rolling upgrade) reads the same, and its next transition stores the
+// whole session in revision 4's layouts, with the TTL its status asks for.
+// Older is the meta hash field by field with JSON participants (before the
+// packing), MessagePack meta with JSON participants (the revision-2
+// scripts), or MessagePack throughout (revision 3).
 func TestUnpackedSessions(t *testing.T) {
 	t.Parallel()
 	s, rdb := newTestScripts(t)
@@ -73,7 +116,6 @@ func TestUnpackedSessions(t *testing.T) {
 		start  bool
 		op     func(id string, version int64) ([]byte, error)
 		ttl    bool // the meta key expires after op
-		packs  bool // op rewrites participant 0
 	}
 	var cases []struct {
 		layout
@@ -81,23 +123,24 @@ func TestUnpackedSessions(t *testing.T) {
 	}
 	for _, tc := range []op{
 		{"pending per_participant, start", session.ModePerParticipant, nil, false,
-			func(id string, v int64) ([]byte, error) { return s.Start(ctx, id, v) }, false, true},
+			func(id string, v int64) ([]byte, error) { return s.Start(ctx, id, v) }, false},
 		{"pending, complete", session.ModeCountUp, nil, false,
-			func(id string, v int64) ([]byte, error) { return s.Complete(ctx, id, v) }, true, false},
+			func(id string, v int64) ([]byte, error) { return s.Complete(ctx, id, v) }, true},
 		{"running global, switch", session.ModeGlobal, nil, true,
 			func(id string, v int64) ([]byte, error) {
 				return s.Switch(ctx, id, session.SwitchArgs{ExpectedVersion: v})
-			}, false, true},
+			}, false},
 		{"running per_group, switch", session.ModePerGroup, grouped, true,
 			func(id string, v int64) ([]byte, error) {
 				return s.Switch(ctx, id, session.SwitchArgs{ExpectedVersion: v})
-			}, false, true},
+			}, false},
 		{"running, pause", session.ModePerParticipant, nil, true,
-			func(id string, v int64) ([]byte, error) { return s.Pause(ctx, id, v) }, false, true},
+			func(id string, v int64) ([]byte, error) { return s.Pause(ctx, id, v) }, false},
 	} {
 		for _, l := range []layout{
 			{"fields", []string{storeUnpacked, storeJSONParts}},
-			{"revision 2", []string{storeJSONParts}},
+			{"revision 2", []string{storeMsgpackMeta, storeJSONParts}},
+			{"revision 3", []string{storeMsgpackMeta, storeMsgpackParts}},
 		} {
 			cases = append(cases, struct {
 				layout
@@ -127,16 +170,19 @@ func TestUnpackedSessions(t *testing.T) {
 			ttl := rdb.PTTL(ctx, meta).Val()
 			parts := keyspace.For(c.ID).Parts
 			for _, sc := range tc.store {
-				if err := rdb.Eval(ctx, sc, []string{map[bool]string{true: parts, false: meta}[sc == storeJSONParts]},
-					len(c.Participants)).Err(); err != nil {
+				key := meta
+				if sc == storeJSONParts || sc == storeMsgpackParts {
+					key = parts
+				}
+				if err := rdb.Eval(ctx, sc, []string{key}, len(c.Participants)).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
 			if n := rdb.HLen(ctx, meta).Val(); tc.layout.name == "fields" && n < 20 {
 				t.Fatalf("unpacked meta has %d fields", n)
 			}
-			if f := rdb.HGet(ctx, parts, "0").Val(); f[0] != '{' {
-				t.Fatalf("participant 0 stored as %q, want JSON", f)
+			if f := rdb.HGet(ctx, parts, "0").Val(); f[0] == 'P' {
+				t.Fatalf("participant 0 stored as %q, want an older layout", f)
 			}
 			if rdb.PTTL(ctx, meta).Val() > ttl {
 				t.Fatal("unpacking moved the TTL")
@@ -169,10 +215,16 @@ func TestUnpackedSessions(t *testing.T) {
 			if maskServerTime(after) != maskServerTime(got) {
 				t.Fatalf("read after the transition:\n%s\nwant its reply\n%s", after, got)
 			}
-			// what the transition wrote is packed: the participant whose
-			// turn it touched (the first, in rotation order)
-			if f := rdb.HGet(ctx, parts, "0").Val(); tc.packs && f[0] == '{' {
-				t.Fatalf("participant 0 after the transition: %q, want it packed", f)
+			// the transition stored the whole session in revision 4's
+			// layouts: cfg, st and every participant
+			stored := rdb.HMGet(ctx, meta, "cfg", "st").Val()
+			if cfg, st := stored[0].(string), stored[1].(string); cfg[0] != 'C' || st[0] != 'S' {
+				t.Fatalf("cfg %q and st %q after the transition", cfg, st)
+			}
+			for pos, f := range rdb.HGetAll(ctx, parts).Val() {
+				if !strings.HasPrefix(pos, "g:") && f[0] != 'P' {
+					t.Fatalf("participant %s after the transition: %q, want layout P", pos, f)
+				}
 			}
 		})
 	}

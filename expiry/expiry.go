@@ -6,7 +6,7 @@
 // true in the same atomic step. Each instance polls every shard
 // (keyspace.Shards) with one ZRANGEBYSCORE each, in one pipeline per tick
 // (one round trip per node on a Redis Cluster, each command in its shard's
-// slot), and runs expireSession3-5.lua for every due id. The script
+// slot), and runs expireSession4-5.lua for every due id. The script
 // recomputes the deadline from the session's state, so any
 // number of instances may run it for the same id: the first applies the
 // expiry and publishes TIME_EXPIRED, the others find nothing due. No

@@ -4,6 +4,13 @@
 // plus the participants that changed). One Assembler per instance keeps the
 // last full state of each large session it has seen, so the cost of a delta
 // is paid once per instance, not once per client.
+//
+// A stored or published value comes in one of three encodings, told apart
+// by its first byte (UnpackArray): revision 4's binary layouts
+// (binary.go), which the scripts write with Redis's struct library
+// because cmsgpack is slow inside a script; revision 3's MessagePack, read
+// for what was stored, published or recorded before an upgrade; and JSON
+// from the embedded dev Redis, which has neither library.
 package fullstate
 
 import (

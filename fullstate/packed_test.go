@@ -51,16 +51,20 @@ func pack(t testing.TB, v any) string {
 
 // TestDecodePacked: a packed message renders as the v1 JSON the scripts'
 // getSession-2 would give (head, participants, expired_participant_id),
-// from MessagePack and from the embedded Redis's JSON alike, and anything
-// malformed is an error, never a state or a panic.
+// from MessagePack, revision 4's binary layouts and the embedded Redis's
+// JSON alike, and anything malformed is an error, never a state or a panic.
 func TestDecodePacked(t *testing.T) {
 	const id = "6f1c0000-0000-4000-8000-00000000007a"
 	const a, b = "11111111-1111-4111-8111-000000000001", "11111111-1111-4111-8111-000000000002"
-	cfg := pack(t, []any{id, "per_participant", 2, "120000", "", "2000", "", "1", "", 1_796_310_239_595, "", 3})
-	st := pack(t, []any{"running", 5, 1, b, 1_796_310_240_000, 1_796_310_239_600, "", 1_796_310_240_000, 0, 0, 0, "",
-		map[string]any{}})
-	pa := pack(t, []any{a, 0, 62_000, 1_000, 1, false, false, ""})
-	pb := pack(t, []any{b, 3, -5, 60_005, 2, true, true, "22222222-2222-4222-8222-222222222222"})
+	cfgSlots := []any{id, "per_participant", 2, "120000", "", "2000", "", "1", "", 1_796_310_239_595, "", 3}
+	stSlots := []any{"running", 5, 1, b, 1_796_310_240_000, 1_796_310_239_600, "", 1_796_310_240_000, 0, 0, 0, "",
+		map[string]any{}}
+	paSlots := []any{a, 0, 62_000, 1_000, 1, false, false, ""}
+	pbSlots := []any{b, 3, -5, 60_005, 2, true, true, "22222222-2222-4222-8222-222222222222"}
+	cfg, st, pa, pb := pack(t, cfgSlots), pack(t, stSlots), pack(t, paSlots), pack(t, pbSlots)
+	// the same values in revision 4
+	cfg4, st4 := string(encode(t, tagCfg, cfgSlots)), string(encode(t, tagSt, stSlots))
+	pa4, pb4 := string(encode(t, tagParticipant, paSlots)), string(encode(t, tagParticipant, pbSlots))
 	const legacy = `{"participant_id":"x","participant_index":9}`
 	head := `{"session_id":"` + id + `","sync_mode":"per_participant","status":"running","version":5,"life":3,` +
 		`"active_participant_id":"` + b + `","total_time_ms":120000,"time_per_cycle_ms":null,"increment_ms":2000,` +
@@ -75,6 +79,10 @@ func TestDecodePacked(t *testing.T) {
 	msg := func(kind string, positions []any, parts ...any) []any {
 		return []any{kind, 3, 5, 4, 1_796_310_240_001, cfg, st, a, positions, parts}
 	}
+	msg4 := func(kind string, positions []any, parts ...any) []byte {
+		return encode(t, tagMessage, []any{kind, 3, 5, 4, 1_796_310_240_001, cfg4, st4, a, positions, parts})
+	}
+	whole := strings.TrimSuffix(head, "}") + `,"participants":[` + jsonA + "," + jsonB + "]}"
 	for _, tc := range []struct {
 		name string
 		msg  []byte
@@ -103,6 +111,18 @@ func TestDecodePacked(t *testing.T) {
 		{"an array longer than the message", []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0}, "", nil, true},
 		{"nested too deep", []byte(strings.Repeat("\x91", 64) + "\xc0"), "", nil, true},
 		{"bytes after the value", append([]byte(pack(t, msg("f", []any{}, pa, pb))), 0xc0), "", nil, true},
+		{"revision 4: whole state", msg4("f", []any{}, pa4, pb4), whole, nil, false},
+		{"revision 4: delta", msg4("d", []any{1}, pb4), "", []int{1}, false},
+		{"revision 4: a message of the cfg and st revision 3 stored", encode(t, tagMessage,
+			[]any{"f", 3, 5, 4, 1_796_310_240_001, cfg, st, a, []any{}, []any{pa4, pb4}}), whole, nil, false},
+		{"revision 4: a participant of revision 3 is refused", msg4("f", []any{}, pa, pb4), "", nil, true},
+		{"revision 4: a revision-2 fragment is refused", msg4("d", []any{0}, legacy), "", nil, true},
+		{"revision 4: whole state short of a participant", msg4("f", []any{}, pa4), "", nil, true},
+		{"revision 4: position out of range", msg4("d", []any{2}, pb4), "", nil, true},
+		{"revision 4: participant cut short", msg4("d", []any{0}, pb4[:len(pb4)-1]), "", nil, true},
+		{"revision 4: a participant for the cfg", encode(t, tagMessage,
+			[]any{"f", 3, 5, 4, 1_796_310_240_001, pa4, st4, a, []any{}, []any{pa4, pb4}}), "", nil, true},
+		{"revision 4: bytes after the value", append(msg4("f", []any{}, pa4, pb4), 0), "", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := Decode(tc.msg)
@@ -138,6 +158,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`["f",1,2,1,3,"[\"i\",\"global\",1]","[]","",{},[]]`))
 	f.Add([]byte{0x9a, 0xa1, 'f', 1, 2, 1, 3, 0xa0, 0xa0, 0xa0, 0x90, 0x90})
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	// revision 4: a whole state, a delta, one with nothing in it
+	f.Add(encode(f, tagMessage, binMessage(f, "f", 3, 5, 4, 1_796_310_240_001, binCfg, binStGroups, binA, []any{},
+		binPA, binPB)))
+	f.Add(encode(f, tagMessage, binMessage(f, "d", 3, 6, 5, 1_796_310_240_002, binCfg, binStGroups, "", []any{1},
+		binPB)))
+	f.Add(encode(f, tagMessage, binMessage(f, "d", 3, 7, 6, 1_796_310_240_003, binCfg2, binStNone, "", []any{})))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		d, err := Decode(msg)
 		if err == nil && d.Full {

@@ -45,10 +45,16 @@ const (
 
 var errPacked = errors.New("fullstate: malformed packed array")
 
-// UnpackArray decodes a packed array of at least slots values: MessagePack
-// from Redis, or JSON from the embedded Redis, which packs the same arrays
-// with cjson.
+// UnpackArray decodes a stored or published value into its slot array of
+// at least slots values, whatever revision wrote it; the first byte tells
+// which: a revision-4 tag (binary.go: the layout of exactly slots values,
+// read strictly), '[' for JSON (the embedded Redis packs the arrays with
+// cjson), anything else MessagePack (revision 3, cmsgpack). A []byte slot
+// of a revision-4 message shares no memory with b.
 func UnpackArray(b []byte, slots int) ([]any, error) {
+	if len(b) > 0 && isTag(b[0]) {
+		return unpackBinary(b, slots)
+	}
 	var v []any
 	if len(b) > 0 && b[0] == '[' {
 		if json.Unmarshal(b, &v) != nil {

@@ -34,7 +34,7 @@ local floor = math.floor
 -- FULL_MAX: sessions with at most this many participants publish and return
 -- the full state; larger ones publish a delta of the participants that changed,
 -- so a switch costs the same at 1000 participants as at 4.
-local FULL_MAX = 32
+-- FULL_MAX = 32: the build writes the value where the name is used
 -- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
 -- to redis.call is formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
@@ -60,22 +60,115 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
+-- The binary layouts the scripts store, publish and record, and the readers
+-- of the older ones.
+
+-- Every value a transition writes is one tag byte, then its slots packed
+-- by Redis's struct library, big-endian (lua/README.md "Layouts"; Go's
+-- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
+-- struct.unpack hands the slots back as values, where cmsgpack built a
+-- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
+-- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
+-- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
+-- ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0': the build writes the value where the name is used
+-- MSG = '>c1c1i8i8i8i8I4I4HI4': the build writes the value where the name is used
+-- NONE fills an integer slot that holds no number ("" in the older
+-- layouts): the int64 minimum, which no time or count reaches.
+-- NONE = (-2 ^ 63): the build writes the value where the name is used
+
+-- The embedded dev Redis (Lua in Go, redisconn.Embedded) has neither
+-- struct nor cmsgpack: there each layout's slots go as a JSON array, in
+-- the same order. It never shares data with a real Redis.
+local spack = rawget(_G, 'struct') and struct.pack
+local sunpack = rawget(_G, 'struct') and struct.unpack
+-- unpack_value reads an array of an older layout: revision 3's
+-- MessagePack, or the embedded Redis's JSON.
+local unpack_value = rawget(_G, 'cmsgpack') and cmsgpack.unpack or cjson.decode
+
+-- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
+-- its 12 slots.
+local function cfg_slots(c)
+  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  return nil, unpack(unpack_value(c), 1, 12)
+end
+
+-- st_slots returns a stored st's 13 slots, "" where there is no number
+-- (the bank nil), the groups a table group_id -> bank.
+local function st_slots(s)
+  if string.byte(s, 1) ~= 83 then -- not 'S': an older layout
+    local a = unpack_value(s)
+    if a[12] == '' then a[12] = nil end
+    return unpack(a, 1, 13)
+  end
+  local _, status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, g = sunpack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', s)
+  if active == (-2 ^ 63) then active = '' end
+  if cycle_at == (-2 ^ 63) then cycle_at = '' end
+  if started_at == (-2 ^ 63) then started_at = '' end
+  if completed_at == (-2 ^ 63) then completed_at = '' end
+  if bank == (-2 ^ 63) then bank = nil end
+  local groups, at = {}, 1
+  while at <= #g do
+    local id, b
+    id, b, at = sunpack('>Hc0i8', g, at)
+    groups[id] = b
+  end
+  return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, groups
+end
+
+-- message packs what a transition publishes, returns and records (tag M):
+-- its head, then (kind 'd') the positions of the participants it carries,
+-- then expired, cfg and st, then the participants back to back: kind 'f'
+-- every one in rotation order, kind 'd' those at `positions`. A
+-- participant in layout P says where it ends, so the parts need no
+-- lengths (an older session's first save stores every participant in
+-- layout P, before its first message). Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  if not spack then
+    return cjson.encode({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
+  end
+  local cfg, st = m.cfg_raw, m.st_raw
+  local head = spack('>c1c1i8i8i8i8I4I4HI4', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
+  if kind == 'd' then
+    for i = 1, #positions, 200 do
+      local j = math.min(i + 199, #positions)
+      head = head .. spack('>' .. string.rep('I4', j - i + 1), unpack(positions, i, j))
+    end
+  end
+  return head .. expired .. cfg .. st .. table.concat(parts)
+end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once read (below): one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
+local held = nil
+
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
+-- The meta hash holds two packed values (lua/README.md "The meta hash"):
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots are listed in order where the arrays are read and packed
--- below (fullstate/render.go reads them too).
---
--- cmsgpack writes numbers without formatting them; the embedded dev Redis
--- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
--- go through cjson. Each backend reads what it wrote.
-local msgpack = rawget(_G, 'cmsgpack')
-local pack = msgpack and msgpack.pack or cjson.encode
-local unpack_value = msgpack and msgpack.unpack or cjson.decode
+-- two. layout.lua packs and reads them.
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
@@ -104,22 +197,24 @@ local function load_meta(key)
   local v = rcall('HMGET', key, 'cfg', 'st')
   local m
   if v[2] then
-    local c, s = unpack_value(v[1]), unpack_value(v[2])
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+    local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+      bank, groups = st_slots(v[2])
     -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
-      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
-      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
-      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
-      groups = s[13], loaded_status = s[1], warns = {} }
-    if m.bank == '' then m.bank = nil end
+    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+      max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
+      status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
+      started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      -- a cfg of an older layout is stored again in this one at the next save
+      old_cfg = spack and not tag }
   else
     m = load_unpacked(key)
     if not m then return nil end
+    m.loaded_status, m.warns = m.status, {}
   end
-  m.loaded_status = m.status
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
-  m.warns = m.warns or {}
   if m.warn and m.warn ~= '' then
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
@@ -137,41 +232,11 @@ local function check_common(m, sid, expected, stream, cap)
   end
   return nil
 end
--- The participant fragments a transition changed, to write and publish.
-
--- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
--- entry flagged written was stored already (sync_group).
-
--- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once read (below): one HMGET then
--- serves every read of a participant and the whole-state message, and
--- every write goes through it too. (The build keeps what a script's text
--- names, comments included, so this one names no function.)
-local held = nil
-
--- append_all appends the fragments of positions 0..n-1 to out, one HMGET
--- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
-local function append_all(k_parts, n, out)
-  for i = 0, n - 1, 200 do
-    local idx = {}
-    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
-    local frags = rcall('HMGET', k_parts, unpack(idx))
-    for _, f in ipairs(frags) do out[#out + 1] = f end
-  end
-  return out
-end
-
--- message packs what a transition publishes, returns and records
--- (lua/README.md "Packed messages"): kind 'f' carries every participant in
--- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
-local function message(kind, m, now, expired, base, positions, parts)
-  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
-end
 
 -- all_parts reads every participant's fragment, in rotation order.
 local function all_parts(k_parts, m)
   if held then return held end
-  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  if m.n <= 32 then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
   return append_all(k_parts, m.n, {})
 end
 
@@ -223,7 +288,7 @@ end
 -- the whole state, which a replay can answer without a base.
 local function kept(idem, r, k_parts, m, now, expired)
   if idem.fp ~= '' then
-    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
+    if m.n > 32 then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r) end
   end
   return r
 end

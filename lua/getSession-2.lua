@@ -80,21 +80,100 @@ local function iso_or_null(v)
   if v == nil or v == '' then return 'null' end
   return '"' .. iso(tonumber(v)) .. '"'
 end
+-- The binary layouts the scripts store, publish and record, and the readers
+-- of the older ones.
+
+-- Every value a transition writes is one tag byte, then its slots packed
+-- by Redis's struct library, big-endian (lua/README.md "Layouts"; Go's
+-- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
+-- struct.unpack hands the slots back as values, where cmsgpack built a
+-- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
+-- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
+-- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
+-- ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0': the build writes the value where the name is used
+-- PART = '>c1Hc0i4i8i8i4BBHc0': the build writes the value where the name is used
+-- NONE fills an integer slot that holds no number ("" in the older
+-- layouts): the int64 minimum, which no time or count reaches.
+-- NONE = (-2 ^ 63): the build writes the value where the name is used
+
+-- The embedded dev Redis (Lua in Go, redisconn.Embedded) has neither
+-- struct nor cmsgpack: there each layout's slots go as a JSON array, in
+-- the same order. It never shares data with a real Redis.
+local spack = rawget(_G, 'struct') and struct.pack
+local sunpack = rawget(_G, 'struct') and struct.unpack
+-- unpack_value reads an array of an older layout: revision 3's
+-- MessagePack, or the embedded Redis's JSON.
+local unpack_value = rawget(_G, 'cmsgpack') and cmsgpack.unpack or cjson.decode
+
+-- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
+-- its 12 slots.
+local function cfg_slots(c)
+  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  return nil, unpack(unpack_value(c), 1, 12)
+end
+
+-- st_slots returns a stored st's 13 slots, "" where there is no number
+-- (the bank nil), the groups a table group_id -> bank.
+local function st_slots(s)
+  if string.byte(s, 1) ~= 83 then -- not 'S': an older layout
+    local a = unpack_value(s)
+    if a[12] == '' then a[12] = nil end
+    return unpack(a, 1, 13)
+  end
+  local _, status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, g = sunpack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', s)
+  if active == (-2 ^ 63) then active = '' end
+  if cycle_at == (-2 ^ 63) then cycle_at = '' end
+  if started_at == (-2 ^ 63) then started_at = '' end
+  if completed_at == (-2 ^ 63) then completed_at = '' end
+  if bank == (-2 ^ 63) then bank = nil end
+  local groups, at = {}, 1
+  while at <= #g do
+    local id, b
+    id, b, at = sunpack('>Hc0i8', g, at)
+    groups[id] = b
+  end
+  return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, groups
+end
+
+-- dec_p reads a stored participant of any layout: tag P, revision 3's
+-- array, or the revision-2 JSON object (first byte '{').
+local function dec_p(frag)
+  local b = string.byte(frag, 1)
+  if b == 80 then -- 'P'
+    local _, id, index, total, used, cycles, active, expired, g = sunpack('>c1Hc0i4i8i8i4BBHc0', frag)
+    if g == '' then g = nil end
+    return { participant_id = id, participant_index = index, total_time_ms = total, time_used_ms = used,
+      cycle_count = cycles, is_active = active == 1, has_expired = expired == 1, group_id = g }
+  end
+  if b == 123 then return cjson.decode(frag) end
+  local a = unpack_value(frag)
+  local g = a[8]
+  if g == '' then g = nil end
+  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
+    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
+end
+
+-- append_all appends the fragments of positions 0..n-1 to out, one HMGET
+-- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
+local function append_all(k_parts, n, out)
+  for i = 0, n - 1, 200 do
+    local idx = {}
+    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
+    local frags = rcall('HMGET', k_parts, unpack(idx))
+    for _, f in ipairs(frags) do out[#out + 1] = f end
+  end
+  return out
+end
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
+-- The meta hash holds two packed values (lua/README.md "The meta hash"):
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots are listed in order where the arrays are read and packed
--- below (fullstate/render.go reads them too).
---
--- cmsgpack writes numbers without formatting them; the embedded dev Redis
--- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
--- go through cjson. Each backend reads what it wrote.
-local msgpack = rawget(_G, 'cmsgpack')
-local unpack_value = msgpack and msgpack.unpack or cjson.decode
+-- two. layout.lua packs and reads them.
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
@@ -123,47 +202,28 @@ local function load_meta(key)
   local v = rcall('HMGET', key, 'cfg', 'st')
   local m
   if v[2] then
-    local c, s = unpack_value(v[1]), unpack_value(v[2])
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+    local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+      bank, groups = st_slots(v[2])
     -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
-      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
-      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
-      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
-      groups = s[13], loaded_status = s[1], warns = {} }
-    if m.bank == '' then m.bank = nil end
+    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+      max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
+      status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
+      started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      -- a cfg of an older layout is stored again in this one at the next save
+      old_cfg = spack and not tag }
   else
     m = load_unpacked(key)
     if not m then return nil end
+    m.loaded_status, m.warns = m.status, {}
   end
-  m.loaded_status = m.status
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
-  m.warns = m.warns or {}
   if m.warn and m.warn ~= '' then
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
   return m
-end
-
--- append_all appends the fragments of positions 0..n-1 to out, one HMGET
--- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
-local function append_all(k_parts, n, out)
-  for i = 0, n - 1, 200 do
-    local idx = {}
-    for j = i, math.min(i + 199, n - 1) do idx[#idx + 1] = j end
-    local frags = rcall('HMGET', k_parts, unpack(idx))
-    for _, f in ipairs(frags) do out[#out + 1] = f end
-  end
-  return out
-end
-
-local function dec_p(frag)
-  if string.byte(frag, 1) == 123 then return cjson.decode(frag) end -- '{': stored as JSON
-  local a = unpack_value(frag)
-  local g = a[8]
-  if g == '' then g = nil end
-  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
-    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
 end
 
 -- json_p is a stored fragment as v1 JSON (getSession).

@@ -39,21 +39,27 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
+-- The binary layouts the scripts store, publish and record, and the readers
+-- of the older ones.
 
--- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
--- cfg, what createSession fixes, and st, what transitions change. A field
--- of its own costs a transition ~2.6k Redis instructions to read and a
--- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots are listed in order where the arrays are read and packed
--- below (fullstate/render.go reads them too).
---
--- cmsgpack writes numbers without formatting them; the embedded dev Redis
--- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
--- go through cjson. Each backend reads what it wrote.
-local msgpack = rawget(_G, 'cmsgpack')
-local unpack_value = msgpack and msgpack.unpack or cjson.decode
+-- Every value a transition writes is one tag byte, then its slots packed
+-- by Redis's struct library, big-endian (lua/README.md "Layouts"; Go's
+-- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
+-- struct.unpack hands the slots back as values, where cmsgpack built a
+-- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
+-- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
+-- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
+local sunpack = rawget(_G, 'struct') and struct.unpack
+-- unpack_value reads an array of an older layout: revision 3's
+-- MessagePack, or the embedded Redis's JSON.
+local unpack_value = rawget(_G, 'cmsgpack') and cmsgpack.unpack or cjson.decode
+
+-- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
+-- its 12 slots.
+local function cfg_slots(c)
+  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  return nil, unpack(unpack_value(c), 1, 12)
+end
 
 -- append_all appends the fragments of positions 0..n-1 to out, one HMGET
 -- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
@@ -73,5 +79,5 @@ if not v[2] then
   if rcall('EXISTS', k_meta) == 0 then return fail('SESSION_NOT_FOUND', { session_id = ARGV[1] }) end
   return {}
 end
-local n = unpack_value(v[1])[3]
+local _, _, _, n = cfg_slots(v[1])
 return append_all(k_parts, n, { now_ms(), v[1], v[2] })

@@ -61,7 +61,7 @@ type Call struct {
 	// IdemKey: nothing changed this time.
 	Replayed bool
 	// Budget, when set, is the session's switch budget: the switch script
-	// charges it in the same step (lua/switchCycle3-7.lua), and the engine
+	// charges it in the same step (lua/switchCycle4-7.lua), and the engine
 	// fills in what is left.
 	Budget *Budget
 }

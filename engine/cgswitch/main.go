@@ -9,8 +9,9 @@
 // Idempotency-Key), "v6" (with it), "v7" (createSession-6, lives), "v8"
 // (switchCycle-7, the per-session budget; -budget charges it) or "v9"
 // (the same with SPUBLISH: createSession2-6, startSession2-6,
-// switchCycle2-7) or "v10" (the packed revision 3); -dir holds that layout's
-// create, start and switch files. With v9 or v10, -op get counts getSession-2 on
+// switchCycle2-7), "v10" (the packed revision 3) or "v11" (revision 4's
+// binary layouts); -dir holds that layout's create, start and switch
+// files. With v9, v10 or v11, -op get counts getSession-2 on
 // the running session instead, -op read readSession-2, -op pause-resume a pause and a resume, and
 // -op standin issue 13's logic-free stand-in of a switch (standIn), and -op
 // create, create-start and create-start-complete that many new sessions.
@@ -35,14 +36,14 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
 	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
-	layout := flag.String("layout", "v10", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key), v9 (SPUBLISH) or v10 (packed)")
+	layout := flag.String("layout", "v11", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key), v9 (SPUBLISH), v10 (packed) or v11 (binary)")
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	parts := flag.Int("participants", 4, "the session's size")
 	msgBytes := flag.Int("standin-bytes", 1430, "-op standin: the size of the message it publishes and records "+
 		"(1430: a 4-participant STATE_UPDATE in JSON, as when issue 13 was filed; 402: the packed message of revision 3)")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
-	op := flag.String("op", "switch", "v9, v10: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
+	op := flag.String("op", "switch", "v9, v10, v11: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5":  {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
@@ -51,10 +52,11 @@ func main() {
 		"v8":  {"createSession-6.lua", "startSession-6.lua", "switchCycle-7.lua"},
 		"v9":  {"createSession2-6.lua", "startSession2-6.lua", "switchCycle2-7.lua"},
 		"v10": {"createSession3-6.lua", "startSession3-6.lua", "switchCycle3-7.lua"},
+		"v11": {"createSession4-6.lua", "startSession4-6.lua", "switchCycle4-7.lua"},
 	}[*layout]
-	rev := map[string]string{"v9": "2", "v10": "3"}[*layout] // the -op layouts' revision
+	rev := map[string]string{"v9": "2", "v10": "3", "v11": "4"}[*layout] // the -op layouts' revision
 	if names[0] == "" || *pid == 0 {
-		log.Fatal("want -layout v5|v6|v7|v8|v9|v10 and -pid")
+		log.Fatal("want -layout v5|v6|v7|v8|v9|v10|v11 and -pid")
 	}
 	load := func(f string) *redis.Script {
 		b, err := os.ReadFile(filepath.Join(*dir, f))
@@ -145,7 +147,7 @@ func main() {
 		fmt.Println(*layout, *op, *n, "times counted: see the newest callgrind dump's totals")
 		return
 	case *op != "switch":
-		log.Fatal("-op get, read, pause-resume and standin want -layout v9 or v10")
+		log.Fatal("-op get, read, pause-resume and standin want -layout v9, v10 or v11")
 	}
 	for _, c := range calls { // loaded and warm
 		must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())

@@ -8,6 +8,7 @@ package luabuild
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,9 +69,10 @@ func Script(name string, src []byte, incDir string) ([]byte, error) {
 		return nil, err
 	}
 	b := body.String()
+	kept, consts := inlineConstants(shake(lib, b))
 	out.WriteString(b[:at])
-	out.WriteString(shake(lib, b))
-	out.WriteString(b[at:])
+	out.WriteString(kept)
+	out.WriteString(substitute(b[at:], consts))
 	return out.Bytes(), nil
 }
 
@@ -112,6 +114,10 @@ func resolve(names []string, dir string) (string, error) {
 
 var (
 	identRe = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+	// constRe is a constant the build inlines: an upper-case name bound to
+	// a number (an arithmetic of numerals, such as -2 ^ 63) or a plain
+	// single-quoted string, alone on its line.
+	constRe = regexp.MustCompile(`^local ([A-Z][A-Z0-9_]*) = ([-+*/^ 0-9.e()]+|'[^'\\]*')\s*(?:--.*)?\n$`)
 	localRe = regexp.MustCompile(`^local (?:function ([A-Za-z_][A-Za-z0-9_]*)|([A-Za-z_][A-Za-z0-9_, ]*)=)`)
 )
 
@@ -166,6 +172,111 @@ func shake(include, user string) string {
 		if keep[i] {
 			out.WriteString(d.text)
 		}
+	}
+	return out.String()
+}
+
+// inlineConstants turns the constants of kept (see constRe) into comments
+// and writes each one's value where it is used. A
+// closure that names a top-level local captures it as an upvalue, and
+// Lua 5.1 finds an upvalue by walking the list of every upvalue the
+// chunk has opened so far: a constant costs each closure that names it
+// such a walk, on every call, while a literal costs nothing
+// (bench/RESULTS.md "Revision 4").
+func inlineConstants(kept string) (string, map[string]string) {
+	consts := map[string]string{}
+	var out, pending strings.Builder
+	for line := range strings.Lines(kept) {
+		switch m := constRe.FindStringSubmatch(line); {
+		case m != nil:
+			v := strings.TrimSpace(m[2])
+			if !strings.HasPrefix(v, "'") && strings.ContainsAny(v, "-+*/^ ") {
+				v = "(" + v + ")"
+			}
+			consts[m[1]] = v
+			out.WriteString(pending.String())
+			fmt.Fprintf(&out, "-- %s = %s: the build writes the value where the name is used\n", m[1], v)
+			pending.Reset()
+		case strings.HasPrefix(line, "--") || strings.TrimSpace(line) == "":
+			pending.WriteString(line)
+		default:
+			out.WriteString(pending.String())
+			out.WriteString(line)
+			pending.Reset()
+		}
+	}
+	out.WriteString(pending.String())
+	return substitute(out.String(), consts), consts
+}
+
+// substitute writes the constants' values for their names in the code of
+// src: not in comments, not in string literals.
+func substitute(src string, consts map[string]string) string {
+	if len(consts) == 0 {
+		return src
+	}
+	var out strings.Builder
+	for line := range strings.Lines(src) {
+		code, rest := splitComment(line)
+		out.WriteString(replaceOutsideStrings(code, consts))
+		out.WriteString(rest)
+	}
+	return out.String()
+}
+
+// splitComment splits a line at a "--" that is not inside a string.
+func splitComment(line string) (code, comment string) {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '-' && i+1 < len(line) && line[i+1] == '-':
+			return line[:i], line[i:]
+		}
+	}
+	return line, ""
+}
+
+// replaceOutsideStrings replaces whole identifiers named in consts,
+// outside string literals and after no "." (a field of that name is not
+// the constant).
+func replaceOutsideStrings(code string, consts map[string]string) string {
+	var out strings.Builder
+	var quote byte
+	for i := 0; i < len(code); {
+		c := code[i]
+		switch {
+		case quote != 0:
+			if c == '\\' && i+1 < len(code) {
+				out.WriteString(code[i : i+2])
+				i += 2
+				continue
+			}
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
+			loc := identRe.FindStringIndex(code[i:])
+			id := code[i : i+loc[1]]
+			if v, ok := consts[id]; ok && (i == 0 || code[i-1] != '.') {
+				out.WriteString(v)
+			} else {
+				out.WriteString(id)
+			}
+			i += loc[1]
+			continue
+		}
+		out.WriteByte(c)
+		i++
 	}
 	return out.String()
 }

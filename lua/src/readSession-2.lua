@@ -26,5 +26,5 @@ if not v[2] then
   if rcall('EXISTS', k_meta) == 0 then return fail('SESSION_NOT_FOUND', { session_id = ARGV[1] }) end
   return {}
 end
-local n = unpack_value(v[1])[3]
+local _, _, _, n = cfg_slots(v[1])
 return append_all(k_parts, n, { now_ms(), v[1], v[2] })

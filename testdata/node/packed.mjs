@@ -14,9 +14,141 @@ function bytes(v) {
   return v;
 }
 
-// unpack decodes one packed value: '[' is a JSON array (the embedded dev
-// Redis packs with cjson), anything else MessagePack (cmsgpack).
-export function unpack(buf) {
+// The revision-4 layouts, which lua/ writes with Redis's `struct` (the
+// format of each is beside it): a one-byte tag, then the slots revision 3
+// packed with MessagePack, in its order, all big-endian. Each field
+// is [name, type]: s16 and s32 are a uint16 or uint32 length then that many
+// bytes (a Buffer); i4 int32, I4 uint32, i8 int64 (numbers); i8? an int64
+// that may be NONE (the int64 minimum), given as an empty Buffer, the ""
+// revision 3 stored; bool a u8 of 0 or 1; groups an s32 of entries, each a
+// group id s16 and a bank i8, given as {group_id: bank}.
+const NONE = -(2n ** 63n);
+const layouts = {
+  // >c1Hc0i4i8i8i4BBHc0
+  P: ['participant', [['participant_id', 's16'], ['participant_index', 'i4'], ['total_time_ms', 'i8'],
+    ['time_used_ms', 'i8'], ['cycle_count', 'i4'], ['is_active', 'bool'], ['has_expired', 'bool'], ['group_id', 's16']]],
+  // >c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8
+  C: ['cfg', [['id', 's16'], ['mode', 's16'], ['n', 'I4'], ['total', 's16'], ['per_cycle', 's16'], ['incr', 's16'],
+    ['max', 's16'], ['auto', 's16'], ['meta', 's32'], ['created_at', 'i8'], ['warn', 's16'], ['life', 'i8']]],
+  // >c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0
+  S: ['st', [['status', 's16'], ['version', 'i8'], ['active', 'i8?'], ['active_id', 's16'], ['cycle_at', 'i8?'],
+    ['started_at', 'i8?'], ['completed_at', 'i8?'], ['updated_at', 'i8'], ['turn', 'i8'], ['used', 'i8'],
+    ['warned', 'i4'], ['bank', 'i8?'], ['groups', 'groups']]],
+  // >c1i8i8Hc0Hc0i8i8i8i8I4c0
+  E: ['event', [['version', 'i8'], ['life', 'i8'], ['participant_id', 's16'], ['group_id', 's16'],
+    ['time_remaining_ms', 'i8?'], ['time_elapsed_ms', 'i8?'], ['cycle_number', 'i8?'], ['timestamp', 'i8'], ['actor', 's32']]],
+  // >c1c1i8i8i8i8I4I4HI4, the head; then (kind d) count positions I4,
+  // the expired id, cfg and st, then count participants of layout P back
+  // to back (each says where it ends)
+  M: ['message', [['kind', 'kind'], ['life', 'i8'], ['version', 'i8'], ['base_version', 'i8'], ['now_ms', 'i8'],
+    ['cfg', 'I4'], ['st', 'I4'], ['expired_id', 'u16'], ['count', 'I4']]],
+};
+const tagOf = { participant: 'P', cfg: 'C', st: 'S', event: 'E', message: 'M' };
+
+// reader reads buf from byte at, every read checked against what is left;
+// what names the value in errors.
+const nBytes = (n) => (n === 1 ? '1 byte' : `${n} bytes`);
+
+function reader(buf, at, what) {
+  const take = (n, field) => {
+    if (n > buf.length - at) throw new Error(`malformed ${what}: ${field} needs ${nBytes(n)}, ${buf.length - at} left`);
+    at += n;
+    return at - n;
+  };
+  const bytesOf = (n, f) => {
+    const from = take(n, f);
+    return Buffer.from(buf.subarray(from, at)); // a copy, as bytes() makes
+  };
+  const r = {
+    left: () => buf.length - at,
+    end() { if (at !== buf.length) throw new Error(`malformed ${what}: ${nBytes(buf.length - at)} after its last field`); },
+    at: () => at,
+    bytes: bytesOf,
+    u8: (f) => buf.readUInt8(take(1, f)),
+    u16: (f) => buf.readUInt16BE(take(2, f)),
+    i4: (f) => buf.readInt32BE(take(4, f)),
+    I4: (f) => buf.readUInt32BE(take(4, f)),
+    s16: (f) => bytesOf(buf.readUInt16BE(take(2, f)), f),
+    s32: (f) => bytesOf(buf.readUInt32BE(take(4, f)), f),
+    i8(f, orNone) {
+      const v = buf.readBigInt64BE(take(8, f));
+      if (v === NONE) {
+        if (orNone) return Buffer.alloc(0);
+        throw new Error(`malformed ${what}: ${f} is NONE, which it may not be`);
+      }
+      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
+        throw new Error(`malformed ${what}: ${f} ${v} is beyond the integers a number holds exactly`);
+      }
+      return Number(v);
+    },
+    'i8?': (f) => r.i8(f, true),
+    bool(f) {
+      const v = r.u8(f);
+      if (v > 1) throw new Error(`malformed ${what}: ${f} is ${v}, not 0 or 1`);
+      return v === 1;
+    },
+    kind(f) {
+      const v = bytesOf(1, f);
+      if (v[0] !== 0x66 && v[0] !== 0x64) throw new Error(`malformed ${what}: ${f} is 0x${v.toString('hex')}, not f or d`);
+      return v;
+    },
+    groups(f) {
+      const g = reader(r.s32(f), 0, `${what} ${f}`);
+      const seen = new Set();
+      const entries = [];
+      while (g.left() > 0) {
+        const id = g.s16('a group id');
+        if (seen.has(id.toString('hex'))) throw new Error(`malformed ${what}: group ${JSON.stringify(id.toString('utf8'))} twice in ${f}`);
+        seen.add(id.toString('hex'));
+        entries.push([id.toString('utf8'), g.i8(`group ${JSON.stringify(id.toString('utf8'))}'s bank`)]);
+      }
+      return Object.fromEntries(entries); // keys as MessagePack's map keys: UTF-8 text
+    },
+  };
+  return r;
+}
+
+// unpackBinary decodes a value of a revision-4 layout, strictly: the tag,
+// every length within what is left, nothing after the last field. A
+// message's positions (kind d; none for f) and parts follow its head.
+function unpackBinary(buf) {
+  const [what, fields] = layouts[String.fromCharCode(buf[0])];
+  const r = reader(buf, 1, `${what} (tag ${String.fromCharCode(buf[0])})`);
+  const v = fields.map(([name, type]) => r[type](name));
+  if (what === 'message') {
+    const [kind, , , , , cfgLen, stLen, expiredLen, count] = v;
+    const positions = [];
+    if (kind[0] === 0x64) for (let i = 0; i < count; i++) positions.push(r.I4(`position ${i}`));
+    const expired = r.bytes(expiredLen, 'expired_id');
+    const cfg = r.bytes(cfgLen, 'cfg');
+    const st = r.bytes(stLen, 'st');
+    const parts = [];
+    for (let i = 0; i < count; i++) {
+      // a participant of layout P: its tag, id, 26 bytes of figures, group
+      const from = r.at();
+      if (r.bytes(1, `part ${i}`)[0] !== 0x50) throw new Error(`malformed ${what}: part ${i} is not of layout P`);
+      r.s16(`part ${i}'s participant_id`);
+      r.bytes(26, `part ${i}`);
+      r.s16(`part ${i}'s group_id`);
+      parts.push(Buffer.from(buf.subarray(from, r.at())));
+    }
+    v.splice(5, 4, cfg, st, expired, positions, parts);
+  }
+  r.end();
+  return v;
+}
+
+// unpack decodes one packed value by its first byte: a revision-4 layout's
+// tag (P, C, S, E, M), '[' a JSON array (the embedded dev Redis packs
+// with cjson), anything else MessagePack (cmsgpack). what, when given,
+// is the layout wanted ('participant', 'cfg', 'st', 'event', 'message'):
+// a tagged value of another layout is an error.
+export function unpack(buf, what) {
+  if (buf.length > 0 && Object.hasOwn(layouts, String.fromCharCode(buf[0]))) {
+    const tag = String.fromCharCode(buf[0]);
+    if (what && tagOf[what] !== tag) throw new Error(`malformed packed ${what}: tag ${tag} is a ${layouts[tag][0]}'s, not a ${what}'s`);
+    return unpackBinary(buf);
+  }
   return bytes(buf[0] === 0x5b ? JSON.parse(buf.toString('utf8')) : decode(buf, { rawStrings: true }));
 }
 
@@ -47,7 +179,7 @@ function iso(ms) {
 const isoOrNull = (v) => (integer(v) === undefined ? 'null' : iso(integer(v)));
 
 function slots(buf, n, what) {
-  const v = unpack(buf);
+  const v = unpack(buf, what);
   if (!Array.isArray(v) || v.length < n) throw new Error(`malformed packed ${what}: ${buf.toString('hex').slice(0, 80)}`);
   return v;
 }
@@ -115,7 +247,7 @@ export const build = (head, parts) => `${head.slice(0, -1)},"participants":[${pa
 // as Buffers), for a caller that applies messages at the packed level;
 // partsJSON are the fragments rendered.
 export function renderMessage(buf) {
-  const a = unpack(buf);
+  const a = unpack(buf, 'message');
   if (!Array.isArray(a) || a.length < 10) throw new Error(`malformed packed message: ${buf.toString('hex').slice(0, 80)}`);
   const kind = text(a[0]);
   if (kind !== 'f' && kind !== 'd') throw new Error(`packed message of kind ${JSON.stringify(kind)}`);

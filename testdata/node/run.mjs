@@ -8,8 +8,10 @@
 // delta's base (and holds every full state as it is), and checks the state
 // reached against getSession-2, byte for byte but for server_time_ms. It
 // does the same with the packed messages as they are (cfg, st and each
-// position's fragment) against readSession-2, byte for byte. Exits
-// non-zero when a case fails.
+// position's fragment) against readSession-2, byte for byte. First it runs
+// binary.test.mjs (packed.mjs's reading of the revision-4 layouts, made by
+// Redis's struct). Exits non-zero when a case or that test fails.
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,17 +37,21 @@ function normalize(v) {
 // reads: every bulk string as UTF-8 text.
 const text = (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : Array.isArray(v) ? v.map(text) : v);
 
-// fromReply renders a script's reply as the revision-2 scripts replied it:
-// {"packed", msg, ...} as {"full" | "delta", json, ...}, and a replayed
-// packed state as its JSON. The packed messages met go to packed.
-function fromReply(got, packed) {
+// fromReply renders a transition's reply as the revision-2 scripts replied
+// it: the message (with the switch's budget {message, remaining, reset}) as
+// {"full" | "delta", json, ...}, and a replayed message as its JSON. The
+// messages met go to packed.
+function fromReply(got, packed, script) {
+  const transition = /^(create|start|switch|pause|resume|complete|expire)/.test(script);
+  if (transition && Buffer.isBuffer(got)) got = [Buffer.from('packed'), got];
+  else if (transition && Array.isArray(got) && got.length === 3) got = [Buffer.from('packed'), ...got];
   if (!Array.isArray(got) || !Buffer.isBuffer(got[0])) return text(got);
   const kind = got[0].toString();
-  // a replay keeps JSON ('{', the revision-2 scripts' state; "1"/"0", a delete's) or a packed state
+  // a replay keeps JSON ('{', the revision-2 scripts' state; "1"/"0", a delete's) or a message
   const legacy = kind === 'replay' && (got[1][0] === 0x7b || /^[01]$/.test(got[1].toString()));
   if (kind !== 'packed' && (kind !== 'replay' || legacy)) return text(got);
   const m = renderMessage(got[1]);
-  if (kind === 'replay' && m.kind !== 'f') throw new Error(`a replay of a packed message of kind ${m.kind}`);
+  if (kind === 'replay' && m.kind !== 'f') throw new Error(`a replay of a message of kind ${m.kind}`);
   packed.push(m);
   return [kind === 'packed' ? m.reply[0] : kind, m.reply[1], ...text(got.slice(2))];
 }
@@ -325,7 +331,7 @@ async function runCase(client, sub0, name, c) {
       } else {
         if (err) throw new Error(`${label}: ${err.message}`);
         const cmd = st.command?.[0].toUpperCase();
-        got = render('reply', () => (cmd === 'XRANGE' || cmd === 'XREVRANGE' ? fromStream(got) : st.command ? text(got) : fromReply(got, replied)));
+        got = render('reply', () => (cmd === 'XRANGE' || cmd === 'XREVRANGE' ? fromStream(got) : st.command ? text(got) : fromReply(got, replied, st.script)));
         match('reply', subst(st.reply, sub), normalize(got), out);
       }
       if (!st.command) {
@@ -400,6 +406,12 @@ async function runCase(client, sub0, name, c) {
   return failures;
 }
 
+// binary.test.mjs, in a process of its own (node:test reports and exits there)
+const binary = spawnSync(process.execPath, ['--test', join(root, 'testdata', 'node', 'binary.test.mjs')],
+  { encoding: 'utf8', timeout: 60000 });
+const binaryOK = binary.status === 0;
+console.log(binaryOK ? 'ok   binary.test.mjs' : `FAIL binary.test.mjs\n${binary.stdout}${binary.stderr}${binary.error ?? ''}`);
+
 const client = createClient({ url: `redis://${addr}` });
 const subscriber = client.duplicate();
 client.on('error', (e) => console.error('redis:', e.message));
@@ -422,8 +434,8 @@ for (const f of files) {
 }
 await subscriber.quit();
 await client.quit();
-if (failed || files.length === 0) {
-  console.log(`${failed} of ${files.length} cases failed`);
+if (failed || files.length === 0 || !binaryOK) {
+  console.log(`${binaryOK ? '' : 'binary.test.mjs failed; '}${failed} of ${files.length} cases failed`);
   process.exit(1);
 }
 console.log(`${files.length} cases passed`);

@@ -1,28 +1,9 @@
--- Participants packed and as JSON, the state head as JSON (getSession), and
--- the packed messages of transitions.
+-- Participants read and as JSON, the state head as JSON (getSession), and
+-- the packed messages of transitions (layout.lua packs each value).
 -- @include prelude
 -- @include clock
 -- @include meta
 -- @include fragments
-
--- A participant is stored packed (lua/README.md "Participants";
--- fullstate/render.go names the slots too): an array of the slots below,
--- which a transition unpacks and packs without formatting a number. A
--- fragment stored by the revision-2 scripts is v1 JSON, read as such until
--- its next write packs it.
-local function enc_p(p)
-  return pack({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
-    p.is_active, p.has_expired, p.group_id or '' })
-end
-
-local function dec_p(frag)
-  if string.byte(frag, 1) == 123 then return cjson.decode(frag) end -- '{': stored as JSON
-  local a = unpack_value(frag)
-  local g = a[8]
-  if g == '' then g = nil end
-  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
-    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
-end
 
 local function get_p(key, pos)
   if held then return dec_p(held[pos + 1]) end
@@ -79,13 +60,6 @@ end
 
 local function json_head(m, now, extra)
   return json_head_open(m, now, extra) .. '}'
-end
-
--- message packs what a transition publishes, returns and records
--- (lua/README.md "Packed messages"): kind 'f' carries every participant in
--- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
-local function message(kind, m, now, expired, base, positions, parts)
-  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
 end
 
 -- all_parts reads every participant's fragment, in rotation order.

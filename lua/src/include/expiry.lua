@@ -143,5 +143,5 @@ local function merge_reply(r, m, now, base, first, second)
       end
     end
   end
-  return { 'packed', delta(m, now, '', all, base) }
+  return delta(m, now, '', all, base)
 end

@@ -33,7 +33,7 @@ end
 -- the whole state, which a replay can answer without a base.
 local function kept(idem, r, k_parts, m, now, expired)
   if idem.fp ~= '' then
-    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
+    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r) end
   end
   return r
 end

@@ -1,26 +1,14 @@
 -- The session-level hash: reading it, the checks every mutating script makes
 -- first, and writing it back with the TTL its status gives.
 -- @include prelude
+-- @include layout
+-- @include fragments
 
--- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
+-- The meta hash holds two packed values (lua/README.md "The meta hash"):
 -- cfg, what createSession fixes, and st, what transitions change. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
 -- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots are listed in order where the arrays are read and packed
--- below (fullstate/render.go reads them too).
---
--- cmsgpack writes numbers without formatting them; the embedded dev Redis
--- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
--- go through cjson. Each backend reads what it wrote.
-local msgpack = rawget(_G, 'cmsgpack')
-local pack = msgpack and msgpack.pack or cjson.encode
-local unpack_value = msgpack and msgpack.unpack or cjson.decode
-
--- pack_cfg is the cfg value of m.
-local function pack_cfg(m)
-  return pack({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
-    m.warn, m.life })
-end
+-- two. layout.lua packs and reads them.
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
@@ -49,22 +37,24 @@ local function load_meta(key)
   local v = rcall('HMGET', key, 'cfg', 'st')
   local m
   if v[2] then
-    local c, s = unpack_value(v[1]), unpack_value(v[2])
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+    local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+      bank, groups = st_slots(v[2])
     -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
-      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
-      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
-      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
-      groups = s[13], loaded_status = s[1], warns = {} }
-    if m.bank == '' then m.bank = nil end
+    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+      max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
+      status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
+      started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      -- a cfg of an older layout is stored again in this one at the next save
+      old_cfg = spack and not tag }
   else
     m = load_unpacked(key)
     if not m then return nil end
+    m.loaded_status, m.warns = m.status, {}
   end
-  m.loaded_status = m.status
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
-  m.warns = m.warns or {}
   if m.warn and m.warn ~= '' then
     for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
   end
@@ -87,20 +77,39 @@ local function bad_transition(m, to)
   return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
 
+-- restore_parts stores every participant of a session stored before
+-- revision 4 in layout P (once: its cfg is stored again at the same save),
+-- so that a message's participants are all of one layout.
+local function restore_parts(k_parts, m)
+  local all, flat = held or append_all(k_parts, m.n, {}), {}
+  for i, f in ipairs(all) do
+    if string.byte(f, 1) ~= 80 then -- not 'P'
+      local p = enc_p(dec_p(f))
+      flat[#flat + 1] = POSITIONS[i] or int(i - 1)
+      flat[#flat + 1] = p
+      if held then held[i] = p end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+
 -- save_meta writes the fields a transition may change (keeping the packed st
 -- in m.st_raw, for the message) and sets the TTL that
 -- matches the new status on every key of the session. A transition that
 -- keeps the status (a switch) keeps the TTL too: running sessions were made
 -- persistent on the way in, and the switch is the hot path.
 local function save_meta(k_meta, k_parts, k_index, m)
-  local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
-    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
+  local st = pack_st(m)
   m.st_raw = st
+  if spack and (m.unpacked or m.old_cfg) then restore_parts(k_parts, m) end
   if m.unpacked then
     m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
     rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
+  elseif m.old_cfg then
+    m.cfg_raw, m.old_cfg = pack_cfg(m), nil
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
   else
     rcall('HSET', k_meta, 'st', st)
   end

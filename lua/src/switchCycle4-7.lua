@@ -1,4 +1,4 @@
---[[ switchCycle3: end the active participant's turn and start the next one
+--[[ switchCycle4: end the active participant's turn and start the next one
 who has not expired. The hot path: O(1) in the number of participants
 (skipping expired participants reads one fragment each; in per_group the
 charged group's other members are rewritten to show its bank: O(group size)).
@@ -28,9 +28,9 @@ ARGV[11] budget_burst      integer >= 1: switches the session may make at once, 
                            no per-session budget (KEYS[7] is then not touched)
 ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
 
-Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta, or, with a budget,
-  {"packed", message, budget_remaining, budget_reset_after_us}; the message's expired_id names
+  {message, budget_remaining, budget_reset_after_us}; the message's expired_id names
   the participant whose ending turn ran out of time ("expired_participant_id" in the head); or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"),
   charging nothing.
@@ -165,5 +165,6 @@ if announce then
   if cur.has_expired and not was_expired then who = cur.participant_id end
   time_expired(msg_ch, m, who, now)
 end
-if burst then r[3], r[4] = b_rem, b_reset end
-return kept(idem, r, k_parts, m, now, expired)
+r = kept(idem, r, k_parts, m, now, expired)
+if burst then return { r, b_rem, b_reset } end
+return r

@@ -1,4 +1,4 @@
---[[ expireSession3: apply the expiry of the running turn, if its clock has
+--[[ expireSession4: apply the expiry of the running turn, if its clock has
 really run out. Idempotent: it recomputes the deadline from the state, so
 running it early, twice, or from many instances at once changes nothing
 but the first time it is due.
@@ -16,7 +16,7 @@ ARGV[4] message_channel  sk:{<shard>}:session:<id>:msg
 
 Returns: 0 when nothing was due (the session is gone, not running, its clock
   is stopped, or its deadline is still ahead: KEYS[5] is corrected); 1 when
-  it only sent a TIME_WARNING; else {"packed", message} like the other transitions.
+  it only sent a TIME_WARNING; else the message, like the other transitions.
 Errors:  STREAM_FULL {stream_max} (nothing written; the deadline stays due)
 Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message; then ARGV[4] <-
   {"type":"TIME_EXPIRED","sessionId","participant_id"|null,"timestamp","version"}

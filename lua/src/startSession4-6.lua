@@ -1,11 +1,11 @@
---[[ resumeSession3: paused -> running; the active participant's turn goes on
-from now (a participant whose clock ran out stays stopped).
+--[[ startSession4: pending -> running; the participant with the lowest
+participant_index becomes active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
 KEYS[2] parts      sk:{<shard>}:session:<id>:parts
 KEYS[3] index      sk:{<shard>}:session:<id>:index
 KEYS[4] stream     sk:{<shard>}:events
-KEYS[5] deadlines  sk:{<shard>}:deadlines
+KEYS[5] deadlines  sk:{<shard>}:deadlines   zset: session_id -> next deadline (ms)
 KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 
 ARGV[1] session_id        UUID
@@ -16,14 +16,15 @@ ARGV[5] idem_fingerprint  the request's fingerprint, or ""/absent: no Idempotenc
 ARGV[6] idem_ttl_ms       integer ms the record lives (when ARGV[5] is set)
 ARGV[7] actor             who asked (a token's sub), or ""/absent; recorded in the event
 
-Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency")
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND; CONFLICT; INVALID_STATE_TRANSITION; STREAM_FULL
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version};
+  INVALID_STATE_TRANSITION {from, to, version}; STREAM_FULL {stream_max}
 Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message
-Events:  session_resumed
-Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
-  deadline goes into KEYS[5].
+Events:  session_started
+Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
+  the turn's deadline goes into KEYS[5].
 ]]
 -- @include prelude
 -- @include clock
@@ -44,21 +45,21 @@ if replay then return replay end
 local m = load_meta(k_meta)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
-if m.status ~= 'paused' then return bad_transition(m, 'running') end
+if m.status ~= 'pending' then return bad_transition(m, 'running') end
 hold_parts(k_parts, m)
-local pos = tonumber(m.active)
-local p = get_p(k_parts, pos)
+local p = get_p(k_parts, 0)
 
 local now = now_ms()
 
--- a resumed turn keeps what it ran before the pause, and its warnings
-local turn, warned = m.turn, m.warned
+p.is_active = true
 begin_turn(m, p, now)
-m.turn, m.warned = turn, warned
-m.status, m.version, m.updated_at = 'running', m.version + 1, now
+local frag = enc_p(p)
+write_frags(k_parts, { { 0, frag } })
+m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
+m.started_at, m.updated_at = now, now
 save_meta(k_meta, k_parts, k_index, m)
 sync_deadline(k_dl, m, p)
 
-local ev = event_for('session_resumed', p, 0)
+local ev = event_for('session_started', p, 0)
 ev.actor = actor
-return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', {}, ev), k_parts, m, now, '')
+return kept(idem, emit(k_parts, k_stream, channel, cap, m, now, '', { { 0, frag } }, ev), k_parts, m, now, '')

@@ -1,5 +1,5 @@
--- Generated from lua/src/completeSession3-6.lua by `go generate ./lua`: edit the source, not this file.
---[[ completeSession3: pending|running|paused -> completed. A running turn is
+-- Generated from lua/src/completeSession4-6.lua by `go generate ./lua`: edit the source, not this file.
+--[[ completeSession4: pending|running|paused -> completed. A running turn is
 charged first; then nobody is active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -23,7 +23,7 @@ scheduler applied it, first applies that expiry exactly as expireSession
 does (its own version, event and TIME_EXPIRED), then completes unless the
 expiry ended the session (`expired` stays).
 
-Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"). A late complete
   (one that applies an expiry first) replies with the state after both steps (above 32
@@ -48,15 +48,15 @@ local floor = math.floor
 -- FULL_MAX: sessions with at most this many participants publish and return
 -- the full state; larger ones publish a delta of the participants that changed,
 -- so a switch costs the same at 1000 participants as at 4.
-local FULL_MAX = 32
+-- FULL_MAX = 32: the build writes the value where the name is used
 -- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
 -- to redis.call is formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
   '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
 
 -- TTLs (ms). Running and paused sessions never expire.
-local TTL_PENDING = 86400000
-local TTL_FINISHED = 3600000
+-- TTL_PENDING = 86400000: the build writes the value where the name is used
+-- TTL_FINISHED = 3600000: the build writes the value where the name is used
 
 local function int(x)
   return fmt('%d', x)
@@ -84,118 +84,156 @@ end
 local function now_ms()
   return floor(now_us() / 1000)
 end
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
+-- The binary layouts the scripts store, publish and record, and the readers
+-- of the older ones.
 
--- The meta hash holds two packed arrays (lua/README.md "The meta hash"):
--- cfg, what createSession fixes, and st, what transitions change. A field
--- of its own costs a transition ~2.6k Redis instructions to read and a
--- sprintf to write back (callgrind); two packed values cost the read of
--- two. The slots are listed in order where the arrays are read and packed
--- below (fullstate/render.go reads them too).
---
--- cmsgpack writes numbers without formatting them; the embedded dev Redis
--- (Lua in Go, redisconn.Embedded) has no cmsgpack, so there the same arrays
--- go through cjson. Each backend reads what it wrote.
-local msgpack = rawget(_G, 'cmsgpack')
-local pack = msgpack and msgpack.pack or cjson.encode
-local unpack_value = msgpack and msgpack.unpack or cjson.decode
+-- Every value a transition writes is one tag byte, then its slots packed
+-- by Redis's struct library, big-endian (lua/README.md "Layouts"; Go's
+-- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
+-- struct.unpack hands the slots back as values, where cmsgpack built a
+-- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
+-- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
+-- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
+-- ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0': the build writes the value where the name is used
+-- PART = '>c1Hc0i4i8i8i4BBHc0': the build writes the value where the name is used
+-- EVENT = '>c1i8i8Hc0Hc0i8i8i8i8I4c0': the build writes the value where the name is used
+-- MSG = '>c1c1i8i8i8i8I4I4HI4': the build writes the value where the name is used
+-- NONE fills an integer slot that holds no number ("" in the older
+-- layouts): the int64 minimum, which no time or count reaches.
+-- NONE = (-2 ^ 63): the build writes the value where the name is used
 
--- pack_cfg is the cfg value of m.
+-- The embedded dev Redis (Lua in Go, redisconn.Embedded) has neither
+-- struct nor cmsgpack: there each layout's slots go as a JSON array, in
+-- the same order. It never shares data with a real Redis.
+local spack = rawget(_G, 'struct') and struct.pack
+local sunpack = rawget(_G, 'struct') and struct.unpack
+-- unpack_value reads an array of an older layout: revision 3's
+-- MessagePack, or the embedded Redis's JSON.
+local unpack_value = rawget(_G, 'cmsgpack') and cmsgpack.unpack or cjson.decode
+
+-- pack_cfg is the cfg value of m (tag C): what createSession fixes.
 local function pack_cfg(m)
-  return pack({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
-    m.warn, m.life })
+  if not spack then
+    return cjson.encode({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
+      m.warn, m.life })
+  end
+  return spack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', 'C', #m.id, m.id, #m.mode, m.mode, m.n, #m.total, m.total, #m.per_cycle, m.per_cycle,
+    #m.incr, m.incr, #m.max, m.max, #m.auto, m.auto, #m.meta, m.meta, m.created_at, #m.warn, m.warn, m.life)
 end
 
--- load_unpacked reads a session stored before the packing: one hash field
--- each, per_group banks as g:<group_id> fields. The next save packs it.
-local function load_unpacked(key)
-  local flat = rcall('HGETALL', key)
-  if #flat == 0 then return nil end
-  local m = { unpacked = true, groups = {} }
-  for i = 1, #flat, 2 do
-    local f = flat[i]
-    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
-  end
-  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
-    'started_at', 'completed_at' }) do
-    m[f] = m[f] or ''
-  end
-  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
-  -- a session created before lives were stamped is life 0
-  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
-  -- a global session created before banks were stored starts from its total
-  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
-  return m
+-- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
+-- its 12 slots.
+local function cfg_slots(c)
+  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  return nil, unpack(unpack_value(c), 1, 12)
 end
 
--- load_meta returns the session's meta hash as a table, or nil.
-local function load_meta(key)
-  local v = rcall('HMGET', key, 'cfg', 'st')
-  local m
-  if v[2] then
-    local c, s = unpack_value(v[1]), unpack_value(v[2])
-    -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = c[1], mode = c[2], n = c[3], total = c[4], per_cycle = c[5], incr = c[6], max = c[7],
-      auto = c[8], meta = c[9], created_at = c[10], warn = c[11], life = c[12],
-      status = s[1], version = s[2], active = s[3], active_id = s[4], cycle_at = s[5], started_at = s[6],
-      completed_at = s[7], updated_at = s[8], turn = s[9], used = s[10], warned = s[11], bank = s[12],
-      groups = s[13], loaded_status = s[1], warns = {} }
-    if m.bank == '' then m.bank = nil end
-  else
-    m = load_unpacked(key)
-    if not m then return nil end
+-- pack_st is the st value of m (tag S): what transitions change.
+local function pack_st(m)
+  if not spack then
+    return cjson.encode({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
+      m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
   end
-  m.loaded_status = m.status
-  -- warnings: thresholds (ms left, descending) and how many of them the
-  -- current turn has passed
-  m.warns = m.warns or {}
-  if m.warn and m.warn ~= '' then
-    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  local g = ''
+  if m.mode == 'per_group' then
+    local out = {}
+    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0i8', #id, id, bank) end
+    g = table.concat(out)
   end
-  return m
+  local active, cycle_at, started_at, completed_at = m.active, m.cycle_at, m.started_at, m.completed_at
+  if active == '' then active = (-2 ^ 63) end
+  if cycle_at == '' then cycle_at = (-2 ^ 63) end
+  if started_at == '' then started_at = (-2 ^ 63) end
+  if completed_at == '' then completed_at = (-2 ^ 63) end
+  return spack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', 'S', #m.status, m.status, m.version, active, #m.active_id, m.active_id, cycle_at, started_at,
+    completed_at, m.updated_at, m.turn, m.used, m.warned or 0, m.bank or (-2 ^ 63), #g, g)
 end
 
--- check_common validates what every mutating script checks first.
-local function check_common(m, sid, expected, stream, cap)
-  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
-  if expected ~= '' and tonumber(expected) ~= m.version then
-    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+-- st_slots returns a stored st's 13 slots, "" where there is no number
+-- (the bank nil), the groups a table group_id -> bank.
+local function st_slots(s)
+  if string.byte(s, 1) ~= 83 then -- not 'S': an older layout
+    local a = unpack_value(s)
+    if a[12] == '' then a[12] = nil end
+    return unpack(a, 1, 13)
   end
-  if cap > 0 and rcall('XLEN', stream) >= cap then
-    return fail('STREAM_FULL', { stream_max = cap })
+  local _, status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, g = sunpack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', s)
+  if active == (-2 ^ 63) then active = '' end
+  if cycle_at == (-2 ^ 63) then cycle_at = '' end
+  if started_at == (-2 ^ 63) then started_at = '' end
+  if completed_at == (-2 ^ 63) then completed_at = '' end
+  if bank == (-2 ^ 63) then bank = nil end
+  local groups, at = {}, 1
+  while at <= #g do
+    local id, b
+    id, b, at = sunpack('>Hc0i8', g, at)
+    groups[id] = b
   end
-  return nil
+  return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, groups
 end
 
-local function bad_transition(m, to)
-  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
+-- enc_p is participant p stored (tag P).
+local function enc_p(p)
+  local g = p.group_id or ''
+  if not spack then
+    return cjson.encode({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
+      p.is_active, p.has_expired, g })
+  end
+  return spack('>c1Hc0i4i8i8i4BBHc0', 'P', #p.participant_id, p.participant_id, p.participant_index, p.total_time_ms,
+    p.time_used_ms, p.cycle_count, p.is_active and 1 or 0, p.has_expired and 1 or 0, #g, g)
 end
 
--- save_meta writes the fields a transition may change (keeping the packed st
--- in m.st_raw, for the message) and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
-  local st = pack({ m.status, m.version, m.active, m.active_id, m.cycle_at, m.started_at, m.completed_at,
-    m.updated_at, m.turn, m.used, m.warned or 0, m.bank or '', m.groups })
-  m.st_raw = st
-  if m.unpacked then
-    m.cfg_raw = pack_cfg(m)
-    rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
-    m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
-  else
-    rcall('HSET', k_meta, 'st', st)
+-- dec_p reads a stored participant of any layout: tag P, revision 3's
+-- array, or the revision-2 JSON object (first byte '{').
+local function dec_p(frag)
+  local b = string.byte(frag, 1)
+  if b == 80 then -- 'P'
+    local _, id, index, total, used, cycles, active, expired, g = sunpack('>c1Hc0i4i8i8i4BBHc0', frag)
+    if g == '' then g = nil end
+    return { participant_id = id, participant_index = index, total_time_ms = total, time_used_ms = used,
+      cycle_count = cycles, is_active = active == 1, has_expired = expired == 1, group_id = g }
   end
-  if m.status == m.loaded_status then return end
-  local ttl = TTL_FINISHED
-  if m.status == 'running' or m.status == 'paused' then ttl = 0
-  elseif m.status == 'pending' then ttl = TTL_PENDING end
-  for _, k in ipairs({ k_meta, k_parts, k_index }) do
-    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  if b == 123 then return cjson.decode(frag) end
+  local a = unpack_value(frag)
+  local g = a[8]
+  if g == '' then g = nil end
+  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
+    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
+end
+
+-- pack_event is an audit event's figures (tag E); ev's numbers may be nil.
+local function pack_event(m, ev, now)
+  local pid, gid, actor = ev.pid or '', ev.gid or '', ev.actor or ''
+  if not spack then
+    return cjson.encode({ m.version, m.life, pid, gid, ev.remaining or '', ev.elapsed or '', ev.cycle or '', now,
+      actor })
   end
+  return spack('>c1i8i8Hc0Hc0i8i8i8i8I4c0', 'E', m.version, m.life, #pid, pid, #gid, gid, ev.remaining or (-2 ^ 63), ev.elapsed or (-2 ^ 63),
+    ev.cycle or (-2 ^ 63), now, #actor, actor)
+end
+
+-- message packs what a transition publishes, returns and records (tag M):
+-- its head, then (kind 'd') the positions of the participants it carries,
+-- then expired, cfg and st, then the participants back to back: kind 'f'
+-- every one in rotation order, kind 'd' those at `positions`. A
+-- participant in layout P says where it ends, so the parts need no
+-- lengths (an older session's first save stores every participant in
+-- layout P, before its first message). Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  if not spack then
+    return cjson.encode({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
+  end
+  local cfg, st = m.cfg_raw, m.st_raw
+  local head = spack('>c1c1i8i8i8i8I4I4HI4', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
+  if kind == 'd' then
+    for i = 1, #positions, 200 do
+      local j = math.min(i + 199, #positions)
+      head = head .. spack('>' .. string.rep('I4', j - i + 1), unpack(positions, i, j))
+    end
+  end
+  return head .. expired .. cfg .. st .. table.concat(parts)
 end
 -- The participant fragments a transition changed, to write and publish.
 
@@ -210,7 +248,7 @@ end
 local held = nil
 
 local function hold_parts(k_parts, m)
-  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  if m.n <= 32 then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
 end
 
 -- set_frag records pos's new fragment, replacing an earlier one.
@@ -248,44 +286,138 @@ local function append_all(k_parts, n, out)
   end
   return out
 end
--- Participants packed and as JSON, the state head as JSON (getSession), and
--- the packed messages of transitions.
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
 
--- A participant is stored packed (lua/README.md "Participants";
--- fullstate/render.go names the slots too): an array of the slots below,
--- which a transition unpacks and packs without formatting a number. A
--- fragment stored by the revision-2 scripts is v1 JSON, read as such until
--- its next write packs it.
-local function enc_p(p)
-  return pack({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
-    p.is_active, p.has_expired, p.group_id or '' })
+-- The meta hash holds two packed values (lua/README.md "The meta hash"):
+-- cfg, what createSession fixes, and st, what transitions change. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind); two packed values cost the read of
+-- two. layout.lua packs and reads them.
+
+-- load_unpacked reads a session stored before the packing: one hash field
+-- each, per_group banks as g:<group_id> fields. The next save packs it.
+local function load_unpacked(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = { unpacked = true, groups = {} }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
+  end
+  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
+    'started_at', 'completed_at' }) do
+    m[f] = m[f] or ''
+  end
+  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
+  -- a session created before lives were stamped is life 0
+  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  return m
 end
 
-local function dec_p(frag)
-  if string.byte(frag, 1) == 123 then return cjson.decode(frag) end -- '{': stored as JSON
-  local a = unpack_value(frag)
-  local g = a[8]
-  if g == '' then g = nil end
-  return { participant_id = a[1], participant_index = a[2], total_time_ms = a[3], time_used_ms = a[4],
-    cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
+-- load_meta returns the session's meta hash as a table, or nil.
+local function load_meta(key)
+  local v = rcall('HMGET', key, 'cfg', 'st')
+  local m
+  if v[2] then
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+    local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+      bank, groups = st_slots(v[2])
+    -- one constructor: the table is made at its size, not grown field by field
+    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+      max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
+      status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
+      started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      -- a cfg of an older layout is stored again in this one at the next save
+      old_cfg = spack and not tag }
+  else
+    m = load_unpacked(key)
+    if not m then return nil end
+    m.loaded_status, m.warns = m.status, {}
+  end
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  return m
 end
+
+-- check_common validates what every mutating script checks first.
+local function check_common(m, sid, expected, stream, cap)
+  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+  if expected ~= '' and tonumber(expected) ~= m.version then
+    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+  end
+  if cap > 0 and rcall('XLEN', stream) >= cap then
+    return fail('STREAM_FULL', { stream_max = cap })
+  end
+  return nil
+end
+
+local function bad_transition(m, to)
+  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
+end
+
+-- restore_parts stores every participant of a session stored before
+-- revision 4 in layout P (once: its cfg is stored again at the same save),
+-- so that a message's participants are all of one layout.
+local function restore_parts(k_parts, m)
+  local all, flat = held or append_all(k_parts, m.n, {}), {}
+  for i, f in ipairs(all) do
+    if string.byte(f, 1) ~= 80 then -- not 'P'
+      local p = enc_p(dec_p(f))
+      flat[#flat + 1] = POSITIONS[i] or int(i - 1)
+      flat[#flat + 1] = p
+      if held then held[i] = p end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+
+-- save_meta writes the fields a transition may change (keeping the packed st
+-- in m.st_raw, for the message) and sets the TTL that
+-- matches the new status on every key of the session. A transition that
+-- keeps the status (a switch) keeps the TTL too: running sessions were made
+-- persistent on the way in, and the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m)
+  local st = pack_st(m)
+  m.st_raw = st
+  if spack and (m.unpacked or m.old_cfg) then restore_parts(k_parts, m) end
+  if m.unpacked then
+    m.cfg_raw = pack_cfg(m)
+    rcall('DEL', k_meta)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
+    m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
+  elseif m.old_cfg then
+    m.cfg_raw, m.old_cfg = pack_cfg(m), nil
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
+  else
+    rcall('HSET', k_meta, 'st', st)
+  end
+  if m.status == m.loaded_status then return end
+  local ttl = 3600000
+  if m.status == 'running' or m.status == 'paused' then ttl = 0
+  elseif m.status == 'pending' then ttl = 86400000 end
+  for _, k in ipairs({ k_meta, k_parts, k_index }) do
+    if ttl == 0 then rcall('PERSIST', k) else rcall('PEXPIRE', k, ttl) end
+  end
+end
+-- Participants read and as JSON, the state head as JSON (getSession), and
+-- the packed messages of transitions (layout.lua packs each value).
 
 local function get_p(key, pos)
   if held then return dec_p(held[pos + 1]) end
   return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or int(pos)))
 end
 
--- message packs what a transition publishes, returns and records
--- (lua/README.md "Packed messages"): kind 'f' carries every participant in
--- rotation order, kind 'd' those at `positions`. Go renders the v1 JSON.
-local function message(kind, m, now, expired, base, positions, parts)
-  return pack({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
-end
-
 -- all_parts reads every participant's fragment, in rotation order.
 local function all_parts(k_parts, m)
   if held then return held end
-  if m.n <= FULL_MAX then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  if m.n <= 32 then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
   return append_all(k_parts, m.n, {})
 end
 
@@ -307,7 +439,8 @@ end
 -- Publishing a change and appending its audit event.
 
 -- emit publishes the change and appends its audit event, then returns the
--- reply {'packed', message}: the whole state up to FULL_MAX participants,
+-- reply, the message itself (a table reply costs Redis ~6k instructions
+-- more to convert): the whole state up to FULL_MAX participants,
 -- above it the participants at `changed` positions (changed = {{pos,
 -- fragment}, ...}), from version ev.base (default: the one before). One
 -- message serves the channel, the stream and the reply. expired names the
@@ -315,17 +448,16 @@ end
 -- asked ('' when nobody said: auth off, or the server's own expiry).
 local function emit(k_parts, k_stream, channel, cap, m, now, expired, changed, ev)
   local msg
-  if m.n <= FULL_MAX then msg = full(k_parts, m, now, expired)
+  if m.n <= 32 then msg = full(k_parts, m, now, expired)
   else msg = delta(m, now, expired, changed, ev.base or (m.version - 1)) end
   rcall('SPUBLISH', channel, msg)
   if cap > 0 then
     -- the event's figures go packed in one field: a number passed to
     -- redis.call is formatted by sprintf
-    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'event', pack({ m.version, m.life,
-      ev.pid or '', ev.gid or '', ev.remaining or '', ev.elapsed or '', ev.cycle or '', now, ev.actor or '' }),
+    rcall('XADD', k_stream, '*', 'type', ev.type, 'session_id', m.id, 'event', pack_event(m, ev, now),
       'state', msg)
   end
-  return { 'packed', msg }
+  return msg
 end
 
 -- event_for describes participant p for the audit event.
@@ -368,7 +500,7 @@ end
 -- the whole state, which a replay can answer without a base.
 local function kept(idem, r, k_parts, m, now, expired)
   if idem.fp ~= '' then
-    if m.n > FULL_MAX then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r[2]) end
+    if m.n > 32 then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r) end
   end
   return r
 end
@@ -671,7 +803,7 @@ end
 -- the positions of both steps (later fragments win). A full reply is
 -- already whole.
 local function merge_reply(r, m, now, base, first, second)
-  if m.n <= FULL_MAX then return r end
+  if m.n <= 32 then return r end
   local all, at = {}, {}
   for _, list in ipairs({ first, second }) do
     for _, c in ipairs(list) do
@@ -682,7 +814,7 @@ local function merge_reply(r, m, now, base, first, second)
       end
     end
   end
-  return { 'packed', delta(m, now, '', all, base) }
+  return delta(m, now, '', all, base)
 end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

@@ -1,4 +1,4 @@
---[[ createSession3: create a session in status `pending` at version 1, in a
+--[[ createSession4: create a session in status `pending` at version 1, in a
 new life: the shard's life counter (KEYS[6]) stamps it, so a session id
 reused after a delete or a TTL is told apart from its earlier lives.
 
@@ -31,7 +31,7 @@ ARGV[last] optional, when the slots after ARGV[13] are 4n+1: warnings_ms, up to 
 Per mode (lua/README.md "Modes"): per_cycle needs time_per_cycle_ms; per_group
 needs every group_id, and a group's bank is its first member's total_time_ms.
 
-Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta (from version 0,
   carrying every participant); or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency").

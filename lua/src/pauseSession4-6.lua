@@ -1,4 +1,4 @@
---[[ pauseSession3: running -> paused. The running turn's time is charged to
+--[[ pauseSession4: running -> paused. The running turn's time is charged to
 the active participant, who stays active; cycle_started_at becomes null.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -23,7 +23,7 @@ version, event and TIME_EXPIRED; with auto_advance the next participant's
 turn starts, and is what gets paused), then pauses if the session is still
 running.
 
-Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"). A late pause
   (one that applies an expiry first) replies with the state after both steps (above 32

@@ -1,4 +1,4 @@
---[[ completeSession3: pending|running|paused -> completed. A running turn is
+--[[ completeSession4: pending|running|paused -> completed. A running turn is
 charged first; then nobody is active.
 
 KEYS[1] meta       sk:{<shard>}:session:<id>
@@ -22,7 +22,7 @@ scheduler applied it, first applies that expiry exactly as expireSession
 does (its own version, event and TIME_EXPIRED), then completes unless the
 expiry ended the session (`expired` stays).
 
-Returns: {"packed", message}: the packed message (lua/README.md "Packed messages") of the
+Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta; or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"). A late complete
   (one that applies an expiry first) replies with the state after both steps (above 32
