@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -41,12 +42,13 @@ local function part_slots(v)
 end
 `
 
-// storeUnpacked rewrites a session's meta hash (cfg and st) as the
-// scripts before the packing stored it: one field each, per_group banks as
-// g:<group_id> fields, numbers formatted as they wrote them.
+// storeUnpacked rewrites a session's cfg (KEYS[1], the meta hash) and st
+// (KEYS[2], the parts hash, field ARGV[1]: the participant count) as the
+// scripts before the packing stored them:
+// one field each in the meta hash, per_group banks as g:<group_id> fields,
+// numbers formatted as they wrote them.
 const storeUnpacked = slotsLua + `
-local v = redis.call('HMGET', KEYS[1], 'cfg', 'st')
-local c, s = cfg_slots(v[1]), st_slots(v[2])
+local c, s = cfg_slots(redis.call('HGET', KEYS[1], 'cfg')), st_slots(redis.call('HGET', KEYS[2], ARGV[1]))
 local function str(x) if type(x) == 'number' then return string.format('%d', x) end return x end
 local flat = {}
 for i, f in ipairs({ 'id', 'mode', 'n', 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'created_at', 'warn', 'life' }) do
@@ -57,15 +59,19 @@ for i, f in ipairs({ 'status', 'version', 'active', 'active_id', 'cycle_at', 'st
   if s[i] ~= '' or f ~= 'bank' then flat[#flat + 1] = f; flat[#flat + 1] = str(s[i]) end
 end
 for g, b in pairs(s[13]) do flat[#flat + 1] = 'g:' .. g; flat[#flat + 1] = str(b) end
-redis.call('HDEL', KEYS[1], 'cfg', 'st')
+redis.call('HDEL', KEYS[1], 'cfg')
+redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], unpack(flat))
 return #flat / 2`
 
 // storeMsgpackMeta rewrites a session's cfg and st as revisions 2 and 3
-// stored them: MessagePack arrays of the same slots ("" for none).
+// stored them: MessagePack arrays of the same slots ("" for none), both in
+// the meta hash (KEYS[1]; KEYS[2] is the parts hash, ARGV[1] the
+// participant count).
 const storeMsgpackMeta = slotsLua + `
-local v = redis.call('HMGET', KEYS[1], 'cfg', 'st')
-redis.call('HSET', KEYS[1], 'cfg', cmsgpack.pack(cfg_slots(v[1])), 'st', cmsgpack.pack(st_slots(v[2])))
+local c, s = redis.call('HGET', KEYS[1], 'cfg'), redis.call('HGET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'cfg', cmsgpack.pack(cfg_slots(c)), 'st', cmsgpack.pack(st_slots(s)))
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1`
 
 // storeJSONParts rewrites a session's participants as the revision-2
@@ -170,11 +176,11 @@ func TestUnpackedSessions(t *testing.T) {
 			ttl := rdb.PTTL(ctx, meta).Val()
 			parts := keyspace.For(c.ID).Parts
 			for _, sc := range tc.store {
-				key := meta
+				keys := []string{meta, parts}
 				if sc == storeJSONParts || sc == storeMsgpackParts {
-					key = parts
+					keys = []string{parts}
 				}
-				if err := rdb.Eval(ctx, sc, []string{key}, len(c.Participants)).Err(); err != nil {
+				if err := rdb.Eval(ctx, sc, keys, len(c.Participants)).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -183,6 +189,10 @@ func TestUnpackedSessions(t *testing.T) {
 			}
 			if f := rdb.HGet(ctx, parts, "0").Val(); f[0] == 'P' {
 				t.Fatalf("participant 0 stored as %q, want an older layout", f)
+			}
+			n := strconv.Itoa(len(c.Participants))
+			if rdb.HExists(ctx, parts, n).Val() {
+				t.Fatal("st is still in the parts hash, where revision 4 keeps it")
 			}
 			if rdb.PTTL(ctx, meta).Val() > ttl {
 				t.Fatal("unpacking moved the TTL")
@@ -202,8 +212,8 @@ func TestUnpackedSessions(t *testing.T) {
 			if v := decode[State](t, got).Version; v != decode[State](t, before).Version+1 {
 				t.Fatalf("version %d after the transition", v)
 			}
-			if keys := rdb.HKeys(ctx, meta).Val(); len(keys) != 2 || keys[0]+keys[1] != "cfgst" && keys[0]+keys[1] != "stcfg" {
-				t.Fatalf("meta fields after the transition: %v, want cfg and st", keys)
+			if keys := rdb.HKeys(ctx, meta).Val(); len(keys) != 1 || keys[0] != "cfg" {
+				t.Fatalf("meta fields after the transition: %v, want cfg", keys)
 			}
 			if expires := rdb.PTTL(ctx, meta).Val() > 0; expires != tc.ttl {
 				t.Fatalf("meta TTL %v after the transition", rdb.PTTL(ctx, meta).Val())
@@ -217,12 +227,11 @@ func TestUnpackedSessions(t *testing.T) {
 			}
 			// the transition stored the whole session in revision 4's
 			// layouts: cfg, st and every participant
-			stored := rdb.HMGet(ctx, meta, "cfg", "st").Val()
-			if cfg, st := stored[0].(string), stored[1].(string); cfg[0] != 'C' || st[0] != 'S' {
+			if cfg, st := rdb.HGet(ctx, meta, "cfg").Val(), rdb.HGet(ctx, parts, n).Val(); cfg[0] != 'C' || st[0] != 'S' {
 				t.Fatalf("cfg %q and st %q after the transition", cfg, st)
 			}
 			for pos, f := range rdb.HGetAll(ctx, parts).Val() {
-				if !strings.HasPrefix(pos, "g:") && f[0] != 'P' {
+				if !strings.HasPrefix(pos, "g:") && pos != n && f[0] != 'P' {
 					t.Fatalf("participant %s after the transition: %q, want layout P", pos, f)
 				}
 			}

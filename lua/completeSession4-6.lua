@@ -37,8 +37,12 @@ Events:  session_completed; a late complete first participant_expired or session
 Time:    session_completed_at = updated_at = Redis TIME in ms; the running
   turn is charged up to where its clock ran out; the session leaves KEYS[5].
 ]]
--- What every script starts with: the redis.call alias, integer formatting, error
--- replies, and the size and lifetime constants.
+-- cold() returns the helpers marked @cold in lua/src/include, building them
+-- on first use: only rare paths call them (the build routes their calls).
+local cold
+-- What every script starts with: the redis.call and string.format aliases
+-- (fmt('%d', n) formats an integer: a helper for it would be one more
+-- closure per call), error replies, and the size and lifetime constants.
 
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
@@ -52,24 +56,17 @@ local floor = math.floor
 -- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
 -- to redis.call is formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
-  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 
 -- TTLs (ms). Running and paused sessions never expire.
 -- TTL_PENDING = 86400000: the build writes the value where the name is used
 -- TTL_FINISHED = 3600000: the build writes the value where the name is used
 
-local function int(x)
-  return fmt('%d', x)
-end
 
 -- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
 -- Lua's unpack has a C-stack limit of a few thousand values.
 local function hset_flat(key, flat)
   for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
-end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
@@ -92,12 +89,15 @@ end
 -- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
 -- struct.unpack hands the slots back as values, where cmsgpack built a
 -- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
--- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
--- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
--- ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0': the build writes the value where the name is used
--- PART = '>c1Hc0i4i8i8i4BBHc0': the build writes the value where the name is used
--- EVENT = '>c1i8i8Hc0Hc0i8i8i8i8I4c0': the build writes the value where the name is used
--- MSG = '>c1c1i8i8i8i8I4I4HI4': the build writes the value where the name is used
+-- "Revision 4"). Hc0 and Ic0 are a 16- or 32-bit length, then the bytes.
+-- The letters go without sizes (c and B 1 byte, H 2, i and I 4, l 8: struct's
+-- native sizes on the LP64 platforms Redis runs on), so struct parses no
+-- digits on every call; lua/README.md "Layouts" writes them as sizes.
+-- CFG = '>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l': the build writes the value where the name is used
+-- ST = '>cHc0llHc0llllllilIc0': the build writes the value where the name is used
+-- PART = '>cHc0illiBBHc0': the build writes the value where the name is used
+-- EVENT = '>cllHc0Hc0llllIc0': the build writes the value where the name is used
+-- MSG = '>ccllllIIHI': the build writes the value where the name is used
 -- NONE fills an integer slot that holds no number ("" in the older
 -- layouts): the int64 minimum, which no time or count reaches.
 -- NONE = (-2 ^ 63): the build writes the value where the name is used
@@ -117,14 +117,14 @@ local function pack_cfg(m)
     return cjson.encode({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
       m.warn, m.life })
   end
-  return spack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', 'C', #m.id, m.id, #m.mode, m.mode, m.n, #m.total, m.total, #m.per_cycle, m.per_cycle,
+  return spack('>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l', 'C', #m.id, m.id, #m.mode, m.mode, m.n, #m.total, m.total, #m.per_cycle, m.per_cycle,
     #m.incr, m.incr, #m.max, m.max, #m.auto, m.auto, #m.meta, m.meta, m.created_at, #m.warn, m.warn, m.life)
 end
 
 -- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
 -- its 12 slots.
 local function cfg_slots(c)
-  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  if string.byte(c, 1) == 67 then return sunpack('>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l', c) end -- 'C'
   return nil, unpack(unpack_value(c), 1, 12)
 end
 
@@ -137,7 +137,7 @@ local function pack_st(m)
   local g = ''
   if m.mode == 'per_group' then
     local out = {}
-    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0i8', #id, id, bank) end
+    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0l', #id, id, bank) end
     g = table.concat(out)
   end
   local active, cycle_at, started_at, completed_at = m.active, m.cycle_at, m.started_at, m.completed_at
@@ -145,7 +145,7 @@ local function pack_st(m)
   if cycle_at == '' then cycle_at = (-2 ^ 63) end
   if started_at == '' then started_at = (-2 ^ 63) end
   if completed_at == '' then completed_at = (-2 ^ 63) end
-  return spack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', 'S', #m.status, m.status, m.version, active, #m.active_id, m.active_id, cycle_at, started_at,
+  return spack('>cHc0llHc0llllllilIc0', 'S', #m.status, m.status, m.version, active, #m.active_id, m.active_id, cycle_at, started_at,
     completed_at, m.updated_at, m.turn, m.used, m.warned or 0, m.bank or (-2 ^ 63), #g, g)
 end
 
@@ -158,7 +158,7 @@ local function st_slots(s)
     return unpack(a, 1, 13)
   end
   local _, status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
-    bank, g = sunpack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', s)
+    bank, g = sunpack('>cHc0llHc0llllllilIc0', s)
   if active == (-2 ^ 63) then active = '' end
   if cycle_at == (-2 ^ 63) then cycle_at = '' end
   if started_at == (-2 ^ 63) then started_at = '' end
@@ -167,7 +167,7 @@ local function st_slots(s)
   local groups, at = {}, 1
   while at <= #g do
     local id, b
-    id, b, at = sunpack('>Hc0i8', g, at)
+    id, b, at = sunpack('>Hc0l', g, at)
     groups[id] = b
   end
   return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
@@ -181,7 +181,7 @@ local function enc_p(p)
     return cjson.encode({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
       p.is_active, p.has_expired, g })
   end
-  return spack('>c1Hc0i4i8i8i4BBHc0', 'P', #p.participant_id, p.participant_id, p.participant_index, p.total_time_ms,
+  return spack('>cHc0illiBBHc0', 'P', #p.participant_id, p.participant_id, p.participant_index, p.total_time_ms,
     p.time_used_ms, p.cycle_count, p.is_active and 1 or 0, p.has_expired and 1 or 0, #g, g)
 end
 
@@ -190,7 +190,7 @@ end
 local function dec_p(frag)
   local b = string.byte(frag, 1)
   if b == 80 then -- 'P'
-    local _, id, index, total, used, cycles, active, expired, g = sunpack('>c1Hc0i4i8i8i4BBHc0', frag)
+    local _, id, index, total, used, cycles, active, expired, g = sunpack('>cHc0illiBBHc0', frag)
     if g == '' then g = nil end
     return { participant_id = id, participant_index = index, total_time_ms = total, time_used_ms = used,
       cycle_count = cycles, is_active = active == 1, has_expired = expired == 1, group_id = g }
@@ -210,7 +210,7 @@ local function pack_event(m, ev, now)
     return cjson.encode({ m.version, m.life, pid, gid, ev.remaining or '', ev.elapsed or '', ev.cycle or '', now,
       actor })
   end
-  return spack('>c1i8i8Hc0Hc0i8i8i8i8I4c0', 'E', m.version, m.life, #pid, pid, #gid, gid, ev.remaining or (-2 ^ 63), ev.elapsed or (-2 ^ 63),
+  return spack('>cllHc0Hc0llllIc0', 'E', m.version, m.life, #pid, pid, #gid, gid, ev.remaining or (-2 ^ 63), ev.elapsed or (-2 ^ 63),
     ev.cycle or (-2 ^ 63), now, #actor, actor)
 end
 
@@ -226,14 +226,16 @@ local function message(kind, m, now, expired, base, positions, parts)
     return cjson.encode({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
   end
   local cfg, st = m.cfg_raw, m.st_raw
-  local head = spack('>c1c1i8i8i8i8I4I4HI4', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
+  local head = spack('>ccllllIIHI', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
   if kind == 'd' then
     for i = 1, #positions, 200 do
       local j = math.min(i + 199, #positions)
-      head = head .. spack('>' .. string.rep('I4', j - i + 1), unpack(positions, i, j))
+      head = head .. spack('>' .. string.rep('I', j - i + 1), unpack(positions, i, j))
     end
   end
-  return head .. expired .. cfg .. st .. table.concat(parts)
+  if #parts > 200 then return head .. expired .. cfg .. st .. table.concat(parts) end
+  -- one string made, not two: Redis's Lua hashes every byte of each
+  return table.concat({ head, expired, cfg, st, unpack(parts) })
 end
 -- The participant fragments a transition changed, to write and publish.
 
@@ -241,15 +243,11 @@ end
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once read (below): one HMGET then
+-- participants for the rest of the call, once read with st: one HMGET then
 -- serves every read of a participant and the whole-state message, and
 -- every write goes through it too. (The build keeps what a script's text
 -- names, comments included, so this one names no function.)
 local held = nil
-
-local function hold_parts(k_parts, m)
-  if m.n <= 32 then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
-end
 
 -- set_frag records pos's new fragment, replacing an earlier one.
 local function set_frag(changed, pos, frag)
@@ -262,12 +260,13 @@ local function set_frag(changed, pos, frag)
   changed[#changed + 1] = { pos, frag }
 end
 
--- write_frags stores the fragments of changed not stored yet.
-local function write_frags(k_parts, changed)
-  local flat = {}
+-- write_frags stores m's st (at field n) and the fragments of changed not
+-- stored yet, in one HSET of the parts hash.
+local function write_frags(k_parts, changed, m)
+  local flat = { POSITIONS[m.n + 1] or fmt('%d', m.n), m.st_raw }
   for _, c in ipairs(changed) do
     if not c[3] then
-      flat[#flat + 1] = POSITIONS[c[1] + 1] or int(c[1]) -- a number would be formatted by %.17g
+      flat[#flat + 1] = POSITIONS[c[1] + 1] or fmt('%d', c[1]) -- a number would be formatted by %.17g
       flat[#flat + 1] = c[2]
       if held then held[c[1] + 1] = c[2] end
     end
@@ -286,57 +285,43 @@ local function append_all(k_parts, n, out)
   end
   return out
 end
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed values (lua/README.md "The meta hash"):
--- cfg, what createSession fixes, and st, what transitions change. A field
--- of its own costs a transition ~2.6k Redis instructions to read and a
--- sprintf to write back (callgrind); two packed values cost the read of
--- two. layout.lua packs and reads them.
-
--- load_unpacked reads a session stored before the packing: one hash field
--- each, per_group banks as g:<group_id> fields. The next save packs it.
-local function load_unpacked(key)
-  local flat = rcall('HGETALL', key)
-  if #flat == 0 then return nil end
-  local m = { unpacked = true, groups = {} }
-  for i = 1, #flat, 2 do
-    local f = flat[i]
-    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
-  end
-  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
-    'started_at', 'completed_at' }) do
-    m[f] = m[f] or ''
-  end
-  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
-  -- a session created before lives were stamped is life 0
-  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
-  -- a global session created before banks were stored starts from its total
-  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
-  return m
-end
-
--- load_meta returns the session's meta hash as a table, or nil.
-local function load_meta(key)
-  local v = rcall('HMGET', key, 'cfg', 'st')
+-- load_meta returns the session as a table, or nil: cfg from the meta
+-- hash, st from the parts hash, where it is the field after the last
+-- position (n), so that the participants of a session of at most FULL_MAX
+-- come with it (held: one HMGET of positions 0..n). Revisions 2 and 3 kept
+-- st in the meta hash, and a session stored before the packing has a
+-- field each there; the next save stores either as revision 4 does.
+local function load_meta(k_meta, k_parts)
+  local c = rcall('HGET', k_meta, 'cfg')
   local m
-  if v[2] then
-    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+  if c then
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(c)
+    local s
+    if n <= 32 then
+      held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, n + 1))
+      s, held[n + 1] = held[n + 1], nil
+    else
+      s = rcall('HGET', k_parts, fmt('%d', n))
+    end
+    local old_st = not s
+    if old_st then s = rcall('HGET', k_meta, 'st') end
+    if not s then return nil end
     local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
-      bank, groups = st_slots(v[2])
+      bank, groups = st_slots(s)
     -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+    m = { cfg_raw = c, id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
       max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
       status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
       started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
-      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {}, old_st = old_st,
       -- a cfg of an older layout is stored again in this one at the next save
       old_cfg = spack and not tag }
   else
-    m = load_unpacked(key)
+    m = cold().load_unpacked(k_meta)
     if not m then return nil end
     m.loaded_status, m.warns = m.status, {}
+    if m.n <= 32 then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
   end
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
@@ -348,55 +333,37 @@ end
 
 -- check_common validates what every mutating script checks first.
 local function check_common(m, sid, expected, stream, cap)
-  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+  if not m then return cold().fail('SESSION_NOT_FOUND', { session_id = sid }) end
   if expected ~= '' and tonumber(expected) ~= m.version then
-    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+    return cold().fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
   end
   if cap > 0 and rcall('XLEN', stream) >= cap then
-    return fail('STREAM_FULL', { stream_max = cap })
+    return cold().fail('STREAM_FULL', { stream_max = cap })
   end
   return nil
 end
 
-local function bad_transition(m, to)
-  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
-end
-
--- restore_parts stores every participant of a session stored before
--- revision 4 in layout P (once: its cfg is stored again at the same save),
--- so that a message's participants are all of one layout.
-local function restore_parts(k_parts, m)
-  local all, flat = held or append_all(k_parts, m.n, {}), {}
-  for i, f in ipairs(all) do
-    if string.byte(f, 1) ~= 80 then -- not 'P'
-      local p = enc_p(dec_p(f))
-      flat[#flat + 1] = POSITIONS[i] or int(i - 1)
-      flat[#flat + 1] = p
-      if held then held[i] = p end
-    end
-  end
-  hset_flat(k_parts, flat)
-end
-
--- save_meta writes the fields a transition may change (keeping the packed st
--- in m.st_raw, for the message) and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
+-- save_meta writes st (keeping it in m.st_raw, for the message) with the
+-- participants of changed ({{pos, fragment}, ...}, or nil) in one HSET of
+-- the parts hash, and sets the TTL that matches the new status on every
+-- key of the session. A transition that keeps the status (a switch) keeps
+-- the TTL too: running sessions were made persistent on the way in, and
+-- the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m, changed)
   local st = pack_st(m)
   m.st_raw = st
-  if spack and (m.unpacked or m.old_cfg) then restore_parts(k_parts, m) end
+  if spack and (m.unpacked or m.old_cfg) then cold().restore_parts(k_parts, m) end
+  write_frags(k_parts, changed or {}, m)
   if m.unpacked then
     m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
-  elseif m.old_cfg then
-    m.cfg_raw, m.old_cfg = pack_cfg(m), nil
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
-  else
-    rcall('HSET', k_meta, 'st', st)
+  elseif m.old_cfg or m.old_st then
+    if m.old_cfg then m.cfg_raw = pack_cfg(m) end
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw)
+    rcall('HDEL', k_meta, 'st')
+    m.old_cfg, m.old_st = nil, nil
   end
   if m.status == m.loaded_status then return end
   local ttl = 3600000
@@ -411,7 +378,7 @@ end
 
 local function get_p(key, pos)
   if held then return dec_p(held[pos + 1]) end
-  return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or int(pos)))
+  return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or fmt('%d', pos)))
 end
 
 -- all_parts reads every participant's fragment, in rotation order.
@@ -470,17 +437,17 @@ end
 -- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
--- record's key (KEYS), the request's fingerprint ("" = the call has no key)
--- and how long the record lives (ms). A record is fp, a newline, then the
+-- record's key (KEYS), the request's fingerprint and how long the record
+-- lives (ms); nil when the call has no key (no table is made for it). A record is fp, a newline, then the
 -- reply's payload (a packed message, or JSON kept by the revision-2
 -- scripts); only calls that succeed leave one (an error changed nothing).
 
 -- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
 local function replayed(idem)
-  if idem.fp == '' then return nil end
+  if not idem then return nil end
   if not string.match(idem.ttl or '', '^[1-9]%d*$') then
-    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+    return cold().fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
   end
   local rec = rcall('GET', idem.key)
   if not rec then return nil end
@@ -488,18 +455,18 @@ local function replayed(idem)
   if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
     return { 'replay', string.sub(rec, n + 2) }
   end
-  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+  return cold().fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
 end
 
 -- keep records payload as the reply of the call's key, if it has one.
 local function keep(idem, payload)
-  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
+  if idem then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
 end
 
 -- kept keeps the reply r of a transition and returns it; a delta is kept as
 -- the whole state, which a replay can answer without a base.
 local function kept(idem, r, k_parts, m, now, expired)
-  if idem.fp ~= '' then
+  if idem then
     if m.n > 32 then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r) end
   end
   return r
@@ -599,7 +566,7 @@ local function sync_deadline(k_dl, m, p)
     if l then
       l = math.max(l, 0)
       if m.warned < #m.warns then l = math.max(l - m.warns[m.warned + 1], 0) end
-      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + l), m.id)
+      rcall('ZADD', k_dl, fmt('%d', tonumber(m.cycle_at) + l), m.id)
       return
     end
   end
@@ -619,7 +586,7 @@ local function group_members(k_parts, m, gid)
       local g = get_p(k_parts, i).group_id
       if g then
         if not lists[g] then lists[g] = {} end
-        lists[g][#lists[g] + 1] = int(i)
+        lists[g][#lists[g] + 1] = fmt('%d', i)
       end
     end
     for g, l in pairs(lists) do
@@ -685,22 +652,6 @@ local function next_live(k_parts, m, from, cur)
   end
   return nil, nil
 end
--- Running out of time: expiries, TIME_EXPIRED and TIME_WARNING, and the late
--- pause or complete that applies an expiry first.
-
-local function end_expired(m, now)
-  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', now
-end
-
--- time_expired announces an expiry on the session's message channel
--- (pid nil: the session's own time ran out).
-local function time_expired(ch, m, pid, now)
-  if not ch or ch == '' then return end
-  local who = 'null'
-  if pid then who = '"' .. pid .. '"' end
-  rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
-    .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
-end
 
 -- ran_out reports whether the turn just charged on p ran its clock out
 -- (was: p's has_expired before the charge): p's own limit or the session's.
@@ -729,7 +680,7 @@ local function expire_turn(ks, m, p, pos, e, now, changed)
   local sl = sess_left(m)
   if sl and sl <= 0 then
     p.is_active = false
-    end_expired(m, now)
+    cold().end_expired(m, now)
     ev, who = event_for('session_expired', p, e), nil
   else
     p.has_expired = true
@@ -739,7 +690,7 @@ local function expire_turn(ks, m, p, pos, e, now, changed)
       p.cycle_count = p.cycle_count + 1
       local np, nx = next_live(ks.parts, m, pos, p)
       if not np then
-        end_expired(m, now)
+        cold().end_expired(m, now)
         ev.type = 'session_expired'
       else
         nx.is_active = true
@@ -755,18 +706,17 @@ local function expire_turn(ks, m, p, pos, e, now, changed)
     end
   end
   table.insert(changed, 1, { pos, enc_p(p) })
-  write_frags(ks.parts, changed)
-  save_meta(ks.meta, ks.parts, ks.index, m)
+  save_meta(ks.meta, ks.parts, ks.index, m, changed)
   sync_deadline(ks.dl, m, active)
   local r = emit(ks.parts, ks.stream, ks.channel, ks.cap, m, now, '', changed, ev)
-  time_expired(ks.msg, m, who, now)
+  cold().time_expired(ks.msg, m, who, now)
   return r, active, apos
 end
 
 -- late_room checks that the audit stream has room for a late transition's
 -- two events (the expiry it applies first, then its own).
 local function late_room(k_stream, cap)
-  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return fail('STREAM_FULL', { stream_max = cap }) end
+  if cap > 0 and rcall('XLEN', k_stream) + 1 >= cap then return cold().fail('STREAM_FULL', { stream_max = cap }) end
   return nil
 end
 
@@ -816,21 +766,103 @@ local function merge_reply(r, m, now, base, first, second)
   end
   return delta(m, now, '', all, base)
 end
+cold = function()
+
+-- fail is an error reply: CODE, then the details as JSON.
+-- @cold
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
+
+-- The meta hash holds two packed values (lua/README.md "The meta hash"):
+-- cfg, what createSession fixes, and st, what transitions change. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind); two packed values cost the read of
+-- two. layout.lua packs and reads them.
+
+-- load_unpacked reads a session stored before the packing: one hash field
+-- each, per_group banks as g:<group_id> fields. The next save packs it.
+-- @cold
+local function load_unpacked(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = { unpacked = true, groups = {} }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
+  end
+  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
+    'started_at', 'completed_at' }) do
+    m[f] = m[f] or ''
+  end
+  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
+  -- a session created before lives were stamped is life 0
+  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  return m
+end
+
+-- @cold
+local function bad_transition(m, to)
+  return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
+end
+
+-- restore_parts stores every participant of a session stored before
+-- revision 4 in layout P (once: its cfg is stored again at the same save),
+-- so that a message's participants are all of one layout.
+-- @cold
+local function restore_parts(k_parts, m)
+  local all, flat = held or append_all(k_parts, m.n, {}), {}
+  for i, f in ipairs(all) do
+    if string.byte(f, 1) ~= 80 then -- not 'P'
+      local p = enc_p(dec_p(f))
+      flat[#flat + 1] = POSITIONS[i] or fmt('%d', i - 1)
+      flat[#flat + 1] = p
+      if held then held[i] = p end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+-- Running out of time: expiries, TIME_EXPIRED and TIME_WARNING, and the late
+-- pause or complete that applies an expiry first.
+
+-- end_expired ends the session: its time ran out, or nobody is left.
+-- @cold
+local function end_expired(m, now)
+  m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', now
+end
+
+-- time_expired announces an expiry on the session's message channel
+-- (pid nil: the session's own time ran out).
+-- @cold
+local function time_expired(ch, m, pid, now)
+  if not ch or ch == '' then return end
+  local who = 'null'
+  if pid then who = '"' .. pid .. '"' end
+  rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
+    .. ',"timestamp":' .. fmt('%d', now) .. ',"version":' .. fmt('%d', m.version) .. '}')
+end
+  local t = { fail = fail, load_unpacked = load_unpacked, bad_transition = bad_transition, restore_parts = restore_parts, end_expired = end_expired, time_expired = time_expired }
+  cold = function() return t end
+  return t
+end
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local idem = (ARGV[6] or '') ~= '' and { key = KEYS[6], fp = ARGV[6], ttl = ARGV[7] } or nil -- nil: no key
 local actor = ARGV[8] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'pending' and m.status ~= 'running' and m.status ~= 'paused' then
-  return bad_transition(m, 'completed')
+  return cold().bad_transition(m, 'completed')
 end
-hold_parts(k_parts, m)
 local pos, p = tonumber(m.active), nil
 if pos then p = get_p(k_parts, pos) end
 
@@ -850,10 +882,9 @@ if p then
   table.insert(changed, 1, { pos, enc_p(p) })
   ev = event_for('session_completed', p, elapsed)
 end
-write_frags(k_parts, changed)
 m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
 m.cycle_at, m.completed_at, m.updated_at = '', now, now
-save_meta(k_meta, k_parts, k_index, m)
+save_meta(k_meta, k_parts, k_index, m, changed)
 sync_deadline(k_dl, m, nil)
 
 ev.actor = actor

@@ -44,8 +44,12 @@ Life:    the state's "life" is INCR KEYS[6] (an integer >= 1, unique per shard a
   rising); every later state, message and audit event of the session carries it.
 Time:    created_at = updated_at = Redis TIME in ms.
 ]]
--- What every script starts with: the redis.call alias, integer formatting, error
--- replies, and the size and lifetime constants.
+-- cold() returns the helpers marked @cold in lua/src/include, building them
+-- on first use: only rare paths call them (the build routes their calls).
+local cold
+-- What every script starts with: the redis.call and string.format aliases
+-- (fmt('%d', n) formats an integer: a helper for it would be one more
+-- closure per call), error replies, and the size and lifetime constants.
 
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
@@ -59,24 +63,17 @@ local floor = math.floor
 -- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
 -- to redis.call is formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
-  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 
 -- TTLs (ms). Running and paused sessions never expire.
 -- TTL_PENDING = 86400000: the build writes the value where the name is used
 -- TTL_FINISHED = 3600000: the build writes the value where the name is used
 
-local function int(x)
-  return fmt('%d', x)
-end
 
 -- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
 -- Lua's unpack has a C-stack limit of a few thousand values.
 local function hset_flat(key, flat)
   for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
-end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
@@ -99,12 +96,15 @@ end
 -- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
 -- struct.unpack hands the slots back as values, where cmsgpack built a
 -- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
--- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
--- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
--- ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0': the build writes the value where the name is used
--- PART = '>c1Hc0i4i8i8i4BBHc0': the build writes the value where the name is used
--- EVENT = '>c1i8i8Hc0Hc0i8i8i8i8I4c0': the build writes the value where the name is used
--- MSG = '>c1c1i8i8i8i8I4I4HI4': the build writes the value where the name is used
+-- "Revision 4"). Hc0 and Ic0 are a 16- or 32-bit length, then the bytes.
+-- The letters go without sizes (c and B 1 byte, H 2, i and I 4, l 8: struct's
+-- native sizes on the LP64 platforms Redis runs on), so struct parses no
+-- digits on every call; lua/README.md "Layouts" writes them as sizes.
+-- CFG = '>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l': the build writes the value where the name is used
+-- ST = '>cHc0llHc0llllllilIc0': the build writes the value where the name is used
+-- PART = '>cHc0illiBBHc0': the build writes the value where the name is used
+-- EVENT = '>cllHc0Hc0llllIc0': the build writes the value where the name is used
+-- MSG = '>ccllllIIHI': the build writes the value where the name is used
 -- NONE fills an integer slot that holds no number ("" in the older
 -- layouts): the int64 minimum, which no time or count reaches.
 -- NONE = (-2 ^ 63): the build writes the value where the name is used
@@ -124,7 +124,7 @@ local function pack_cfg(m)
     return cjson.encode({ m.id, m.mode, m.n, m.total, m.per_cycle, m.incr, m.max, m.auto, m.meta, m.created_at,
       m.warn, m.life })
   end
-  return spack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', 'C', #m.id, m.id, #m.mode, m.mode, m.n, #m.total, m.total, #m.per_cycle, m.per_cycle,
+  return spack('>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l', 'C', #m.id, m.id, #m.mode, m.mode, m.n, #m.total, m.total, #m.per_cycle, m.per_cycle,
     #m.incr, m.incr, #m.max, m.max, #m.auto, m.auto, #m.meta, m.meta, m.created_at, #m.warn, m.warn, m.life)
 end
 
@@ -137,7 +137,7 @@ local function pack_st(m)
   local g = ''
   if m.mode == 'per_group' then
     local out = {}
-    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0i8', #id, id, bank) end
+    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0l', #id, id, bank) end
     g = table.concat(out)
   end
   local active, cycle_at, started_at, completed_at = m.active, m.cycle_at, m.started_at, m.completed_at
@@ -145,7 +145,7 @@ local function pack_st(m)
   if cycle_at == '' then cycle_at = (-2 ^ 63) end
   if started_at == '' then started_at = (-2 ^ 63) end
   if completed_at == '' then completed_at = (-2 ^ 63) end
-  return spack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', 'S', #m.status, m.status, m.version, active, #m.active_id, m.active_id, cycle_at, started_at,
+  return spack('>cHc0llHc0llllllilIc0', 'S', #m.status, m.status, m.version, active, #m.active_id, m.active_id, cycle_at, started_at,
     completed_at, m.updated_at, m.turn, m.used, m.warned or 0, m.bank or (-2 ^ 63), #g, g)
 end
 
@@ -156,7 +156,7 @@ local function enc_p(p)
     return cjson.encode({ p.participant_id, p.participant_index, p.total_time_ms, p.time_used_ms, p.cycle_count,
       p.is_active, p.has_expired, g })
   end
-  return spack('>c1Hc0i4i8i8i4BBHc0', 'P', #p.participant_id, p.participant_id, p.participant_index, p.total_time_ms,
+  return spack('>cHc0illiBBHc0', 'P', #p.participant_id, p.participant_id, p.participant_index, p.total_time_ms,
     p.time_used_ms, p.cycle_count, p.is_active and 1 or 0, p.has_expired and 1 or 0, #g, g)
 end
 
@@ -165,7 +165,7 @@ end
 local function dec_p(frag)
   local b = string.byte(frag, 1)
   if b == 80 then -- 'P'
-    local _, id, index, total, used, cycles, active, expired, g = sunpack('>c1Hc0i4i8i8i4BBHc0', frag)
+    local _, id, index, total, used, cycles, active, expired, g = sunpack('>cHc0illiBBHc0', frag)
     if g == '' then g = nil end
     return { participant_id = id, participant_index = index, total_time_ms = total, time_used_ms = used,
       cycle_count = cycles, is_active = active == 1, has_expired = expired == 1, group_id = g }
@@ -185,7 +185,7 @@ local function pack_event(m, ev, now)
     return cjson.encode({ m.version, m.life, pid, gid, ev.remaining or '', ev.elapsed or '', ev.cycle or '', now,
       actor })
   end
-  return spack('>c1i8i8Hc0Hc0i8i8i8i8I4c0', 'E', m.version, m.life, #pid, pid, #gid, gid, ev.remaining or (-2 ^ 63), ev.elapsed or (-2 ^ 63),
+  return spack('>cllHc0Hc0llllIc0', 'E', m.version, m.life, #pid, pid, #gid, gid, ev.remaining or (-2 ^ 63), ev.elapsed or (-2 ^ 63),
     ev.cycle or (-2 ^ 63), now, #actor, actor)
 end
 
@@ -201,14 +201,16 @@ local function message(kind, m, now, expired, base, positions, parts)
     return cjson.encode({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
   end
   local cfg, st = m.cfg_raw, m.st_raw
-  local head = spack('>c1c1i8i8i8i8I4I4HI4', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
+  local head = spack('>ccllllIIHI', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
   if kind == 'd' then
     for i = 1, #positions, 200 do
       local j = math.min(i + 199, #positions)
-      head = head .. spack('>' .. string.rep('I4', j - i + 1), unpack(positions, i, j))
+      head = head .. spack('>' .. string.rep('I', j - i + 1), unpack(positions, i, j))
     end
   end
-  return head .. expired .. cfg .. st .. table.concat(parts)
+  if #parts > 200 then return head .. expired .. cfg .. st .. table.concat(parts) end
+  -- one string made, not two: Redis's Lua hashes every byte of each
+  return table.concat({ head, expired, cfg, st, unpack(parts) })
 end
 -- The participant fragments a transition changed, to write and publish.
 
@@ -216,11 +218,25 @@ end
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once read (below): one HMGET then
+-- participants for the rest of the call, once read with st: one HMGET then
 -- serves every read of a participant and the whole-state message, and
 -- every write goes through it too. (The build keeps what a script's text
 -- names, comments included, so this one names no function.)
 local held = nil
+
+-- write_frags stores m's st (at field n) and the fragments of changed not
+-- stored yet, in one HSET of the parts hash.
+local function write_frags(k_parts, changed, m)
+  local flat = { POSITIONS[m.n + 1] or fmt('%d', m.n), m.st_raw }
+  for _, c in ipairs(changed) do
+    if not c[3] then
+      flat[#flat + 1] = POSITIONS[c[1] + 1] or fmt('%d', c[1]) -- a number would be formatted by %.17g
+      flat[#flat + 1] = c[2]
+      if held then held[c[1] + 1] = c[2] end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
 
 -- append_all appends the fragments of positions 0..n-1 to out, one HMGET
 -- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
@@ -236,51 +252,37 @@ end
 
 -- check_common validates what every mutating script checks first.
 local function check_common(m, sid, expected, stream, cap)
-  if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+  if not m then return cold().fail('SESSION_NOT_FOUND', { session_id = sid }) end
   if expected ~= '' and tonumber(expected) ~= m.version then
-    return fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
+    return cold().fail('CONFLICT', { expected_version = tonumber(expected), actual_version = m.version })
   end
   if cap > 0 and rcall('XLEN', stream) >= cap then
-    return fail('STREAM_FULL', { stream_max = cap })
+    return cold().fail('STREAM_FULL', { stream_max = cap })
   end
   return nil
 end
 
--- restore_parts stores every participant of a session stored before
--- revision 4 in layout P (once: its cfg is stored again at the same save),
--- so that a message's participants are all of one layout.
-local function restore_parts(k_parts, m)
-  local all, flat = held or append_all(k_parts, m.n, {}), {}
-  for i, f in ipairs(all) do
-    if string.byte(f, 1) ~= 80 then -- not 'P'
-      local p = enc_p(dec_p(f))
-      flat[#flat + 1] = POSITIONS[i] or int(i - 1)
-      flat[#flat + 1] = p
-      if held then held[i] = p end
-    end
-  end
-  hset_flat(k_parts, flat)
-end
-
--- save_meta writes the fields a transition may change (keeping the packed st
--- in m.st_raw, for the message) and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
+-- save_meta writes st (keeping it in m.st_raw, for the message) with the
+-- participants of changed ({{pos, fragment}, ...}, or nil) in one HSET of
+-- the parts hash, and sets the TTL that matches the new status on every
+-- key of the session. A transition that keeps the status (a switch) keeps
+-- the TTL too: running sessions were made persistent on the way in, and
+-- the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m, changed)
   local st = pack_st(m)
   m.st_raw = st
-  if spack and (m.unpacked or m.old_cfg) then restore_parts(k_parts, m) end
+  if spack and (m.unpacked or m.old_cfg) then cold().restore_parts(k_parts, m) end
+  write_frags(k_parts, changed or {}, m)
   if m.unpacked then
     m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
-  elseif m.old_cfg then
-    m.cfg_raw, m.old_cfg = pack_cfg(m), nil
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
-  else
-    rcall('HSET', k_meta, 'st', st)
+  elseif m.old_cfg or m.old_st then
+    if m.old_cfg then m.cfg_raw = pack_cfg(m) end
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw)
+    rcall('HDEL', k_meta, 'st')
+    m.old_cfg, m.old_st = nil, nil
   end
   if m.status == m.loaded_status then return end
   local ttl = 3600000
@@ -339,17 +341,17 @@ end
 -- Idempotency-Key records (lua/README.md "Idempotency").
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
--- record's key (KEYS), the request's fingerprint ("" = the call has no key)
--- and how long the record lives (ms). A record is fp, a newline, then the
+-- record's key (KEYS), the request's fingerprint and how long the record
+-- lives (ms); nil when the call has no key (no table is made for it). A record is fp, a newline, then the
 -- reply's payload (a packed message, or JSON kept by the revision-2
 -- scripts); only calls that succeed leave one (an error changed nothing).
 
 -- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.
 local function replayed(idem)
-  if idem.fp == '' then return nil end
+  if not idem then return nil end
   if not string.match(idem.ttl or '', '^[1-9]%d*$') then
-    return fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
+    return cold().fail('VALIDATION_ERROR', { field = 'idem_ttl_ms', message = 'must be a positive integer' })
   end
   local rec = rcall('GET', idem.key)
   if not rec then return nil end
@@ -357,28 +359,56 @@ local function replayed(idem)
   if string.sub(rec, 1, n) == idem.fp and string.byte(rec, n + 1) == 10 then
     return { 'replay', string.sub(rec, n + 2) }
   end
-  return fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
+  return cold().fail('IDEMPOTENCY_KEY_REUSED', { reason = 'the key was used for a different request' })
 end
 
 -- keep records payload as the reply of the call's key, if it has one.
 local function keep(idem, payload)
-  if idem.fp ~= '' then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
+  if idem then rcall('SET', idem.key, idem.fp .. '\n' .. payload, 'PX', idem.ttl) end
 end
 
 -- kept keeps the reply r of a transition and returns it; a delta is kept as
 -- the whole state, which a replay can answer without a base.
 local function kept(idem, r, k_parts, m, now, expired)
-  if idem.fp ~= '' then
+  if idem then
     if m.n > 32 then keep(idem, full(k_parts, m, now, expired)) else keep(idem, r) end
   end
   return r
+end
+cold = function()
+
+-- fail is an error reply: CODE, then the details as JSON.
+-- @cold
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+
+-- restore_parts stores every participant of a session stored before
+-- revision 4 in layout P (once: its cfg is stored again at the same save),
+-- so that a message's participants are all of one layout.
+-- @cold
+local function restore_parts(k_parts, m)
+  local all, flat = held or append_all(k_parts, m.n, {}), {}
+  for i, f in ipairs(all) do
+    if string.byte(f, 1) ~= 80 then -- not 'P'
+      local p = enc_p(dec_p(f))
+      flat[#flat + 1] = POSITIONS[i] or fmt('%d', i - 1)
+      flat[#flat + 1] = p
+      if held then held[i] = p end
+    end
+  end
+  hset_flat(k_parts, flat)
+end
+  local t = { fail = fail, restore_parts = restore_parts }
+  cold = function() return t end
+  return t
 end
 
 local k_meta, k_parts, k_index, k_stream, k_lives = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6]
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local auto, metadata = ARGV[9], ARGV[10]
-local idem = { key = KEYS[5], fp = ARGV[11], ttl = ARGV[12] }
+local idem = (ARGV[11] or '') ~= '' and { key = KEYS[5], fp = ARGV[11], ttl = ARGV[12] } or nil -- nil: no key
 local actor = ARGV[13]
 local FIRST = 14 -- the first participant slot
 
@@ -386,14 +416,14 @@ local replay = replayed(idem)
 if replay then return replay end
 
 -- read and validate
-if rcall('EXISTS', k_meta) == 1 then return fail('SESSION_EXISTS', { session_id = sid }) end
+if rcall('EXISTS', k_meta) == 1 then return cold().fail('SESSION_EXISTS', { session_id = sid }) end
 local uuid = '^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$'
 if not string.match(sid, uuid) then
-  return fail('VALIDATION_ERROR', { field = 'session_id', message = 'must be a UUID' })
+  return cold().fail('VALIDATION_ERROR', { field = 'session_id', message = 'must be a UUID' })
 end
 local modes = { per_participant = 1, per_cycle = 1, per_group = 1, global = 1, count_up = 1 }
 if not modes[mode] then
-  return fail('VALIDATION_ERROR', { field = 'sync_mode', message = 'unknown sync_mode' })
+  return cold().fail('VALIDATION_ERROR', { field = 'sync_mode', message = 'unknown sync_mode' })
 end
 -- numbers are spliced into the state as they are, so only plain integers
 -- pass (no floats, exponents or hex in replies); metadata must be an object
@@ -402,16 +432,16 @@ local function is_int(v) return #v <= 15 and string.match(v, '^%-?%d+$') ~= nil 
 for _, f in ipairs({ { 'total_time_ms', total }, { 'time_per_cycle_ms', per_cycle }, { 'increment_ms', incr },
   { 'max_time_ms', max } }) do
   if f[2] ~= '' and not is_int(f[2]) then
-    return fail('VALIDATION_ERROR', { field = f[1], message = 'must be an integer or ""' })
+    return cold().fail('VALIDATION_ERROR', { field = f[1], message = 'must be an integer or ""' })
   end
 end
 if auto ~= '0' and auto ~= '1' then
-  return fail('VALIDATION_ERROR', { field = 'auto_advance', message = 'must be 0 or 1' })
+  return cold().fail('VALIDATION_ERROR', { field = 'auto_advance', message = 'must be 0 or 1' })
 end
 if metadata ~= '' then
   local ok, v = pcall(cjson.decode, metadata)
   if not ok or type(v) ~= 'table' or string.sub(metadata, 1, 1) ~= '{' then
-    return fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
+    return cold().fail('VALIDATION_ERROR', { field = 'metadata', message = 'must be a JSON object' })
   end
 end
 local nargs, warn = #ARGV - (FIRST - 1), ''
@@ -423,14 +453,14 @@ if nargs % 4 == 1 then
     ws[#ws + 1] = tonumber(w)
   end
   if not ws or #ws > 5 then
-    return fail('VALIDATION_ERROR', { field = 'warnings_ms', message = 'up to 5 positive integers, comma-separated' })
+    return cold().fail('VALIDATION_ERROR', { field = 'warnings_ms', message = 'up to 5 positive integers, comma-separated' })
   end
   table.sort(ws, function(a, b) return a > b end)
-  for i, w in ipairs(ws) do ws[i] = int(w) end
+  for i, w in ipairs(ws) do ws[i] = fmt('%d', w) end
   warn = table.concat(ws, ',')
 end
 if nargs < 4 or nargs % 4 ~= 0 then
-  return fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
+  return cold().fail('VALIDATION_ERROR', { field = 'participants', message = 'need 4 slots per participant' })
 end
 local ps, seen, sum = {}, {}, 0
 for i = FIRST, FIRST - 1 + nargs, 4 do
@@ -438,26 +468,26 @@ for i = FIRST, FIRST - 1 + nargs, 4 do
     total_time_ms = tonumber(ARGV[i + 2]), group_id = ARGV[i + 3], order = #ps,
     time_used_ms = 0, cycle_count = 0, is_active = false, has_expired = false }
   if not string.match(p.participant_id, uuid) or seen[p.participant_id] then
-    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_id must be a unique UUID' })
+    return cold().fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_id must be a unique UUID' })
   end
   if p.group_id ~= '' and not string.match(p.group_id, uuid) then
-    return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id must be a UUID' })
+    return cold().fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id must be a UUID' })
   end
   if not is_int(ARGV[i + 1]) or not is_int(ARGV[i + 2]) or p.participant_index < 0 then
-    return fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_index (>= 0) and total_time_ms must be integers' })
+    return cold().fail('VALIDATION_ERROR', { field = 'participants', message = 'participant_index (>= 0) and total_time_ms must be integers' })
   end
   seen[p.participant_id] = true
   sum = sum + p.total_time_ms
   ps[#ps + 1] = p
 end
 if mode == 'per_cycle' and per_cycle == '' then
-  return fail('VALIDATION_ERROR', { field = 'time_per_cycle_ms', message = 'required by sync_mode per_cycle' })
+  return cold().fail('VALIDATION_ERROR', { field = 'time_per_cycle_ms', message = 'required by sync_mode per_cycle' })
 end
 local groups = {}
 for _, p in ipairs(ps) do
   if mode == 'per_group' then
     if p.group_id == '' then
-      return fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id is required by sync_mode per_group' })
+      return cold().fail('VALIDATION_ERROR', { field = 'participants', message = 'group_id is required by sync_mode per_group' })
     end
     if not groups[p.group_id] then groups[p.group_id] = p.total_time_ms end
   end
@@ -473,11 +503,11 @@ end)
 local now = now_ms()
 
 -- write
-if total == '' then total = int(sum) end
+if total == '' then total = fmt('%d', sum) end
 local life = rcall('INCR', k_lives)
 local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
   active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
-  cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
+  cycle_at = '', started_at = '', completed_at = '', created_at = fmt('%d', now), updated_at = fmt('%d', now),
   turn = 0, used = 0, groups = groups, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 m.cfg_raw = pack_cfg(m)
@@ -496,7 +526,7 @@ for pos, p in ipairs(ps) do
       members[#members + 1] = p.group_id
     end
     local l = members[p.group_id]
-    l[#l + 1] = int(pos - 1)
+    l[#l + 1] = fmt('%d', pos - 1)
   end
 end
 -- per_group: each group's member positions, so a charge rewrites its

@@ -13,21 +13,26 @@ Errors:  SESSION_NOT_FOUND {session_id}
 Publishes: nothing
 Time:    server_time_ms = Redis TIME in ms at the read.
 ]]
--- What every script starts with: the redis.call alias, integer formatting, error
--- replies, and the size and lifetime constants.
+-- cold() returns the helpers marked @cold in lua/src/include, building them
+-- on first use: only rare paths call them (the build routes their calls).
+local cold
+-- What every script starts with: the redis.call and string.format aliases
+-- (fmt('%d', n) formats an integer: a helper for it would be one more
+-- closure per call), error replies, and the size and lifetime constants.
 
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
 local fmt = string.format
 local floor = math.floor
 
-local function int(x)
-  return fmt('%d', x)
-end
-
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
-end
+-- FULL_MAX: sessions with at most this many participants publish and return
+-- the full state; larger ones publish a delta of the participants that changed,
+-- so a switch costs the same at 1000 participants as at 4.
+-- FULL_MAX = 32: the build writes the value where the name is used
+-- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
+-- to redis.call is formatted on every call
+local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
 -- now_us is the only clock: Redis TIME in whole µs. seconds * 1e6 + µs
@@ -88,10 +93,14 @@ end
 -- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
 -- struct.unpack hands the slots back as values, where cmsgpack built a
 -- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
--- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
--- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
--- ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0': the build writes the value where the name is used
--- PART = '>c1Hc0i4i8i8i4BBHc0': the build writes the value where the name is used
+-- "Revision 4"). Hc0 and Ic0 are a 16- or 32-bit length, then the bytes.
+-- The letters go without sizes (c and B 1 byte, H 2, i and I 4, l 8: struct's
+-- native sizes on the LP64 platforms Redis runs on), so struct parses no
+-- digits on every call; lua/README.md "Layouts" writes them as sizes.
+-- CFG = '>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l': the build writes the value where the name is used
+-- ST = '>cHc0llHc0llllllilIc0': the build writes the value where the name is used
+-- PART = '>cHc0illiBBHc0': the build writes the value where the name is used
+-- MSG = '>ccllllIIHI': the build writes the value where the name is used
 -- NONE fills an integer slot that holds no number ("" in the older
 -- layouts): the int64 minimum, which no time or count reaches.
 -- NONE = (-2 ^ 63): the build writes the value where the name is used
@@ -108,7 +117,7 @@ local unpack_value = rawget(_G, 'cmsgpack') and cmsgpack.unpack or cjson.decode
 -- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
 -- its 12 slots.
 local function cfg_slots(c)
-  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  if string.byte(c, 1) == 67 then return sunpack('>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l', c) end -- 'C'
   return nil, unpack(unpack_value(c), 1, 12)
 end
 
@@ -121,7 +130,7 @@ local function st_slots(s)
     return unpack(a, 1, 13)
   end
   local _, status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
-    bank, g = sunpack('>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0', s)
+    bank, g = sunpack('>cHc0llHc0llllllilIc0', s)
   if active == (-2 ^ 63) then active = '' end
   if cycle_at == (-2 ^ 63) then cycle_at = '' end
   if started_at == (-2 ^ 63) then started_at = '' end
@@ -130,7 +139,7 @@ local function st_slots(s)
   local groups, at = {}, 1
   while at <= #g do
     local id, b
-    id, b, at = sunpack('>Hc0i8', g, at)
+    id, b, at = sunpack('>Hc0l', g, at)
     groups[id] = b
   end
   return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
@@ -142,7 +151,7 @@ end
 local function dec_p(frag)
   local b = string.byte(frag, 1)
   if b == 80 then -- 'P'
-    local _, id, index, total, used, cycles, active, expired, g = sunpack('>c1Hc0i4i8i8i4BBHc0', frag)
+    local _, id, index, total, used, cycles, active, expired, g = sunpack('>cHc0illiBBHc0', frag)
     if g == '' then g = nil end
     return { participant_id = id, participant_index = index, total_time_ms = total, time_used_ms = used,
       cycle_count = cycles, is_active = active == 1, has_expired = expired == 1, group_id = g }
@@ -155,6 +164,41 @@ local function dec_p(frag)
     cycle_count = a[5], is_active = a[6], has_expired = a[7], group_id = g }
 end
 
+-- message packs what a transition publishes, returns and records (tag M):
+-- its head, then (kind 'd') the positions of the participants it carries,
+-- then expired, cfg and st, then the participants back to back: kind 'f'
+-- every one in rotation order, kind 'd' those at `positions`. A
+-- participant in layout P says where it ends, so the parts need no
+-- lengths (an older session's first save stores every participant in
+-- layout P, before its first message). Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  if not spack then
+    return cjson.encode({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
+  end
+  local cfg, st = m.cfg_raw, m.st_raw
+  local head = spack('>ccllllIIHI', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
+  if kind == 'd' then
+    for i = 1, #positions, 200 do
+      local j = math.min(i + 199, #positions)
+      head = head .. spack('>' .. string.rep('I', j - i + 1), unpack(positions, i, j))
+    end
+  end
+  if #parts > 200 then return head .. expired .. cfg .. st .. table.concat(parts) end
+  -- one string made, not two: Redis's Lua hashes every byte of each
+  return table.concat({ head, expired, cfg, st, unpack(parts) })
+end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once read with st: one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
+local held = nil
+
 -- append_all appends the fragments of positions 0..n-1 to out, one HMGET
 -- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
 local function append_all(k_parts, n, out)
@@ -166,57 +210,43 @@ local function append_all(k_parts, n, out)
   end
   return out
 end
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed values (lua/README.md "The meta hash"):
--- cfg, what createSession fixes, and st, what transitions change. A field
--- of its own costs a transition ~2.6k Redis instructions to read and a
--- sprintf to write back (callgrind); two packed values cost the read of
--- two. layout.lua packs and reads them.
-
--- load_unpacked reads a session stored before the packing: one hash field
--- each, per_group banks as g:<group_id> fields. The next save packs it.
-local function load_unpacked(key)
-  local flat = rcall('HGETALL', key)
-  if #flat == 0 then return nil end
-  local m = { unpacked = true, groups = {} }
-  for i = 1, #flat, 2 do
-    local f = flat[i]
-    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
-  end
-  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
-    'started_at', 'completed_at' }) do
-    m[f] = m[f] or ''
-  end
-  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
-  -- a session created before lives were stamped is life 0
-  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
-  -- a global session created before banks were stored starts from its total
-  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
-  return m
-end
-
--- load_meta returns the session's meta hash as a table, or nil.
-local function load_meta(key)
-  local v = rcall('HMGET', key, 'cfg', 'st')
+-- load_meta returns the session as a table, or nil: cfg from the meta
+-- hash, st from the parts hash, where it is the field after the last
+-- position (n), so that the participants of a session of at most FULL_MAX
+-- come with it (held: one HMGET of positions 0..n). Revisions 2 and 3 kept
+-- st in the meta hash, and a session stored before the packing has a
+-- field each there; the next save stores either as revision 4 does.
+local function load_meta(k_meta, k_parts)
+  local c = rcall('HGET', k_meta, 'cfg')
   local m
-  if v[2] then
-    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+  if c then
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(c)
+    local s
+    if n <= 32 then
+      held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, n + 1))
+      s, held[n + 1] = held[n + 1], nil
+    else
+      s = rcall('HGET', k_parts, fmt('%d', n))
+    end
+    local old_st = not s
+    if old_st then s = rcall('HGET', k_meta, 'st') end
+    if not s then return nil end
     local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
-      bank, groups = st_slots(v[2])
+      bank, groups = st_slots(s)
     -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+    m = { cfg_raw = c, id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
       max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
       status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
       started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
-      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {}, old_st = old_st,
       -- a cfg of an older layout is stored again in this one at the next save
       old_cfg = spack and not tag }
   else
-    m = load_unpacked(key)
+    m = cold().load_unpacked(k_meta)
     if not m then return nil end
     m.loaded_status, m.warns = m.status, {}
+    if m.n <= 32 then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
   end
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
@@ -255,38 +285,103 @@ local function json_head_open(m, now, extra)
   if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
   if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
   if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
-  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
+  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. fmt('%d', math.max(m.bank, 0)) end
   if m.mode == 'per_group' then
     local ids, gs = {}, {}
     for g in pairs(m.groups) do ids[#ids + 1] = g end
     table.sort(ids)
-    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
+    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. fmt('%d', math.max(m.groups[g], 0)) end
     opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
   end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
+    .. '","version":' .. fmt('%d', m.version) .. ',"life":' .. fmt('%d', m.life) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
     .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
     .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
     .. ',"session_started_at":' .. iso_or_null(m.started_at)
     .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
     .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
-    .. '","server_time_ms":' .. int(now) .. extra
+    .. '","server_time_ms":' .. fmt('%d', now) .. extra
 end
 
 local function json_head(m, now, extra)
   return json_head_open(m, now, extra) .. '}'
 end
 
+-- all_parts reads every participant's fragment, in rotation order.
+local function all_parts(k_parts, m)
+  if held then return held end
+  if m.n <= 32 then return rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  return append_all(k_parts, m.n, {})
+end
+
+-- full packs the whole state (kind 'f').
+local function full(k_parts, m, now, expired)
+  return message('f', m, now, expired, m.version - 1, {}, all_parts(k_parts, m))
+end
+
+-- delta packs the participants at `changed` positions ({{pos, fragment}, ...})
+-- as a change from version base (kind 'd').
+local function delta(m, now, expired, changed, base)
+  local pos, frags = {}, {}
+  for i, c in ipairs(changed) do
+    pos[i] = c[1]
+    frags[i] = c[2]
+  end
+  return message('d', m, now, expired, base, pos, frags)
+end
+cold = function()
+
+-- fail is an error reply: CODE, then the details as JSON.
+-- @cold
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+-- The session-level hash: reading it, the checks every mutating script makes
+-- first, and writing it back with the TTL its status gives.
+
+-- The meta hash holds two packed values (lua/README.md "The meta hash"):
+-- cfg, what createSession fixes, and st, what transitions change. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind); two packed values cost the read of
+-- two. layout.lua packs and reads them.
+
+-- load_unpacked reads a session stored before the packing: one hash field
+-- each, per_group banks as g:<group_id> fields. The next save packs it.
+-- @cold
+local function load_unpacked(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = { unpacked = true, groups = {} }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
+  end
+  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
+    'started_at', 'completed_at' }) do
+    m[f] = m[f] or ''
+  end
+  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
+  -- a session created before lives were stamped is life 0
+  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  return m
+end
+  local t = { fail = fail, load_unpacked = load_unpacked }
+  cold = function() return t end
+  return t
+end
+
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local sid = ARGV[1]
 
-local m = load_meta(k_meta)
-if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
+local m = load_meta(k_meta, k_parts)
+if not m then return cold().fail('SESSION_NOT_FOUND', { session_id = sid }) end
 
 local now = now_ms()
 
 -- fragments are stored packed: each is rendered as v1 JSON here
-local out = append_all(k_parts, m.n, { json_head(m, now, '') })
-for i = 2, #out do out[i] = json_p(out[i]) end
+local out = { json_head(m, now, '') }
+for i, f in ipairs(all_parts(k_parts, m)) do out[i + 1] = json_p(f) end
 return out

@@ -19,11 +19,13 @@ Errors:  none
 Publishes: nothing
 Time:    now = Redis TIME in whole µs. Each key expires when its budget is full again.
 ]]
--- What every script starts with: the redis.call alias, integer formatting, error
--- replies, and the size and lifetime constants.
+-- What every script starts with: the redis.call and string.format aliases
+-- (fmt('%d', n) formats an integer: a helper for it would be one more
+-- closure per call), error replies, and the size and lifetime constants.
 
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
+local fmt = string.format
 local floor = math.floor
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 

@@ -8,24 +8,34 @@ KEYS[2] parts  sk:{<shard>}:session:<id>:parts
 
 ARGV[1] session_id  UUID
 
-Returns: {now_ms, cfg, st, p0, p1, ..., pN-1}: the Redis time (integer ms), the meta
-  hash's packed cfg and st (lua/README.md "The meta hash"), and the participant at
+Returns: {now_ms, cfg, st, p0, p1, ..., pN-1}: the Redis time (integer ms), the
+  session's packed cfg (meta hash) and st (parts hash: lua/README.md "The meta hash"), and the participant at
   rotation position i; or {} when the session is stored field by field (written before
   the packing and not since): read it with getSession.
 Errors:  SESSION_NOT_FOUND {session_id}
 Publishes: nothing
 Time:    now_ms = Redis TIME in ms at the read (the state's server_time_ms).
 ]]
--- What every script starts with: the redis.call alias, integer formatting, error
--- replies, and the size and lifetime constants.
+-- cold() returns the helpers marked @cold in lua/src/include, building them
+-- on first use: only rare paths call them (the build routes their calls).
+local cold
+-- What every script starts with: the redis.call and string.format aliases
+-- (fmt('%d', n) formats an integer: a helper for it would be one more
+-- closure per call), error replies, and the size and lifetime constants.
 
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
+local fmt = string.format
 local floor = math.floor
 
-local function fail(code, details)
-  return redis.error_reply(code .. ' ' .. cjson.encode(details))
-end
+-- FULL_MAX: sessions with at most this many participants publish and return
+-- the full state; larger ones publish a delta of the participants that changed,
+-- so a switch costs the same at 1000 participants as at 4.
+-- FULL_MAX = 32: the build writes the value where the name is used
+-- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
+-- to redis.call is formatted on every call
+local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.
 
 -- now_us is the only clock: Redis TIME in whole µs. seconds * 1e6 + µs
@@ -47,8 +57,11 @@ end
 -- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
 -- struct.unpack hands the slots back as values, where cmsgpack built a
 -- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
--- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
--- CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8': the build writes the value where the name is used
+-- "Revision 4"). Hc0 and Ic0 are a 16- or 32-bit length, then the bytes.
+-- The letters go without sizes (c and B 1 byte, H 2, i and I 4, l 8: struct's
+-- native sizes on the LP64 platforms Redis runs on), so struct parses no
+-- digits on every call; lua/README.md "Layouts" writes them as sizes.
+-- CFG = '>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l': the build writes the value where the name is used
 local sunpack = rawget(_G, 'struct') and struct.unpack
 -- unpack_value reads an array of an older layout: revision 3's
 -- MessagePack, or the embedded Redis's JSON.
@@ -57,7 +70,7 @@ local unpack_value = rawget(_G, 'cmsgpack') and cmsgpack.unpack or cjson.decode
 -- cfg_slots returns a stored cfg's tag (or nil for an older layout), then
 -- its 12 slots.
 local function cfg_slots(c)
-  if string.byte(c, 1) == 67 then return sunpack('>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8', c) end -- 'C'
+  if string.byte(c, 1) == 67 then return sunpack('>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l', c) end -- 'C'
   return nil, unpack(unpack_value(c), 1, 12)
 end
 
@@ -72,12 +85,32 @@ local function append_all(k_parts, n, out)
   end
   return out
 end
+cold = function()
+
+-- fail is an error reply: CODE, then the details as JSON.
+-- @cold
+local function fail(code, details)
+  return redis.error_reply(code .. ' ' .. cjson.encode(details))
+end
+  local t = { fail = fail }
+  cold = function() return t end
+  return t
+end
 
 local k_meta, k_parts = KEYS[1], KEYS[2]
-local v = rcall('HMGET', k_meta, 'cfg', 'st')
-if not v[2] then
-  if rcall('EXISTS', k_meta) == 0 then return fail('SESSION_NOT_FOUND', { session_id = ARGV[1] }) end
+local c = rcall('HGET', k_meta, 'cfg')
+if not c then
+  if rcall('EXISTS', k_meta) == 0 then return cold().fail('SESSION_NOT_FOUND', { session_id = ARGV[1] }) end
   return {}
 end
-local _, _, _, n = cfg_slots(v[1])
-return append_all(k_parts, n, { now_ms(), v[1], v[2] })
+local _, _, _, n = cfg_slots(c)
+local out = { now_ms(), c }
+-- st is the parts hash's field n (revisions 2 and 3 kept it in the meta hash)
+if n <= 32 then
+  local r = rcall('HMGET', k_parts, unpack(POSITIONS, 1, n + 1))
+  out[3] = r[n + 1] or rcall('HGET', k_meta, 'st')
+  for i = 1, n do out[i + 3] = r[i] end
+  return out
+end
+out[3] = rcall('HGET', k_parts, fmt('%d', n)) or rcall('HGET', k_meta, 'st')
+return append_all(k_parts, n, out)

@@ -70,9 +70,17 @@ func Script(name string, src []byte, incDir string) ([]byte, error) {
 	}
 	b := body.String()
 	kept, consts := inlineConstants(shake(lib, b))
+	kept, cold, err := lazyCold(kept)
+	if err != nil {
+		return nil, err
+	}
+	rest, err := callCold(substitute(b[at:], consts), cold)
+	if err != nil {
+		return nil, err
+	}
 	out.WriteString(b[:at])
 	out.WriteString(kept)
-	out.WriteString(substitute(b[at:], consts))
+	out.WriteString(rest)
 	return out.Bytes(), nil
 }
 
@@ -127,29 +135,7 @@ var (
 // what it references is every identifier in it, which can keep too much
 // but never too little. Comments that belong to no kept definition go.
 func shake(include, user string) string {
-	type def struct {
-		names []string
-		text  string
-	}
-	var defs []def
-	var pending strings.Builder // comments awaiting their statement
-	for line := range strings.Lines(include) {
-		m := localRe.FindStringSubmatch(line)
-		switch {
-		case m != nil:
-			names := []string{m[1]}
-			if m[1] == "" {
-				names = strings.Split(strings.ReplaceAll(m[2], " ", ""), ",")
-			}
-			defs = append(defs, def{names: names, text: pending.String() + line})
-			pending.Reset()
-		case strings.HasPrefix(line, "--") || strings.TrimSpace(line) == "":
-			pending.WriteString(line)
-		case len(defs) > 0:
-			defs[len(defs)-1].text += pending.String() + line
-			pending.Reset()
-		}
-	}
+	defs := split(include)
 	by := map[string]int{}
 	for i, d := range defs {
 		for _, n := range d.names {
@@ -174,6 +160,126 @@ func shake(include, user string) string {
 		}
 	}
 	return out.String()
+}
+
+// A def is one top-level definition: the names it binds and its text,
+// the comments above it included.
+type def struct {
+	names []string
+	text  string
+}
+
+// split cuts include into its top-level definitions (see shake); a
+// trailing comment that belongs to no definition goes.
+func split(include string) []def {
+	var defs []def
+	var pending strings.Builder // comments awaiting their statement
+	for line := range strings.Lines(include) {
+		m := localRe.FindStringSubmatch(line)
+		switch {
+		case m != nil:
+			names := []string{m[1]}
+			if m[1] == "" {
+				names = strings.Split(strings.ReplaceAll(m[2], " ", ""), ",")
+			}
+			defs = append(defs, def{names: names, text: pending.String() + line})
+			pending.Reset()
+		case strings.HasPrefix(line, "--") || strings.TrimSpace(line) == "":
+			pending.WriteString(line)
+		case len(defs) > 0:
+			defs[len(defs)-1].text += pending.String() + line
+			pending.Reset()
+		}
+	}
+	return defs
+}
+
+// coldMarker, a comment line above a `local function`, marks a helper
+// that only rare paths call (see lazyCold).
+const coldMarker = "-- @cold\n"
+
+// lazyCold moves the helpers of kept marked @cold into one function,
+// cold, that builds them on the first call that needs one, and makes the
+// calls to them go through it (cold().name(...)): Redis builds every
+// function a script defines on every call, each closure with its upvalues,
+// so a helper that an error or an older layout alone calls costs every
+// call that never needs it (bench/RESULTS.md "Revision 4"). It returns the
+// new text and the names moved.
+func lazyCold(kept string) (string, []string, error) {
+	var hot, cold []def
+	var names []string
+	for _, d := range split(kept) {
+		if !strings.Contains(d.text, coldMarker) {
+			hot = append(hot, d)
+			continue
+		}
+		if len(d.names) != 1 || !strings.Contains(d.text, "local function "+d.names[0]+"(") {
+			return "", nil, fmt.Errorf("luabuild: @cold marks %v, not one local function", d.names)
+		}
+		cold, names = append(cold, d), append(names, d.names[0])
+	}
+	if len(cold) == 0 {
+		return kept, nil, nil
+	}
+	var out strings.Builder
+	out.WriteString("-- cold() returns the helpers marked @cold in lua/src/include, building them\n" +
+		"-- on first use: only rare paths call them (the build routes their calls).\n" +
+		"local cold\n")
+	for _, d := range hot {
+		text, err := callCold(d.text, names)
+		if err != nil {
+			return "", nil, err
+		}
+		out.WriteString(text)
+	}
+	out.WriteString("cold = function()\n")
+	for _, d := range cold {
+		out.WriteString(d.text)
+	}
+	fields := make([]string, len(names))
+	for i, n := range names {
+		fields[i] = n + " = " + n
+	}
+	out.WriteString("  local t = { " + strings.Join(fields, ", ") + " }\n" +
+		"  cold = function() return t end\n" +
+		"  return t\n" +
+		"end\n")
+	return out.String(), names, nil
+}
+
+// callCold writes cold().name( for each call name( of a cold helper in
+// the code of src (not in comments or strings); a cold helper named any
+// other way (passed as a value) is an error, as the build cannot route it.
+func callCold(src string, names []string) (string, error) {
+	if len(names) == 0 {
+		return src, nil
+	}
+	cold := map[string]string{}
+	for _, n := range names {
+		cold[n] = "cold()." + n
+	}
+	var out strings.Builder
+	for line := range strings.Lines(src) {
+		code, rest := splitComment(line)
+		var bad string
+		code = rewriteIdents(code, func(id string, after string) (string, bool) {
+			v, ok := cold[id]
+			if !ok {
+				return "", false
+			}
+			if !strings.HasPrefix(after, "(") {
+				bad = id
+				return "", false
+			}
+			return v, true
+		})
+		if bad != "" {
+			return "", fmt.Errorf("luabuild: the @cold helper %s is used other than by a call: %q", bad, line)
+		}
+		out.WriteString(code)
+		out.WriteString(rest)
+	}
+	return out.String(), nil
 }
 
 // inlineConstants turns the constants of kept (see constRe) into comments
@@ -248,6 +354,16 @@ func splitComment(line string) (code, comment string) {
 // outside string literals and after no "." (a field of that name is not
 // the constant).
 func replaceOutsideStrings(code string, consts map[string]string) string {
+	return rewriteIdents(code, func(id, _ string) (string, bool) {
+		v, ok := consts[id]
+		return v, ok
+	})
+}
+
+// rewriteIdents writes f(id, what follows it) for each identifier of code
+// that f accepts, outside string literals and after no "." or ":" (a
+// field or method of that name is not the local).
+func rewriteIdents(code string, f func(id, after string) (string, bool)) string {
 	var out strings.Builder
 	var quote byte
 	for i := 0; i < len(code); {
@@ -267,11 +383,14 @@ func replaceOutsideStrings(code string, consts map[string]string) string {
 		case c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
 			loc := identRe.FindStringIndex(code[i:])
 			id := code[i : i+loc[1]]
-			if v, ok := consts[id]; ok && (i == 0 || code[i-1] != '.') {
-				out.WriteString(v)
-			} else {
-				out.WriteString(id)
+			v, ok := id, false
+			if i == 0 || code[i-1] != '.' && code[i-1] != ':' {
+				v, ok = f(id, code[i+loc[1]:])
 			}
+			if !ok {
+				v = id
+			}
+			out.WriteString(v)
 			i += loc[1]
 			continue
 		}

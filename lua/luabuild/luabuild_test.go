@@ -98,3 +98,78 @@ func TestScriptIncludes(t *testing.T) {
 		t.Error("a missing include built")
 	}
 }
+
+// TestInlineConstants: an upper-case constant bound to a number or a plain
+// string is written where its name is used in code, not in comments,
+// strings or fields, and its definition becomes a comment; anything else
+// stays a local.
+func TestInlineConstants(t *testing.T) {
+	const kept = `-- the cap.
+local CAP = 32
+local NONE = -2 ^ 63
+local FMT = '>cHc0'
+local LIST = { 1 }
+local lower = 5
+local function f(m)
+  if m.n <= CAP then return 'CAP', m.CAP, NONE end -- CAP stays here
+  return spack(FMT, LIST, lower)
+end
+`
+	out, consts := inlineConstants(kept)
+	for _, want := range []string{
+		"-- CAP = 32: the build writes", "-- NONE = (-2 ^ 63):", "local LIST = { 1 }", "local lower = 5",
+		"if m.n <= 32 then return 'CAP', m.CAP, (-2 ^ 63) end -- CAP stays here",
+		"return spack('>cHc0', LIST, lower)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if len(consts) != 3 || consts["CAP"] != "32" {
+		t.Errorf("constants %v, want CAP, NONE and FMT", consts)
+	}
+	if strings.Contains(out, "local CAP") {
+		t.Errorf("a constant stayed a local:\n%s", out)
+	}
+}
+
+// TestLazyCold: helpers marked @cold move into cold(), which builds them
+// once, and every call of one goes through it; a cold helper used as a
+// value, or a mark on anything but one local function, fails the build.
+func TestLazyCold(t *testing.T) {
+	const kept = `local rcall = redis.call
+-- fail is an error.
+-- @cold
+local function fail(code) return redis.error_reply(code) end
+local function check(x)
+  if not x then return fail('BAD') end -- fail( in a comment stays
+  return 'fail(' .. x
+end
+`
+	out, names, err := lazyCold(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"local cold\n", "return cold().fail('BAD') end -- fail( in a comment stays", "return 'fail(' .. x",
+		"cold = function()\n", "  local t = { fail = fail }\n", "  cold = function() return t end\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !slices.Equal(names, []string{"fail"}) || strings.Index(out, "local function fail") < strings.Index(out, "cold = function") {
+		t.Errorf("cold %v; fail is not inside cold():\n%s", names, out)
+	}
+	for name, bad := range map[string]string{
+		"used as a value":   kept + "local g = fail\n",
+		"a mark on a value": "-- @cold\nlocal X = 1\n",
+	} {
+		if _, _, err := lazyCold(bad); err == nil {
+			t.Errorf("%s: built", name)
+		}
+	}
+	if out, names, _ := lazyCold("local function f() end\n"); out != "local function f() end\n" || names != nil {
+		t.Errorf("nothing cold changed the text: %q %v", out, names)
+	}
+}

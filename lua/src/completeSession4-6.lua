@@ -48,18 +48,17 @@ Time:    session_completed_at = updated_at = Redis TIME in ms; the running
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local idem = (ARGV[6] or '') ~= '' and { key = KEYS[6], fp = ARGV[6], ttl = ARGV[7] } or nil -- nil: no key
 local actor = ARGV[8] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'pending' and m.status ~= 'running' and m.status ~= 'paused' then
   return bad_transition(m, 'completed')
 end
-hold_parts(k_parts, m)
 local pos, p = tonumber(m.active), nil
 if pos then p = get_p(k_parts, pos) end
 
@@ -79,10 +78,9 @@ if p then
   table.insert(changed, 1, { pos, enc_p(p) })
   ev = event_for('session_completed', p, elapsed)
 end
-write_frags(k_parts, changed)
 m.status, m.version, m.active, m.active_id = 'completed', m.version + 1, '', ''
 m.cycle_at, m.completed_at, m.updated_at = '', now, now
-save_meta(k_meta, k_parts, k_index, m)
+save_meta(k_meta, k_parts, k_index, m, changed)
 sync_deadline(k_dl, m, nil)
 
 ev.actor = actor

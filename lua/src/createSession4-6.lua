@@ -54,7 +54,7 @@ local k_meta, k_parts, k_index, k_stream, k_lives = KEYS[1], KEYS[2], KEYS[3], K
 local sid, channel, cap = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local mode, total, per_cycle, incr, max = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local auto, metadata = ARGV[9], ARGV[10]
-local idem = { key = KEYS[5], fp = ARGV[11], ttl = ARGV[12] }
+local idem = (ARGV[11] or '') ~= '' and { key = KEYS[5], fp = ARGV[11], ttl = ARGV[12] } or nil -- nil: no key
 local actor = ARGV[13]
 local FIRST = 14 -- the first participant slot
 
@@ -102,7 +102,7 @@ if nargs % 4 == 1 then
     return fail('VALIDATION_ERROR', { field = 'warnings_ms', message = 'up to 5 positive integers, comma-separated' })
   end
   table.sort(ws, function(a, b) return a > b end)
-  for i, w in ipairs(ws) do ws[i] = int(w) end
+  for i, w in ipairs(ws) do ws[i] = fmt('%d', w) end
   warn = table.concat(ws, ',')
 end
 if nargs < 4 or nargs % 4 ~= 0 then
@@ -149,11 +149,11 @@ end)
 local now = now_ms()
 
 -- write
-if total == '' then total = int(sum) end
+if total == '' then total = fmt('%d', sum) end
 local life = rcall('INCR', k_lives)
 local m = { id = sid, mode = mode, status = 'pending', version = 1, life = life, n = #ps, active = '',
   active_id = '', total = total, per_cycle = per_cycle, incr = incr, max = max, auto = auto, meta = metadata,
-  cycle_at = '', started_at = '', completed_at = '', created_at = int(now), updated_at = int(now),
+  cycle_at = '', started_at = '', completed_at = '', created_at = fmt('%d', now), updated_at = fmt('%d', now),
   turn = 0, used = 0, groups = groups, warn = warn }
 if mode == 'global' then m.bank = tonumber(total) end
 m.cfg_raw = pack_cfg(m)
@@ -172,7 +172,7 @@ for pos, p in ipairs(ps) do
       members[#members + 1] = p.group_id
     end
     local l = members[p.group_id]
-    l[#l + 1] = int(pos - 1)
+    l[#l + 1] = fmt('%d', pos - 1)
   end
 end
 -- per_group: each group's member positions, so a charge rewrites its

@@ -29,12 +29,12 @@ Time:    timestamp = Redis TIME in ms.
 
 local k_meta, k_parts, k_index, k_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local idem = { key = KEYS[5], fp = ARGV[5] or '', ttl = ARGV[6] }
+local idem = (ARGV[5] or '') ~= '' and { key = KEYS[5], fp = ARGV[5], ttl = ARGV[6] } or nil -- nil: no key
 local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 if not m then
   keep(idem, '0')
   return 0
@@ -45,12 +45,12 @@ if e then return e end
 local now = now_ms()
 
 rcall('DEL', k_meta, k_parts, k_index)
-rcall('SPUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. int(now)
-  .. ',"version":' .. int(m.version + 1) .. ',"life":' .. int(m.life) .. '}')
+rcall('SPUBLISH', channel, '{"type":"SESSION_DELETED","sessionId":"' .. sid .. '","timestamp":' .. fmt('%d', now)
+  .. ',"version":' .. fmt('%d', m.version + 1) .. ',"life":' .. fmt('%d', m.life) .. '}')
 if cap > 0 then
-  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', int(m.version + 1),
-    'life', int(m.life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
-    'cycle_number', '', 'timestamp', int(now), 'state_kind', '', 'state', '', 'actor', actor)
+  rcall('XADD', k_stream, '*', 'type', 'session_deleted', 'session_id', sid, 'version', fmt('%d', m.version + 1),
+    'life', fmt('%d', m.life), 'participant_id', '', 'group_id', '', 'time_remaining_ms', '', 'time_elapsed_ms', '',
+    'cycle_number', '', 'timestamp', fmt('%d', now), 'state_kind', '', 'state', '', 'actor', actor)
 end
 keep(idem, '1')
 return 1

@@ -39,7 +39,7 @@ Time:    the turn is charged exactly up to its deadline; with auto_advance the
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 if not m or m.status ~= 'running' or m.cycle_at == '' then
   rcall('ZREM', k_dl, sid)
   return 0

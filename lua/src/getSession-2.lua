@@ -21,12 +21,12 @@ Time:    server_time_ms = Redis TIME in ms at the read.
 local k_meta, k_parts = KEYS[1], KEYS[2]
 local sid = ARGV[1]
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 if not m then return fail('SESSION_NOT_FOUND', { session_id = sid }) end
 
 local now = now_ms()
 
 -- fragments are stored packed: each is rendered as v1 JSON here
-local out = append_all(k_parts, m.n, { json_head(m, now, '') })
-for i = 2, #out do out[i] = json_p(out[i]) end
+local out = { json_head(m, now, '') }
+for i, f in ipairs(all_parts(k_parts, m)) do out[i + 1] = json_p(f) end
 return out

@@ -49,16 +49,15 @@ Time:    elapsed = now - cycle_started_at (Redis TIME, ms), capped where the
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected, msg_ch = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local idem = { key = KEYS[6], fp = ARGV[6] or '', ttl = ARGV[7] }
+local idem = (ARGV[6] or '') ~= '' and { key = KEYS[6], fp = ARGV[6], ttl = ARGV[7] } or nil -- nil: no key
 local actor = ARGV[8] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'running' then return bad_transition(m, 'paused') end
-hold_parts(k_parts, m)
 local pos = tonumber(m.active)
 local p = get_p(k_parts, pos)
 
@@ -72,9 +71,8 @@ if st.done then return kept(idem, st.done, k_parts, m, now, '') end
 local elapsed, first, changed = st.elapsed, st.first, st.changed
 p, pos = st.p, st.pos
 table.insert(changed, 1, { pos, enc_p(p) })
-write_frags(k_parts, changed)
 m.status, m.version, m.cycle_at, m.updated_at = 'paused', m.version + 1, '', now
-save_meta(k_meta, k_parts, k_index, m)
+save_meta(k_meta, k_parts, k_index, m, changed)
 sync_deadline(k_dl, m, p)
 
 local ev = event_for('session_paused', p, elapsed)

@@ -36,16 +36,15 @@ Time:    cycle_started_at = updated_at = Redis TIME in ms; the turn's
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
+local idem = (ARGV[5] or '') ~= '' and { key = KEYS[6], fp = ARGV[5], ttl = ARGV[6] } or nil -- nil: no key
 local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'paused' then return bad_transition(m, 'running') end
-hold_parts(k_parts, m)
 local pos = tonumber(m.active)
 local p = get_p(k_parts, pos)
 

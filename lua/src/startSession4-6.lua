@@ -37,16 +37,15 @@ Time:    cycle_started_at = session_started_at = updated_at = Redis TIME in ms;
 
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local idem = { key = KEYS[6], fp = ARGV[5] or '', ttl = ARGV[6] }
+local idem = (ARGV[5] or '') ~= '' and { key = KEYS[6], fp = ARGV[5], ttl = ARGV[6] } or nil -- nil: no key
 local actor = ARGV[7] or ''
 local replay = replayed(idem)
 if replay then return replay end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'pending' then return bad_transition(m, 'running') end
-hold_parts(k_parts, m)
 local p = get_p(k_parts, 0)
 
 local now = now_ms()
@@ -54,10 +53,9 @@ local now = now_ms()
 p.is_active = true
 begin_turn(m, p, now)
 local frag = enc_p(p)
-write_frags(k_parts, { { 0, frag } })
 m.status, m.version, m.active, m.active_id = 'running', m.version + 1, '0', p.participant_id
 m.started_at, m.updated_at = now, now
-save_meta(k_meta, k_parts, k_index, m)
+save_meta(k_meta, k_parts, k_index, m, { { 0, frag } })
 sync_deadline(k_dl, m, p)
 
 local ev = event_for('session_started', p, 0)

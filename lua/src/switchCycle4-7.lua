@@ -65,9 +65,9 @@ Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
 local k_meta, k_parts, k_index, k_stream, k_dl = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local sid, channel, cap, expected = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
-local idem = { key = KEYS[6], fp = ARGV[8] or '', ttl = ARGV[9] }
+local idem = (ARGV[8] or '') ~= '' and { key = KEYS[6], fp = ARGV[8], ttl = ARGV[9] } or nil -- nil: no key
 local actor = ARGV[10] or ''
-local burst, interval = tonumber(ARGV[11] or ''), tonumber(ARGV[12] or '')
+local burst, interval = ARGV[11] and tonumber(ARGV[11]), ARGV[12] and tonumber(ARGV[12])
 local replay = replayed(idem)
 if replay then return replay end
 
@@ -84,7 +84,7 @@ if burst then
   b_rem, b_reset = rem, reset
 end
 
-local m = load_meta(k_meta)
+local m = load_meta(k_meta, k_parts)
 local e = check_common(m, sid, expected, k_stream, cap)
 if e then return e end
 if m.status ~= 'running' then return bad_transition(m, 'running') end
@@ -92,7 +92,6 @@ if current_id ~= '' and current_id ~= m.active_id then
   return fail('CONFLICT', { expected_participant_id = current_id, active_participant_id = m.active_id,
     actual_version = m.version })
 end
-hold_parts(k_parts, m)
 local cur_pos = tonumber(m.active)
 local next_pos, named
 if next_id ~= '' then
@@ -155,8 +154,7 @@ if m.status == 'running' then
 end
 table.insert(changed, 1, { cur_pos, enc_p(cur) })
 if nxt and next_pos ~= cur_pos then set_frag(changed, next_pos, enc_p(nxt)) end
-write_frags(k_parts, changed)
-save_meta(k_meta, k_parts, k_index, m)
+save_meta(k_meta, k_parts, k_index, m, changed)
 sync_deadline(k_dl, m, nxt)
 
 local r = emit(k_parts, k_stream, channel, cap, m, now, expired, changed, ev)

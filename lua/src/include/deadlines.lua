@@ -12,7 +12,7 @@ local function sync_deadline(k_dl, m, p)
     if l then
       l = math.max(l, 0)
       if m.warned < #m.warns then l = math.max(l - m.warns[m.warned + 1], 0) end
-      rcall('ZADD', k_dl, int(tonumber(m.cycle_at) + l), m.id)
+      rcall('ZADD', k_dl, fmt('%d', tonumber(m.cycle_at) + l), m.id)
       return
     end
   end

@@ -7,7 +7,7 @@
 
 local function get_p(key, pos)
   if held then return dec_p(held[pos + 1]) end
-  return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or int(pos)))
+  return dec_p(rcall('HGET', key, POSITIONS[pos + 1] or fmt('%d', pos)))
 end
 
 -- json_p is a stored fragment as v1 JSON (getSession).
@@ -39,23 +39,23 @@ local function json_head_open(m, now, extra)
   if m.max ~= '' then opt = opt .. ',"max_time_ms":' .. m.max end
   if m.meta ~= '' then opt = opt .. ',"metadata":' .. m.meta end
   if m.warn and m.warn ~= '' then opt = opt .. ',"warnings_ms":[' .. m.warn .. ']' end
-  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. int(math.max(m.bank, 0)) end
+  if m.mode == 'global' and m.bank then opt = opt .. ',"time_remaining_ms":' .. fmt('%d', math.max(m.bank, 0)) end
   if m.mode == 'per_group' then
     local ids, gs = {}, {}
     for g in pairs(m.groups) do ids[#ids + 1] = g end
     table.sort(ids)
-    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. int(math.max(m.groups[g], 0)) end
+    for i, g in ipairs(ids) do gs[i] = '"' .. g .. '":' .. fmt('%d', math.max(m.groups[g], 0)) end
     opt = opt .. ',"group_remaining_ms":{' .. table.concat(gs, ',') .. '}'
   end
   return '{"session_id":"' .. m.id .. '","sync_mode":"' .. m.mode .. '","status":"' .. m.status
-    .. '","version":' .. int(m.version) .. ',"life":' .. int(m.life) .. ',"active_participant_id":' .. active
+    .. '","version":' .. fmt('%d', m.version) .. ',"life":' .. fmt('%d', m.life) .. ',"active_participant_id":' .. active
     .. ',"total_time_ms":' .. m.total .. ',"time_per_cycle_ms":' .. num_or_null(m.per_cycle)
     .. opt .. ',"auto_advance":' .. (m.auto == '1' and 'true' or 'false')
     .. ',"cycle_started_at":' .. iso_or_null(m.cycle_at)
     .. ',"session_started_at":' .. iso_or_null(m.started_at)
     .. ',"session_completed_at":' .. iso_or_null(m.completed_at)
     .. ',"created_at":"' .. iso(tonumber(m.created_at)) .. '","updated_at":"' .. iso(tonumber(m.updated_at))
-    .. '","server_time_ms":' .. int(now) .. extra
+    .. '","server_time_ms":' .. fmt('%d', now) .. extra
 end
 
 local function json_head(m, now, extra)

@@ -10,25 +10,28 @@
 -- @include fragments
 -- @include rotation
 
+-- end_expired ends the session: its time ran out, or nobody is left.
+-- @cold
 local function end_expired(m, now)
   m.status, m.active, m.active_id, m.cycle_at, m.completed_at = 'expired', '', '', '', now
 end
 
 -- time_expired announces an expiry on the session's message channel
 -- (pid nil: the session's own time ran out).
+-- @cold
 local function time_expired(ch, m, pid, now)
   if not ch or ch == '' then return end
   local who = 'null'
   if pid then who = '"' .. pid .. '"' end
   rcall('SPUBLISH', ch, '{"type":"TIME_EXPIRED","sessionId":"' .. m.id .. '","participant_id":' .. who
-    .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+    .. ',"timestamp":' .. fmt('%d', now) .. ',"version":' .. fmt('%d', m.version) .. '}')
 end
 
 -- time_warning announces that the running turn has remaining ms left.
 local function time_warning(ch, m, pid, remaining, now)
   if not ch or ch == '' then return end
   rcall('SPUBLISH', ch, '{"type":"TIME_WARNING","sessionId":"' .. m.id .. '","participant_id":"' .. pid
-    .. '","remaining_ms":' .. int(remaining) .. ',"timestamp":' .. int(now) .. ',"version":' .. int(m.version) .. '}')
+    .. '","remaining_ms":' .. fmt('%d', remaining) .. ',"timestamp":' .. fmt('%d', now) .. ',"version":' .. fmt('%d', m.version) .. '}')
 end
 
 -- ran_out reports whether the turn just charged on p ran its clock out
@@ -84,8 +87,7 @@ local function expire_turn(ks, m, p, pos, e, now, changed)
     end
   end
   table.insert(changed, 1, { pos, enc_p(p) })
-  write_frags(ks.parts, changed)
-  save_meta(ks.meta, ks.parts, ks.index, m)
+  save_meta(ks.meta, ks.parts, ks.index, m, changed)
   sync_deadline(ks.dl, m, active)
   local r = emit(ks.parts, ks.stream, ks.channel, ks.cap, m, now, '', changed, ev)
   time_expired(ks.msg, m, who, now)

@@ -5,15 +5,11 @@
 -- entry flagged written was stored already (sync_group).
 
 -- held mirrors the parts hash of a session of at most FULL_MAX
--- participants for the rest of the call, once read (below): one HMGET then
+-- participants for the rest of the call, once read with st: one HMGET then
 -- serves every read of a participant and the whole-state message, and
 -- every write goes through it too. (The build keeps what a script's text
 -- names, comments included, so this one names no function.)
 local held = nil
-
-local function hold_parts(k_parts, m)
-  if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
-end
 
 -- set_frag records pos's new fragment, replacing an earlier one.
 local function set_frag(changed, pos, frag)
@@ -26,12 +22,13 @@ local function set_frag(changed, pos, frag)
   changed[#changed + 1] = { pos, frag }
 end
 
--- write_frags stores the fragments of changed not stored yet.
-local function write_frags(k_parts, changed)
-  local flat = {}
+-- write_frags stores m's st (at field n) and the fragments of changed not
+-- stored yet, in one HSET of the parts hash.
+local function write_frags(k_parts, changed, m)
+  local flat = { POSITIONS[m.n + 1] or fmt('%d', m.n), m.st_raw }
   for _, c in ipairs(changed) do
     if not c[3] then
-      flat[#flat + 1] = POSITIONS[c[1] + 1] or int(c[1]) -- a number would be formatted by %.17g
+      flat[#flat + 1] = POSITIONS[c[1] + 1] or fmt('%d', c[1]) -- a number would be formatted by %.17g
       flat[#flat + 1] = c[2]
       if held then held[c[1] + 1] = c[2] end
     end

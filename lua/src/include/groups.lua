@@ -14,7 +14,7 @@ local function group_members(k_parts, m, gid)
       local g = get_p(k_parts, i).group_id
       if g then
         if not lists[g] then lists[g] = {} end
-        lists[g][#lists[g] + 1] = int(i)
+        lists[g][#lists[g] + 1] = fmt('%d', i)
       end
     end
     for g, l in pairs(lists) do

@@ -7,12 +7,15 @@
 -- fullstate/binary.go and Node's testdata/node/packed.mjs read them).
 -- struct.unpack hands the slots back as values, where cmsgpack built a
 -- table one slot at a time (~1k Redis instructions a slot: bench/RESULTS.md
--- "Revision 4"). Hc0 and I4c0 are a 16- or 32-bit length, then the bytes.
-local CFG = '>c1Hc0Hc0I4Hc0Hc0Hc0Hc0Hc0I4c0i8Hc0i8' -- tag C
-local ST = '>c1Hc0i8i8Hc0i8i8i8i8i8i8i4i8I4c0' -- tag S
-local PART = '>c1Hc0i4i8i8i4BBHc0' -- tag P
-local EVENT = '>c1i8i8Hc0Hc0i8i8i8i8I4c0' -- tag E
-local MSG = '>c1c1i8i8i8i8I4I4HI4' -- tag M: its head (see message)
+-- "Revision 4"). Hc0 and Ic0 are a 16- or 32-bit length, then the bytes.
+-- The letters go without sizes (c and B 1 byte, H 2, i and I 4, l 8: struct's
+-- native sizes on the LP64 platforms Redis runs on), so struct parses no
+-- digits on every call; lua/README.md "Layouts" writes them as sizes.
+local CFG = '>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l' -- tag C
+local ST = '>cHc0llHc0llllllilIc0' -- tag S
+local PART = '>cHc0illiBBHc0' -- tag P
+local EVENT = '>cllHc0Hc0llllIc0' -- tag E
+local MSG = '>ccllllIIHI' -- tag M: its head (see message)
 -- NONE fills an integer slot that holds no number ("" in the older
 -- layouts): the int64 minimum, which no time or count reaches.
 local NONE = -2 ^ 63
@@ -52,7 +55,7 @@ local function pack_st(m)
   local g = ''
   if m.mode == 'per_group' then
     local out = {}
-    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0i8', #id, id, bank) end
+    for id, bank in pairs(m.groups) do out[#out + 1] = spack('>Hc0l', #id, id, bank) end
     g = table.concat(out)
   end
   local active, cycle_at, started_at, completed_at = m.active, m.cycle_at, m.started_at, m.completed_at
@@ -82,7 +85,7 @@ local function st_slots(s)
   local groups, at = {}, 1
   while at <= #g do
     local id, b
-    id, b, at = sunpack('>Hc0i8', g, at)
+    id, b, at = sunpack('>Hc0l', g, at)
     groups[id] = b
   end
   return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
@@ -145,8 +148,10 @@ local function message(kind, m, now, expired, base, positions, parts)
   if kind == 'd' then
     for i = 1, #positions, 200 do
       local j = math.min(i + 199, #positions)
-      head = head .. spack('>' .. string.rep('I4', j - i + 1), unpack(positions, i, j))
+      head = head .. spack('>' .. string.rep('I', j - i + 1), unpack(positions, i, j))
     end
   end
-  return head .. expired .. cfg .. st .. table.concat(parts)
+  if #parts > 200 then return head .. expired .. cfg .. st .. table.concat(parts) end
+  -- one string made, not two: Redis's Lua hashes every byte of each
+  return table.concat({ head, expired, cfg, st, unpack(parts) })
 end

@@ -12,6 +12,7 @@
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
+-- @cold
 local function load_unpacked(key)
   local flat = rcall('HGETALL', key)
   if #flat == 0 then return nil end
@@ -32,26 +33,42 @@ local function load_unpacked(key)
   return m
 end
 
--- load_meta returns the session's meta hash as a table, or nil.
-local function load_meta(key)
-  local v = rcall('HMGET', key, 'cfg', 'st')
+-- load_meta returns the session as a table, or nil: cfg from the meta
+-- hash, st from the parts hash, where it is the field after the last
+-- position (n), so that the participants of a session of at most FULL_MAX
+-- come with it (held: one HMGET of positions 0..n). Revisions 2 and 3 kept
+-- st in the meta hash, and a session stored before the packing has a
+-- field each there; the next save stores either as revision 4 does.
+local function load_meta(k_meta, k_parts)
+  local c = rcall('HGET', k_meta, 'cfg')
   local m
-  if v[2] then
-    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(v[1])
+  if c then
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(c)
+    local s
+    if n <= FULL_MAX then
+      held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, n + 1))
+      s, held[n + 1] = held[n + 1], nil
+    else
+      s = rcall('HGET', k_parts, fmt('%d', n))
+    end
+    local old_st = not s
+    if old_st then s = rcall('HGET', k_meta, 'st') end
+    if not s then return nil end
     local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
-      bank, groups = st_slots(v[2])
+      bank, groups = st_slots(s)
     -- one constructor: the table is made at its size, not grown field by field
-    m = { cfg_raw = v[1], id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+    m = { cfg_raw = c, id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
       max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
       status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
       started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
-      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {},
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {}, old_st = old_st,
       -- a cfg of an older layout is stored again in this one at the next save
       old_cfg = spack and not tag }
   else
-    m = load_unpacked(key)
+    m = load_unpacked(k_meta)
     if not m then return nil end
     m.loaded_status, m.warns = m.status, {}
+    if m.n <= FULL_MAX then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
   end
   -- warnings: thresholds (ms left, descending) and how many of them the
   -- current turn has passed
@@ -73,6 +90,7 @@ local function check_common(m, sid, expected, stream, cap)
   return nil
 end
 
+-- @cold
 local function bad_transition(m, to)
   return fail('INVALID_STATE_TRANSITION', { from = m.status, to = to, version = m.version })
 end
@@ -80,12 +98,13 @@ end
 -- restore_parts stores every participant of a session stored before
 -- revision 4 in layout P (once: its cfg is stored again at the same save),
 -- so that a message's participants are all of one layout.
+-- @cold
 local function restore_parts(k_parts, m)
   local all, flat = held or append_all(k_parts, m.n, {}), {}
   for i, f in ipairs(all) do
     if string.byte(f, 1) ~= 80 then -- not 'P'
       local p = enc_p(dec_p(f))
-      flat[#flat + 1] = POSITIONS[i] or int(i - 1)
+      flat[#flat + 1] = POSITIONS[i] or fmt('%d', i - 1)
       flat[#flat + 1] = p
       if held then held[i] = p end
     end
@@ -93,25 +112,27 @@ local function restore_parts(k_parts, m)
   hset_flat(k_parts, flat)
 end
 
--- save_meta writes the fields a transition may change (keeping the packed st
--- in m.st_raw, for the message) and sets the TTL that
--- matches the new status on every key of the session. A transition that
--- keeps the status (a switch) keeps the TTL too: running sessions were made
--- persistent on the way in, and the switch is the hot path.
-local function save_meta(k_meta, k_parts, k_index, m)
+-- save_meta writes st (keeping it in m.st_raw, for the message) with the
+-- participants of changed ({{pos, fragment}, ...}, or nil) in one HSET of
+-- the parts hash, and sets the TTL that matches the new status on every
+-- key of the session. A transition that keeps the status (a switch) keeps
+-- the TTL too: running sessions were made persistent on the way in, and
+-- the switch is the hot path.
+local function save_meta(k_meta, k_parts, k_index, m, changed)
   local st = pack_st(m)
   m.st_raw = st
   if spack and (m.unpacked or m.old_cfg) then restore_parts(k_parts, m) end
+  write_frags(k_parts, changed or {}, m)
   if m.unpacked then
     m.cfg_raw = pack_cfg(m)
     rcall('DEL', k_meta)
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw)
     m.unpacked, m.loaded_status = nil, nil -- DEL dropped the TTL: set it again
-  elseif m.old_cfg then
-    m.cfg_raw, m.old_cfg = pack_cfg(m), nil
-    rcall('HSET', k_meta, 'cfg', m.cfg_raw, 'st', st)
-  else
-    rcall('HSET', k_meta, 'st', st)
+  elseif m.old_cfg or m.old_st then
+    if m.old_cfg then m.cfg_raw = pack_cfg(m) end
+    rcall('HSET', k_meta, 'cfg', m.cfg_raw)
+    rcall('HDEL', k_meta, 'st')
+    m.old_cfg, m.old_st = nil, nil
   end
   if m.status == m.loaded_status then return end
   local ttl = TTL_FINISHED

@@ -1,5 +1,6 @@
--- What every script starts with: the redis.call alias, integer formatting, error
--- replies, and the size and lifetime constants.
+-- What every script starts with: the redis.call and string.format aliases
+-- (fmt('%d', n) formats an integer: a helper for it would be one more
+-- closure per call), error replies, and the size and lifetime constants.
 
 -- Shared helpers, pasted into every script by the build (`make lua`).
 local rcall = redis.call
@@ -13,15 +14,12 @@ local FULL_MAX = 32
 -- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
 -- to redis.call is formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
-  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31' }
+  '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 
 -- TTLs (ms). Running and paused sessions never expire.
 local TTL_PENDING = 86400000
 local TTL_FINISHED = 3600000
 
-local function int(x)
-  return fmt('%d', x)
-end
 
 -- hset_flat writes flat = {field, value, ...} to the hash key in chunks:
 -- Lua's unpack has a C-stack limit of a few thousand values.
@@ -29,6 +27,8 @@ local function hset_flat(key, flat)
   for i = 1, #flat, 200 do rcall('HSET', key, unpack(flat, i, math.min(i + 199, #flat))) end
 end
 
+-- fail is an error reply: CODE, then the details as JSON.
+-- @cold
 local function fail(code, details)
   return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
