@@ -3,8 +3,8 @@
 new life: the shard's life counter (KEYS[6]) stamps it, so a session id
 reused after a delete or a TTL is told apart from its earlier lives.
 
-KEYS[1] meta    sk:{<shard>}:session:<id>         hash: session-level fields
-KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant JSON;
+KEYS[1] meta    sk:{<shard>}:session:<id>         hash: cfg, what create fixes (lua/README.md "The meta hash")
+KEYS[2] parts   sk:{<shard>}:session:<id>:parts   hash: position -> participant; field n -> st;
                                                   per_group also g:<group_id> -> member positions
 KEYS[3] index   sk:{<shard>}:session:<id>:index   hash: participant_id -> position
 KEYS[4] stream  sk:{<shard>}:events               stream: audit events of the shard
