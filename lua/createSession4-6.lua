@@ -60,8 +60,9 @@ local floor = math.floor
 -- the full state; larger ones publish a delta of the participants that changed,
 -- so a switch costs the same at 1000 participants as at 4.
 -- FULL_MAX = 32: the build writes the value where the name is used
--- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
--- to redis.call is formatted on every call
+-- the hash fields of positions 0..FULL_MAX, as strings (field n holds st,
+-- after a session's last participant): a number passed to redis.call is
+-- formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
   '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 
@@ -342,9 +343,10 @@ end
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint and how long the record
--- lives (ms); nil when the call has no key (no table is made for it). A record is fp, a newline, then the
--- reply's payload (a packed message, or JSON kept by the revision-2
--- scripts); only calls that succeed leave one (an error changed nothing).
+-- lives (ms); nil when the call has no key (no table is made for it). A
+-- record is fp, a newline, then the reply's payload (a message, or JSON
+-- kept by the revision-2 scripts); only calls that succeed leave one (an
+-- error changed nothing).
 
 -- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.

@@ -44,8 +44,9 @@ local floor = math.floor
 -- the full state; larger ones publish a delta of the participants that changed,
 -- so a switch costs the same at 1000 participants as at 4.
 -- FULL_MAX = 32: the build writes the value where the name is used
--- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
--- to redis.call is formatted on every call
+-- the hash fields of positions 0..FULL_MAX, as strings (field n holds st,
+-- after a session's last participant): a number passed to redis.call is
+-- formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
   '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 
@@ -650,14 +651,14 @@ cold = function()
 local function fail(code, details)
   return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
+-- The session: reading it, the checks every mutating script makes first,
+-- and writing it back with the TTL its status gives.
 
--- The meta hash holds two packed values (lua/README.md "The meta hash"):
--- cfg, what createSession fixes, and st, what transitions change. A field
+-- A session's fields are two packed values (lua/README.md "The meta
+-- hash"): cfg, what createSession fixes, in the meta hash, and st, what
+-- transitions change, in the parts hash beside the participants. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
--- sprintf to write back (callgrind); two packed values cost the read of
--- two. layout.lua packs and reads them.
+-- sprintf to write back (callgrind). layout.lua packs and reads them.
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.

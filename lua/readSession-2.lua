@@ -32,8 +32,9 @@ local floor = math.floor
 -- the full state; larger ones publish a delta of the participants that changed,
 -- so a switch costs the same at 1000 participants as at 4.
 -- FULL_MAX = 32: the build writes the value where the name is used
--- the hash fields of positions 0..FULL_MAX-1, as strings: a number passed
--- to redis.call is formatted on every call
+-- the hash fields of positions 0..FULL_MAX, as strings (field n holds st,
+-- after a session's last participant): a number passed to redis.call is
+-- formatted on every call
 local POSITIONS = { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15',
   '16', '17', '18', '19', '20', '21', '22', '23', '24', '25', '26', '27', '28', '29', '30', '31', '32' }
 -- The clock: Redis TIME in ms, and ISO 8601 formatting of instants.

@@ -4,9 +4,10 @@
 
 -- Idempotency-Key (lua/README.md "Idempotency"). idem = {key, fp, ttl}: the
 -- record's key (KEYS), the request's fingerprint and how long the record
--- lives (ms); nil when the call has no key (no table is made for it). A record is fp, a newline, then the
--- reply's payload (a packed message, or JSON kept by the revision-2
--- scripts); only calls that succeed leave one (an error changed nothing).
+-- lives (ms); nil when the call has no key (no table is made for it). A
+-- record is fp, a newline, then the reply's payload (a message, or JSON
+-- kept by the revision-2 scripts); only calls that succeed leave one (an
+-- error changed nothing).
 
 -- replayed answers a repeat: {'replay', payload} for the same request,
 -- IDEMPOTENCY_KEY_REUSED for another one, nil when the key is new.

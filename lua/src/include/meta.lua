@@ -1,14 +1,14 @@
--- The session-level hash: reading it, the checks every mutating script makes
--- first, and writing it back with the TTL its status gives.
+-- The session: reading it, the checks every mutating script makes first,
+-- and writing it back with the TTL its status gives.
 -- @include prelude
 -- @include layout
 -- @include fragments
 
--- The meta hash holds two packed values (lua/README.md "The meta hash"):
--- cfg, what createSession fixes, and st, what transitions change. A field
+-- A session's fields are two packed values (lua/README.md "The meta
+-- hash"): cfg, what createSession fixes, in the meta hash, and st, what
+-- transitions change, in the parts hash beside the participants. A field
 -- of its own costs a transition ~2.6k Redis instructions to read and a
--- sprintf to write back (callgrind); two packed values cost the read of
--- two. layout.lua packs and reads them.
+-- sprintf to write back (callgrind). layout.lua packs and reads them.
 
 -- load_unpacked reads a session stored before the packing: one hash field
 -- each, per_group banks as g:<group_id> fields. The next save packs it.
