@@ -118,7 +118,7 @@ func encode(t testing.TB, tag byte, slots []any) []byte {
 func want(tag byte, v []any) []any {
 	out := make([]any, len(v))
 	for i, x := range v {
-		out[i] = int64s(x)
+		out[i] = loose(x)
 	}
 	if tag == tagMessage {
 		out[mCfg], out[mSt] = []byte(v[mCfg].(string)), []byte(v[mSt].(string))
@@ -128,27 +128,6 @@ func want(tag byte, v []any) []any {
 		}
 	}
 	return out
-}
-
-// int64s is x with every int made an int64 (a copy where x holds any).
-func int64s(x any) any {
-	switch x := x.(type) {
-	case int:
-		return int64(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = int64s(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = int64s(e)
-		}
-		return out
-	}
-	return x
 }
 
 // structScript packs sample values with the revision-4 spec's struct

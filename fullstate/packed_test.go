@@ -216,10 +216,13 @@ func FuzzUnpackMatchesMsgpack(f *testing.F) {
 	})
 }
 
-// loose maps both decoders' values onto one form: integers as int64 where
-// they fit, floats as float64 (NaN as a string), bytes as strings.
+// loose maps values onto one form: integers as int64 where they fit,
+// floats as float64 (NaN as a string), bytes as strings (a copy where v
+// holds any).
 func loose(v any) any {
 	switch x := v.(type) {
+	case int:
+		return int64(x)
 	case uint64:
 		if x <= math.MaxInt64 {
 			return int64(x)

@@ -63,6 +63,16 @@ end
 -- native sizes on the LP64 platforms Redis runs on), so struct parses no
 -- digits on every call; lua/README.md "Layouts" writes them as sizes.
 -- CFG = '>cHc0Hc0IHc0Hc0Hc0Hc0Hc0Ic0lHc0l': the build writes the value where the name is used
+-- ST = '>cHc0llHc0llllllilIc0': the build writes the value where the name is used
+-- MSG = '>ccllllIIHI': the build writes the value where the name is used
+-- NONE fills an integer slot that holds no number ("" in the older
+-- layouts): the int64 minimum, which no time or count reaches.
+-- NONE = (-2 ^ 63): the build writes the value where the name is used
+
+-- The embedded dev Redis (Lua in Go, redisconn.Embedded) has neither
+-- struct nor cmsgpack: there each layout's slots go as a JSON array, in
+-- the same order. It never shares data with a real Redis.
+local spack = rawget(_G, 'struct') and struct.pack
 local sunpack = rawget(_G, 'struct') and struct.unpack
 -- unpack_value reads an array of an older layout: revision 3's
 -- MessagePack, or the embedded Redis's JSON.
@@ -75,6 +85,66 @@ local function cfg_slots(c)
   return nil, unpack(unpack_value(c), 1, 12)
 end
 
+-- st_slots returns a stored st's 13 slots, "" where there is no number
+-- (the bank nil), the groups a table group_id -> bank.
+local function st_slots(s)
+  if string.byte(s, 1) ~= 83 then -- not 'S': an older layout
+    local a = unpack_value(s)
+    if a[12] == '' then a[12] = nil end
+    return unpack(a, 1, 13)
+  end
+  local _, status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, g = sunpack('>cHc0llHc0llllllilIc0', s)
+  if active == (-2 ^ 63) then active = '' end
+  if cycle_at == (-2 ^ 63) then cycle_at = '' end
+  if started_at == (-2 ^ 63) then started_at = '' end
+  if completed_at == (-2 ^ 63) then completed_at = '' end
+  if bank == (-2 ^ 63) then bank = nil end
+  local groups, at = {}, 1
+  while at <= #g do
+    local id, b
+    id, b, at = sunpack('>Hc0l', g, at)
+    groups[id] = b
+  end
+  return status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+    bank, groups
+end
+
+-- message packs what a transition publishes, returns and records (tag M):
+-- its head, then (kind 'd') the positions of the participants it carries,
+-- then expired, cfg and st, then the participants back to back: kind 'f'
+-- every one in rotation order, kind 'd' those at `positions`. A
+-- participant in layout P says where it ends, so the parts need no
+-- lengths (an older session's first save stores every participant in
+-- layout P, before its first message). Go renders the v1 JSON.
+local function message(kind, m, now, expired, base, positions, parts)
+  if not spack then
+    return cjson.encode({ kind, m.life, m.version, base, now, m.cfg_raw, m.st_raw, expired, positions, parts })
+  end
+  local cfg, st = m.cfg_raw, m.st_raw
+  local head = spack('>ccllllIIHI', 'M', kind, m.life, m.version, base, now, #cfg, #st, #expired, #parts)
+  if kind == 'd' then
+    for i = 1, #positions, 200 do
+      local j = math.min(i + 199, #positions)
+      head = head .. spack('>' .. string.rep('I', j - i + 1), unpack(positions, i, j))
+    end
+  end
+  if #parts > 200 then return head .. expired .. cfg .. st .. table.concat(parts) end
+  -- one string made, not two: Redis's Lua hashes every byte of each
+  return table.concat({ head, expired, cfg, st, unpack(parts) })
+end
+-- The participant fragments a transition changed, to write and publish.
+
+-- Fragments to publish: changed = {{pos, fragment, written}, ...}; an
+-- entry flagged written was stored already (sync_group).
+
+-- held mirrors the parts hash of a session of at most FULL_MAX
+-- participants for the rest of the call, once read with st: one HMGET then
+-- serves every read of a participant and the whole-state message, and
+-- every write goes through it too. (The build keeps what a script's text
+-- names, comments included, so this one names no function.)
+local held = nil
+
 -- append_all appends the fragments of positions 0..n-1 to out, one HMGET
 -- per 200 (Lua's unpack has a C-stack limit of a few thousand values).
 local function append_all(k_parts, n, out)
@@ -86,6 +156,51 @@ local function append_all(k_parts, n, out)
   end
   return out
 end
+
+-- load_meta returns the session as a table, or nil: cfg from the meta
+-- hash, st from the parts hash, where it is the field after the last
+-- position (n), so that the participants of a session of at most FULL_MAX
+-- come with it (held: one HMGET of positions 0..n). Revisions 2 and 3 kept
+-- st in the meta hash, and a session stored before the packing has a
+-- field each there; the next save stores either as revision 4 does.
+local function load_meta(k_meta, k_parts)
+  local c = rcall('HGET', k_meta, 'cfg')
+  local m
+  if c then
+    local tag, id, mode, n, total, per_cycle, incr, max, auto, meta, created_at, warn, life = cfg_slots(c)
+    local s
+    if n <= 32 then
+      held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, n + 1))
+      s, held[n + 1] = held[n + 1], nil
+    else
+      s = rcall('HGET', k_parts, fmt('%d', n))
+    end
+    local old_st = not s
+    if old_st then s = rcall('HGET', k_meta, 'st') end
+    if not s then return nil end
+    local status, version, active, active_id, cycle_at, started_at, completed_at, updated_at, turn, used, warned,
+      bank, groups = st_slots(s)
+    -- one constructor: the table is made at its size, not grown field by field
+    m = { cfg_raw = c, id = id, mode = mode, n = n, total = total, per_cycle = per_cycle, incr = incr,
+      max = max, auto = auto, meta = meta, created_at = created_at, warn = warn or '', life = life,
+      status = status, version = version, active = active, active_id = active_id, cycle_at = cycle_at,
+      started_at = started_at, completed_at = completed_at, updated_at = updated_at, turn = turn, used = used,
+      warned = warned, bank = bank, groups = groups, loaded_status = status, warns = {}, old_st = old_st,
+      -- a cfg of an older layout is stored again in this one at the next save
+      old_cfg = spack and not tag }
+  else
+    m = cold().load_unpacked(k_meta)
+    if not m then return nil end
+    m.loaded_status, m.warns = m.status, {}
+    if m.n <= 32 then held = rcall('HMGET', k_parts, unpack(POSITIONS, 1, m.n)) end
+  end
+  -- warnings: thresholds (ms left, descending) and how many of them the
+  -- current turn has passed
+  if m.warn and m.warn ~= '' then
+    for w in string.gmatch(m.warn, '%d+') do m.warns[#m.warns + 1] = tonumber(w) end
+  end
+  return m
+end
 cold = function()
 
 -- fail is an error reply: CODE, then the details as JSON.
@@ -93,7 +208,38 @@ cold = function()
 local function fail(code, details)
   return redis.error_reply(code .. ' ' .. cjson.encode(details))
 end
-  local t = { fail = fail }
+-- The session: reading it, the checks every mutating script makes first,
+-- and writing it back with the TTL its status gives.
+
+-- A session's fields are two packed values (lua/README.md "The meta
+-- hash"): cfg, what createSession fixes, in the meta hash, and st, what
+-- transitions change, in the parts hash beside the participants. A field
+-- of its own costs a transition ~2.6k Redis instructions to read and a
+-- sprintf to write back (callgrind). layout.lua packs and reads them.
+
+-- load_unpacked reads a session stored before the packing: one hash field
+-- each, per_group banks as g:<group_id> fields. The next save packs it.
+-- @cold
+local function load_unpacked(key)
+  local flat = rcall('HGETALL', key)
+  if #flat == 0 then return nil end
+  local m = { unpacked = true, groups = {} }
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.sub(f, 1, 2) == 'g:' then m.groups[string.sub(f, 3)] = tonumber(flat[i + 1]) else m[f] = flat[i + 1] end
+  end
+  for _, f in ipairs({ 'total', 'per_cycle', 'incr', 'max', 'auto', 'meta', 'warn', 'active', 'active_id', 'cycle_at',
+    'started_at', 'completed_at' }) do
+    m[f] = m[f] or ''
+  end
+  m.version, m.n, m.turn, m.used = tonumber(m.version), tonumber(m.n), tonumber(m.turn) or 0, tonumber(m.used) or 0
+  -- a session created before lives were stamped is life 0
+  m.life, m.bank, m.warned = tonumber(m.life) or 0, tonumber(m.bank), tonumber(m.warned) or 0
+  -- a global session created before banks were stored starts from its total
+  if m.mode == 'global' and not m.bank then m.bank = tonumber(m.total) - m.used end
+  return m
+end
+  local t = { fail = fail, load_unpacked = load_unpacked }
   cold = function() return t end
   return t
 end
@@ -106,7 +252,9 @@ if not c then
 end
 local _, _, _, n = cfg_slots(c)
 local out = { now_ms(), c }
--- st is the parts hash's field n (revisions 2 and 3 kept it in the meta hash)
+-- st is the parts hash's field n (revisions 2 and 3 kept it in the meta
+-- hash): load_meta's read, without decoding anything (a read through
+-- load_meta costs 113k instructions against this one's 86k)
 if n <= 32 then
   local r = rcall('HMGET', k_parts, unpack(POSITIONS, 1, n + 1))
   out[3] = r[n + 1] or rcall('HGET', k_meta, 'st')

@@ -258,28 +258,18 @@ func callCold(src string, names []string) (string, error) {
 	for _, n := range names {
 		cold[n] = "cold()." + n
 	}
-	var out strings.Builder
-	for line := range strings.Lines(src) {
-		code, rest := splitComment(line)
-		var bad string
-		code = rewriteIdents(code, func(id string, after string) (string, bool) {
-			v, ok := cold[id]
-			if !ok {
-				return "", false
-			}
-			if !strings.HasPrefix(after, "(") {
-				bad = id
-				return "", false
-			}
-			return v, true
-		})
-		if bad != "" {
-			return "", fmt.Errorf("luabuild: the @cold helper %s is used other than by a call: %q", bad, line)
+	var bad string
+	out := rewriteCode(src, func(id, after string) (string, bool) {
+		v, ok := cold[id]
+		if ok && !strings.HasPrefix(after, "(") {
+			bad, ok = id, false
 		}
-		out.WriteString(code)
-		out.WriteString(rest)
+		return v, ok
+	})
+	if bad != "" {
+		return "", fmt.Errorf("luabuild: the @cold helper %s is used other than by a call", bad)
 	}
-	return out.String(), nil
+	return out, nil
 }
 
 // inlineConstants turns the constants of kept (see constRe) into comments
@@ -321,10 +311,19 @@ func substitute(src string, consts map[string]string) string {
 	if len(consts) == 0 {
 		return src
 	}
+	return rewriteCode(src, func(id, _ string) (string, bool) {
+		v, ok := consts[id]
+		return v, ok
+	})
+}
+
+// rewriteCode applies rewriteIdents to the code of each line of src, not
+// to its comment.
+func rewriteCode(src string, f func(id, after string) (string, bool)) string {
 	var out strings.Builder
 	for line := range strings.Lines(src) {
 		code, rest := splitComment(line)
-		out.WriteString(replaceOutsideStrings(code, consts))
+		out.WriteString(rewriteIdents(code, f))
 		out.WriteString(rest)
 	}
 	return out.String()
@@ -348,16 +347,6 @@ func splitComment(line string) (code, comment string) {
 		}
 	}
 	return line, ""
-}
-
-// replaceOutsideStrings replaces whole identifiers named in consts,
-// outside string literals and after no "." (a field of that name is not
-// the constant).
-func replaceOutsideStrings(code string, consts map[string]string) string {
-	return rewriteIdents(code, func(id, _ string) (string, bool) {
-		v, ok := consts[id]
-		return v, ok
-	})
 }
 
 // rewriteIdents writes f(id, what follows it) for each identifier of code
