@@ -353,6 +353,56 @@ func TestAPIRateLimits(t *testing.T) {
 			}
 		})
 	}
+	// On a single Redis the switch charges the caller's budget in its own
+	// script call (one EVALSHA, not the limiter's and then the switch's),
+	// and answers as the limiter did: every request costs one, a switch the
+	// server refuses before Redis (a bad body or id) included, and a spent
+	// budget is a 429 that changes nothing, whatever the request.
+	t.Run("per IP, charged by the switch itself", func(t *testing.T) {
+		t.Parallel()
+		addr, _ := startRedisServer(t)
+		s := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr, "RATE_LIMIT_ENABLED": "true",
+			"RATE_LIMIT_IP_MAX": "7", "RATE_LIMIT_IP_WINDOW": "1h", "RATE_LIMIT_SWITCH_MAX": "100"}, nil)
+		free := startAPI(t, map[string]string{"REDIS_URL": "redis://" + addr}, nil) // limits off: to look
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		defer rdb.Close()
+		id, _ := apiSession(t, s, true) // 2 of the 7
+		sw := s.base + "/v1/sessions/" + id + "/switch"
+		steps := []struct {
+			name, url, body string
+			status          int
+			remaining       string
+			version         int64 // the session's after the request
+		}{
+			{"a switch", sw, "", 200, "4", 3},
+			{"a bad body", sw, `{"next_participant_id":5}`, 400, "3", 3},
+			{"a bad id", s.base + "/v1/sessions/not-a-uuid/switch", "", 400, "2", 3},
+			{"a switch", sw, "", 200, "1", 4},
+			{"the last", sw, "", 200, "0", 5},
+			{"spent", sw, "", 429, "0", 5},
+			{"spent, a bad body", sw, `{"next_participant_id":5}`, 429, "0", 5},
+		}
+		for _, st := range steps {
+			before, err := servertest.CommandStats(context.Background(), rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := doReq(t, "POST", st.url, st.body)
+			after, _ := servertest.CommandStats(context.Background(), rdb)
+			if r.status != st.status || r.header.Get("RateLimit-Limit") != "7" || r.header.Get("RateLimit-Remaining") != st.remaining {
+				t.Fatalf("%s: %d %s %v, want %d remaining %s", st.name, r.status, r.body, r.header, st.status, st.remaining)
+			}
+			if st.status == 429 && (r.errCode(t).Error.Code != "RATE_LIMITED" || r.header.Get("Retry-After") == "") {
+				t.Fatalf("%s: %s %v", st.name, r.body, r.header)
+			}
+			if n := after["evalsha"].Calls - before["evalsha"].Calls; n != 1 {
+				t.Errorf("%s: %d script calls, want 1", st.name, n)
+			}
+			if v := num(doReq(t, "GET", free.base+"/v1/sessions/"+id, "").state(t)["version"]); v != st.version {
+				t.Fatalf("%s: version %d, want %d", st.name, v, st.version)
+			}
+		}
+	})
 	t.Run("per session switch", func(t *testing.T) {
 		t.Parallel()
 		s := startAPI(t, map[string]string{"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_SWITCH_MAX": "2", "RATE_LIMIT_SWITCH_WINDOW": "1s"}, nil)

@@ -215,7 +215,11 @@ func (a *app) routes() {
 	a.handle("GET", "/v1/sessions/{id}", read, s.Get)
 	a.handle("DELETE", "/v1/sessions/{id}", control, s.Delete)
 	a.handle("POST", "/v1/sessions/{id}/start", control, s.Start())
-	a.handle("POST", "/v1/sessions/{id}/switch", handlers.RouteOpts{Right: auth.Switch}, s.Switch)
+	// On a single Redis the switch charges the caller's budget itself; a
+	// Cluster keeps that budget's key in a slot of its own, so the
+	// middleware charges it first.
+	a.handle("POST", "/v1/sessions/{id}/switch",
+		handlers.RouteOpts{Right: auth.Switch, CallerInCall: len(a.cfg.RedisClusterAddrs) == 0}, s.Switch)
 	a.handle("POST", "/v1/sessions/{id}/pause", control, s.Pause())
 	a.handle("POST", "/v1/sessions/{id}/resume", control, s.Resume())
 	a.handle("POST", "/v1/sessions/{id}/complete", control, s.Complete())

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -116,6 +117,48 @@ func testErrors(t *testing.T, be backend) {
 	r := doReq(t, "GET", base+"/"+id, "")
 	if s := r.State(t); s["status"] != "pending" || servertest.Num(s["version"]) != 1 || activeOf(s) != "" {
 		t.Errorf("the refused calls changed the session: %s", r.Body)
+	}
+}
+
+// TestRateLimitedSwitch: with limits on, every request costs the caller one
+// on both backends, a switch refused before Redis included, and a spent
+// budget refuses the switch unchanged. (On the single Redis the switch's
+// own script charges the budget; on the Cluster the limiter does, before.)
+func TestRateLimitedSwitch(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, testRateLimitedSwitch)
+}
+
+func testRateLimitedSwitch(t *testing.T, be backend) {
+	base := "http://" + be.start(t, "RATE_LIMIT_ENABLED=true", "RATE_LIMIT_IP_MAX=5", "RATE_LIMIT_IP_WINDOW=1h",
+		"TRUST_PROXY=true").addr + "/v1/sessions"
+	// a client address of this run's own, so no other test spends its budget
+	ip := fmt.Sprintf("198.51.100.%d", time.Now().UnixNano()%250+1)
+	other := fmt.Sprintf("203.0.113.%d", time.Now().UnixNano()%250+1)
+	t.Cleanup(func() { be.client(t).Del(context.Background(), "sk:rl:ip:"+ip, "sk:rl:ip:"+other) })
+	id, _, body := servertest.SessionBody(2, "")
+	sw := base + "/" + id + "/switch"
+	steps := []struct {
+		name, url, body string
+		status          int
+		remaining       string
+	}{
+		{"create", base, body, 201, "4"},
+		{"start", base + "/" + id + "/start", "", 200, "3"},
+		{"switch", sw, "{}", 200, "2"},
+		{"a bad body", sw, `{"next_participant_id":5}`, 400, "1"},
+		{"switch", sw, "{}", 200, "0"},
+		{"spent", sw, "{}", 429, "0"},
+	}
+	for _, st := range steps {
+		r := doReq(t, "POST", st.url, st.body, "X-Forwarded-For", ip)
+		if r.Status != st.status || r.Header.Get("RateLimit-Remaining") != st.remaining {
+			t.Fatalf("%s: %d %s %v, want %d remaining %s", st.name, r.Status, r.Body, r.Header, st.status, st.remaining)
+		}
+	}
+	r := doReq(t, "GET", base+"/"+id, "", "X-Forwarded-For", other)
+	if v := servertest.Num(r.State(t)["version"]); v != 4 {
+		t.Fatalf("version %d after a start and two switches: %s", v, r.Body)
 	}
 }
 

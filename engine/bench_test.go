@@ -221,12 +221,13 @@ func BenchmarkScriptSwitchRaw(b *testing.B) {
 				k := keyspace.For(c.ID)
 				stream := "sk:" + keyspace.Tag(keyspace.ShardOf(c.ID)) + ":bench-events:" + c.ID
 				b.Cleanup(func() { rdb.Del(context.Background(), stream) })
-				keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)), k.Idem(""), k.Budget()}
+				keys := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)), k.Idem(""),
+					k.Budget(), k.Budget()}
 				eventCap := "0"
 				if events {
 					eventCap = "100000000"
 				}
-				sha := shaOf("switchCycle4-7.lua")
+				sha := shaOf("switchCycle5-8.lua")
 				lat := make(latencies, 0, b.N)
 				cpu := newCPUMeter(b, rdb)
 				b.ResetTimer()
@@ -491,19 +492,19 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		return &abSide{name: name, evalshas: 1, call: func(i int) error { return call(c.ID, k, keys, stream, i) }}
 	}
 	const eventCap = "100000000"
-	cur := shaOf("switchCycle4-7.lua")
+	cur := shaOf("switchCycle5-8.lua")
 	vs := []*abSide{
 		mk("prev", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
 			all := append(keys, k.Idem(""), k.Budget())
 			return prev.EvalSha(ctx, rdb, all[:min(prevKeys, len(all))], id, k.StateChannel, eventCap, "", "", "", "").Err()
 		}),
 		mk("no-key", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
-			return rdb.EvalSha(ctx, cur, append(keys, k.Idem(""), k.Budget()), id, k.StateChannel, eventCap,
+			return rdb.EvalSha(ctx, cur, append(keys, k.Idem(""), k.Budget(), k.Budget()), id, k.StateChannel, eventCap,
 				"", "", "", "", "", "", "").Err()
 		}),
 		mk("key", func(id string, k keyspace.Session, keys []string, _ string, i int) error {
 			key := k.Idem("ab-" + strconv.Itoa(i))
-			err := rdb.EvalSha(ctx, cur, append(keys, key, k.Budget()), id, k.StateChannel, eventCap, "", "", "", "",
+			err := rdb.EvalSha(ctx, cur, append(keys, key, k.Budget(), k.Budget()), id, k.StateChannel, eventCap, "", "", "", "",
 				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "600000", "").Err()
 			rdb.Del(ctx, key)
 			return err
@@ -511,7 +512,7 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 		// the per-session switch budget charged inside the switch (one
 		// round trip where the HTTP route made two)
 		mk("budget", func(id string, k keyspace.Session, keys []string, _ string, _ int) error {
-			return rdb.EvalSha(ctx, cur, append(keys, k.Idem(""), k.Budget()), id, k.StateChannel, eventCap,
+			return rdb.EvalSha(ctx, cur, append(keys, k.Idem(""), k.Budget(), k.Budget()), id, k.StateChannel, eventCap,
 				"", "", "", "", "", "", "", "1000000000", "1").Err()
 		}),
 	}
@@ -532,8 +533,8 @@ func BenchmarkSwitchIdempotencyAB(b *testing.B) {
 // makes it (readSession-2), and a pause and resume, beside issue 13's
 // logic-free stand-in of a switch (engine/cgswitch/standin.lua, its ratio
 // to each switch reported too). SK_PREV_LUA names a folder holding that
-// main's lua/*.lua, a main of the revision-2 scripts (createSession2-6 ...;
-// e.g. `git show <rev>:lua/<f>` for each).
+// main's lua/*.lua, a main of the revision-4 scripts (createSession4-6 ...
+// switchCycle4-7; e.g. `git archive <rev> lua | tar -x -C <dir> --strip-components=1`).
 // Each side runs on sessions its own create and start made, at 4
 // participants with the audit event; the sides take turns in blocks of
 // cpuWindow calls, so the machine's drift hits both alike. It reports each
@@ -550,9 +551,9 @@ func BenchmarkScriptsAB(b *testing.B) {
 	for _, sc := range []struct {
 		dst  **redis.Script
 		name string
-	}{{&prev.create, "createSession3-6.lua"}, {&prev.start, "startSession3-6.lua"},
-		{&prev.switchCycle, "switchCycle3-7.lua"}, {&prev.get, "getSession-2.lua"}, {&prev.read, "readSession-2.lua"},
-		{&prev.pause, "pauseSession3-6.lua"}, {&prev.resume, "resumeSession3-6.lua"}} {
+	}{{&prev.create, "createSession4-6.lua"}, {&prev.start, "startSession4-6.lua"},
+		{&prev.switchCycle, "switchCycle4-7.lua"}, {&prev.get, "getSession-2.lua"}, {&prev.read, "readSession-2.lua"},
+		{&prev.pause, "pauseSession4-6.lua"}, {&prev.resume, "resumeSession4-6.lua"}} {
 		src, err := os.ReadFile(filepath.Join(dir, sc.name))
 		if err != nil {
 			b.Fatal(err)

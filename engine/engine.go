@@ -69,7 +69,7 @@ func New(rdb redis.Scripter, o Options) *Engine {
 	script := func(name string) *redis.Script { src, _ := lua.Source(name); return redis.NewScript(src) }
 	s.create = script("createSession4-6.lua")
 	s.start = script("startSession4-6.lua")
-	s.switchCycle = script("switchCycle4-7.lua")
+	s.switchCycle = script("switchCycle5-8.lua")
 	s.get = script("getSession-2.lua")
 	s.read = script("readSession-2.lua")
 	s.pause = script("pauseSession4-6.lua")
@@ -261,13 +261,24 @@ func (s *Engine) Switch(ctx context.Context, id string, a session.SwitchArgs, c 
 func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) invocation {
 	k, keys := s.turnKeys(id, c)
 	keys = append(keys, k.Budget())
-	// room for the call's three and the budget, so nothing regrows the slice
-	args := append(make([]any, 0, 12), id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
+	// room for the call's three and both budgets, so nothing regrows the slice
+	args := append(make([]any, 0, 14), id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
 		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel)
 	args = s.callArgs(args, c)
-	if c != nil && c.Budget != nil {
-		args = append(args, c.Budget.Burst, max(c.Budget.Interval.Microseconds(), 1))
+	if c == nil || c.Caller == nil {
+		keys = append(keys, k.Budget()) // KEYS[8] untouched: any key of the session's slot
+		if c != nil && c.Budget != nil {
+			args = append(args, c.Budget.Burst, max(c.Budget.Interval.Microseconds(), 1))
+		}
+		return invocation{s.switchCycle, keys, args}
 	}
+	keys = append(keys, c.Caller.Key)
+	if c.Budget != nil {
+		args = append(args, c.Budget.Burst, max(c.Budget.Interval.Microseconds(), 1))
+	} else {
+		args = append(args, "", "")
+	}
+	args = append(args, c.Caller.Burst, max(c.Caller.Interval.Microseconds(), 1))
 	return invocation{s.switchCycle, keys, args}
 }
 
@@ -383,9 +394,18 @@ func bulkStrings(vals []any) ([][]byte, error) {
 
 var errReply = errors.New("scripts: unexpected reply shape")
 
+// charged fills in what a script's reply says is left of b.
+func charged(b *session.Budget, rem, reset any) {
+	r, _ := rem.(int64)
+	t, _ := reset.(int64)
+	b.Charged, b.Remaining, b.ResetAfter = true, r, time.Duration(t)*time.Microsecond
+}
+
 // state decodes the reply of a mutating script into full state; a replay
 // is flagged on c. Revision 4 replies with the message itself ({message,
-// remaining, reset} with the switch's budget); revision 3 replied
+// remaining, reset} with the switch's budget); with the caller's budget
+// (c.Caller) switchCycle5-8 appends its remaining and reset to any reply,
+// which come off first; revision 3 replied
 // {"packed", message, ...} and revision 2 {"full", json} (an A/B run, or a
 // fleet mid-upgrade); a replay is {"replay", payload}.
 func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]byte, error) {
@@ -400,10 +420,19 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	if !ok {
 		return nil, errReply
 	}
+	if c != nil && c.Caller != nil { // the caller's budget: the last two
+		n := len(vals)
+		if n < 3 {
+			return nil, errReply
+		}
+		charged(c.Caller, vals[n-2], vals[n-1])
+		if vals = vals[:n-2]; len(vals) == 1 {
+			msg, _ := vals[0].(string)
+			return s.apply(ctx, msg)
+		}
+	}
 	if n := len(vals); (n == 3 || n == 4) && c != nil && c.Budget != nil { // the switch's budget
-		rem, _ := vals[n-2].(int64)
-		reset, _ := vals[n-1].(int64)
-		c.Budget.Charged, c.Budget.Remaining, c.Budget.ResetAfter = true, rem, time.Duration(reset)*time.Microsecond
+		charged(c.Budget, vals[n-2], vals[n-1])
 		if vals = vals[:n-2]; n == 3 {
 			msg, _ := vals[0].(string)
 			return s.apply(ctx, msg)

@@ -941,8 +941,8 @@ func TestStreamFull(t *testing.T) {
 		c.Participants[0].ID, 0, 60000, "", c.Participants[1].ID, 1, 60000, ""}
 	keys6 := []string{k.Meta, k.Parts, k.Index, stream, keyspace.Deadlines(keyspace.ShardOf(c.ID)) + s.dlSuffix, k.Idem("")}
 	run := func(sc string, args ...any) error {
-		if sc == "switchCycle4-7.lua" {
-			return s.rdb.EvalSha(ctx, shaOf(sc), append(keys6, k.Budget()), args...).Err()
+		if sc == "switchCycle5-8.lua" {
+			return s.rdb.EvalSha(ctx, shaOf(sc), append(keys6, k.Budget(), k.Budget()), args...).Err()
 		}
 		if strings.HasSuffix(sc, "-6.lua") {
 			return s.rdb.EvalSha(ctx, shaOf(sc), keys6, args...).Err()
@@ -957,7 +957,7 @@ func TestStreamFull(t *testing.T) {
 	}
 	w := watch(t, rdb, c.ID)
 	before, _ := s.Get(ctx, c.ID)
-	for _, sc := range []string{"switchCycle4-7.lua", "pauseSession4-6.lua", "completeSession4-6.lua", "deleteSession2-5.lua"} {
+	for _, sc := range []string{"switchCycle5-8.lua", "pauseSession4-6.lua", "completeSession4-6.lua", "deleteSession2-5.lua"} {
 		err := scriptErr(run(sc, c.ID, k.StateChannel, "2", "", "", ""), true)
 		if !errors.Is(err, session.ErrStreamFull) {
 			t.Fatalf("%s: %v", sc, err)
@@ -989,7 +989,7 @@ func TestStreamFull(t *testing.T) {
 	}
 	// once the worker has trimmed, transitions go on
 	rdb.XTrimMaxLen(ctx, stream, 1)
-	if err := run("switchCycle4-7.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
+	if err := run("switchCycle5-8.lua", c.ID, k.StateChannel, "2", "", "", ""); err != nil {
 		t.Errorf("after trim: %v", err)
 	}
 	// event_cap 0 records nothing

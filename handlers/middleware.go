@@ -17,6 +17,7 @@ import (
 	"github.com/synckairos/synckairos/auth"
 	"github.com/synckairos/synckairos/clientip"
 	"github.com/synckairos/synckairos/engine/ratelimit"
+	"github.com/synckairos/synckairos/session"
 )
 
 // HeaderRequestID carries the request id in and out.
@@ -26,6 +27,11 @@ const HeaderRequestID = "X-Request-Id"
 type RouteOpts struct {
 	Quiet   bool // not logged: /health, /ready, /metrics
 	NoLimit bool // exempt from the per-IP limit: those and /v1/time
+	// CallerInCall: the handler has its one Redis call charge the caller's
+	// budget (TakeCaller), which saves the limiter's round trip: the switch,
+	// on a single Redis. A request it answers without that call is charged
+	// after it, as before it.
+	CallerInCall bool
 	// Right is what the route needs with AUTH_MODE=jwt; auth.Open (the
 	// zero value) needs no token.
 	Right auth.Right
@@ -95,6 +101,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 	r.dur = m.Set.GetOrCreatePrometheusHistogramExt(`synckairos_http_request_duration_ms{method="`+method+
 		`",route="`+path+`"}`, durationBuckets)
 	limited := m.Limiter != nil && !o.NoLimit
+	inCall := limited && o.CallerInCall
 	guarded := o.Right != auth.Open
 	mutating := method == fasthttp.MethodPost || method == fasthttp.MethodDelete
 	return func(ctx *fasthttp.RequestCtx) {
@@ -117,6 +124,16 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 			// A cross-origin text/plain or form POST is a CORS "simple"
 			// request: no preflight stops it, so it must not run.
 			m.Errors.Write(ctx, codeError(CodeUnsupportedMediaType))
+		case inCall && denied == nil:
+			p := &pendingCharge{Budget: session.Budget{Key: m.callerKey(ctx, claims), Burst: m.IPLimit.Max,
+				Interval: m.IPLimit.Window / time.Duration(max(m.IPLimit.Max, 1))}}
+			ctx.SetUserValue(pendingKey{}, p)
+			m.call(ctx, h)
+			if !p.taken {
+				// answered without Redis (a bad id or body): a spent budget
+				// answers 429 instead, as when the limiter ran first
+				m.allow(ctx, claims)
+			}
 		case !limited || m.allow(ctx, claims):
 			if denied != nil {
 				m.Auth.Deny(ctx, denied)
@@ -190,13 +207,7 @@ func printable(b []byte) bool {
 // headers). When Redis fails the request goes through: the limiter
 // protects, it must not take the service down with it.
 func (m *Middleware) allow(ctx *fasthttp.RequestCtx, c *auth.Claims) bool {
-	// A verified caller has its own budget wherever it calls from; the IP
-	// budget is for callers without a valid token.
-	key := "sk:rl:ip:" + clientip.Of(ctx, m.TrustProxy)
-	if c != nil {
-		key = "sk:rl:sub:" + c.Subject
-	}
-	r, err := m.Limiter.Allow(m.Ctx, key, m.IPLimit)
+	r, err := m.Limiter.Allow(m.Ctx, m.callerKey(ctx, c), m.IPLimit)
 	if err != nil {
 		m.limitErr.Inc()
 		return true
@@ -210,6 +221,37 @@ func (m *Middleware) allow(ctx *fasthttp.RequestCtx, c *auth.Claims) bool {
 	h.SetBytesV("Retry-After", ratelimit.AppendSeconds(b[:0], r.RetryAfter))
 	m.Errors.Write(ctx, codeError(CodeRateLimited))
 	return false
+}
+
+// callerKey is the caller's budget: a verified caller has its own wherever
+// it calls from; the IP budget is for callers without a valid token.
+func (m *Middleware) callerKey(ctx *fasthttp.RequestCtx, c *auth.Claims) string {
+	if c != nil {
+		return "sk:rl:sub:" + c.Subject
+	}
+	return "sk:rl:ip:" + clientip.Of(ctx, m.TrustProxy)
+}
+
+// pendingCharge is the caller's budget of a CallerInCall route, until its
+// handler takes it into its Redis call.
+type pendingCharge struct {
+	session.Budget
+	taken bool
+}
+
+type pendingKey struct{}
+
+// TakeCaller returns the caller's budget for the handler's Redis call to
+// charge, or nil when the middleware charges it (or limits are off). The
+// handler must then make that call, and describe the budget with
+// CallerHeaders.
+func TakeCaller(ctx *fasthttp.RequestCtx) *session.Budget {
+	p, _ := ctx.UserValue(pendingKey{}).(*pendingCharge)
+	if p == nil {
+		return nil
+	}
+	p.taken = true
+	return &p.Budget
 }
 
 // setRateHeaders describes one budget in the RateLimit-* headers.

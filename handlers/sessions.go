@@ -153,11 +153,17 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 		}
 		call.Budget = &session.Budget{Burst: b.Max, Interval: b.Window / time.Duration(b.Max)}
 	}
+	if b := TakeCaller(ctx); b != nil { // charged by the switch itself: one round trip
+		if call == nil {
+			call = &session.Call{}
+		}
+		call.Caller = b
+	}
 	start := time.Now()
 	state, err := s.eng.Switch(s.ctx, id, a, call)
 	s.switchHist.Update(float64(time.Since(start).Microseconds()) / 1000)
-	if call != nil && call.Budget != nil {
-		s.budgetHeaders(ctx, call.Budget, err)
+	if call != nil && (call.Budget != nil || call.Caller != nil) {
+		budgetHeaders(ctx, call, err)
 		if errors.Is(err, session.ErrRateLimited) {
 			s.errs.Write(ctx, codeError(CodeRateLimited))
 			return
@@ -166,23 +172,29 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 	s.reply(ctx, "switch", id, fasthttp.StatusOK, call, state, err)
 }
 
-// budgetHeaders describes the session's switch budget in the RateLimit-*
-// headers when it is tighter than the caller's budget the middleware
-// described, and sets Retry-After when it is spent.
-func (s *Sessions) budgetHeaders(ctx *fasthttp.RequestCtx, b *session.Budget, err error) {
+// budgetHeaders describes the budgets the switch charged in the RateLimit-*
+// headers: the caller's (when the switch charged it), then the session's
+// when it is tighter; a spent one, with Retry-After, when the switch was
+// refused.
+func budgetHeaders(ctx *fasthttp.RequestCtx, call *session.Call, err error) {
 	h := &ctx.Response.Header
 	var se *session.Error
-	switch {
-	case errors.Is(err, session.ErrRateLimited) && errors.As(err, &se):
+	if errors.Is(err, session.ErrRateLimited) && errors.As(err, &se) {
 		var d struct {
+			Limit        int64 `json:"limit"`
 			RetryAfterUS int64 `json:"retry_after_us"`
 			ResetAfterUS int64 `json:"reset_after_us"`
 		}
 		_ = json.Unmarshal(se.Details, &d)
-		setRateHeaders(h, b.Burst, 0, time.Duration(d.ResetAfterUS)*time.Microsecond)
+		setRateHeaders(h, d.Limit, 0, time.Duration(d.ResetAfterUS)*time.Microsecond)
 		var buf [20]byte
 		h.SetBytesV("Retry-After", ratelimit.AppendSeconds(buf[:0], time.Duration(d.RetryAfterUS)*time.Microsecond))
-	case b.Charged:
+		return
+	}
+	if b := call.Caller; b != nil && b.Charged {
+		setRateHeaders(h, b.Burst, b.Remaining, b.ResetAfter)
+	}
+	if b := call.Budget; b != nil && b.Charged {
 		if v := h.Peek("RateLimit-Remaining"); v == nil || b.Remaining < parseInt(v) {
 			setRateHeaders(h, b.Burst, b.Remaining, b.ResetAfter)
 		}

@@ -100,7 +100,7 @@ func Streams() []string {
 // check and keep it atomically with the transition.
 func (s Session) Idem(key string) string { return s.Meta + ":idem:" + key }
 
-// Budget returns the key of the session's switch budget (switchCycle4-7's
+// Budget returns the key of the session's switch budget (switchCycle5-8's
 // GCRA state): in the session's slot, so the switch charges it itself.
 func (s Session) Budget() string { return s.Meta + ":rl" }
 

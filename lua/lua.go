@@ -14,7 +14,7 @@ import (
 //go:embed *.lua
 var files embed.FS
 
-// Source returns the text of script name (such as "switchCycle4-7.lua").
+// Source returns the text of script name (such as "switchCycle5-8.lua").
 func Source(name string) (string, bool) {
 	b, err := files.ReadFile(name)
 	return string(b), err == nil

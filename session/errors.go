@@ -36,7 +36,7 @@ var (
 	ErrValidation          = &Error{Code: "VALIDATION_ERROR"}
 	ErrStreamFull          = &Error{Code: "STREAM_FULL"}
 	ErrIdempotencyReused   = &Error{Code: "IDEMPOTENCY_KEY_REUSED"}
-	ErrRateLimited         = &Error{Code: "RATE_LIMITED"} // a switch budget is spent
+	ErrRateLimited         = &Error{Code: "RATE_LIMITED"} // a budget the switch charges is spent
 )
 
 // Failures of the call itself rather than of the transition: Redis could

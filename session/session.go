@@ -61,15 +61,21 @@ type Call struct {
 	// IdemKey: nothing changed this time.
 	Replayed bool
 	// Budget, when set, is the session's switch budget: the switch script
-	// charges it in the same step (lua/switchCycle4-7.lua), and the engine
+	// charges it in the same step (lua/switchCycle5-8.lua), and the engine
 	// fills in what is left.
 	Budget *Budget
+	// Caller, when set, is the caller's request budget (Key names it), which
+	// the switch then charges in the same step instead of a call of its own
+	// before it: on a single Redis only, where a script may touch a key
+	// outside the session's slot.
+	Caller *Budget
 }
 
 // Budget is a per-session rate budget: Burst calls at once, one earned
 // back per Interval. Remaining and ResetAfter are the engine's answer
 // after a call that charged it.
 type Budget struct {
+	Key      string // the caller's budget only: its key (the session's is the session's)
 	Burst    int64
 	Interval time.Duration
 

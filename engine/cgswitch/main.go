@@ -9,8 +9,9 @@
 // Idempotency-Key), "v6" (with it), "v7" (createSession-6, lives), "v8"
 // (switchCycle-7, the per-session budget; -budget charges it) or "v9"
 // (the same with SPUBLISH: createSession2-6, startSession2-6,
-// switchCycle2-7), "v10" (the packed revision 3) or "v11" (revision 4's
-// binary layouts); -dir holds that layout's create, start and switch
+// switchCycle2-7), "v10" (the packed revision 3), "v11" (revision 4's
+// binary layouts) or "v12" (switchCycle5-8: -caller charges the caller's
+// budget too); -dir holds that layout's create, start and switch
 // files. With v9, v10 or v11, -op get counts getSession-2 on
 // the running session instead, -op read readSession-2, -op pause-resume a pause and a resume, and
 // -op standin issue 13's logic-free stand-in of a switch (standIn), and -op
@@ -36,13 +37,14 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:6379", "the Redis under callgrind")
 	pid := flag.Int("pid", 0, "its process id (callgrind_control)")
-	layout := flag.String("layout", "v11", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key), v9 (SPUBLISH), v10 (packed) or v11 (binary)")
+	layout := flag.String("layout", "v12", "v5, v6, v7 (createSession-6: a life counter key), v8 (switchCycle-7: a budget key), v9 (SPUBLISH), v10 (packed), v11 (binary) or v12 (switchCycle5-8: the caller's budget)")
 	dir := flag.String("dir", "lua", "where the layout's scripts are")
 	n := flag.Int("n", 500, "switches to count")
 	parts := flag.Int("participants", 4, "the session's size")
 	msgBytes := flag.Int("standin-bytes", 1430, "-op standin: the size of the message it publishes and records "+
 		"(1430: a 4-participant STATE_UPDATE in JSON, as when issue 13 was filed; 402: the packed message of revision 3)")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
+	caller := flag.Bool("caller", false, "v12: charge the caller's budget in each switch (with -budget: both)")
 	op := flag.String("op", "switch", "v9, v10, v11: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
 	flag.Parse()
 	names := map[string][3]string{
@@ -53,8 +55,9 @@ func main() {
 		"v9":  {"createSession2-6.lua", "startSession2-6.lua", "switchCycle2-7.lua"},
 		"v10": {"createSession3-6.lua", "startSession3-6.lua", "switchCycle3-7.lua"},
 		"v11": {"createSession4-6.lua", "startSession4-6.lua", "switchCycle4-7.lua"},
+		"v12": {"createSession4-6.lua", "startSession4-6.lua", "switchCycle5-8.lua"},
 	}[*layout]
-	rev := map[string]string{"v9": "2", "v10": "3", "v11": "4"}[*layout] // the -op layouts' revision
+	rev := map[string]string{"v9": "2", "v10": "3", "v11": "4", "v12": "4"}[*layout] // the -op layouts' revision
 	if names[0] == "" || *pid == 0 {
 		log.Fatal("want -layout v5|v6|v7|v8|v9|v10|v11 and -pid")
 	}
@@ -86,6 +89,9 @@ func main() {
 	if *layout == "v8" || rev != "" {
 		swKeys = append(append([]string{}, keys...), base+":rl")
 	}
+	if *layout == "v12" {
+		swKeys = append(swKeys, base+":rl") // KEYS[8]: untouched without -caller
+	}
 	for i := range *parts {
 		args = append(args, fmt.Sprintf("11111111-1111-4111-8111-%012x", 0x100+i), i, 3_600_000_000, "")
 	}
@@ -94,6 +100,16 @@ func main() {
 	swArgs := []any{id, ch, cap, "", "", "", ""}
 	if *budget {
 		swArgs = append(swArgs, "", "", "", "1000000000", "1")
+	}
+	if *caller {
+		if *layout != "v12" {
+			log.Fatal("-caller wants -layout v12")
+		}
+		if !*budget {
+			swArgs = append(swArgs, "", "", "", "", "")
+		}
+		swKeys[7] = "sk:rl:ip:127.0.0.1"
+		swArgs = append(swArgs, "1000000000", "1")
 	}
 	must(sw.Run(ctx, rdb, swKeys, swArgs...).Err()) // loaded and warm
 	calls := []call{{sw, swKeys, swArgs}}

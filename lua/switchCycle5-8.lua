@@ -1,5 +1,5 @@
--- Generated from lua/src/switchCycle4-7.lua by `go generate ./lua`: edit the source, not this file.
---[[ switchCycle4: end the active participant's turn and start the next one
+-- Generated from lua/src/switchCycle5-8.lua by `go generate ./lua`: edit the source, not this file.
+--[[ switchCycle5: end the active participant's turn and start the next one
 who has not expired. The hot path: O(1) in the number of participants
 (skipping expired participants reads one fragment each; in per_group the
 charged group's other members are rewritten to show its bank: O(group size)).
@@ -12,6 +12,10 @@ KEYS[5] deadlines  sk:{<shard>}:deadlines
 KEYS[6] idem       sk:{<shard>}:session:<id>:idem:<key>   the Idempotency-Key record
 KEYS[7] budget     sk:{<shard>}:session:<id>:rl   string: the per-session switch budget's TAT,
                    epoch µs (GCRA, as in rateLimit-1); absent when the budget is full
+KEYS[8] caller     the caller's request budget (rateLimit-1's KEYS[1]: sk:rl:ip:<ip> or
+                   sk:rl:sub:<sub>), when ARGV[13] is set; on a single Redis only, for
+                   it is in no session's slot. Otherwise any key of the session's slot
+                   (the engine repeats KEYS[7]): it is not touched
 
 ARGV[1] session_id              UUID
 ARGV[2] channel                 sk:{<shard>}:session:<id>:state
@@ -28,15 +32,22 @@ ARGV[10] actor             who asked (a token's sub), or ""/absent; recorded in 
 ARGV[11] budget_burst      integer >= 1: switches the session may make at once, or ""/absent:
                            no per-session budget (KEYS[7] is then not touched)
 ARGV[12] budget_interval_us  integer µs >= 1: one switch earned back per interval
+ARGV[13] caller_burst        integer >= 1: the caller's requests at once, or ""/absent: the
+                             caller's budget is charged elsewhere (KEYS[8] is then not touched)
+ARGV[14] caller_interval_us  integer µs >= 1: one request earned back per interval
 
 Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   state, whole up to 32 participants, above as a delta, or, with a budget,
   {message, budget_remaining, budget_reset_after_us}; the message's expired_id names
   the participant whose ending turn ran out of time ("expired_participant_id" in the head); or {"replay", payload}, the kept reply of a call
   with the same Idempotency-Key and request, which changed nothing (lua/README.md "Idempotency"),
-  charging nothing.
-Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {limit, retry_after_us, reset_after_us}
-  (the budget is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+  charging the session's budget nothing. With the caller's budget (ARGV[13]) the reply is
+  always an array, and its last two elements are caller_remaining and
+  caller_reset_after_us: {message, caller_remaining, caller_reset_after_us},
+  {message, budget_remaining, budget_reset_after_us, caller_remaining, caller_reset_after_us}
+  or {"replay", payload, caller_remaining, caller_reset_after_us}.
+Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {budget, limit, retry_after_us, reset_after_us}
+  (budget "caller" or "session" is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
@@ -44,8 +55,9 @@ Publishes: by SPUBLISH (sharded Pub/Sub), ARGV[2] <- the same packed message; AR
   switch is the first to see a clock run out
 Events:  cycle_switched; participant_expired when the ending turn ran out here;
   session_expired when the session's time ran out or nobody is left
-Budget:  charged once the call is not a replay, before any other check, so a refused switch
-  (CONFLICT, ...) costs one as an HTTP request did before it reached the script.
+Budgets: the caller's first of all, replays included, as rateLimit-1 before the call would;
+  then the session's, once the call is not a replay, before any other check, so a refused
+  switch (CONFLICT, ...) costs one as an HTTP request did before it reached the script.
 Time:    elapsed = now - cycle_started_at, capped where the clock ran out;
   cycle_started_at = now (Redis TIME, ms); the next deadline goes into KEYS[5].
 ]]
@@ -773,20 +785,44 @@ local current_id, next_id, msg_ch = ARGV[5], ARGV[6], ARGV[7]
 local idem = (ARGV[8] or '') ~= '' and { key = KEYS[6], fp = ARGV[8], ttl = ARGV[9] } or nil -- nil: no key
 local actor = ARGV[10] or ''
 local burst, interval = ARGV[11] and tonumber(ARGV[11]), ARGV[12] and tonumber(ARGV[12])
-local replay = replayed(idem)
-if replay then return replay end
+local c_burst, c_interval = ARGV[13] and tonumber(ARGV[13]), ARGV[14] and tonumber(ARGV[14])
 
--- time: one TIME serves the budget (µs) and the switch (ms)
+-- time: one TIME serves the budgets (µs) and the switch (ms)
 local now_u = now_us()
 local now = floor(now_u / 1000)
+
+-- spend charges one call to the budget at key (which names `budget` in a
+-- refusal) and returns what remains and the µs until it is full; when it
+-- is spent, nothing is stored and the third value is the RATE_LIMITED
+-- error. Made only when a budget is given: a closure costs every call.
+local spend
+if burst or c_burst then
+  spend = function(key, budget, burst, interval)
+    local ok, rem, retry, reset, tat = gcra(rcall('GET', key), now_u, burst, interval, 1)
+    if not ok then
+      return nil, nil, cold().fail('RATE_LIMITED', { budget = budget, limit = burst, retry_after_us = retry,
+        reset_after_us = reset })
+    end
+    store_tat(key, tat, now_u)
+    return rem, reset
+  end
+end
+local c_rem, c_reset
+if c_burst then
+  local e
+  c_rem, c_reset, e = spend(KEYS[8], 'caller', c_burst, c_interval)
+  if e then return e end
+end
+local replay = replayed(idem)
+if replay then
+  if c_burst and not replay.err then return { replay[1], replay[2], c_rem, c_reset } end
+  return replay
+end
 local b_rem, b_reset
 if burst then
-  local ok, rem, retry, reset, tat = gcra(rcall('GET', KEYS[7]), now_u, burst, interval, 1)
-  if not ok then
-    return cold().fail('RATE_LIMITED', { limit = burst, retry_after_us = retry, reset_after_us = reset })
-  end
-  store_tat(KEYS[7], tat, now_u)
-  b_rem, b_reset = rem, reset
+  local e
+  b_rem, b_reset, e = spend(KEYS[7], 'session', burst, interval)
+  if e then return e end
 end
 
 local m = load_meta(k_meta, k_parts)
@@ -869,5 +905,9 @@ if announce then
   cold().time_expired(msg_ch, m, who, now)
 end
 r = kept(idem, r, k_parts, m, now, expired)
+if c_burst then
+  if burst then return { r, b_rem, b_reset, c_rem, c_reset } end
+  return { r, c_rem, c_reset }
+end
 if burst then return { r, b_rem, b_reset } end
 return r
