@@ -7,7 +7,8 @@
 # instances share. This script reproduces that: it starts a private
 # redis-server in a CPU cgroup capped at CPU cores (default 0.5), then runs
 # each given test binary's BenchmarkHTTPSwitch against it, taking turns, and
-# prints req/s with the Redis process's user and system CPU per switch.
+# prints req/s, p50 and p99, and the Redis process's user and system CPU
+# per switch.
 # Needs root and a writable cgroup cpu controller (v1 or v2).
 #
 #   (cd <other tree> && go test -c -o /tmp/ab/base.test .) && go test -c -o /tmp/ab/new.test .
@@ -65,16 +66,19 @@ echo "$pid" >"$cg/cgroup.procs"
 
 tick=$(getconf CLK_TCK)
 echo "redis-server pid $pid on 127.0.0.1:$port, capped at $cpu CPU; $n switches a run, case $case"
-printf '%-24s %6s %10s %14s %14s\n' binary round req/s user-µs/switch sys-µs/switch
+printf '%-16s %5s %8s %8s %8s %14s %14s\n' binary round req/s p50-µs p99-µs redis-user-µs redis-sys-µs
 for r in $(seq "$rounds"); do
   for bin in "$@"; do
     read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     out=$(REDIS_TEST_ADDR=127.0.0.1:$port "$bin" -test.run '^$' -test.bench "^BenchmarkHTTPSwitch$/$case" \
       -test.benchtime "${n}x" 2>&1) || { echo "$out" >&2; exit 1; }
     read -r u2 s2 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
-    rps=$(awk '/req\/s/ { print $(NF-1) }' <<<"$out" | tail -1)
+    # the benchmark line's metrics: "<value> <unit>" pairs
+    read -r p50 p99 rps < <(awk '/req\/s/ { for (i = 2; i < NF; i++) m[$(i + 1)] = $i
+      print m["p50-µs"], m["p99-µs"], m["req/s"] }' <<<"$out" | tail -1)
     # the run's set-up (sessions created, started, deleted) is in the CPU too
-    awk -v b="$(basename "$bin")" -v r="$r" -v q="$rps" -v u=$((u2 - u1)) -v s=$((s2 - s1)) -v t="$tick" -v n="$n" \
-      'BEGIN { printf "%-24s %6d %10s %14.1f %14.1f\n", b, r, q, u / t * 1e6 / n, s / t * 1e6 / n }'
+    awk -v b="$(basename "$bin")" -v r="$r" -v q="$rps" -v p="$p50" -v pp="$p99" -v u=$((u2 - u1)) -v s=$((s2 - s1)) \
+      -v t="$tick" -v n="$n" 'BEGIN { printf "%-16s %5d %8s %8s %8s %14.1f %14.1f\n", b, r, q, p, pp,
+        u / t * 1e6 / n, s / t * 1e6 / n }'
   done
 done

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -634,11 +635,17 @@ type abSide struct {
 
 // takeTurns runs the sides in turns of cpuWindow calls until b.N calls
 // each, so the machine's drift hits all alike, and keeps a block's Redis
-// µs per call only when no other client's EVALSHA fell into it.
+// µs per call only when no other client's EVALSHA fell into it. Each
+// turn runs the sides in a new random order: a block pays for what the
+// block before it left (Lua's garbage, colder caches), and in a fixed
+// order two identical sides measured 15 % apart (an A/A run).
 func takeTurns(b *testing.B, rdb *redis.Client, sides []*abSide) {
 	b.ResetTimer()
+	rng := rand.New(rand.NewPCG(1, 2)) // the same orders every run
+	order := slices.Clone(sides)
 	for done := 0; done < b.N; done += cpuWindow {
-		for _, sd := range sides {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, sd := range order {
 			before := evalshaStats(b, rdb)
 			for j := range cpuWindow {
 				if err := sd.call(done + j); err != nil {
