@@ -125,8 +125,7 @@ func (m *Middleware) Wrap(method, path string, o RouteOpts, h fasthttp.RequestHa
 			// request: no preflight stops it, so it must not run.
 			m.Errors.Write(ctx, codeError(CodeUnsupportedMediaType))
 		case inCall && denied == nil:
-			p := &pendingCharge{Budget: session.Budget{Key: m.callerKey(ctx, claims), Burst: m.IPLimit.Max,
-				Interval: m.IPLimit.Window / time.Duration(max(m.IPLimit.Max, 1))}}
+			p := &pendingCharge{Budget: budgetOf(m.IPLimit, m.callerKey(ctx, claims))}
 			ctx.SetUserValue(pendingKey{}, p)
 			m.call(ctx, h)
 			if !p.taken {
@@ -243,8 +242,8 @@ type pendingKey struct{}
 
 // TakeCaller returns the caller's budget for the handler's Redis call to
 // charge, or nil when the middleware charges it (or limits are off). The
-// handler must then make that call, and describe the budget with
-// CallerHeaders.
+// handler must then make that call and describe the budget in the
+// RateLimit-* headers, as the switch's budgetHeaders does.
 func TakeCaller(ctx *fasthttp.RequestCtx) *session.Budget {
 	p, _ := ctx.UserValue(pendingKey{}).(*pendingCharge)
 	if p == nil {
@@ -252,6 +251,12 @@ func TakeCaller(ctx *fasthttp.RequestCtx) *session.Budget {
 	}
 	p.taken = true
 	return &p.Budget
+}
+
+// budgetOf is a limit as a script's budget: Max at once, one earned back
+// per Window/Max (as the limiter charges it), at key ("": the session's).
+func budgetOf(l ratelimit.Limit, key string) session.Budget {
+	return session.Budget{Key: key, Burst: l.Max, Interval: l.Window / time.Duration(max(l.Max, 1))}
 }
 
 // setRateHeaders describes one budget in the RateLimit-* headers.

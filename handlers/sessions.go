@@ -151,7 +151,8 @@ func (s *Sessions) Switch(ctx *fasthttp.RequestCtx) {
 		if call == nil {
 			call = &session.Call{}
 		}
-		call.Budget = &session.Budget{Burst: b.Max, Interval: b.Window / time.Duration(b.Max)}
+		sb := budgetOf(b, "")
+		call.Budget = &sb
 	}
 	if b := TakeCaller(ctx); b != nil { // charged by the switch itself: one round trip
 		if call == nil {

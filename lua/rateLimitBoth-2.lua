@@ -35,7 +35,7 @@ local function now_us()
   local t = rcall('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
--- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- GCRA (shared by the rateLimit scripts and the switch's budgets: its spend).
 -- A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the

@@ -47,7 +47,8 @@ Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   {message, budget_remaining, budget_reset_after_us, caller_remaining, caller_reset_after_us}
   or {"replay", payload, caller_remaining, caller_reset_after_us}.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {budget, limit, retry_after_us, reset_after_us}
-  (budget "caller" or "session" is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+  (budget "caller" or "session" is spent and not charged, nothing changed; with "session" the
+  caller's budget was charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}
@@ -673,7 +674,7 @@ local function next_live(k_parts, m, from, cur)
   end
   return nil, nil
 end
--- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- GCRA (shared by the rateLimit scripts and the switch's budgets: its spend).
 -- A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the

@@ -46,7 +46,8 @@ Returns: the message (a bulk string: lua/README.md "Packed messages") of the
   {message, budget_remaining, budget_reset_after_us, caller_remaining, caller_reset_after_us}
   or {"replay", payload, caller_remaining, caller_reset_after_us}.
 Errors:  IDEMPOTENCY_KEY_REUSED {reason}; RATE_LIMITED {budget, limit, retry_after_us, reset_after_us}
-  (budget "caller" or "session" is spent: nothing changed, nothing charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
+  (budget "caller" or "session" is spent and not charged, nothing changed; with "session" the
+  caller's budget was charged); SESSION_NOT_FOUND {session_id}; CONFLICT {expected_version, actual_version}
   or {expected_participant_id, active_participant_id, actual_version};
   INVALID_STATE_TRANSITION {from, to, version}; PARTICIPANT_NOT_FOUND {participant_id};
   VALIDATION_ERROR {field, message} (next_participant_id has expired); STREAM_FULL {stream_max}

@@ -1,4 +1,4 @@
--- GCRA (shared by the rateLimit scripts and the switch's per-session budget).
+-- GCRA (shared by the rateLimit scripts and the switch's budgets: its spend).
 -- A budget is `burst` requests at
 -- once, refilled at one per `interval` µs; its key holds the theoretical
 -- arrival time (TAT) in epoch µs. gcra returns whether `cost` more fits, the
