@@ -15,7 +15,8 @@
 // files. With v9, v10 or v11, -op get counts getSession-2 on
 // the running session instead, -op read readSession-2, -op pause-resume a pause and a resume, and
 // -op standin issue 13's logic-free stand-in of a switch (standIn), and -op
-// create, create-start and create-start-complete that many new sessions.
+// create, create-start and create-start-complete that many new sessions
+// (with -last only the last step counts: a start or a complete alone).
 // bench/RESULTS.md has the procedure.
 package main
 
@@ -44,6 +45,7 @@ func main() {
 	msgBytes := flag.Int("standin-bytes", 1430, "-op standin: the size of the message it publishes and records "+
 		"(1430: a 4-participant STATE_UPDATE in JSON, as when issue 13 was filed; 402: the packed message of revision 3)")
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
+	last := flag.Bool("last", false, "-op create-start[-complete]: count only the last step (the others run before the count)")
 	caller := flag.Bool("caller", false, "v12: charge the caller's budget in each switch (with -budget: both)")
 	op := flag.String("op", "switch", "v9, v10, v11: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
 	flag.Parse()
@@ -155,6 +157,17 @@ func main() {
 			must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())
 		}
 		calls = calls[warm:]
+		if *last { // every step but the last, for every session, before the count
+			var counted []call
+			for i, c := range calls {
+				if i%len(steps) == len(steps)-1 {
+					counted = append(counted, c)
+				} else {
+					must(c.sc.EvalSha(ctx, rdb, c.keys, c.args...).Err())
+				}
+			}
+			calls = counted
+		}
 		must(exec.Command("callgrind_control", "-z", strconv.Itoa(*pid)).Run())
 		for _, c := range calls {
 			must(c.sc.EvalSha(ctx, rdb, c.keys, c.args...).Err())
