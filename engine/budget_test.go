@@ -132,16 +132,17 @@ func TestCallerBudget(t *testing.T) {
 		callerLeft    int64 // when the caller's budget was charged
 		sessionLeft   int64 // -1: the session's budget is not charged
 		wantVersionUp bool
+		replay        bool
 	}{
 		{"both budgets", "", &session.Call{IdemKey: "k1", Fingerprint: "f1", Budget: sess(), Caller: caller(callerKey)},
-			nil, 2, 9, true},
-		{"the caller's alone", "", &session.Call{Caller: caller(callerKey)}, nil, 1, -1, true},
+			nil, 2, 9, true, false},
+		{"the caller's alone", "", &session.Call{Caller: caller(callerKey)}, nil, 1, -1, true, false},
 		{"a replay costs the caller one", "", &session.Call{IdemKey: "k1", Fingerprint: "f1", Budget: sess(),
-			Caller: caller(callerKey)}, nil, 0, -1, false},
+			Caller: caller(callerKey)}, nil, 0, -1, false, true},
 		{"the caller's spent", "", &session.Call{Budget: sess(), Caller: caller(callerKey)},
-			session.ErrRateLimited, 0, -1, false},
+			session.ErrRateLimited, 0, -1, false, false},
 		{"a missing session costs the caller one", "00000000-0000-4000-8000-00000000abcd",
-			&session.Call{Caller: caller(missingKey)}, session.ErrSessionNotFound, 0, -1, false},
+			&session.Call{Caller: caller(missingKey)}, session.ErrSessionNotFound, 0, -1, false, false},
 	}
 	for _, st := range steps {
 		id := c.ID
@@ -158,9 +159,9 @@ func TestCallerBudget(t *testing.T) {
 		if up := versionOf(t, after) == versionOf(t, before)+1; up != st.wantVersionUp {
 			t.Errorf("%s: version %d after %d", st.name, versionOf(t, after), versionOf(t, before))
 		}
-		if replay := st.name == "a replay costs the caller one"; st.call.Replayed != replay {
+		if st.call.Replayed != st.replay {
 			t.Errorf("%s: replayed %v", st.name, st.call.Replayed)
-		} else if err == nil && !replay && versionOf(t, got) != versionOf(t, after) {
+		} else if err == nil && !st.replay && versionOf(t, got) != versionOf(t, after) {
 			t.Errorf("%s: the reply is version %d, the session %d", st.name, versionOf(t, got), versionOf(t, after))
 		}
 		switch {

@@ -12,7 +12,7 @@
 // switchCycle2-7), "v10" (the packed revision 3), "v11" (revision 4's
 // binary layouts) or "v12" (switchCycle5-8: -caller charges the caller's
 // budget too); -dir holds that layout's create, start and switch
-// files. With v9, v10 or v11, -op get counts getSession-2 on
+// files. With v9 to v12, -op get counts getSession-2 on
 // the running session instead, -op read readSession-2, -op pause-resume a pause and a resume, and
 // -op standin issue 13's logic-free stand-in of a switch (standIn), and -op
 // create, create-start and create-start-complete that many new sessions
@@ -47,7 +47,7 @@ func main() {
 	budget := flag.Bool("budget", false, "v8: charge the per-session switch budget in each switch")
 	last := flag.Bool("last", false, "-op create-start[-complete]: count only the last step (the others run before the count)")
 	caller := flag.Bool("caller", false, "v12: charge the caller's budget in each switch (with -budget: both)")
-	op := flag.String("op", "switch", "v9, v10, v11: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
+	op := flag.String("op", "switch", "v9 to v12: what -n counts: switch, get (getSession-2), read (readSession-2), pause-resume (one pause and one resume), standin (issue 13's logic-free switch), create, create-start or create-start-complete")
 	flag.Parse()
 	names := map[string][3]string{
 		"v5":  {"createSession-4.lua", "startSession-5.lua", "switchCycle-5.lua"},
@@ -61,7 +61,7 @@ func main() {
 	}[*layout]
 	rev := map[string]string{"v9": "2", "v10": "3", "v11": "4", "v12": "4"}[*layout] // the -op layouts' revision
 	if names[0] == "" || *pid == 0 {
-		log.Fatal("want -layout v5|v6|v7|v8|v9|v10|v11 and -pid")
+		log.Fatal("want -layout v5|v6|v7|v8|v9|v10|v11|v12 and -pid")
 	}
 	load := func(f string) *redis.Script {
 		b, err := os.ReadFile(filepath.Join(*dir, f))
@@ -176,7 +176,7 @@ func main() {
 		fmt.Println(*layout, *op, *n, "times counted: see the newest callgrind dump's totals")
 		return
 	case *op != "switch":
-		log.Fatal("-op get, read, pause-resume and standin want -layout v9, v10 or v11")
+		log.Fatal("-op get, read, pause-resume and standin want -layout v9 to v12")
 	}
 	for _, c := range calls { // loaded and warm
 		must(c.sc.Run(ctx, rdb, c.keys, c.args...).Err())
