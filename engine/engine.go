@@ -260,26 +260,32 @@ func (s *Engine) Switch(ctx context.Context, id string, a session.SwitchArgs, c 
 
 func (s *Engine) switchCall(id string, a session.SwitchArgs, c *session.Call) invocation {
 	k, keys := s.turnKeys(id, c)
-	keys = append(keys, k.Budget())
+	caller := k.Budget() // KEYS[8] without the caller's budget: in the session's slot, untouched
+	if c != nil && c.Caller != nil {
+		caller = c.Caller.Key
+	}
+	keys = append(keys, k.Budget(), caller)
 	// room for the call's three and both budgets, so nothing regrows the slice
 	args := append(make([]any, 0, 14), id, k.StateChannel, s.eventCap, versionArg(a.ExpectedVersion),
 		a.CurrentParticipantID, a.NextParticipantID, k.MsgChannel)
 	args = s.callArgs(args, c)
-	if c == nil || c.Caller == nil {
-		keys = append(keys, k.Budget()) // KEYS[8] untouched: any key of the session's slot
-		if c != nil && c.Budget != nil {
-			args = append(args, c.Budget.Burst, max(c.Budget.Interval.Microseconds(), 1))
-		}
-		return invocation{s.switchCycle, keys, args}
+	switch {
+	case c == nil:
+	case c.Caller != nil: // the session's budget ("" when none), then the caller's
+		args = budgetArgs(budgetArgs(args, c.Budget), c.Caller)
+	case c.Budget != nil:
+		args = budgetArgs(args, c.Budget)
 	}
-	keys = append(keys, c.Caller.Key)
-	if c.Budget != nil {
-		args = append(args, c.Budget.Burst, max(c.Budget.Interval.Microseconds(), 1))
-	} else {
-		args = append(args, "", "")
-	}
-	args = append(args, c.Caller.Burst, max(c.Caller.Interval.Microseconds(), 1))
 	return invocation{s.switchCycle, keys, args}
+}
+
+// budgetArgs appends a budget's burst and interval (µs) as the switch
+// takes them, or two "" for none.
+func budgetArgs(args []any, b *session.Budget) []any {
+	if b == nil {
+		return append(args, "", "")
+	}
+	return append(args, b.Burst, max(b.Interval.Microseconds(), 1))
 }
 
 // Expire applies the expiry of a session's running turn if its deadline
@@ -394,11 +400,14 @@ func bulkStrings(vals []any) ([][]byte, error) {
 
 var errReply = errors.New("scripts: unexpected reply shape")
 
-// charged fills in what a script's reply says is left of b.
-func charged(b *session.Budget, rem, reset any) {
-	r, _ := rem.(int64)
-	t, _ := reset.(int64)
+// takeBudget fills in b from the last two values of a reply, what is left
+// of it and when it is full again, and returns the reply without them.
+func takeBudget(vals []any, b *session.Budget) []any {
+	n := len(vals)
+	r, _ := vals[n-2].(int64)
+	t, _ := vals[n-1].(int64)
 	b.Charged, b.Remaining, b.ResetAfter = true, r, time.Duration(t)*time.Microsecond
+	return vals[:n-2]
 }
 
 // state decodes the reply of a mutating script into full state; a replay
@@ -420,23 +429,21 @@ func (s *Engine) state(ctx context.Context, cmd *redis.Cmd, c *session.Call) ([]
 	if !ok {
 		return nil, errReply
 	}
-	if c != nil && c.Caller != nil { // the caller's budget: the last two
-		n := len(vals)
-		if n < 3 {
+	// the budgets' values come last, the caller's after the session's; once
+	// one came off, what is left may be the message alone
+	took := false
+	if c != nil && c.Caller != nil {
+		if len(vals) < 3 {
 			return nil, errReply
 		}
-		charged(c.Caller, vals[n-2], vals[n-1])
-		if vals = vals[:n-2]; len(vals) == 1 {
-			msg, _ := vals[0].(string)
-			return s.apply(ctx, msg)
-		}
+		vals, took = takeBudget(vals, c.Caller), true
 	}
-	if n := len(vals); (n == 3 || n == 4) && c != nil && c.Budget != nil { // the switch's budget
-		charged(c.Budget, vals[n-2], vals[n-1])
-		if vals = vals[:n-2]; n == 3 {
-			msg, _ := vals[0].(string)
-			return s.apply(ctx, msg)
-		}
+	if n := len(vals); (n == 3 || n == 4) && c != nil && c.Budget != nil { // then the session's
+		vals, took = takeBudget(vals, c.Budget), true
+	}
+	if len(vals) == 1 && took {
+		msg, _ := vals[0].(string)
+		return s.apply(ctx, msg)
 	}
 	if len(vals) != 2 {
 		return nil, errReply
